@@ -1,0 +1,49 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Hot targets are compiled with -Ounchecked in every configuration that is benchmarked (release).
+let hot: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Switchyard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "switchyard", targets: ["switchyard"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+    ],
+    targets: [
+        // GGUF files: read (mmap, zero-copy, validated) and write (tests build tiny models).
+        .target(name: "GGUF"),
+        // Vocabularies and tokenizers.
+        .target(name: "Tokenizers", dependencies: ["GGUF"]),
+        // The innermost integer dot products, with AVX2 / AVX-512 VNNI paths chosen at run time.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
+        // Block formats, mat-vec / mat-mat, elementwise ops, the thread pool.
+        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: hot),
+        // Architectures, KV cache, sampler, generation.
+        .target(name: "Inference", dependencies: ["GGUF", "Tokenizers", "Kernels"], swiftSettings: hot),
+        // Canonical request / event types shared by every surface and provider.
+        .target(name: "Core"),
+        // The model directory, the built-in catalogue and `pull`.
+        .target(name: "ModelStore", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
+        .executableTarget(name: "switchyard", dependencies: [
+            "GGUF", "Tokenizers", "Kernels", "Inference", "Core", "ModelStore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: hot),
+
+        .target(name: "TestSupport", dependencies: ["GGUF"], path: "Tests/TestSupport"),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
+        .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

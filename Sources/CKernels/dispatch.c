@@ -1,0 +1,80 @@
+// Chooses the kernel level once from CPUID and forwards every public entry point to it.
+#include "internal.h"
+
+static int detected = -1;
+static int active = -1;
+
+int sy_detected_level(void) {
+    if (detected < 0) {
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+            __builtin_cpu_supports("f16c"))
+            detected = SY_LEVEL_AVX512VNNI;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+            detected = SY_LEVEL_AVX2;
+        else
+            detected = SY_LEVEL_GENERIC;
+#else
+        detected = SY_LEVEL_GENERIC;
+#endif
+    }
+    return detected;
+}
+
+int sy_active_level(void) {
+    if (active < 0) active = sy_detected_level();
+    return active;
+}
+
+int sy_set_level(int level) {
+    const int best = sy_detected_level();
+    active = level < 0 ? 0 : (level > best ? best : level);
+    return active;
+}
+
+int sy_type_supported(int type) {
+    return type == SY_TYPE_F32 || type == SY_TYPE_F16 || type == SY_TYPE_Q4_0 || type == SY_TYPE_Q4_1 ||
+           type == SY_TYPE_Q8_0;
+}
+
+int sy_type_wants_q8a(int type) { return type == SY_TYPE_Q4_0 || type == SY_TYPE_Q4_1 || type == SY_TYPE_Q8_0; }
+
+#if defined(__x86_64__)
+#define SY_FORWARD(call_generic, call_avx2, call_vnni)                                                        \
+    switch (sy_active_level()) {                                                                              \
+    case SY_LEVEL_AVX512VNNI: return call_vnni;                                                               \
+    case SY_LEVEL_AVX2: return call_avx2;                                                                     \
+    default: return call_generic;                                                                             \
+    }
+#else
+#define SY_FORWARD(call_generic, call_avx2, call_vnni) return call_generic;
+#endif
+
+void sy_quantize_rows_q8a(const float *x, sy_block_q8a *y, int64_t n, int64_t rows) {
+    SY_FORWARD(sy_quantize_rows_q8a_generic(x, y, n, rows), sy_quantize_rows_q8a_avx2(x, y, n, rows),
+               sy_quantize_rows_q8a_vnni(x, y, n, rows))
+}
+
+int sy_matmul(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1, const void *a,
+              size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd) {
+    SY_FORWARD(sy_matmul_generic(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd),
+               sy_matmul_avx2(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd),
+               sy_matmul_vnni(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd))
+}
+
+void sy_attention_head(const float *q, const float *k, const float *v, int64_t n_kv, int64_t head_dim,
+                       int64_t kv_stride, float scale, float *scratch, float *out) {
+    SY_FORWARD(sy_attention_head_generic(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out),
+               sy_attention_head_avx2(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out),
+               sy_attention_head_vnni(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out))
+}
+
+void sy_silu_mul(int64_t n, float *g, const float *u) {
+    SY_FORWARD(sy_silu_mul_generic(n, g, u), sy_silu_mul_avx2(n, g, u), sy_silu_mul_vnni(n, g, u))
+}
+
+float sy_dot_f32(int64_t n, const float *a, const float *b) {
+    SY_FORWARD(sy_dot_f32_generic(n, a, b), sy_dot_f32_avx2(n, a, b), sy_dot_f32_vnni(n, a, b))
+}

@@ -1,0 +1,226 @@
+// Portable kernels: the reference every SIMD path is tested against, and the path for CPUs without AVX2.
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+float sy_f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1F;
+    uint32_t mant = h & 0x3FF;
+    uint32_t bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else {  // subnormal: normalize
+            exp = 127 - 15 + 1;
+            while ((mant & 0x400) == 0) { mant <<= 1; exp--; }
+            mant &= 0x3FF;
+            bits = sign | (exp << 23) | (mant << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7F800000 | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t sy_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    const uint32_t sign = (x >> 16) & 0x8000;
+    int32_t exp = (int32_t)((x >> 23) & 0xFF) - 127 + 15;
+    uint32_t mant = x & 0x7FFFFF;
+    if (((x >> 23) & 0xFF) == 0xFF) return (uint16_t)(sign | 0x7C00 | (mant ? 0x200 : 0));
+    if (exp >= 31) return (uint16_t)(sign | 0x7C00);
+    if (exp <= 0) {
+        if (exp < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        const uint32_t shift = (uint32_t)(14 - exp);
+        uint32_t half = mant >> shift;
+        const uint32_t rem = mant & ((1u << shift) - 1);
+        const uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = sign | ((uint32_t)exp << 10) | (mant >> 13);
+    const uint32_t rem = mant & 0x1FFF;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
+    return (uint16_t)half;
+}
+
+void sy_quantize_rows_q8a_generic(const float *x, sy_block_q8a *y, int64_t n, int64_t rows) {
+    const int64_t nb = n / 32;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        sy_block_q8a *yr = y + r * nb;
+        for (int64_t b = 0; b < nb; b++) {
+            const float *v = xr + b * 32;
+            float amax = 0.0f;
+            for (int i = 0; i < 32; i++) {
+                const float a = fabsf(v[i]);
+                amax = a > amax ? a : amax;
+            }
+            const float d = amax / 127.0f;
+            const float id = d != 0.0f ? 1.0f / d : 0.0f;
+            int sum = 0;
+            for (int i = 0; i < 32; i++) {
+                const int q = (int)nearbyintf(v[i] * id);
+                yr[b].qs[i] = (int8_t)q;
+                sum += q;
+            }
+            yr[b].d = d;
+            yr[b].s = d * (float)sum;
+        }
+    }
+}
+
+static float dot_q4_0_generic(int64_t nb, const sy_block_q4_0 *x, const sy_block_q8a *a) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int sum = 0;
+        for (int i = 0; i < 16; i++) {
+            sum += (x[b].qs[i] & 0x0F) * a[b].qs[i];
+            sum += (x[b].qs[i] >> 4) * a[b].qs[i + 16];
+        }
+        const float d = sy_f16_to_f32(x[b].d);
+        acc += d * (a[b].d * (float)sum - 8.0f * a[b].s);
+    }
+    return acc;
+}
+
+static float dot_q4_1_generic(int64_t nb, const sy_block_q4_1 *x, const sy_block_q8a *a) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int sum = 0;
+        for (int i = 0; i < 16; i++) {
+            sum += (x[b].qs[i] & 0x0F) * a[b].qs[i];
+            sum += (x[b].qs[i] >> 4) * a[b].qs[i + 16];
+        }
+        acc += sy_f16_to_f32(x[b].d) * a[b].d * (float)sum + sy_f16_to_f32(x[b].m) * a[b].s;
+    }
+    return acc;
+}
+
+static float dot_q8_0_generic(int64_t nb, const sy_block_q8_0 *x, const sy_block_q8a *a) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int sum = 0;
+        for (int i = 0; i < 32; i++) sum += x[b].qs[i] * a[b].qs[i];
+        acc += sy_f16_to_f32(x[b].d) * a[b].d * (float)sum;
+    }
+    return acc;
+}
+
+float sy_dot_f32_generic(int64_t n, const float *a, const float *b) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float s = 0.0f;
+    for (int j = 0; j < 8; j++) s += acc[j];
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static float dot_f16_generic(int64_t n, const uint16_t *w, const float *a) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += sy_f16_to_f32(w[i]) * a[i];
+    return s;
+}
+
+int sy_matmul_generic(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                      const void *a, size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd) {
+    const uint8_t *wb = (const uint8_t *)w;
+    const uint8_t *ab = (const uint8_t *)a;
+    const int64_t nb = k / 32;
+    for (int64_t c = 0; c < ncols; c++) {
+        const void *ar = ab + (size_t)c * a_row_bytes;
+        for (int64_t r = r0; r < r1; r++) {
+            const void *wr = wb + (size_t)r * w_row_bytes;
+            float v;
+            switch (type) {
+            case SY_TYPE_F32: v = sy_dot_f32_generic(k, (const float *)wr, (const float *)ar); break;
+            case SY_TYPE_F16: v = dot_f16_generic(k, (const uint16_t *)wr, (const float *)ar); break;
+            case SY_TYPE_Q4_0: v = dot_q4_0_generic(nb, (const sy_block_q4_0 *)wr, (const sy_block_q8a *)ar); break;
+            case SY_TYPE_Q4_1: v = dot_q4_1_generic(nb, (const sy_block_q4_1 *)wr, (const sy_block_q8a *)ar); break;
+            case SY_TYPE_Q8_0: v = dot_q8_0_generic(nb, (const sy_block_q8_0 *)wr, (const sy_block_q8a *)ar); break;
+            default: return -1;
+            }
+            dst[c * ldd + r] = v;
+        }
+    }
+    return 0;
+}
+
+void sy_attention_head_generic(const float *q, const float *k, const float *v, int64_t n_kv, int64_t head_dim,
+                               int64_t kv_stride, float scale, float *scratch, float *out) {
+    float max = -INFINITY;
+    for (int64_t j = 0; j < n_kv; j++) {
+        const float s = scale * sy_dot_f32_generic(head_dim, q, k + j * kv_stride);
+        scratch[j] = s;
+        max = s > max ? s : max;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n_kv; j++) {
+        const float e = expf(scratch[j] - max);
+        scratch[j] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t d = 0; d < head_dim; d++) out[d] = 0.0f;
+    for (int64_t j = 0; j < n_kv; j++) {
+        const float p = scratch[j] * inv;
+        const float *vj = v + j * kv_stride;
+        for (int64_t d = 0; d < head_dim; d++) out[d] += p * vj[d];
+    }
+}
+
+void sy_silu_mul_generic(int64_t n, float *g, const float *u) {
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+int sy_dequantize_row(int type, const void *src, float *dst, int64_t n) {
+    switch (type) {
+    case SY_TYPE_F32: memcpy(dst, src, (size_t)n * 4); return 0;
+    case SY_TYPE_F16: {
+        const uint16_t *h = (const uint16_t *)src;
+        for (int64_t i = 0; i < n; i++) dst[i] = sy_f16_to_f32(h[i]);
+        return 0;
+    }
+    case SY_TYPE_Q4_0: {
+        const sy_block_q4_0 *x = (const sy_block_q4_0 *)src;
+        for (int64_t b = 0; b < n / 32; b++) {
+            const float d = sy_f16_to_f32(x[b].d);
+            for (int i = 0; i < 16; i++) {
+                dst[b * 32 + i] = d * (float)((x[b].qs[i] & 0x0F) - 8);
+                dst[b * 32 + i + 16] = d * (float)((x[b].qs[i] >> 4) - 8);
+            }
+        }
+        return 0;
+    }
+    case SY_TYPE_Q4_1: {
+        const sy_block_q4_1 *x = (const sy_block_q4_1 *)src;
+        for (int64_t b = 0; b < n / 32; b++) {
+            const float d = sy_f16_to_f32(x[b].d), m = sy_f16_to_f32(x[b].m);
+            for (int i = 0; i < 16; i++) {
+                dst[b * 32 + i] = d * (float)(x[b].qs[i] & 0x0F) + m;
+                dst[b * 32 + i + 16] = d * (float)(x[b].qs[i] >> 4) + m;
+            }
+        }
+        return 0;
+    }
+    case SY_TYPE_Q8_0: {
+        const sy_block_q8_0 *x = (const sy_block_q8_0 *)src;
+        for (int64_t b = 0; b < n / 32; b++) {
+            const float d = sy_f16_to_f32(x[b].d);
+            for (int i = 0; i < 32; i++) dst[b * 32 + i] = d * (float)x[b].qs[i];
+        }
+        return 0;
+    }
+    default: return -1;
+    }
+}

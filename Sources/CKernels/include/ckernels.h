@@ -1,0 +1,76 @@
+// The innermost loops of the engine: quantized dot products, mat-vec / mat-mat tiles, attention for one head.
+//
+// Swift compiles for the baseline ISA of its target (SSE2 on x86-64) and has no per-function target attributes,
+// so code that must use AVX2 `vpmaddubsw` or AVX-512 VNNI `vpdpbusd` on a CPU that has them — while the same
+// binary stays correct on any x86-64 — lives here, compiled three times (generic, AVX2, AVX-512 VNNI) and chosen
+// once at run time from CPUID.
+#ifndef SWITCHYARD_CKERNELS_H
+#define SWITCHYARD_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// ggml type ids of the weight formats these kernels read.
+enum {
+    SY_TYPE_F32 = 0,
+    SY_TYPE_F16 = 1,
+    SY_TYPE_Q4_0 = 2,
+    SY_TYPE_Q4_1 = 3,
+    SY_TYPE_Q8_0 = 8,
+};
+
+/// Activations quantized to 8 bits, one block per 32 values: value ≈ d * qs[i]; s = d * Σ qs[i].
+typedef struct {
+    float d;
+    float s;
+    int8_t qs[32];
+} sy_block_q8a;
+
+/// Kernel levels. The detected level is the best the CPU supports; tests may force a lower one.
+enum { SY_LEVEL_GENERIC = 0, SY_LEVEL_AVX2 = 1, SY_LEVEL_AVX512VNNI = 2 };
+int sy_detected_level(void);
+int sy_active_level(void);
+/// Forces a level (clamped to the detected one). Returns the level now active.
+int sy_set_level(int level);
+
+/// IEEE half to float.
+float sy_f16_to_f32(uint16_t h);
+uint16_t sy_f32_to_f16(float f);
+
+/// Quantizes `rows` rows of `n` floats (n a multiple of 32; row stride n) into q8a blocks (row stride n/32 blocks).
+void sy_quantize_rows_q8a(const float *x, sy_block_q8a *y, int64_t n, int64_t rows);
+
+/// Whether `type` has a mat-mat kernel, and whether its activations are q8a blocks (else f32 rows).
+int sy_type_supported(int type);
+int sy_type_wants_q8a(int type);
+
+/// dst[c * ldd + r] = dot(weight row r, activation row c) for r in [r0, r1), c in [0, ncols).
+/// Weight rows are `w_row_bytes` apart; activation rows `a_row_bytes` apart (q8a blocks or floats, see above).
+/// `k` is the row length in elements (a multiple of 32 for block types). Returns 0, or -1 for an unsupported type.
+int sy_matmul(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1,
+              const void *a, size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd);
+
+/// Dequantizes `n` elements (a multiple of the block size) of a row of `type` into floats. Returns 0 or -1.
+int sy_dequantize_row(int type, const void *src, float *dst, int64_t n);
+
+/// Causal attention of one query head over `n_kv` cached positions:
+/// out[0..<head_dim] = Σ_j softmax_j(scale * q·k_j) v_j, with k_j = k + j * kv_stride (same for v).
+/// `scratch` holds n_kv floats.
+void sy_attention_head(const float *q, const float *k, const float *v, int64_t n_kv, int64_t head_dim,
+                       int64_t kv_stride, float scale, float *scratch, float *out);
+
+/// g[i] = silu(g[i]) * u[i]
+void sy_silu_mul(int64_t n, float *g, const float *u);
+
+/// Σ a[i] * b[i]
+float sy_dot_f32(int64_t n, const float *a, const float *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

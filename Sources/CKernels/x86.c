@@ -1,0 +1,20 @@
+// Instantiates x86_impl.inc for AVX2 and for AVX-512 VNNI (256-bit vpdpbusd via AVX512VL).
+#include "internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <math.h>
+
+#define SY_TARGET __attribute__((target("avx2,fma,f16c")))
+#define SY_SUFFIX(name) name##_avx2
+#define SY_DOT_U8S8(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
+#include "x86_impl.inc"
+#undef SY_TARGET
+#undef SY_SUFFIX
+#undef SY_DOT_U8S8
+
+#define SY_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define SY_SUFFIX(name) name##_vnni
+#define SY_DOT_U8S8(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
+#include "x86_impl.inc"
+#endif

@@ -1,0 +1,193 @@
+import GGUF
+import Kernels
+import Tokenizers
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What to generate.
+public struct GenerationParameters: Sendable, Equatable {
+    public var sampling: SamplingParameters
+    /// nil → until EOS or the context is full.
+    public var maxTokens: Int?
+    /// Generation stops before the first occurrence of any of these; the stop text is not emitted.
+    public var stop: [String]
+    /// How many most-likely alternatives to report per token (0 → no log-probabilities).
+    public var topLogprobs: Int
+    public var logprobs: Bool
+
+    public init(sampling: SamplingParameters = SamplingParameters(), maxTokens: Int? = nil, stop: [String] = [],
+                logprobs: Bool = false, topLogprobs: Int = 0) {
+        self.sampling = sampling; self.maxTokens = maxTokens; self.stop = stop
+        self.logprobs = logprobs; self.topLogprobs = topLogprobs
+    }
+}
+
+public enum FinishReason: String, Sendable, Equatable, Codable {
+    case stop, length, cancelled
+}
+
+/// One step of output.
+public struct GeneratedToken: Sendable {
+    public var id: Int32
+    /// Text that became complete with this token (may be "" mid-character or while a stop string is possible).
+    public var text: String
+    public var logprob: Float?
+    public var topLogprobs: [(id: Int32, logprob: Float)]
+}
+
+public struct GenerationResult: Sendable {
+    public var text: String
+    public var tokens: [Int32]
+    public var promptTokenCount: Int
+    public var finishReason: FinishReason
+    /// Seconds spent on the prompt and on generation.
+    public var promptSeconds: Double
+    public var generationSeconds: Double
+    public var seed: UInt64
+}
+
+/// A loaded model with its tokenizer: the unit the CLI and the server hold.
+public final class LoadedModel: @unchecked Sendable {
+    public let file: GGUFFile
+    public let model: any LanguageModel
+    public let tokenizer: any Tokenizer
+    public let chat: ChatMLRenderer
+    public let name: String
+
+    public init(path: String, options: ModelOptions = ModelOptions()) throws {
+        file = try GGUFFile(path: path)
+        tokenizer = try TokenizerFactory.load(from: file)
+        model = try Architectures.load(file, options: options)
+        chat = ChatMLRenderer(template: file.string("tokenizer.chat_template"))
+        name = file.string("general.name") ?? path
+    }
+
+    /// Prompt tokens for raw text (BOS added when the vocabulary asks for it; special tokens parsed).
+    public func tokenize(_ text: String) -> [Int32] {
+        var ids = tokenizer.encode(text, parseSpecial: true)
+        if tokenizer.addBOS, let bos = tokenizer.bosTokenID, ids.first != bos { ids.insert(bos, at: 0) }
+        return ids
+    }
+}
+
+/// Runs prompt + decode loops on the calling thread (an engine thread), reporting each token.
+public struct Generator {
+    public let loaded: LoadedModel
+
+    public init(_ loaded: LoadedModel) { self.loaded = loaded }
+
+    /// Generates from `prompt` tokens. `onToken` returns false to cancel.
+    public func generate(prompt: [Int32], parameters: GenerationParameters,
+                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationResult {
+        let model = loaded.model, tok = loaded.tokenizer
+        guard !prompt.isEmpty else { throw InferenceError.emptyPrompt }
+        let ctx = model.shape.contextLength
+        guard prompt.count < ctx else { throw InferenceError.contextOverflow(needed: prompt.count + 1, limit: ctx) }
+
+        var sampler = Sampler(parameters.sampling)
+        var history = prompt
+        var detok = StreamingDetokenizer(tokenizer: tok)
+        var stops = StopMatcher(parameters.stop)
+        var text = ""
+        var generated: [Int32] = []
+        var finish = FinishReason.length
+        let limit = min(parameters.maxTokens ?? Int.max, ctx - prompt.count)
+
+        let t0 = monotonicSeconds()
+        var logits = try model.forward(prompt, startingAt: 0, logits: .last)
+        let t1 = monotonicSeconds()
+        var scratch = [Float](repeating: 0, count: model.shape.vocabularySize)
+
+        loop: while generated.count < limit {
+            let id: Int32 = scratch.withUnsafeMutableBufferPointer { buf in
+                _ = buf.initialize(from: logits)
+                return sampler.sample(buf, history: history, generatedCount: generated.count)
+            }
+            var step = GeneratedToken(id: id, text: "", logprob: nil, topLogprobs: [])
+            if parameters.logprobs {
+                let (lp, top) = Sampler.logProbabilities(logits, chosen: id, top: parameters.topLogprobs)
+                step.logprob = lp
+                step.topLogprobs = top.map { (id: $0.0, logprob: $0.1) }
+            }
+            if tok.isEndOfGeneration(id) { finish = .stop; break }
+            generated.append(id)
+            history.append(id)
+            let piece = detok.append(id)
+            let (emit, hitStop) = stops.feed(piece)
+            step.text = emit
+            text += emit
+            if !onToken(step) { finish = .cancelled; break }
+            if hitStop { finish = .stop; break loop }
+            if generated.count >= limit { break }
+            logits = try model.forward([id], startingAt: history.count - 1, logits: .last)
+        }
+        if finish == .length || finish == .cancelled || finish == .stop {
+            let tail = stops.finish(detok.flush(), stopped: finish == .stop && stops.matched)
+            if !tail.isEmpty {
+                text += tail
+                _ = onToken(GeneratedToken(id: -1, text: tail, logprob: nil, topLogprobs: []))
+            }
+        }
+        let t2 = monotonicSeconds()
+        return GenerationResult(text: text, tokens: generated, promptTokenCount: prompt.count, finishReason: finish,
+                                promptSeconds: t1 - t0, generationSeconds: t2 - t1, seed: sampler.seed)
+    }
+}
+
+/// Holds back text that could be the start of a stop string; reports when one appears.
+struct StopMatcher {
+    let stops: [String]
+    private var pending = ""
+    private(set) var matched = false
+
+    init(_ stops: [String]) { self.stops = stops.filter { !$0.isEmpty } }
+
+    /// Returns the text safe to emit, and whether a stop string was found (text before it is emitted).
+    mutating func feed(_ piece: String) -> (String, Bool) {
+        guard !stops.isEmpty else { return (piece, false) }
+        pending += piece
+        var earliest: String.Index?
+        for s in stops {
+            if let r = pending.firstRange(of: s), earliest.map({ r.lowerBound < $0 }) ?? true { earliest = r.lowerBound }
+        }
+        if let e = earliest {
+            let out = String(pending[..<e])
+            pending = ""
+            matched = true
+            return (out, true)
+        }
+        // keep the longest suffix that is a prefix of some stop string
+        var keep = 0
+        for s in stops {
+            var n = min(s.count, pending.count)
+            while n > 0 {
+                if pending.hasSuffix(s.prefix(n)) { keep = max(keep, n); break }
+                n -= 1
+            }
+        }
+        let cut = pending.index(pending.endIndex, offsetBy: -keep)
+        let out = String(pending[..<cut])
+        pending = String(pending[cut...])
+        return (out, false)
+    }
+
+    /// Flushes what is left at the end (nothing if a stop string ended generation).
+    mutating func finish(_ tail: String, stopped: Bool) -> String {
+        if stopped { return "" }
+        let (out, hit) = feed(tail)
+        if hit { return out }
+        let rest = out + pending
+        pending = ""
+        return rest
+    }
+}
+
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

@@ -1,0 +1,130 @@
+import GGUF
+import Kernels
+
+/// Errors of model loading and generation.
+public enum InferenceError: Error, Sendable, CustomStringConvertible, Equatable {
+    case unsupportedArchitecture(String)
+    case missingMetadata(key: String)
+    case badMetadata(key: String, expected: String)
+    case missingTensor(String)
+    case unsupportedTensorType(tensor: String, type: String)
+    case badTensorShape(tensor: String, expected: [Int], found: [Int])
+    case contextOverflow(needed: Int, limit: Int)
+    case emptyPrompt
+    case invalidToken(Int32)
+
+    public var description: String {
+        switch self {
+        case .unsupportedArchitecture(let a):
+            "unsupported model architecture '\(a)' (supported: \(Architectures.names.joined(separator: ", ")))"
+        case .missingMetadata(let k): "the model file lacks metadata key '\(k)'"
+        case .badMetadata(let k, let e): "metadata key '\(k)' is invalid: expected \(e)"
+        case .missingTensor(let t): "the model file lacks tensor '\(t)'"
+        case .unsupportedTensorType(let t, let ty):
+            "tensor '\(t)' has type \(ty), which this engine cannot compute with yet (supported: F32, F16, Q4_0, Q4_1, Q8_0)"
+        case .badTensorShape(let t, let e, let f): "tensor '\(t)' has shape \(f), expected \(e)"
+        case .contextOverflow(let n, let l): "the sequence needs \(n) positions but the context holds \(l)"
+        case .emptyPrompt: "the prompt is empty"
+        case .invalidToken(let t): "token id \(t) is outside the vocabulary"
+        }
+    }
+}
+
+/// Which rows of a batch need logits.
+public enum LogitsSelection: Sendable, Equatable {
+    case last
+    case all
+}
+
+/// Shape facts every architecture reports.
+public struct ModelShape: Sendable, Equatable {
+    public var architecture: String
+    public var vocabularySize: Int
+    public var embeddingLength: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var kvHeadCount: Int
+    public var headDim: Int
+    public var feedForwardLength: Int
+    public var trainedContextLength: Int
+    public var contextLength: Int
+}
+
+/// A causal language model over one sequence with its own KV cache.
+public protocol LanguageModel: AnyObject {
+    var shape: ModelShape { get }
+    /// Runs `tokens` at positions `start..<start+count` and returns logits (`vocabularySize` floats per selected row).
+    /// Positions before `start` must already be in the cache; anything after is discarded.
+    func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection) throws(InferenceError) -> UnsafeBufferPointer<Float>
+    /// Bytes of weights and caches this model holds.
+    var memoryBytes: Int { get }
+}
+
+/// Options for loading a model.
+public struct ModelOptions: Sendable {
+    /// KV cache length; nil → min(trained context, 4096).
+    public var contextLength: Int?
+    /// Compute threads; nil → all cores.
+    public var threads: Int?
+    /// Largest number of prompt tokens computed in one pass.
+    public var batchSize: Int
+
+    public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 512) {
+        self.contextLength = contextLength
+        self.threads = threads
+        self.batchSize = batchSize
+    }
+}
+
+/// Architectures, registered by `general.architecture`.
+public enum Architectures {
+    typealias Factory = @Sendable (GGUFFile, ModelOptions) throws(InferenceError) -> any LanguageModel
+    static let registry: [String: Factory] = [
+        "llama": { file, options throws(InferenceError) in try LlamaModel(file: file, options: options) },
+    ]
+
+    public static var names: [String] { registry.keys.sorted() }
+
+    /// Builds the model that `general.architecture` names.
+    public static func load(_ file: GGUFFile, options: ModelOptions = ModelOptions()) throws(InferenceError) -> any LanguageModel {
+        guard let arch = file.string("general.architecture") else { throw .missingMetadata(key: "general.architecture") }
+        guard let factory = registry[arch] else { throw .unsupportedArchitecture(arch) }
+        return try factory(file, options)
+    }
+}
+
+extension GGUFFile {
+    func requireInt(_ key: String) throws(InferenceError) -> Int {
+        guard let v = int(key) else { throw .missingMetadata(key: key) }
+        guard v > 0 else { throw .badMetadata(key: key, expected: "a positive integer") }
+        return v
+    }
+
+    /// A 2-D weight (ggml dims [columns, rows]) checked against the expected shape.
+    func weight(_ name: String, columns: Int, rows: Int) throws(InferenceError) -> WeightMatrix {
+        guard let info = tensor(named: name) else { throw .missingTensor(name) }
+        guard let type = WeightType(rawValue: info.type.rawValue) else {
+            throw .unsupportedTensorType(tensor: name, type: info.type.name)
+        }
+        let dims = info.dimensions.count == 1 ? [info.dimensions[0], 1] : info.dimensions
+        guard dims.count == 2, dims[0] == columns, dims[1] == rows else {
+            throw .badTensorShape(tensor: name, expected: [columns, rows], found: info.dimensions)
+        }
+        guard columns % type.blockSize == 0, columns % 32 == 0 || type == .f32 || type == .f16 else {
+            throw .badTensorShape(tensor: name, expected: [columns, rows], found: info.dimensions)
+        }
+        let data = data(for: info)
+        guard let base = data.baseAddress, data.count >= rows * type.rowBytes(columns) else { throw .missingTensor(name) }
+        return WeightMatrix(type: type, rows: rows, columns: columns, base: base)
+    }
+
+    /// A 1-D f32 vector of `count` elements.
+    func vector(_ name: String, count: Int) throws(InferenceError) -> UnsafePointer<Float> {
+        guard let info = tensor(named: name) else { throw .missingTensor(name) }
+        guard info.type == .f32 else { throw .unsupportedTensorType(tensor: name, type: info.type.name + " (norm weights must be F32)") }
+        guard info.elementCount == count else { throw .badTensorShape(tensor: name, expected: [count], found: info.dimensions) }
+        let data = data(for: info)
+        guard let base = data.baseAddress, data.count >= count * 4 else { throw .missingTensor(name) }
+        return base.assumingMemoryBound(to: Float.self)
+    }
+}

@@ -1,0 +1,81 @@
+import Kernels
+
+/// Key and value cache of one sequence: per layer (contextLength, kvDim) floats each.
+final class KVCache: @unchecked Sendable {
+    let layers: Int, contextLength: Int, kvDim: Int
+    let k: UnsafeMutablePointer<Float>   // (layer, position, kvDim)
+    let v: UnsafeMutablePointer<Float>   // (layer, position, kvDim)
+
+    init(layers: Int, contextLength: Int, kvDim: Int) {
+        self.layers = layers; self.contextLength = contextLength; self.kvDim = kvDim
+        let n = layers * contextLength * kvDim
+        k = .allocate(capacity: n); k.initialize(repeating: 0, count: n)
+        v = .allocate(capacity: n); v.initialize(repeating: 0, count: n)
+    }
+    deinit { k.deallocate(); v.deallocate() }
+
+    var bytes: Int { 2 * layers * contextLength * kvDim * 4 }
+    func keys(layer: Int) -> UnsafeMutablePointer<Float> { k + layer * contextLength * kvDim }
+    func values(layer: Int) -> UnsafeMutablePointer<Float> { v + layer * contextLength * kvDim }
+}
+
+/// Activation buffers for one batch of up to `batch` tokens, allocated once; nothing is allocated per token.
+final class RunState: @unchecked Sendable {
+    let batch: Int
+    let x, xn, q, k, v, att, tmp, gate, up: UnsafeMutablePointer<Float>
+    let rope: UnsafeMutablePointer<Float>          // (batch, ropeDims): cos/sin pairs per position
+    let freqs: UnsafeMutablePointer<Float>         // (ropeDims / 2)
+    let attnScratch: UnsafeMutablePointer<Float>   // (threads, contextLength)
+    private(set) var logits: UnsafeMutablePointer<Float>  // (logitRows, vocab)
+    private var logitRows: Int
+    let quantized: QuantizedScratch
+    let vocab: Int
+    private var owned: [UnsafeMutablePointer<Float>] = []
+    private(set) var bytes = 0
+
+    init(shape s: ModelShape, batch: Int, threads: Int, ropeDims: Int, theta: Float) {
+        self.batch = batch
+        vocab = s.vocabularySize
+        let dim = s.embeddingLength, kvDim = s.kvHeadCount * s.headDim, ffn = s.feedForwardLength
+        var owned: [UnsafeMutablePointer<Float>] = []
+        var bytes = 0
+        func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
+            p.initialize(repeating: 0, count: max(1, n))
+            owned.append(p); bytes += n * 4
+            return p
+        }
+        x = alloc(batch * dim); xn = alloc(batch * dim); q = alloc(batch * dim)
+        k = alloc(batch * kvDim); v = alloc(batch * kvDim); att = alloc(batch * dim); tmp = alloc(batch * dim)
+        gate = alloc(batch * ffn); up = alloc(batch * ffn)
+        rope = alloc(batch * ropeDims)
+        freqs = alloc(ropeDims / 2)
+        attnScratch = alloc(threads * s.contextLength)
+        logitRows = 1
+        logits = .allocate(capacity: vocab)
+        quantized = QuantizedScratch(maxColumns: max(dim, ffn), maxRows: batch)
+        for i in 0..<(ropeDims / 2) { freqs[i] = Float(pow(Double(theta), -2.0 * Double(i) / Double(ropeDims))) }
+        self.owned = owned
+        self.bytes = bytes + vocab * 4 + quantized.capacityBytes
+    }
+
+    /// Makes room for logits of `rows` rows (perplexity needs every row).
+    func ensureLogitRows(_ rows: Int) {
+        guard rows > logitRows else { return }
+        logits.deallocate()
+        logits = .allocate(capacity: rows * vocab)
+        bytes += (rows - logitRows) * vocab * 4
+        logitRows = rows
+    }
+
+    deinit {
+        for p in owned { p.deallocate() }
+        logits.deallocate()
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,191 @@
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Weight formats the kernels can multiply with. Raw values are ggml's type ids.
+public enum WeightType: UInt32, Sendable, CaseIterable {
+    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q8_0 = 8
+
+    public var blockSize: Int { switch self { case .f32, .f16: 1; default: 32 } }
+    public var blockBytes: Int {
+        switch self { case .f32: 4; case .f16: 2; case .q4_0: 18; case .q4_1: 20; case .q8_0: 34 }
+    }
+    /// Whether activations must be quantized to 8-bit blocks before a multiply (otherwise they stay f32).
+    public var wantsQuantizedActivations: Bool { sy_type_wants_q8a(Int32(rawValue)) != 0 }
+    public func rowBytes(_ columns: Int) -> Int { columns / blockSize * blockBytes }
+}
+
+/// A row-major weight matrix inside a mapped file: `rows` rows of `columns` elements (ggml's ne[1] × ne[0]).
+public struct WeightMatrix: @unchecked Sendable {
+    public let type: WeightType
+    public let rows: Int
+    public let columns: Int
+    public let base: UnsafeRawPointer
+    public var rowBytes: Int { type.rowBytes(columns) }
+
+    public init(type: WeightType, rows: Int, columns: Int, base: UnsafeRawPointer) {
+        self.type = type; self.rows = rows; self.columns = columns; self.base = base
+    }
+
+    /// Dequantizes row `r` into `out` (`columns` floats).
+    public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        _ = sy_dequantize_row(Int32(type.rawValue), base + r * rowBytes, out, Int64(columns))
+    }
+}
+
+/// The CPU kernels in use.
+public enum CPUKernels {
+    public enum Level: Int, Sendable, CustomStringConvertible {
+        case generic = 0, avx2 = 1, avx512vnni = 2
+        public var description: String { switch self { case .generic: "generic"; case .avx2: "AVX2"; case .avx512vnni: "AVX-512 VNNI" } }
+    }
+    public static var detected: Level { Level(rawValue: Int(sy_detected_level())) ?? .generic }
+    public static var active: Level { Level(rawValue: Int(sy_active_level())) ?? .generic }
+    /// Forces a level no higher than the detected one (tests compare paths). Returns the level now active.
+    @discardableResult
+    public static func force(_ level: Level) -> Level { Level(rawValue: Int(sy_set_level(Int32(level.rawValue)))) ?? .generic }
+}
+
+/// Activations prepared for a multiply: either f32 rows or 8-bit quantized rows.
+public struct Activations {
+    public let pointer: UnsafeRawPointer
+    public let rowBytes: Int
+    public let count: Int
+    @inlinable public init(pointer: UnsafeRawPointer, rowBytes: Int, count: Int) {
+        self.pointer = pointer; self.rowBytes = rowBytes; self.count = count
+    }
+}
+
+/// Scratch space for quantized activations, sized for the largest row length × batch a model needs.
+public final class QuantizedScratch: @unchecked Sendable {
+    public let capacityBytes: Int
+    public let pointer: UnsafeMutableRawPointer
+
+    public init(maxColumns: Int, maxRows: Int) {
+        capacityBytes = max(1, (maxColumns + 31) / 32 * MemoryLayout<sy_block_q8a>.stride * maxRows)
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: capacityBytes, alignment: 64)
+    }
+    deinit { pointer.deallocate() }
+}
+
+public enum Ops {
+    /// Prepares `rows` rows of `columns` floats for a multiply with weights of `type`.
+    @inlinable
+    public static func prepare(_ x: UnsafePointer<Float>, rows: Int, columns: Int, for type: WeightType,
+                               scratch: QuantizedScratch) -> Activations {
+        if type.wantsQuantizedActivations {
+            let blocks = scratch.pointer.bindMemory(to: sy_block_q8a.self, capacity: rows * columns / 32)
+            sy_quantize_rows_q8a(x, blocks, Int64(columns), Int64(rows))
+            return Activations(pointer: UnsafeRawPointer(scratch.pointer), rowBytes: columns / 32 * MemoryLayout<sy_block_q8a>.stride, count: rows)
+        }
+        return Activations(pointer: UnsafeRawPointer(x), rowBytes: columns * 4, count: rows)
+    }
+
+    /// out[c * w.rows + r] = W[r] · x[c], for every row r of `w` and activation row c. Rows are split across the pool.
+    @inlinable
+    public static func matmul(_ w: WeightMatrix, _ x: Activations, into out: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        pool.run { t, n in
+            let range = ThreadPool.split(w.rows, thread: t, of: n, granularity: 16)
+            matmulRows(w, x, range: range, into: out, ldd: w.rows)
+        }
+    }
+
+    /// The same multiply for a sub-range of output rows, on the calling thread.
+    @inlinable
+    public static func matmulRows(_ w: WeightMatrix, _ x: Activations, range: Range<Int>, into out: UnsafeMutablePointer<Float>, ldd: Int) {
+        guard !range.isEmpty else { return }
+        _ = sy_matmul(Int32(w.type.rawValue), Int64(w.columns), w.base, w.rowBytes, Int64(range.lowerBound), Int64(range.upperBound),
+                      x.pointer, x.rowBytes, Int64(x.count), out, Int64(ldd))
+    }
+
+    /// Several multiplies that read the same activations (Q, K, V or gate, up), in one pass of the pool.
+    @inlinable
+    public static func matmulGroup(_ ws: [WeightMatrix], _ x: Activations, into outs: [UnsafeMutablePointer<Float>], pool: ThreadPool) {
+        pool.run { t, n in
+            for i in 0..<ws.count {
+                let range = ThreadPool.split(ws[i].rows, thread: t, of: n, granularity: 16)
+                matmulRows(ws[i], x, range: range, into: outs[i], ldd: ws[i].rows)
+            }
+        }
+    }
+
+    /// out = x / rms(x) * weight, for `rows` rows of `n`.
+    @inlinable
+    public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float, n: Int, rows: Int, into out: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let xr = x + r * n, o = out + r * n
+            let ss = sy_dot_f32(Int64(n), xr, xr)
+            let scale = 1 / (ss / Float(n) + eps).squareRoot()
+            for i in 0..<n { o[i] = xr[i] * scale * weight[i] }
+        }
+    }
+
+    /// cos/sin table for one position: out[2i] = cos(pos·freq[i]), out[2i+1] = sin(pos·freq[i]), i < pairs.
+    @inlinable
+    public static func ropeTable(position: Int, freqs: UnsafePointer<Float>, pairs: Int, into out: UnsafeMutablePointer<Float>) {
+        let p = Float(position)
+        for i in 0..<pairs {
+            let angle = p * freqs[i]
+            out[2 * i] = cos(angle)
+            out[2 * i + 1] = sin(angle)
+        }
+    }
+
+    /// Rotary embedding, adjacent pairs (x[2i], x[2i+1]) rotated — ggml's "normal" mode (llama).
+    @inlinable
+    public static func ropeNormal(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, rotatedDims: Int, table: UnsafePointer<Float>) {
+        for h in 0..<heads {
+            let v = x + h * headDim
+            for i in 0..<(rotatedDims / 2) {
+                let c = table[2 * i], s = table[2 * i + 1]
+                let a = v[2 * i], b = v[2 * i + 1]
+                v[2 * i] = a * c - b * s
+                v[2 * i + 1] = a * s + b * c
+            }
+        }
+    }
+
+    /// Rotary embedding, halves (x[i], x[i + d/2]) rotated together — ggml's "neox" mode (qwen2, gemma3).
+    @inlinable
+    public static func ropeNeox(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, rotatedDims: Int, table: UnsafePointer<Float>) {
+        let half = rotatedDims / 2
+        for h in 0..<heads {
+            let v = x + h * headDim
+            for i in 0..<half {
+                let c = table[2 * i], s = table[2 * i + 1]
+                let a = v[i], b = v[i + half]
+                v[i] = a * c - b * s
+                v[i + half] = a * s + b * c
+            }
+        }
+    }
+
+    /// g = silu(g) * u
+    @inlinable
+    public static func siluMul(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, count: Int) {
+        sy_silu_mul(Int64(count), g, u)
+    }
+
+    @inlinable
+    public static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] += y[i] }
+    }
+
+    @inlinable
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        sy_dot_f32(Int64(count), a, b)
+    }
+
+    /// Attention of one query head over `count` cached positions (see `sy_attention_head`).
+    @inlinable
+    public static func attention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, count: Int,
+                                 headDim: Int, stride: Int, scale: Float, scratch: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        sy_attention_head(q, k, v, Int64(count), Int64(headDim), Int64(stride), scale, scratch, out)
+    }
+
+    @inlinable public static func f16ToF32(_ h: UInt16) -> Float { sy_f16_to_f32(h) }
+    @inlinable public static func f32ToF16(_ f: Float) -> UInt16 { sy_f32_to_f16(f) }
+}

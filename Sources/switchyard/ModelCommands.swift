@@ -1,0 +1,211 @@
+import ArgumentParser
+import Foundation
+import GGUF
+import Inference
+import Kernels
+import ModelStore
+import Tokenizers
+
+struct ModelOptionsGroup: ParsableArguments {
+    @Argument(help: "Catalogue name, file name in the model directory, or path to a .gguf file.")
+    var model: String
+
+    @Option(name: .long, help: "Compute threads (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .customLong("ctx"), help: "Context length in tokens (default: the model's, at most 4096).")
+    var contextLength: Int?
+
+    func resolvedPath() throws -> String {
+        try ModelResolver.resolve(model).path
+    }
+
+    func load(batch: Int = 512) throws -> LoadedModel {
+        let path = try resolvedPath()
+        let t0 = monotonicSeconds()
+        let loaded = try LoadedModel(path: path, options: ModelOptions(contextLength: contextLength, threads: threads, batchSize: batch))
+        note(String(format: "loaded %@ (%@, %d layers, ctx %d) in %.0f ms — kernels: %@, threads: %d",
+                    (path as NSString).lastPathComponent, loaded.model.shape.architecture, loaded.model.shape.layerCount,
+                    loaded.model.shape.contextLength, (monotonicSeconds() - t0) * 1000, CPUKernels.active.description,
+                    threads ?? ThreadPool.availableCores))
+        return loaded
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Answer one prompt, streaming the reply to stdout.",
+        discussion: "The prompt is sent as a chat turn through the model's chat format unless --raw is given. Progress and timings go to stderr.")
+
+    @OptionGroup var options: ModelOptionsGroup
+    @Argument(help: "The prompt.") var prompt: String
+    @Flag(help: "Send the prompt as raw text, without the chat template.") var raw = false
+    @Option(help: "System prompt for the chat turn.") var system: String?
+    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
+    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0: all).") var topK: Int = 40
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold (1: off).") var topP: Float = 0.95
+    @Option(name: .customLong("min-p"), help: "Drop tokens less likely than min-p × the best (0: off).") var minP: Float = 0.05
+    @Option(name: .customLong("repeat-penalty"), help: "Penalty for recently seen tokens (1: off).") var repeatPenalty: Float = 1.0
+    @Option(name: .customLong("presence-penalty")) var presencePenalty: Float = 0
+    @Option(name: .customLong("frequency-penalty")) var frequencyPenalty: Float = 0
+    @Option(help: "Random seed (same seed and settings give the same text).") var seed: UInt64?
+    @Option(name: [.customShort("n"), .customLong("max-tokens")], help: "Most tokens to generate.") var maxTokens: Int = 512
+    @Option(help: "Stop before this text (repeatable).") var stop: [String] = []
+    @Flag(help: "Print timings to stderr when done.") var verbose = false
+
+    func run() throws {
+        let loaded = try options.load()
+        let text = raw ? prompt : loaded.chat.render(
+            (system.map { [PromptMessage(role: "system", content: $0)] } ?? []) + [PromptMessage(role: "user", content: prompt)])
+        let ids = loaded.tokenize(text)
+        var sampling = SamplingParameters()
+        sampling.temperature = temperature; sampling.topK = topK; sampling.topP = topP; sampling.minP = minP
+        sampling.repeatPenalty = repeatPenalty; sampling.presencePenalty = presencePenalty
+        sampling.frequencyPenalty = frequencyPenalty; sampling.seed = seed
+        let result = try Generator(loaded).generate(
+            prompt: ids, parameters: GenerationParameters(sampling: sampling, maxTokens: maxTokens, stop: stop)) { step in
+            emit(step.text)
+            return true
+        }
+        emit("\n")
+        let tg = result.generationSeconds > 0 ? Double(result.tokens.count) / result.generationSeconds : 0
+        let pp = result.promptSeconds > 0 ? Double(result.promptTokenCount) / result.promptSeconds : 0
+        if verbose {
+            note(String(format: "prompt: %d tokens, %.1f tok/s · generated: %d tokens, %.1f tok/s · finish: %@ · seed %llu",
+                        result.promptTokenCount, pp, result.tokens.count, tg, result.finishReason.rawValue, result.seed))
+        }
+    }
+}
+
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show how a model's tokenizer splits text.",
+        discussion: "Special tokens such as <|im_start|> are parsed; no BOS is added.")
+
+    @Argument(help: "Catalogue name, file name in the model directory, or path to a .gguf file.") var model: String
+    @Argument(help: "Text to tokenize (or use --file).") var text: String?
+    @Option(help: "Read the text from this file.") var file: String?
+    @Flag(help: "Print only the ids, as a JSON array.") var ids = false
+
+    func run() throws {
+        let input: String
+        if let file { input = try String(contentsOfFile: file, encoding: .utf8) }
+        else if let text { input = text }
+        else { throw ValidationError("give TEXT or --file FILE") }
+        let gguf = try GGUFFile(path: try ModelResolver.resolve(model).path)
+        let tokenizer = try TokenizerFactory.load(from: gguf)
+        let out = tokenizer.encode(input, parseSpecial: true)
+        if ids {
+            print("[" + out.map(String.init).joined(separator: ", ") + "]")
+        } else {
+            for id in out {
+                let piece = String(decoding: tokenizer.tokenBytes(id), as: UTF8.self)
+                print("\(id)\t\(piece.debugDescription)")
+            }
+            note("\(out.count) tokens")
+        }
+    }
+}
+
+struct Perplexity: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure perplexity over a text file, as llama.cpp's perplexity tool does.",
+        discussion: """
+        The file is tokenized whole and cut into chunks of --ctx tokens; each chunk is evaluated from an empty \
+        context and only its second half is scored. The last line is `PPL = <value>`.
+        """)
+
+    @OptionGroup var options: ModelOptionsGroup
+    @Argument(help: "Text file.") var file: String
+
+    func run() throws {
+        let n = options.contextLength ?? 512
+        guard n >= 16 else { throw ValidationError("--ctx must be at least 16") }
+        var o = options
+        o.contextLength = n
+        let loaded = try o.load(batch: n)
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        let tokens = loaded.tokenize(text)
+        let addBOS = loaded.tokenizer.addBOS ? loaded.tokenizer.bosTokenID : nil
+        let chunks = tokens.count / n
+        guard chunks > 0 else { throw CLIError("the file has \(tokens.count) tokens, fewer than one chunk of \(n)") }
+        note("\(tokens.count) tokens, \(chunks) chunks of \(n)")
+        var nll = 0.0, nll2 = 0.0, count = 0
+        let vocab = loaded.model.shape.vocabularySize
+        let first = n / 2
+        let t0 = monotonicSeconds()
+        for c in 0..<chunks {
+            var chunk = Array(tokens[(c * n)..<((c + 1) * n)])
+            if let bos = addBOS { chunk[0] = bos }
+            let logits = try loaded.model.forward(chunk, startingAt: 0, logits: .all)
+            for i in first..<(n - 1) {
+                let row = UnsafeBufferPointer(rebasing: logits[(i * vocab)..<((i + 1) * vocab)])
+                let (lp, _) = Sampler.logProbabilities(row, chosen: chunk[i + 1], top: 0)
+                nll -= Double(lp); nll2 += Double(lp) * Double(lp); count += 1
+            }
+            note(String(format: "[%d]%.4f", c + 1, exp(nll / Double(count))), terminator: c + 1 == chunks ? "\n" : ",")
+        }
+        let mean = nll / Double(count)
+        let variance = max(0, nll2 / Double(count) - mean * mean)
+        let ppl = exp(mean)
+        note(String(format: "%d chunks in %.1f s; estimate ± %.4f", chunks, monotonicSeconds() - t0,
+                    ppl * (variance / Double(count - 1)).squareRoot()))
+        print(String(format: "PPL = %.4f", ppl))
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure prompt and generation speed, like llama-bench.",
+        discussion: """
+        pp: one batch of -p random tokens from an empty context. tg: -n tokens generated one at a time from an empty \
+        context. Each is run once to warm up, then --repetitions times; the median is reported.
+        """)
+
+    @OptionGroup var options: ModelOptionsGroup
+    @Option(name: .customShort("p"), help: "Prompt tokens.") var promptTokens: Int = 512
+    @Option(name: .customShort("n"), help: "Generated tokens.") var genTokens: Int = 128
+    @Option(name: [.customShort("r"), .long], help: "Timed runs per test.") var repetitions: Int = 5
+    @Flag(help: "Print one JSON object instead of a table.") var json = false
+
+    func run() throws {
+        var o = options
+        o.contextLength = max(options.contextLength ?? 0, promptTokens + genTokens + 1)
+        let loaded = try o.load(batch: max(1, promptTokens))
+        let model = loaded.model
+        var rng = SeededGenerator(seed: 42)
+        let vocab = model.shape.vocabularySize
+        let prompt = (0..<promptTokens).map { _ in Int32(rng.next() % UInt64(vocab)) }
+
+        func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+        var pp: [Double] = [], tg: [Double] = []
+        for rep in 0...max(1, repetitions) {
+            if promptTokens > 0 {
+                let t0 = monotonicSeconds()
+                _ = try model.forward(prompt, startingAt: 0, logits: .last)
+                if rep > 0 { pp.append(Double(promptTokens) / (monotonicSeconds() - t0)) }
+            }
+            if genTokens > 0 {
+                var token = Int32(1)
+                let t0 = monotonicSeconds()
+                for i in 0..<genTokens {
+                    let logits = try model.forward([token], startingAt: i, logits: .last)
+                    token = Sampler.argmax(logits)
+                }
+                if rep > 0 { tg.append(Double(genTokens) / (monotonicSeconds() - t0)) }
+            }
+        }
+        let threads = o.threads ?? ThreadPool.availableCores
+        let ppv = pp.isEmpty ? 0 : median(pp), tgv = tg.isEmpty ? 0 : median(tg)
+        if json {
+            print(String(format: "{\"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"threads\": %d, \"pp\": %d, \"tg\": %d, \"kernels\": \"%@\"}",
+                         ppv, tgv, threads, promptTokens, genTokens, CPUKernels.active.description))
+        } else {
+            print("| model | threads | test | t/s |")
+            print("| --- | --- | --- | --- |")
+            let name = (try? o.resolvedPath()).map { ($0 as NSString).lastPathComponent } ?? o.model
+            if promptTokens > 0 { print(String(format: "| %@ | %d | pp%d | %.2f |", name, threads, promptTokens, ppv)) }
+            if genTokens > 0 { print(String(format: "| %@ | %d | tg%d | %.2f |", name, threads, genTokens, tgv)) }
+        }
+    }
+}

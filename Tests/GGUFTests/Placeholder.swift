@@ -1,0 +1,3 @@
+import Testing
+
+@Test func placeholderGGUF() { #expect(Bool(true)) }
