@@ -130,26 +130,13 @@ struct Perplexity: ParsableCommand {
         let chunks = tokens.count / n
         guard chunks > 0 else { throw CLIError("the file has \(tokens.count) tokens, fewer than one chunk of \(n)") }
         note("\(tokens.count) tokens, \(chunks) chunks of \(n)")
-        var nll = 0.0, nll2 = 0.0, count = 0
-        let vocab = loaded.model.shape.vocabularySize
-        let first = n / 2
         let t0 = monotonicSeconds()
-        for c in 0..<chunks {
-            var chunk = Array(tokens[(c * n)..<((c + 1) * n)])
-            if let bos = addBOS { chunk[0] = bos }
-            let logits = try loaded.model.forward(chunk, startingAt: 0, logits: .all)
-            for i in first..<(n - 1) {
-                let row = UnsafeBufferPointer(rebasing: logits[(i * vocab)..<((i + 1) * vocab)])
-                let (lp, _) = Sampler.logProbabilities(row, chosen: chunk[i + 1], top: 0)
-                nll -= Double(lp); nll2 += Double(lp) * Double(lp); count += 1
-            }
-            note(String(format: "[%d]%.4f", c + 1, exp(nll / Double(count))), terminator: c + 1 == chunks ? "\n" : ",")
+        let result = try PerplexityEvaluator.evaluate(loaded.model, tokens: tokens, context: n, bos: addBOS) { done, total, ppl in
+            note(String(format: "[%d]%.4f", done, ppl), terminator: done == total ? "\n" : ",")
         }
-        let mean = nll / Double(count)
-        let variance = max(0, nll2 / Double(count) - mean * mean)
-        let ppl = exp(mean)
-        note(String(format: "%d chunks in %.1f s; estimate ± %.4f", chunks, monotonicSeconds() - t0,
-                    ppl * (variance / Double(count - 1)).squareRoot()))
+        let ppl = result.perplexity
+        note(String(format: "%d chunks, %d tokens scored in %.1f s; PPL = %.4f ± %.4f", result.chunks, result.scoredTokens,
+                    monotonicSeconds() - t0, ppl, result.uncertainty))
         print(String(format: "PPL = %.4f", ppl))
     }
 }

@@ -1,0 +1,226 @@
+/// Splits raw text into the words BPE works on, the way llama.cpp's `unicode_regex_split` does for the
+/// GPT-2 family of pre-tokenizers (hand-written matchers, no regex engine).
+public enum PreTokenizer: Sendable, Equatable {
+    /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)` (llama.cpp's GPT-2 list).
+    case gpt2
+    /// `\p{N}` first (every number character is a word of its own), then the GPT-2 pattern inside each piece
+    /// (llama.cpp's list for smollm, starcoder, refact, command-r, codeshell, exaone).
+    case digitsThenGPT2
+
+    /// The pre-tokenizer for a `tokenizer.ggml.pre` value, if supported.
+    public init?(llamaName name: String) {
+        if Self.gpt2Names.contains(name) {
+            self = .gpt2
+        } else if Self.digitNames.contains(name) {
+            self = .digitsThenGPT2
+        } else {
+            return nil
+        }
+    }
+
+    static let gpt2Names: Set<String> = ["gpt-2", "phi-2", "mpt", "olmo", "jais"]
+    static let digitNames: Set<String> = ["smollm", "starcoder", "refact", "command-r", "codeshell", "exaone"]
+    static var supportedNames: Set<String> { gpt2Names.union(digitNames) }
+
+    /// The words BPE sees for `text` (no special-token handling), in order; they concatenate to `text`.
+    public func words(in text: String) -> [String] {
+        let bytes = Array(text.utf8)
+        var scratch = PreTokenizerScratch()
+        var words: [String] = []
+        split(bytes, 0 ..< bytes.count, scratch: &scratch) { range in
+            words.append(String(decoding: bytes[range], as: UTF8.self))
+        }
+        return words
+    }
+
+    /// Calls `word` with the byte range of each word of `bytes[range]`, in order.
+    func split(_ bytes: [UInt8], _ range: Range<Int>, scratch: inout PreTokenizerScratch, word: (Range<Int>) -> Void) {
+        scratch.decode(bytes, range)
+        let count = scratch.scalars.count
+        guard count > 0 else { return }
+        switch self {
+        case .gpt2:
+            splitGPT2(scratch, 0, count, word: word)
+        case .digitsThenGPT2:
+            // `\p{N}`: each number character is a piece; the text between them forms the other pieces.
+            var start = 0
+            for index in 0 ..< count where scratch.classes[index] & CharClass.number != 0 {
+                if index > start { splitGPT2(scratch, start, index, word: word) }
+                splitGPT2(scratch, index, index + 1, word: word)
+                start = index + 1
+            }
+            if start < count { splitGPT2(scratch, start, count, word: word) }
+        }
+    }
+
+    /// llama.cpp's `unicode_regex_split_custom_gpt2` over scalars `begin ..< end` (a piece of an earlier split:
+    /// look-ahead never crosses its end).
+    private func splitGPT2(_ s: PreTokenizerScratch, _ begin: Int, _ end: Int, word: (Range<Int>) -> Void) {
+        let scalars = s.scalars
+        let classes = s.classes
+        let offsets = s.offsets
+        // Class of a position, or `outOfRange` past the piece (llama.cpp's empty flags).
+        @inline(__always) func cls(_ pos: Int) -> UInt8 { pos < end ? classes[pos] : CharClass.outOfRange }
+        @inline(__always) func cpt(_ pos: Int) -> UInt32 { pos < end ? scalars[pos] : UInt32.max }
+
+        var previousEnd = begin
+        @inline(__always) func emit(_ to: Int) {
+            if to > previousEnd { word(offsets[previousEnd] ..< offsets[to]) }
+            previousEnd = to
+        }
+
+        var pos = begin
+        while pos < end {
+            let c = scalars[pos]
+            let flags = classes[pos]
+
+            // 's|'t|'re|'ve|'m|'ll|'d
+            if c == 0x27, pos + 1 < end {
+                let next = scalars[pos + 1]
+                if next == 0x73 || next == 0x74 || next == 0x6D || next == 0x64 { // s t m d
+                    pos += 2
+                    emit(pos)
+                    continue
+                }
+                if pos + 2 < end {
+                    let nextNext = scalars[pos + 2]
+                    if (next == 0x72 && nextNext == 0x65) || (next == 0x76 && nextNext == 0x65) || (next == 0x6C && nextNext == 0x6C) {
+                        pos += 3 // re ve ll
+                        emit(pos)
+                        continue
+                    }
+                }
+            }
+
+            let isSpace = c == 0x20
+            var flags2 = isSpace ? cls(pos + 1) : flags
+            // ` ?\p{L}+`
+            if flags2 & CharClass.letter != 0 {
+                if isSpace { pos += 1 }
+                while flags2 & CharClass.letter != 0 {
+                    pos += 1
+                    flags2 = cls(pos)
+                }
+                emit(pos)
+                continue
+            }
+            // ` ?\p{N}+`
+            if flags2 & CharClass.number != 0 {
+                if isSpace { pos += 1 }
+                while flags2 & CharClass.number != 0 {
+                    pos += 1
+                    flags2 = cls(pos)
+                }
+                emit(pos)
+                continue
+            }
+            // ` ?[^\s\p{L}\p{N}]+`
+            if flags2 & (CharClass.whitespace | CharClass.letter | CharClass.number | CharClass.outOfRange) == 0 {
+                if isSpace { pos += 1 }
+                while flags2 & (CharClass.whitespace | CharClass.letter | CharClass.number | CharClass.outOfRange) == 0 {
+                    pos += 1
+                    flags2 = cls(pos)
+                }
+                emit(pos)
+                continue
+            }
+
+            var whitespaceCount = 0
+            while cls(pos + whitespaceCount) & CharClass.whitespace != 0 {
+                whitespaceCount += 1
+            }
+            // `\s+(?!\S)`: a run followed by more text leaves its last character for the next word.
+            if whitespaceCount > 1 && cpt(pos + whitespaceCount) != UInt32.max {
+                pos += whitespaceCount - 1
+                emit(pos)
+                continue
+            }
+            // `\s+`
+            if whitespaceCount > 0 {
+                pos += whitespaceCount
+                emit(pos)
+                continue
+            }
+            // no match: one character on its own
+            pos += 1
+            emit(pos)
+        }
+    }
+}
+
+/// Reusable buffers for pre-tokenizing one fragment.
+struct PreTokenizerScratch {
+    /// Code points of the fragment.
+    var scalars: [UInt32] = []
+    /// `CharClass` bits for each code point.
+    var classes: [UInt8] = []
+    /// UTF-8 offset (into the whole byte array) of each code point, plus the end offset.
+    var offsets: [Int] = []
+
+    /// Decodes `bytes[range]` (well-formed UTF-8, as it comes from a `String`); a malformed byte would count
+    /// as U+FFFD, as llama.cpp does.
+    mutating func decode(_ bytes: [UInt8], _ range: Range<Int>) {
+        scalars.removeAll(keepingCapacity: true)
+        classes.removeAll(keepingCapacity: true)
+        offsets.removeAll(keepingCapacity: true)
+        var i = range.lowerBound
+        let end = range.upperBound
+        while i < end {
+            let b0 = bytes[i]
+            var value: UInt32 = 0xFFFD
+            var length = 1
+            if b0 < 0x80 {
+                value = UInt32(b0)
+            } else if b0 & 0xE0 == 0xC0, i + 1 < end, bytes[i + 1] & 0xC0 == 0x80 {
+                value = UInt32(b0 & 0x1F) << 6 | UInt32(bytes[i + 1] & 0x3F)
+                length = 2
+            } else if b0 & 0xF0 == 0xE0, i + 2 < end, bytes[i + 1] & 0xC0 == 0x80, bytes[i + 2] & 0xC0 == 0x80 {
+                value = UInt32(b0 & 0x0F) << 12 | UInt32(bytes[i + 1] & 0x3F) << 6 | UInt32(bytes[i + 2] & 0x3F)
+                length = 3
+            } else if b0 & 0xF8 == 0xF0, i + 3 < end, bytes[i + 1] & 0xC0 == 0x80, bytes[i + 2] & 0xC0 == 0x80,
+                      bytes[i + 3] & 0xC0 == 0x80 {
+                value = UInt32(b0 & 0x07) << 18 | UInt32(bytes[i + 1] & 0x3F) << 12
+                    | UInt32(bytes[i + 2] & 0x3F) << 6 | UInt32(bytes[i + 3] & 0x3F)
+                length = 4
+            }
+            scalars.append(value)
+            classes.append(CharClass.of(value))
+            offsets.append(i)
+            i += length
+        }
+        offsets.append(end)
+    }
+}
+
+/// The Unicode classes the GPT-2 pattern distinguishes, as llama.cpp's code-point flags define them:
+/// `\p{L}` is general category L* (marks are not letters), `\p{N}` is N* (Nd, Nl, No), `\s` is White_Space.
+enum CharClass {
+    static let letter: UInt8 = 1
+    static let number: UInt8 = 2
+    static let whitespace: UInt8 = 4
+    /// Past the end of the piece (llama.cpp's all-zero flags): matches none of the classes, not even "other".
+    static let outOfRange: UInt8 = 8
+
+    private static let ascii: [UInt8] = (0 ..< 128).map { classify(UInt32($0)) }
+
+    @inline(__always)
+    static func of(_ value: UInt32) -> UInt8 {
+        value < 128 ? ascii[Int(value)] : classify(value)
+    }
+
+    private static func classify(_ value: UInt32) -> UInt8 {
+        guard let scalar = Unicode.Scalar(value) else { return 0 }
+        let properties = scalar.properties
+        var result: UInt8 = 0
+        switch properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
+            result = letter
+        case .decimalNumber, .letterNumber, .otherNumber:
+            result = number
+        default:
+            break
+        }
+        if properties.isWhitespace { result |= whitespace }
+        return result
+    }
+}

@@ -1,0 +1,56 @@
+import GGUF
+@testable import Inference
+import Testing
+
+@Suite struct ForwardTests {
+    /// A prompt computed as one batch gives the same logits as the same tokens fed one at a time
+    /// (KV cache, positions, causal masking and the batched mat-mat path all agree).
+    @Test(arguments: [GGMLType.q8_0, .q4_1])
+    func batchEqualsSequential(weights: GGMLType) throws {
+        let file = try GGUFFile(bytes: TinyModel.bytes(weightType: weights))
+        let tokens: [Int32] = [3, 17, 42, 5, 77, 1, 9, 63, 20, 11]
+        let batched = try Architectures.load(file, options: ModelOptions(threads: 2))
+        let all = Array(try batched.forward(tokens, startingAt: 0, logits: .all))
+        let single = try Architectures.load(file, options: ModelOptions(threads: 1, batchSize: 3))
+        let vocab = batched.shape.vocabularySize
+        for (i, t) in tokens.enumerated() {
+            let row = Array(try single.forward([t], startingAt: i, logits: .last))
+            for v in 0..<vocab {
+                #expect(abs(row[v] - all[i * vocab + v]) < 1e-3 * max(1, abs(row[v])), "token \(i) logit \(v)")
+            }
+        }
+        // chunked prompt (batch size 3 < prompt length) gives the same last logits
+        let chunked = Array(try single.forward(tokens, startingAt: 0, logits: .last))
+        for v in 0..<vocab { #expect(abs(chunked[v] - all[(tokens.count - 1) * vocab + v]) < 1e-3 * max(1, abs(chunked[v]))) }
+    }
+
+    @Test func unsupportedArchitectureIsNamed() throws {
+        let file = try GGUFFile(bytes: TinyModel.bytes(architecture: "mamba"))
+        #expect(throws: InferenceError.unsupportedArchitecture("mamba")) { try Architectures.load(file) }
+        let message = InferenceError.unsupportedArchitecture("mamba").description
+        #expect(message.contains("mamba") && message.contains("llama"))
+    }
+
+    @Test func contextOverflowAndBadTokensAreErrors() throws {
+        let file = try GGUFFile(bytes: TinyModel.bytes())
+        let model = try Architectures.load(file, options: ModelOptions(contextLength: 8))
+        #expect(throws: InferenceError.contextOverflow(needed: 9, limit: 8)) {
+            try model.forward(Array(repeating: 1, count: 9), startingAt: 0, logits: .last)
+        }
+        #expect(throws: InferenceError.invalidToken(80)) { try model.forward([80], startingAt: 0, logits: .last) }
+        #expect(throws: InferenceError.invalidToken(-1)) { try model.forward([-1], startingAt: 0, logits: .last) }
+        #expect(throws: InferenceError.emptyPrompt) { try model.forward([], startingAt: 0, logits: .last) }
+    }
+
+    @Test func missingTensorIsNamed() throws {
+        // Drop layer 1's feed-forward down projection.
+        let good = try GGUFFile(bytes: TinyModel.bytes())
+        var w = GGUFWriter()
+        for key in good.metadataKeys { if let v = good.metadata[key] { w.set(key, v) } }
+        for t in good.tensors where t.name != "blk.1.ffn_down.weight" {
+            w.addTensor(name: t.name, dimensions: t.dimensions, type: t.type, data: Array(good.data(for: t)))
+        }
+        let file = try GGUFFile(bytes: w.bytes())
+        #expect(throws: InferenceError.missingTensor("blk.1.ffn_down.weight")) { try Architectures.load(file) }
+    }
+}
