@@ -65,15 +65,16 @@ void sy_quantize_rows_q8a_generic(const float *x, sy_block_q8a *y, int64_t n, in
                 amax = a > amax ? a : amax;
             }
             const float d = amax / 127.0f;
-            const float id = d != 0.0f ? 1.0f / d : 0.0f;
+            const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
             int sum = 0;
             for (int i = 0; i < 32; i++) {
                 const int q = (int)nearbyintf(v[i] * id);
                 yr[b].qs[i] = (int8_t)q;
                 sum += q;
             }
-            yr[b].d = d;
-            yr[b].s = d * (float)sum;
+            // d and s rounded through half precision, as GGUF's q8_1 blocks store them
+            yr[b].d = sy_f16_to_f32(sy_f32_to_f16(d));
+            yr[b].s = sy_f16_to_f32(sy_f32_to_f16(d * (float)sum));
         }
     }
 }

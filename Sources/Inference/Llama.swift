@@ -119,7 +119,7 @@ public final class LlamaModel: LanguageModel {
         // x (T, dim) ← embeddings
         for t in 0..<T { weights.embedding.dequantizeRow(Int(tokens[t]), into: r.x + t * dim) }
         // rope tables (T, ropeDims)
-        for t in 0..<T { Ops.ropeTable(position: start + t, freqs: r.freqs, pairs: ropeDims / 2, into: r.rope + t * ropeDims) }
+        for t in 0..<T { Ops.ropeTable(position: start + t, thetaScale: r.thetaScale, pairs: ropeDims / 2, into: r.rope + t * ropeDims) }
 
         for (l, layer) in weights.layers.enumerated() {
             // ---- attention
@@ -129,8 +129,11 @@ public final class LlamaModel: LanguageModel {
             for t in 0..<T {
                 Ops.ropeNormal(r.q + t * dim, heads: s.headCount, headDim: hd, rotatedDims: ropeDims, table: r.rope + t * ropeDims)
                 Ops.ropeNormal(r.k + t * kvDim, heads: s.kvHeadCount, headDim: hd, rotatedDims: ropeDims, table: r.rope + t * ropeDims)
-                (kc + (start + t) * kvDim).update(from: r.k + t * kvDim, count: kvDim)
-                (vc + (start + t) * kvDim).update(from: r.v + t * kvDim, count: kvDim)
+                let kd = kc + (start + t) * kvDim, vd = vc + (start + t) * kvDim
+                for i in 0..<kvDim {
+                    kd[i] = Ops.f16ToF32(Ops.f32ToF16(r.k[t * kvDim + i]))
+                    vd[i] = Ops.f16ToF32(Ops.f32ToF16(r.v[t * kvDim + i]))
+                }
             }
             let work = T * s.headCount
             pool.run { th, nth in

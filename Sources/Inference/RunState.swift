@@ -24,7 +24,7 @@ final class RunState: @unchecked Sendable {
     let batch: Int
     let x, xn, q, k, v, att, tmp, gate, up: UnsafeMutablePointer<Float>
     let rope: UnsafeMutablePointer<Float>          // (batch, ropeDims): cos/sin pairs per position
-    let freqs: UnsafeMutablePointer<Float>         // (ropeDims / 2)
+    let thetaScale: Float                          // base^(-2/ropeDims)
     let attnScratch: UnsafeMutablePointer<Float>   // (threads, contextLength)
     private(set) var logits: UnsafeMutablePointer<Float>  // (logitRows, vocab)
     private var logitRows: Int
@@ -49,12 +49,11 @@ final class RunState: @unchecked Sendable {
         k = alloc(batch * kvDim); v = alloc(batch * kvDim); att = alloc(batch * dim); tmp = alloc(batch * dim)
         gate = alloc(batch * ffn); up = alloc(batch * ffn)
         rope = alloc(batch * ropeDims)
-        freqs = alloc(ropeDims / 2)
         attnScratch = alloc(threads * s.contextLength)
         logitRows = 1
         logits = .allocate(capacity: vocab)
         quantized = QuantizedScratch(maxColumns: max(dim, ffn), maxRows: batch)
-        for i in 0..<(ropeDims / 2) { freqs[i] = Float(pow(Double(theta), -2.0 * Double(i) / Double(ropeDims))) }
+        thetaScale = powf(theta, -2.0 / Float(ropeDims))
         self.owned = owned
         self.bytes = bytes + vocab * 4 + quantized.capacityBytes
     }

@@ -117,20 +117,23 @@ public enum Ops {
     public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float, n: Int, rows: Int, into out: UnsafeMutablePointer<Float>) {
         for r in 0..<rows {
             let xr = x + r * n, o = out + r * n
-            let ss = sy_dot_f32(Int64(n), xr, xr)
-            let scale = 1 / (ss / Float(n) + eps).squareRoot()
+            var ss: Double = 0
+            for i in 0..<n { ss += Double(xr[i] * xr[i]) }
+            let mean = Float(ss / Double(n))
+            let scale = 1 / (mean + eps).squareRoot()
             for i in 0..<n { o[i] = xr[i] * scale * weight[i] }
         }
     }
 
-    /// cos/sin table for one position: out[2i] = cos(pos·freq[i]), out[2i+1] = sin(pos·freq[i]), i < pairs.
+    /// cos/sin table for one position: out[2i] = cos(θ_i), out[2i+1] = sin(θ_i), θ_i = pos · scale^i, with θ
+    /// advanced by repeated multiplication in single precision (as ggml does, so angles agree bit for bit).
     @inlinable
-    public static func ropeTable(position: Int, freqs: UnsafePointer<Float>, pairs: Int, into out: UnsafeMutablePointer<Float>) {
-        let p = Float(position)
+    public static func ropeTable(position: Int, thetaScale: Float, pairs: Int, into out: UnsafeMutablePointer<Float>) {
+        var theta = Float(position)
         for i in 0..<pairs {
-            let angle = p * freqs[i]
-            out[2 * i] = cos(angle)
-            out[2 * i + 1] = sin(angle)
+            out[2 * i] = cos(theta)
+            out[2 * i + 1] = sin(theta)
+            theta *= thetaScale
         }
     }
 

@@ -11,7 +11,7 @@ struct Switchyard: ParsableCommand {
         ($SWITCHYARD_MODELS, default ~/.switchyard/models), or a path to a .gguf file.
         """,
         version: "0.1.0",
-        subcommands: [Run.self, Tokenize.self, Perplexity.self, Bench.self]
+        subcommands: [Pull.self, List.self, Run.self, Tokenize.self, Perplexity.self, Bench.self]
     )
 }
 

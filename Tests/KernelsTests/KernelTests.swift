@@ -175,9 +175,8 @@ enum Quantize {
     }
 
     @Test func ropeRotatesPairsAndKeepsNorm() {
-        let freqs: [Float] = [1, 0.1]
         var table = [Float](repeating: 0, count: 4)
-        Ops.ropeTable(position: 3, freqs: freqs, pairs: 2, into: &table)
+        Ops.ropeTable(position: 3, thetaScale: 0.1, pairs: 2, into: &table)
         var x: [Float] = [1, 0, 0, 1]
         Ops.ropeNormal(&x, heads: 1, headDim: 4, rotatedDims: 4, table: table)
         #expect(abs(x[0] - cos(3)) < 1e-6 && abs(x[1] - sin(3)) < 1e-6)

@@ -23,6 +23,7 @@ public enum Reference {
 
     public struct MissingModel: Error, CustomStringConvertible {
         public let path: String
+        public init(path: String) { self.path = path }
         public var description: String { "model file \(path) is missing: run `make pull` (switchyard pull smollm2) first" }
     }
 
