@@ -64,7 +64,7 @@ int sy_matmul(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0
                sy_matmul_vnni(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd))
 }
 
-void sy_attention_head(const float *q, const float *k, const float *v, int64_t n_kv, int64_t head_dim,
+void sy_attention_head(const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv, int64_t head_dim,
                        int64_t kv_stride, float scale, float *scratch, float *out) {
     SY_FORWARD(sy_attention_head_generic(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out),
                sy_attention_head_avx2(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out),
@@ -77,4 +77,8 @@ void sy_silu_mul(int64_t n, float *g, const float *u) {
 
 float sy_dot_f32(int64_t n, const float *a, const float *b) {
     SY_FORWARD(sy_dot_f32_generic(n, a, b), sy_dot_f32_avx2(n, a, b), sy_dot_f32_vnni(n, a, b))
+}
+
+void sy_f32_to_f16_row(const float *x, uint16_t *y, int64_t n) {
+    SY_FORWARD(sy_f32_to_f16_row_generic(x, y, n), sy_f32_to_f16_row_avx2(x, y, n), sy_f32_to_f16_row_vnni(x, y, n))
 }

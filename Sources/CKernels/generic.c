@@ -157,11 +157,14 @@ int sy_matmul_generic(int type, int64_t k, const void *w, size_t w_row_bytes, in
     return 0;
 }
 
-void sy_attention_head_generic(const float *q, const float *k, const float *v, int64_t n_kv, int64_t head_dim,
+void sy_attention_head_generic(const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv, int64_t head_dim,
                                int64_t kv_stride, float scale, float *scratch, float *out) {
     float max = -INFINITY;
     for (int64_t j = 0; j < n_kv; j++) {
-        const float s = scale * sy_dot_f32_generic(head_dim, q, k + j * kv_stride);
+        const uint16_t *kj = k + j * kv_stride;
+        float dot = 0.0f;
+        for (int64_t d = 0; d < head_dim; d++) dot += q[d] * sy_f16_to_f32(kj[d]);
+        const float s = scale * dot;
         scratch[j] = s;
         max = s > max ? s : max;
     }
@@ -175,9 +178,13 @@ void sy_attention_head_generic(const float *q, const float *k, const float *v, i
     for (int64_t d = 0; d < head_dim; d++) out[d] = 0.0f;
     for (int64_t j = 0; j < n_kv; j++) {
         const float p = scratch[j] * inv;
-        const float *vj = v + j * kv_stride;
-        for (int64_t d = 0; d < head_dim; d++) out[d] += p * vj[d];
+        const uint16_t *vj = v + j * kv_stride;
+        for (int64_t d = 0; d < head_dim; d++) out[d] += p * sy_f16_to_f32(vj[d]);
     }
+}
+
+void sy_f32_to_f16_row_generic(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = sy_f32_to_f16(x[i]);
 }
 
 void sy_silu_mul_generic(int64_t n, float *g, const float *u) {

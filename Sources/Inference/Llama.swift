@@ -129,11 +129,8 @@ public final class LlamaModel: LanguageModel {
             for t in 0..<T {
                 Ops.ropeNormal(r.q + t * dim, heads: s.headCount, headDim: hd, rotatedDims: ropeDims, table: r.rope + t * ropeDims)
                 Ops.ropeNormal(r.k + t * kvDim, heads: s.kvHeadCount, headDim: hd, rotatedDims: ropeDims, table: r.rope + t * ropeDims)
-                let kd = kc + (start + t) * kvDim, vd = vc + (start + t) * kvDim
-                for i in 0..<kvDim {
-                    kd[i] = Ops.f16ToF32(Ops.f32ToF16(r.k[t * kvDim + i]))
-                    vd[i] = Ops.f16ToF32(Ops.f32ToF16(r.v[t * kvDim + i]))
-                }
+                Ops.toHalf(r.k + t * kvDim, kc + (start + t) * kvDim, count: kvDim)
+                Ops.toHalf(r.v + t * kvDim, vc + (start + t) * kvDim, count: kvDim)
             }
             let work = T * s.headCount
             pool.run { th, nth in

@@ -1,22 +1,23 @@
 import Kernels
 
-/// Key and value cache of one sequence: per layer (contextLength, kvDim) floats each.
+/// Key and value cache of one sequence in half precision: per layer (contextLength, kvDim) each.
 final class KVCache: @unchecked Sendable {
     let layers: Int, contextLength: Int, kvDim: Int
-    let k: UnsafeMutablePointer<Float>   // (layer, position, kvDim)
-    let v: UnsafeMutablePointer<Float>   // (layer, position, kvDim)
+    let k: UnsafeMutablePointer<UInt16>   // (layer, position, kvDim)
+    let v: UnsafeMutablePointer<UInt16>   // (layer, position, kvDim)
 
     init(layers: Int, contextLength: Int, kvDim: Int) {
         self.layers = layers; self.contextLength = contextLength; self.kvDim = kvDim
         let n = layers * contextLength * kvDim
-        k = .allocate(capacity: n); k.initialize(repeating: 0, count: n)
-        v = .allocate(capacity: n); v.initialize(repeating: 0, count: n)
+        // Left uninitialized: only positions already written are read, and untouched pages cost no memory.
+        k = .allocate(capacity: n)
+        v = .allocate(capacity: n)
     }
     deinit { k.deallocate(); v.deallocate() }
 
-    var bytes: Int { 2 * layers * contextLength * kvDim * 4 }
-    func keys(layer: Int) -> UnsafeMutablePointer<Float> { k + layer * contextLength * kvDim }
-    func values(layer: Int) -> UnsafeMutablePointer<Float> { v + layer * contextLength * kvDim }
+    var bytes: Int { 2 * layers * contextLength * kvDim * 2 }
+    func keys(layer: Int) -> UnsafeMutablePointer<UInt16> { k + layer * contextLength * kvDim }
+    func values(layer: Int) -> UnsafeMutablePointer<UInt16> { v + layer * contextLength * kvDim }
 }
 
 /// Activation buffers for one batch of up to `batch` tokens, allocated once; nothing is allocated per token.

@@ -184,11 +184,15 @@ public enum Ops {
 
     /// Attention of one query head over `count` cached positions (see `sy_attention_head`).
     @inlinable
-    public static func attention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, count: Int,
+    public static func attention(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>, count: Int,
                                  headDim: Int, stride: Int, scale: Float, scratch: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
         sy_attention_head(q, k, v, Int64(count), Int64(headDim), Int64(stride), scale, scratch, out)
     }
 
     @inlinable public static func f16ToF32(_ h: UInt16) -> Float { sy_f16_to_f32(h) }
+    /// Rounds a row of floats to half precision.
+    @inlinable public static func toHalf(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, count: Int) {
+        sy_f32_to_f16_row(x, y, Int64(count))
+    }
     @inlinable public static func f32ToF16(_ f: Float) -> UInt16 { sy_f32_to_f16(f) }
 }

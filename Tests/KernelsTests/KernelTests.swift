@@ -142,7 +142,9 @@ enum Quantize {
     @Test func attentionMatchesReference() {
         var g = Values(state: 3)
         let hd = 64, n = 19, stride = 192
-        let q = g.array(hd), k = g.array(n * stride), v = g.array(n * stride)
+        let q = g.array(hd)
+        let kh = g.array(n * stride).map(Ops.f32ToF16), vh = g.array(n * stride).map(Ops.f32ToF16)
+        let k = kh.map(Ops.f16ToF32), v = vh.map(Ops.f16ToF32)
         var scores = (0..<n).map { j in (0..<hd).reduce(Float(0)) { $0 + q[$1] * k[j * stride + $1] } * 0.125 }
         let m = scores.max()!
         scores = scores.map { exp($0 - m) }
@@ -154,7 +156,7 @@ enum Quantize {
             CPUKernels.force(level)
             var out = [Float](repeating: 0, count: hd)
             var scratch = [Float](repeating: 0, count: n)
-            Ops.attention(q: q, k: k, v: v, count: n, headDim: hd, stride: stride, scale: 0.125, scratch: &scratch, out: &out)
+            Ops.attention(q: q, k: kh, v: vh, count: n, headDim: hd, stride: stride, scale: 0.125, scratch: &scratch, out: &out)
             for d in 0..<hd { #expect(abs(out[d] - expected[d]) < 1e-4, "\(level) d\(d)") }
         }
     }

@@ -57,11 +57,14 @@ int sy_matmul(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0
 /// Dequantizes `n` elements (a multiple of the block size) of a row of `type` into floats. Returns 0 or -1.
 int sy_dequantize_row(int type, const void *src, float *dst, int64_t n);
 
-/// Causal attention of one query head over `n_kv` cached positions:
+/// Causal attention of one query head over `n_kv` cached positions, keys and values in half precision:
 /// out[0..<head_dim] = Σ_j softmax_j(scale * q·k_j) v_j, with k_j = k + j * kv_stride (same for v).
 /// `scratch` holds n_kv floats.
-void sy_attention_head(const float *q, const float *k, const float *v, int64_t n_kv, int64_t head_dim,
+void sy_attention_head(const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv, int64_t head_dim,
                        int64_t kv_stride, float scale, float *scratch, float *out);
+
+/// y[i] = half(x[i]) for a row (round to nearest even).
+void sy_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
 
 /// g[i] = silu(g[i]) * u[i]
 void sy_silu_mul(int64_t n, float *g, const float *u);
