@@ -25,7 +25,7 @@ pull: build
 # All tests: unit tests, reference conformance against llama.cpp's outputs (needs the model: pulled first).
 test: build
 	$(DEBUG_BIN) pull smollm2
-	$(SWIFT) test
+	SWITCHYARD_TEST_PIP=1 $(SWIFT) test
 
 # Side-by-side speed against llama.cpp built from source on this machine.
 bench:
