@@ -46,8 +46,10 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold (1: off).") var topP: Float = 0.95
     @Option(name: .customLong("min-p"), help: "Drop tokens less likely than min-p × the best (0: off).") var minP: Float = 0.05
     @Option(name: .customLong("repeat-penalty"), help: "Penalty for recently seen tokens (1: off).") var repeatPenalty: Float = 1.0
-    @Option(name: .customLong("presence-penalty")) var presencePenalty: Float = 0
-    @Option(name: .customLong("frequency-penalty")) var frequencyPenalty: Float = 0
+    @Option(name: .customLong("presence-penalty"), help: "Subtracted from the logit of every token already generated (0: off).")
+    var presencePenalty: Float = 0
+    @Option(name: .customLong("frequency-penalty"), help: "Subtracted once per earlier occurrence of a generated token (0: off).")
+    var frequencyPenalty: Float = 0
     @Option(help: "Random seed (same seed and settings give the same text).") var seed: UInt64?
     @Option(name: [.customShort("n"), .customLong("max-tokens")], help: "Most tokens to generate.") var maxTokens: Int = 512
     @Option(help: "Stop before this text (repeatable).") var stop: [String] = []

@@ -1,0 +1,132 @@
+/// The canonical request and event types every surface decodes into and every provider consumes.
+/// Core knows no HTTP and no engine: surfaces and providers translate to and from these.
+
+public struct ChatMessage: Sendable, Equatable, Codable {
+    public enum Role: String, Sendable, Codable, CaseIterable { case system, user, assistant, tool }
+    public var role: Role
+    public var content: String
+    /// For `tool` messages: the call this answers.
+    public var toolCallID: String?
+    /// For `assistant` messages: calls the model made.
+    public var toolCalls: [ToolCall]
+
+    public init(role: Role, content: String, toolCallID: String? = nil, toolCalls: [ToolCall] = []) {
+        self.role = role; self.content = content; self.toolCallID = toolCallID; self.toolCalls = toolCalls
+    }
+}
+
+public struct ToolCall: Sendable, Equatable, Codable {
+    public var id: String
+    public var name: String
+    /// JSON text of the arguments.
+    public var arguments: String
+    public init(id: String, name: String, arguments: String) { self.id = id; self.name = name; self.arguments = arguments }
+}
+
+public struct ToolDefinition: Sendable, Equatable, Codable {
+    public var name: String
+    public var description: String?
+    /// JSON Schema of the parameters, as JSON text.
+    public var parametersJSON: String?
+    public init(name: String, description: String? = nil, parametersJSON: String? = nil) {
+        self.name = name; self.description = description; self.parametersJSON = parametersJSON
+    }
+}
+
+/// Sampling settings as clients send them; nil means "the model's default".
+public struct SamplingSettings: Sendable, Equatable, Codable {
+    public var temperature: Double?
+    public var topP: Double?
+    public var topK: Int?
+    public var minP: Double?
+    public var repeatPenalty: Double?
+    public var presencePenalty: Double?
+    public var frequencyPenalty: Double?
+    public var seed: UInt64?
+    public var maxTokens: Int?
+    public var stop: [String]
+    public init(temperature: Double? = nil, topP: Double? = nil, topK: Int? = nil, minP: Double? = nil,
+                repeatPenalty: Double? = nil, presencePenalty: Double? = nil, frequencyPenalty: Double? = nil,
+                seed: UInt64? = nil, maxTokens: Int? = nil, stop: [String] = []) {
+        self.temperature = temperature; self.topP = topP; self.topK = topK; self.minP = minP
+        self.repeatPenalty = repeatPenalty; self.presencePenalty = presencePenalty; self.frequencyPenalty = frequencyPenalty
+        self.seed = seed; self.maxTokens = maxTokens; self.stop = stop
+    }
+}
+
+public struct ChatRequest: Sendable, Equatable {
+    /// A model name, alias, role (`role:coder`) or `auto`.
+    public var model: String
+    public var messages: [ChatMessage]
+    public var sampling: SamplingSettings
+    public var tools: [ToolDefinition]
+    public var stream: Bool
+    /// How many alternatives per token to report with log-probabilities (nil: none).
+    public var topLogprobs: Int?
+    public init(model: String, messages: [ChatMessage], sampling: SamplingSettings = SamplingSettings(),
+                tools: [ToolDefinition] = [], stream: Bool = false, topLogprobs: Int? = nil) {
+        self.model = model; self.messages = messages; self.sampling = sampling; self.tools = tools
+        self.stream = stream; self.topLogprobs = topLogprobs
+    }
+}
+
+public struct Usage: Sendable, Equatable, Codable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    /// Prompt tokens whose KV entries were reused from a cache.
+    public var cachedPromptTokens: Int
+    public var totalTokens: Int { promptTokens + completionTokens }
+    public init(promptTokens: Int, completionTokens: Int, cachedPromptTokens: Int = 0) {
+        self.promptTokens = promptTokens; self.completionTokens = completionTokens; self.cachedPromptTokens = cachedPromptTokens
+    }
+}
+
+public enum FinishReason: String, Sendable, Equatable, Codable {
+    case stop, length, toolCalls = "tool_calls", contentFilter = "content_filter", cancelled
+}
+
+/// What every provider yields, in order: text and tool-call pieces, then usage, then the finish reason.
+public enum ChatEvent: Sendable, Equatable {
+    case text(String)
+    case toolCall(ToolCall)
+    case usage(Usage)
+    case finished(FinishReason)
+}
+
+public struct ModelInfo: Sendable, Equatable, Codable {
+    public var name: String
+    public var provider: String
+    public var contextLength: Int?
+    public var sizeBytes: Int?
+    public var quantization: String?
+    public init(name: String, provider: String, contextLength: Int? = nil, sizeBytes: Int? = nil, quantization: String? = nil) {
+        self.name = name; self.provider = provider; self.contextLength = contextLength
+        self.sizeBytes = sizeBytes; self.quantization = quantization
+    }
+}
+
+/// The canonical errors, each mapped by a surface to its own status code and error JSON.
+public enum CoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    case badRequest(String)
+    case unknownModel(String, available: [String])
+    case contextTooLong(needed: Int, limit: Int)
+    case overloaded(retryAfterSeconds: Int?)
+    case upstream(String)
+
+    public var description: String {
+        switch self {
+        case .badRequest(let m): m
+        case .unknownModel(let n, let a): "unknown model '\(n)'; available: \(a.joined(separator: ", "))"
+        case .contextTooLong(let n, let l): "the prompt needs \(n) tokens but the context holds \(l)"
+        case .overloaded(let r): "overloaded" + (r.map { "; retry after \($0) s" } ?? "")
+        case .upstream(let m): "upstream error: \(m)"
+        }
+    }
+}
+
+/// One source of completions: the local engine or a remote server.
+public protocol Provider: Sendable {
+    var name: String { get }
+    func models() async throws -> [ModelInfo]
+    func chat(_ request: ChatRequest) -> AsyncThrowingStream<ChatEvent, Error>
+}
