@@ -79,14 +79,17 @@ void sy_quantize_rows_q8a_generic(const float *x, sy_block_q8a *y, int64_t n, in
     }
 }
 
+/// Σ q·a over one block of 32 packed nibbles (low nibbles are elements 0..15, high ones 16..31).
+static inline int nibble_dot(const uint8_t *qs, const int8_t *a) {
+    int sum = 0;
+    for (int i = 0; i < 16; i++) sum += (qs[i] & 0x0F) * a[i] + (qs[i] >> 4) * a[i + 16];
+    return sum;
+}
+
 static float dot_q4_0_generic(int64_t nb, const sy_block_q4_0 *x, const sy_block_q8a *a) {
     float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
-        int sum = 0;
-        for (int i = 0; i < 16; i++) {
-            sum += (x[b].qs[i] & 0x0F) * a[b].qs[i];
-            sum += (x[b].qs[i] >> 4) * a[b].qs[i + 16];
-        }
+        const int sum = nibble_dot(x[b].qs, a[b].qs);
         const float d = sy_f16_to_f32(x[b].d);
         acc += d * (a[b].d * (float)sum - 8.0f * a[b].s);
     }
@@ -96,11 +99,7 @@ static float dot_q4_0_generic(int64_t nb, const sy_block_q4_0 *x, const sy_block
 static float dot_q4_1_generic(int64_t nb, const sy_block_q4_1 *x, const sy_block_q8a *a) {
     float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
-        int sum = 0;
-        for (int i = 0; i < 16; i++) {
-            sum += (x[b].qs[i] & 0x0F) * a[b].qs[i];
-            sum += (x[b].qs[i] >> 4) * a[b].qs[i + 16];
-        }
+        const int sum = nibble_dot(x[b].qs, a[b].qs);
         acc += sy_f16_to_f32(x[b].d) * a[b].d * (float)sum + sy_f16_to_f32(x[b].m) * a[b].s;
     }
     return acc;
