@@ -61,12 +61,16 @@ public struct ChatRequest: Sendable, Equatable {
     public var sampling: SamplingSettings
     public var tools: [ToolDefinition]
     public var stream: Bool
-    /// How many alternatives per token to report with log-probabilities (nil: none).
-    public var topLogprobs: Int?
+    /// Report the chosen token's log-probability, and this many alternatives (0: only the chosen one).
+    public var logprobs: Bool
+    public var topLogprobs: Int
+    /// A raw prompt (legacy completions): sent as is, without the chat template; `messages` is then ignored.
+    public var rawPrompt: String?
     public init(model: String, messages: [ChatMessage], sampling: SamplingSettings = SamplingSettings(),
-                tools: [ToolDefinition] = [], stream: Bool = false, topLogprobs: Int? = nil) {
+                tools: [ToolDefinition] = [], stream: Bool = false, logprobs: Bool = false, topLogprobs: Int = 0,
+                rawPrompt: String? = nil) {
         self.model = model; self.messages = messages; self.sampling = sampling; self.tools = tools
-        self.stream = stream; self.topLogprobs = topLogprobs
+        self.stream = stream; self.logprobs = logprobs; self.topLogprobs = topLogprobs; self.rawPrompt = rawPrompt
     }
 }
 
@@ -85,9 +89,23 @@ public enum FinishReason: String, Sendable, Equatable, Codable {
     case stop, length, toolCalls = "tool_calls", contentFilter = "content_filter", cancelled
 }
 
-/// What every provider yields, in order: text and tool-call pieces, then usage, then the finish reason.
+/// Log-probability of one generated token, with the most likely alternatives.
+public struct TokenLogprob: Sendable, Equatable {
+    public struct Alternative: Sendable, Equatable {
+        public var token: String
+        public var logprob: Double
+        public init(token: String, logprob: Double) { self.token = token; self.logprob = logprob }
+    }
+    public var token: String
+    public var logprob: Double
+    public var top: [Alternative]
+    public init(token: String, logprob: Double, top: [Alternative]) { self.token = token; self.logprob = logprob; self.top = top }
+}
+
+/// What every provider yields, in order: text and tool-call pieces, then the finish reason, then usage.
 public enum ChatEvent: Sendable, Equatable {
-    case text(String)
+    /// Generated text, with the log-probability of the token it came from when requested.
+    case text(String, TokenLogprob?)
     case toolCall(ToolCall)
     case usage(Usage)
     case finished(FinishReason)
@@ -112,6 +130,7 @@ public enum CoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case contextTooLong(needed: Int, limit: Int)
     case overloaded(retryAfterSeconds: Int?)
     case upstream(String)
+    case modelLoadFailed(String, reason: String)
 
     public var description: String {
         switch self {
@@ -120,7 +139,18 @@ public enum CoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .contextTooLong(let n, let l): "the prompt needs \(n) tokens but the context holds \(l)"
         case .overloaded(let r): "overloaded" + (r.map { "; retry after \($0) s" } ?? "")
         case .upstream(let m): "upstream error: \(m)"
+        case .modelLoadFailed(let n, let r): "model '\(n)' could not be loaded: \(r)"
         }
+    }
+}
+
+/// A running completion: its events, and a way to stop it early (a client that went away).
+/// A consumer that stops reading before `.finished` must call `cancel()` so the provider frees its slot.
+public struct ChatStream: Sendable {
+    public let events: AsyncThrowingStream<ChatEvent, Error>
+    public let cancel: @Sendable () -> Void
+    public init(events: AsyncThrowingStream<ChatEvent, Error>, cancel: @escaping @Sendable () -> Void) {
+        self.events = events; self.cancel = cancel
     }
 }
 
@@ -128,5 +158,5 @@ public enum CoreError: Error, Sendable, Equatable, CustomStringConvertible {
 public protocol Provider: Sendable {
     var name: String { get }
     func models() async throws -> [ModelInfo]
-    func chat(_ request: ChatRequest) -> AsyncThrowingStream<ChatEvent, Error>
+    func chat(_ request: ChatRequest) -> ChatStream
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 @main
-struct Switchyard: ParsableCommand {
+struct Switchyard: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchyard",
         abstract: "A self-hosted AI core: runs GGUF models on the CPU with its own engine.",
@@ -11,7 +11,7 @@ struct Switchyard: ParsableCommand {
         ($SWITCHYARD_MODELS, default ~/.switchyard/models), or a path to a .gguf file.
         """,
         version: "0.1.0",
-        subcommands: [Pull.self, List.self, Run.self, Tokenize.self, Perplexity.self, Bench.self]
+        subcommands: [Serve.self, Pull.self, List.self, Run.self, Tokenize.self, Perplexity.self, Bench.self]
     )
 }
 

@@ -1,0 +1,101 @@
+import Core
+import Foundation
+import Hummingbird
+import Inference
+
+/// An error as the HTTP surfaces report it: status, OpenAI-style type and code, the parameter at fault.
+public struct APIError: Error, Sendable {
+    public var status: HTTPResponse.Status
+    public var message: String
+    public var type: String
+    public var param: String?
+    public var code: String?
+    public var retryAfter: Int?
+
+    public init(_ status: HTTPResponse.Status, _ message: String, type: String = "invalid_request_error",
+                param: String? = nil, code: String? = nil, retryAfter: Int? = nil) {
+        self.status = status; self.message = message; self.type = type; self.param = param; self.code = code
+        self.retryAfter = retryAfter
+    }
+
+    /// Maps any error from decoding, providers or the engine to its HTTP form.
+    public static func from(_ error: Error) -> APIError {
+        switch error {
+        case let e as APIError: return e
+        case let e as CoreError:
+            switch e {
+            case .badRequest(let m): return APIError(.badRequest, m)
+            case .unknownModel:
+                return APIError(.notFound, e.description, param: "model", code: "model_not_found")
+            case .contextTooLong:
+                return APIError(.contentTooLarge, e.description, param: "messages", code: "context_length_exceeded")
+            case .overloaded(let r):
+                return APIError(.tooManyRequests, "the model's queue is full; retry later", type: "rate_limit_error",
+                                code: "overloaded", retryAfter: r ?? 1)
+            case .upstream(let m): return APIError(.badGateway, m, type: "api_error")
+            case .modelLoadFailed: return APIError(.internalServerError, e.description, type: "api_error", code: "model_load_failed")
+            }
+        case let e as InferenceError:
+            if case .contextOverflow = e {
+                return APIError(.contentTooLarge, e.description, param: "messages", code: "context_length_exceeded")
+            }
+            return APIError(.internalServerError, e.description, type: "api_error")
+        case let e as DecodingError:
+            return APIError(.badRequest, "invalid request body: \(describe(e))", param: path(e))
+        case is CancellationError:
+            return APIError(.serviceUnavailable, "the request was cancelled (the server is shutting down or the model was unloaded)",
+                            type: "api_error", retryAfter: 1)
+        default:
+            return APIError(.internalServerError, "\(error)", type: "api_error")
+        }
+    }
+
+    /// `{"error": {"message", "type", "param", "code"}}`
+    public var body: ByteBuffer {
+        let object: [String: Any] = ["error": [
+            "message": message, "type": type,
+            "param": param.map { $0 as Any } ?? NSNull(), "code": code.map { $0 as Any } ?? NSNull(),
+        ]]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return ByteBuffer(bytes: data)
+    }
+
+    public var response: Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let r = retryAfter { headers[.retryAfter] = String(r) }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
+    }
+
+    private static func path(_ e: DecodingError) -> String? {
+        let ctx: DecodingError.Context? = switch e {
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c): c
+        case .keyNotFound(let k, let c): DecodingError.Context(codingPath: c.codingPath + [k], debugDescription: c.debugDescription)
+        @unknown default: nil
+        }
+        guard let ctx, !ctx.codingPath.isEmpty else { return nil }
+        return ctx.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+    }
+
+    private static func describe(_ e: DecodingError) -> String {
+        switch e {
+        case .typeMismatch(let t, let c): "'\(path(e) ?? "body")' should be \(t): \(c.debugDescription)"
+        case .valueNotFound(let t, _): "'\(path(e) ?? "body")' is missing (expected \(t))"
+        case .keyNotFound(let k, _): "required field '\(k.stringValue)' is missing"
+        case .dataCorrupted(let c): c.debugDescription
+        @unknown default: "\(e)"
+        }
+    }
+}
+
+/// Makes every thrown error into the surface's JSON error response.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let e as HTTPError {
+            return APIError(e.status, e.body ?? e.status.reasonPhrase, code: e.status == .notFound ? "not_found" : nil).response
+        } catch {
+            return APIError.from(error).response
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Core
+import Foundation
+import Providers
+import Synchronization
+
+/// What the surfaces serve from: the providers, the model host, and the counters behind /api/v1/metrics.
+public final class Backend: Sendable {
+    public let host: ModelHost
+    public let local: LocalProvider
+    public let metrics = ServerMetrics()
+    public let startedAt = Date()
+
+    public init(host: ModelHost) {
+        self.host = host
+        self.local = LocalProvider(host: host)
+    }
+
+    /// Starts a completion and waits for its first event, so that failures (unknown model, prompt too long, queue
+    /// full) become proper status codes before any byte of a response is sent.
+    func start(_ request: ChatRequest) async throws -> StartedCompletion {
+        let stream = local.chat(request)
+        let started = StartedCompletion(stream: stream, model: request.model, metrics: metrics)
+        do {
+            try await started.prime()
+        } catch {
+            // Names of models that do not exist are not kept (a client could send any number of them).
+            let known = if case CoreError.unknownModel = error { false } else { true }
+            metrics.record(model: known ? request.model : "(unknown model)", error: true)
+            throw error
+        }
+        return started
+    }
+}
+
+/// A completion whose first event has arrived. Reading it to the end records its metrics.
+final class StartedCompletion: @unchecked Sendable {
+    private var iterator: AsyncThrowingStream<ChatEvent, Error>.AsyncIterator
+    private var pending: ChatEvent?
+    private var done = false
+    private let cancelStream: @Sendable () -> Void
+    private let model: String
+    private let metrics: ServerMetrics
+    private let began = Date()
+    private var firstToken: Date?
+    private var usage: Usage?
+
+    init(stream: ChatStream, model: String, metrics: ServerMetrics) {
+        iterator = stream.events.makeAsyncIterator()
+        cancelStream = stream.cancel
+        self.model = model
+        self.metrics = metrics
+    }
+
+    func prime() async throws {
+        pending = try await iterator.next()
+        if pending == nil { done = true }
+    }
+
+    /// The next event, or nil at the end.
+    func next() async throws -> ChatEvent? {
+        if let p = pending { pending = nil; return observe(p) }
+        if done { return nil }
+        do {
+            guard let e = try await iterator.next() else { done = true; finishMetrics(error: false); return nil }
+            return observe(e)
+        } catch {
+            done = true
+            finishMetrics(error: true)
+            throw error
+        }
+    }
+
+    /// The client went away or the response could not be written: stop generating.
+    func cancel() {
+        cancelStream()
+        if !done { done = true; finishMetrics(error: false) }
+    }
+
+    private func observe(_ e: ChatEvent) -> ChatEvent {
+        switch e {
+        case .text: if firstToken == nil { firstToken = Date() }
+        case .usage(let u): usage = u
+        default: break
+        }
+        return e
+    }
+
+    private func finishMetrics(error: Bool) {
+        let now = Date()
+        let genSeconds = firstToken.map { now.timeIntervalSince($0) } ?? 0
+        metrics.record(model: model, error: error, promptTokens: usage?.promptTokens ?? 0,
+                       completionTokens: usage?.completionTokens ?? 0, latency: now.timeIntervalSince(began),
+                       generationSeconds: genSeconds)
+    }
+}
+
+/// Per-model counters for /api/v1/metrics.
+public final class ServerMetrics: Sendable {
+    public struct Model: Sendable, Codable {
+        public var requests = 0
+        public var errors = 0
+        public var promptTokens = 0
+        public var completionTokens = 0
+        public var totalLatency = 0.0
+        public var generationSeconds = 0.0
+    }
+    private let models = Mutex<[String: Model]>([:])
+
+    func record(model: String, error: Bool, promptTokens: Int = 0, completionTokens: Int = 0, latency: Double = 0, generationSeconds: Double = 0) {
+        models.withLock { m in
+            var s = m[model] ?? Model()
+            s.requests += 1
+            if error { s.errors += 1 }
+            s.promptTokens += promptTokens
+            s.completionTokens += completionTokens
+            s.totalLatency += latency
+            s.generationSeconds += generationSeconds
+            m[model] = s
+        }
+    }
+
+    public func snapshot() -> [String: Model] { models.withLock { $0 } }
+}

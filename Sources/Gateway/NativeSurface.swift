@@ -1,0 +1,242 @@
+import Core
+import Foundation
+import GGUF
+import Hummingbird
+import Providers
+
+/// The native `/api/v1` surface: generate, chat, models, load/unload, health, metrics.
+/// Streaming answers are NDJSON: one JSON object per line, `{"response": piece, "done": false}`, and a last
+/// line with `"done": true` and the totals.
+struct NativeSurface {
+    let backend: Backend
+
+    struct GenerateBody: Decodable {
+        let model: String
+        let prompt: String?
+        let messages: [OpenAI.Message]?
+        let system: String?
+        let raw: Bool?
+        let max_tokens: Int?
+        let temperature: Double?
+        let top_p: Double?
+        let top_k: Int?
+        let seed: Int64?
+        let stop: OpenAI.Stop?
+        let stream: Bool?
+    }
+
+    struct Answer: Encodable {
+        let response: String
+        let model: String
+        let tokens_used: Int
+        let prompt_tokens: Int
+        let completion_tokens: Int
+        let processing_time: Double
+        let timestamp: String
+        let finish_reason: String
+        var done = true
+    }
+
+    struct Piece: Encodable {
+        let response: String
+        let model: String
+        var done = false
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/api/v1/generate") { request, _ in try await generate(request, chat: false) }
+        router.post("/api/v1/chat") { request, _ in try await generate(request, chat: true) }
+        router.get("/api/v1/models") { _, _ in try await models() }
+        router.post("/api/v1/models/load") { request, _ in try await load(request) }
+        router.post("/api/v1/models/unload") { request, _ in try await unload(request) }
+        router.get("/api/v1/health") { _, _ in try await health() }
+        router.get("/api/v1/metrics") { _, _ in try metrics() }
+    }
+
+    private func generate(_ request: Request, chat: Bool) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: OpenAISurface.maxBody)
+        let g = try JSONDecoder().decode(GenerateBody.self, from: Data(buffer: body))
+        if let t = g.temperature, !(0...2).contains(t) { throw APIError(.badRequest, "temperature must be between 0 and 2", param: "temperature") }
+        if let p = g.top_p, !(0...1).contains(p) { throw APIError(.badRequest, "top_p must be between 0 and 1", param: "top_p") }
+        if let m = g.max_tokens, m < 1 { throw APIError(.badRequest, "max_tokens must be at least 1", param: "max_tokens") }
+        var messages: [ChatMessage] = []
+        var raw: String?
+        if chat {
+            guard let ms = g.messages, !ms.isEmpty else { throw APIError(.badRequest, "messages must be a non-empty list", param: "messages") }
+            for m in ms {
+                guard let role = ChatMessage.Role(rawValue: m.role) else { throw APIError(.badRequest, "unknown role '\(m.role)'", param: "messages") }
+                messages.append(ChatMessage(role: role, content: m.content?.text ?? ""))
+            }
+        } else {
+            guard let prompt = g.prompt else { throw APIError(.badRequest, "prompt is required", param: "prompt") }
+            if g.raw ?? false { raw = prompt } else {
+                if let s = g.system { messages.append(ChatMessage(role: .system, content: s)) }
+                messages.append(ChatMessage(role: .user, content: prompt))
+            }
+        }
+        let sampling = SamplingSettings(temperature: g.temperature, topP: g.top_p, topK: g.top_k, seed: g.seed.map { UInt64(bitPattern: $0) },
+                                        maxTokens: g.max_tokens, stop: g.stop?.values ?? [])
+        let began = Date()
+        let started = try await backend.start(ChatRequest(model: g.model, messages: messages, sampling: sampling, stream: g.stream ?? false, rawPrompt: raw))
+        let model = g.model
+        @Sendable func answer(_ r: CollectedCompletion) -> Answer {
+            Answer(response: r.text, model: model, tokens_used: r.usage.totalTokens, prompt_tokens: r.usage.promptTokens,
+                   completion_tokens: r.usage.completionTokens, processing_time: Date().timeIntervalSince(began),
+                   timestamp: ISO8601DateFormatter().string(from: Date()), finish_reason: OpenAI.finishReason(r.finish))
+        }
+        guard g.stream ?? false else { return try json(answer(try await collect(started))) }
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+            let encoder = JSONEncoder()
+            var totals = CollectedCompletion()
+            func line(_ v: some Encodable) async throws {
+                var b = ByteBuffer(bytes: try encoder.encode(v))
+                b.writeString("\n")
+                try await writer.write(b)
+            }
+            do {
+                while let e = try await started.next() {
+                    switch e {
+                    case .text(let t, _):
+                        totals.text += t
+                        try await line(Piece(response: t, model: model))
+                    case .usage(let u): totals.usage = u
+                    case .finished(let f): totals.finish = f
+                    case .toolCall: break
+                    }
+                }
+                var last = answer(totals)
+                last = Answer(response: "", model: last.model, tokens_used: last.tokens_used, prompt_tokens: last.prompt_tokens,
+                              completion_tokens: last.completion_tokens, processing_time: last.processing_time,
+                              timestamp: last.timestamp, finish_reason: last.finish_reason)
+                try await line(last)
+                try await writer.finish(nil)
+            } catch {
+                started.cancel()
+                throw error
+            }
+        })
+    }
+
+    struct ModelEntry: Encodable {
+        let name: String
+        let format = "gguf"
+        let path: String
+        let size: Int64
+        let quantization: String?
+        let architecture: String?
+        let context_length: Int?
+        let loaded: Bool
+        let memory: Int?
+        let queue_length: Int?
+    }
+
+    private func models() async throws -> Response {
+        let loaded = Dictionary(uniqueKeysWithValues: await backend.host.loadedWorkers().map { ($0.name, $0) })
+        var out: [ModelEntry] = []
+        for e in await backend.host.available() {
+            let worker = loaded[e.name]
+            let info = worker.map { ($0.loaded.file) } ?? (try? GGUFFile(path: e.path.path))
+            let arch = info?.string("general.architecture")
+            out.append(ModelEntry(
+                name: e.name, path: e.path.path, size: e.sizeBytes, quantization: info.flatMap(Self.quantization),
+                architecture: arch, context_length: worker.map { $0.loaded.model.shape.contextLength } ?? arch.flatMap { info?.int("\($0).context_length") },
+                loaded: worker != nil, memory: worker?.memoryBytes, queue_length: worker?.queueLength))
+        }
+        struct List: Encodable { let models: [ModelEntry] }
+        return try json(List(models: out))
+    }
+
+    /// The most common weight type among the 2-D tensors, e.g. "Q4_1".
+    static func quantization(_ f: GGUFFile) -> String? {
+        var counts: [String: Int] = [:]
+        for t in f.tensors where t.dimensions.count >= 2 { counts[t.type.name, default: 0] += t.elementCount }
+        return counts.max { $0.value < $1.value }?.key
+    }
+
+    struct ModelName: Decodable { let model: String }
+
+    private func load(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: 1 << 16)
+        let m = try JSONDecoder().decode(ModelName.self, from: Data(buffer: body))
+        let t0 = Date()
+        let w = try await backend.host.worker(for: m.model)
+        struct Loaded: Encodable { let model: String; let loaded = true; let load_time: Double; let memory: Int }
+        return try json(Loaded(model: m.model, load_time: Date().timeIntervalSince(t0), memory: w.memoryBytes))
+    }
+
+    private func unload(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: 1 << 16)
+        let m = try JSONDecoder().decode(ModelName.self, from: Data(buffer: body))
+        let was = await backend.host.unload(m.model)
+        struct Unloaded: Encodable { let model: String; let unloaded: Bool }
+        return try json(Unloaded(model: m.model, unloaded: was))
+    }
+
+    private func health() async throws -> Response {
+        let workers = await backend.host.loadedWorkers()
+        struct LoadedModel: Encodable { let name: String; let status: String; let queue_length: Int; let memory: Int }
+        struct Memory: Encodable { let process_rss_bytes: Int?; let system_total_bytes: Int?; let system_available_bytes: Int? }
+        struct CPU: Encodable { let cores: Int; let load_average_1m: Double?; let process_cpu_seconds: Double }
+        struct Health: Encodable {
+            let status: String; let uptime_seconds: Double; let loaded_models: [LoadedModel]; let queue_length: Int
+            let memory: Memory; let cpu: CPU
+        }
+        let mem = SystemStats.memory()
+        let h = Health(
+            status: "ok", uptime_seconds: Date().timeIntervalSince(backend.startedAt),
+            loaded_models: workers.map { LoadedModel(name: $0.name, status: $0.isBusy ? "busy" : "ready", queue_length: $0.queueLength, memory: $0.memoryBytes) },
+            queue_length: workers.map(\.queueLength).reduce(0, +),
+            memory: Memory(process_rss_bytes: SystemStats.residentBytes(), system_total_bytes: mem.total, system_available_bytes: mem.available),
+            cpu: CPU(cores: ProcessInfo.processInfo.activeProcessorCount, load_average_1m: SystemStats.loadAverage(), process_cpu_seconds: SystemStats.cpuSeconds()))
+        return try json(h)
+    }
+
+    private func metrics() throws -> Response {
+        struct Entry: Encodable {
+            let requests: Int; let errors: Int; let prompt_tokens: Int; let completion_tokens: Int
+            let average_latency_seconds: Double; let tokens_per_second: Double
+        }
+        var out: [String: Entry] = [:]
+        for (name, m) in backend.metrics.snapshot() {
+            let ok = max(1, m.requests - m.errors)
+            out[name] = Entry(requests: m.requests, errors: m.errors, prompt_tokens: m.promptTokens, completion_tokens: m.completionTokens,
+                              average_latency_seconds: m.totalLatency / Double(ok),
+                              tokens_per_second: m.generationSeconds > 0 ? Double(m.completionTokens) / m.generationSeconds : 0)
+        }
+        struct Metrics: Encodable { let uptime_seconds: Double; let models: [String: Entry] }
+        return try json(Metrics(uptime_seconds: Date().timeIntervalSince(backend.startedAt), models: out))
+    }
+}
+
+/// Process and system figures from /proc.
+enum SystemStats {
+    static func residentBytes() -> Int? {
+        guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let parts = s.split(separator: " ")
+        guard parts.count > 1, let pages = Int(parts[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    static func memory() -> (total: Int?, available: Int?) {
+        guard let s = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return (nil, nil) }
+        func value(_ key: String) -> Int? {
+            guard let line = s.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
+            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+        }
+        return (value("MemTotal"), value("MemAvailable"))
+    }
+
+    static func loadAverage() -> Double? {
+        guard let s = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return nil }
+        return s.split(separator: " ").first.flatMap { Double($0) }
+    }
+
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+}

@@ -1,0 +1,198 @@
+import Core
+import Foundation
+import Hummingbird
+
+/// `/v1/models`, `/v1/chat/completions`, `/v1/completions` in OpenAI's exact wire format.
+struct OpenAISurface {
+    let backend: Backend
+    static let maxBody = 4 << 20
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/v1/models") { _, _ in try await models() }
+        router.get("/v1/models/{id}") { _, context in
+            let id = try context.parameters.require("id")
+            guard let m = try await models(decoded: true).data.first(where: { $0.id == id }) else {
+                throw CoreError.unknownModel(id, available: try await models(decoded: true).data.map(\.id))
+            }
+            return try json(m)
+        }
+        router.post("/v1/chat/completions") { request, _ in try await chat(request) }
+        router.post("/v1/completions") { request, _ in try await completion(request) }
+    }
+
+    private func models(decoded: Bool = true) async throws -> OpenAI.ModelList {
+        let created = Int(backend.startedAt.timeIntervalSince1970)
+        return OpenAI.ModelList(data: await backend.host.available().map { OpenAI.Model(id: $0.name, created: created) })
+    }
+
+    private func models() async throws -> Response { try json(try await models(decoded: true)) }
+
+    private func chat(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: Self.maxBody)
+        let data = Data(buffer: body)
+        let decoder = JSONDecoder()
+        let chat = try decoder.decode(OpenAI.ChatRequestBody.self, from: data)
+        let sampling = try decoder.decode(OpenAI.Sampling.self, from: data)
+        var messages: [ChatMessage] = []
+        for (i, m) in chat.messages.enumerated() {
+            let role: ChatMessage.Role
+            switch m.role {
+            case "system", "developer": role = .system
+            case "user": role = .user
+            case "assistant": role = .assistant
+            case "tool": role = .tool
+            default: throw APIError(.badRequest, "messages[\(i)].role '\(m.role)' is not one of system, developer, user, assistant, tool", param: "messages[\(i)].role")
+            }
+            messages.append(ChatMessage(role: role, content: m.content?.text ?? ""))
+        }
+        guard !messages.isEmpty else { throw APIError(.badRequest, "messages must not be empty", param: "messages") }
+        if let t = chat.top_logprobs, !(0...20).contains(t) { throw APIError(.badRequest, "top_logprobs must be between 0 and 20", param: "top_logprobs") }
+        let core = ChatRequest(model: chat.model, messages: messages, sampling: try sampling.validated(),
+                               stream: sampling.stream ?? false, logprobs: chat.logprobs ?? false, topLogprobs: chat.top_logprobs ?? 0)
+        let started = try await backend.start(core)
+        let id = "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        let created = Int(Date().timeIntervalSince1970)
+        if core.stream {
+            let includeUsage = sampling.stream_options?.include_usage ?? false
+            return sse(started) { event, encoder in
+                switch event {
+                case .text(let text, let lp):
+                    let chunk = OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
+                        OpenAI.ChunkChoice(index: 0, delta: OpenAI.Delta(content: text),
+                                           logprobs: lp.map { OpenAI.Logprobs(content: [OpenAI.TokenLogprob($0)]) }, finish_reason: nil),
+                    ], usage: nil)
+                    return [try encoder.encode(chunk)]
+                case .finished(let reason):
+                    return [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
+                        OpenAI.ChunkChoice(index: 0, delta: OpenAI.Delta(), logprobs: nil, finish_reason: OpenAI.finishReason(reason)),
+                    ], usage: nil))]
+                case .usage(let u):
+                    guard includeUsage else { return [] }
+                    return [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [], usage: OpenAI.Usage(u)))]
+                case .toolCall:
+                    return []
+                }
+            } first: { encoder in
+                [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
+                    OpenAI.ChunkChoice(index: 0, delta: OpenAI.Delta(role: "assistant", content: ""), logprobs: nil, finish_reason: nil),
+                ], usage: nil))]
+            }
+        }
+        let result = try await collect(started)
+        let response = OpenAI.ChatCompletion(id: String(id), created: created, model: chat.model, choices: [
+            OpenAI.ChatChoice(index: 0, message: OpenAI.ResponseMessage(role: "assistant", content: result.text),
+                              logprobs: core.logprobs ? OpenAI.Logprobs(content: result.logprobs.map(OpenAI.TokenLogprob.init)) : nil,
+                              finish_reason: OpenAI.finishReason(result.finish)),
+        ], usage: OpenAI.Usage(result.usage))
+        return try json(response)
+    }
+
+    private func completion(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: Self.maxBody)
+        let data = Data(buffer: body)
+        let decoder = JSONDecoder()
+        let c = try decoder.decode(OpenAI.CompletionRequestBody.self, from: data)
+        let sampling = try decoder.decode(OpenAI.Sampling.self, from: data)
+        guard c.prompt.values.count == 1, let prompt = c.prompt.values.first else {
+            throw APIError(.badRequest, "prompt must be one string", param: "prompt")
+        }
+        if c.suffix != nil { throw APIError(.badRequest, "suffix is not supported", param: "suffix") }
+        let core = ChatRequest(model: c.model, messages: [], sampling: try sampling.validated(), stream: sampling.stream ?? false,
+                               rawPrompt: prompt)
+        let started = try await backend.start(core)
+        let id = "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        let created = Int(Date().timeIntervalSince1970)
+        if core.stream {
+            let includeUsage = sampling.stream_options?.include_usage ?? false
+            return sse(started) { event, encoder in
+                switch event {
+                case .text(let text, _):
+                    return [try encoder.encode(OpenAI.Completion(id: id, created: created, model: c.model, choices: [
+                        OpenAI.CompletionChoice(text: text, index: 0, logprobs: nil, finish_reason: nil)], usage: nil))]
+                case .finished(let reason):
+                    return [try encoder.encode(OpenAI.Completion(id: id, created: created, model: c.model, choices: [
+                        OpenAI.CompletionChoice(text: "", index: 0, logprobs: nil, finish_reason: OpenAI.finishReason(reason))], usage: nil))]
+                case .usage(let u):
+                    guard includeUsage else { return [] }
+                    return [try encoder.encode(OpenAI.Completion(id: id, created: created, model: c.model, choices: [], usage: OpenAI.Usage(u)))]
+                case .toolCall:
+                    return []
+                }
+            } first: { _ in [] }
+        }
+        let result = try await collect(started)
+        let text = (c.echo ?? false) ? prompt + result.text : result.text
+        return try json(OpenAI.Completion(id: id, created: created, model: c.model, choices: [
+            OpenAI.CompletionChoice(text: text, index: 0, logprobs: nil, finish_reason: OpenAI.finishReason(result.finish))],
+            usage: OpenAI.Usage(result.usage)))
+    }
+}
+
+/// A whole completion, read to the end.
+struct CollectedCompletion {
+    var text = ""
+    var logprobs: [TokenLogprob] = []
+    var usage = Usage(promptTokens: 0, completionTokens: 0)
+    var finish = FinishReason.stop
+}
+
+func collect(_ started: StartedCompletion) async throws -> CollectedCompletion {
+    var r = CollectedCompletion()
+    while let e = try await started.next() {
+        switch e {
+        case .text(let t, let lp):
+            r.text += t
+            if let lp { r.logprobs.append(lp) }
+        case .usage(let u): r.usage = u
+        case .finished(let f): r.finish = f
+        case .toolCall: break
+        }
+    }
+    return r
+}
+
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.withoutEscapingSlashes]
+    return Response(status: status, headers: [.contentType: "application/json"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+}
+
+/// Server-sent events: `data: {json}\n\n` per chunk, then `data: [DONE]\n\n`. If the client goes away the
+/// generation is cancelled at once; an error after the headers were sent becomes a final `data: {"error": …}` event.
+func sse(_ started: StartedCompletion,
+         chunks: @escaping @Sendable (ChatEvent, JSONEncoder) throws -> [Data],
+         first: @escaping @Sendable (JSONEncoder) throws -> [Data]) -> Response {
+    let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+    return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        func send(_ payload: Data) async throws {
+            var buffer = ByteBuffer(string: "data: ")
+            buffer.writeBytes(payload)
+            buffer.writeString("\n\n")
+            try await writer.write(buffer)
+        }
+        do {
+            for d in try first(encoder) { try await send(d) }
+            while true {
+                let event: ChatEvent?
+                do {
+                    event = try await started.next()
+                } catch {
+                    try await send(APIError.from(error).body.readableBytesView.withUnsafeBytes { Data($0) })
+                    break
+                }
+                guard let event else { break }
+                for d in try chunks(event, encoder) { try await send(d) }
+            }
+            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            try await writer.finish(nil)
+        } catch {
+            started.cancel()
+            throw error
+        }
+    })
+}

@@ -1,0 +1,210 @@
+import Core
+import Foundation
+
+/// The OpenAI wire format (chat completions, legacy completions, models), as the official SDKs send and expect it.
+enum OpenAI {
+    /// `content` is a string, an array of parts (`{"type": "text", "text": …}`), or null.
+    struct Content: Decodable {
+        let text: String
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if c.decodeNil() { text = ""; return }
+            if let s = try? c.decode(String.self) { text = s; return }
+            struct Part: Decodable { let type: String; let text: String? }
+            let parts = try c.decode([Part].self)
+            for p in parts where p.type != "text" {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "content part type '\(p.type)' is not supported (only text)")
+            }
+            text = parts.compactMap(\.text).joined()
+        }
+    }
+
+    struct Message: Decodable {
+        let role: String
+        let content: Content?
+    }
+
+    /// `stop` is a string or an array of up to 4 strings.
+    struct Stop: Decodable {
+        let values: [String]
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if c.decodeNil() { values = []; return }
+            if let s = try? c.decode(String.self) { values = [s]; return }
+            values = try c.decode([String].self)
+        }
+    }
+
+    struct StreamOptions: Decodable { let include_usage: Bool? }
+
+    /// Fields shared by chat and legacy completions (plus llama.cpp-style top_k / min_p / repeat_penalty).
+    struct Sampling: Decodable {
+        let temperature: Double?
+        let top_p: Double?
+        let top_k: Int?
+        let min_p: Double?
+        let repeat_penalty: Double?
+        let max_tokens: Int?
+        let max_completion_tokens: Int?
+        let stop: Stop?
+        let seed: Int64?
+        let presence_penalty: Double?
+        let frequency_penalty: Double?
+        let n: Int?
+        let user: String?
+        let stream: Bool?
+        let stream_options: StreamOptions?
+
+        func validated() throws -> SamplingSettings {
+            if let t = temperature, !(0...2).contains(t) { throw APIError(.badRequest, "temperature must be between 0 and 2", param: "temperature") }
+            if let p = top_p, !(0...1).contains(p) { throw APIError(.badRequest, "top_p must be between 0 and 1", param: "top_p") }
+            if let p = presence_penalty, !(-2...2).contains(p) { throw APIError(.badRequest, "presence_penalty must be between -2 and 2", param: "presence_penalty") }
+            if let p = frequency_penalty, !(-2...2).contains(p) { throw APIError(.badRequest, "frequency_penalty must be between -2 and 2", param: "frequency_penalty") }
+            if let n, n != 1 { throw APIError(.badRequest, "only n=1 is supported", param: "n") }
+            let max = max_completion_tokens ?? max_tokens
+            if let max, max < 1 { throw APIError(.badRequest, "max_tokens must be at least 1", param: max_completion_tokens != nil ? "max_completion_tokens" : "max_tokens") }
+            let stops = stop?.values ?? []
+            if stops.count > 4 { throw APIError(.badRequest, "at most 4 stop sequences", param: "stop") }
+            return SamplingSettings(temperature: temperature, topP: top_p, topK: top_k, minP: min_p, repeatPenalty: repeat_penalty,
+                                    presencePenalty: presence_penalty, frequencyPenalty: frequency_penalty,
+                                    seed: seed.map { UInt64(bitPattern: $0) }, maxTokens: max, stop: stops)
+        }
+    }
+
+    struct ChatRequestBody: Decodable {
+        let model: String
+        let messages: [Message]
+        let logprobs: Bool?
+        let top_logprobs: Int?
+    }
+
+    struct CompletionRequestBody: Decodable {
+        let model: String
+        let prompt: Stop   // a string or a one-element array
+        let logprobs: Int?
+        let echo: Bool?
+        let suffix: String?
+    }
+
+    // ---- responses
+
+    struct Usage: Encodable {
+        struct Details: Encodable { let cached_tokens: Int }
+        let prompt_tokens: Int
+        let completion_tokens: Int
+        let total_tokens: Int
+        let prompt_tokens_details: Details
+        init(_ u: Core.Usage) {
+            prompt_tokens = u.promptTokens; completion_tokens = u.completionTokens; total_tokens = u.totalTokens
+            prompt_tokens_details = Details(cached_tokens: u.cachedPromptTokens)
+        }
+    }
+
+    struct TopLogprob: Encodable { let token: String; let logprob: Double; let bytes: [UInt8] }
+    struct TokenLogprob: Encodable {
+        let token: String; let logprob: Double; let bytes: [UInt8]; let top_logprobs: [TopLogprob]
+        init(_ t: Core.TokenLogprob) {
+            token = t.token; logprob = t.logprob; bytes = Array(t.token.utf8)
+            top_logprobs = t.top.map { TopLogprob(token: $0.token, logprob: $0.logprob, bytes: Array($0.token.utf8)) }
+        }
+    }
+    struct Logprobs: Encodable { let content: [TokenLogprob] }
+
+    struct ResponseMessage: Encodable { let role: String; let content: String }
+    struct ChatChoice: Encodable {
+        let index: Int
+        let message: ResponseMessage
+        let logprobs: Logprobs?
+        let finish_reason: String
+        enum CodingKeys: CodingKey { case index, message, logprobs, finish_reason }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(index, forKey: .index); try c.encode(message, forKey: .message)
+            try c.encode(logprobs, forKey: .logprobs)   // null when absent, as OpenAI sends it
+            try c.encode(finish_reason, forKey: .finish_reason)
+        }
+    }
+    struct ChatCompletion: Encodable {
+        let id: String
+        var object = "chat.completion"
+        let created: Int
+        let model: String
+        let choices: [ChatChoice]
+        let usage: Usage
+        var system_fingerprint = "switchyard"
+    }
+
+    struct Delta: Encodable {
+        var role: String?
+        var content: String?
+    }
+    struct ChunkChoice: Encodable {
+        let index: Int
+        let delta: Delta
+        let logprobs: Logprobs?
+        let finish_reason: String?
+        enum CodingKeys: CodingKey { case index, delta, logprobs, finish_reason }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(index, forKey: .index); try c.encode(delta, forKey: .delta)
+            try c.encode(logprobs, forKey: .logprobs); try c.encode(finish_reason, forKey: .finish_reason)
+        }
+    }
+    struct ChatChunk: Encodable {
+        let id: String
+        var object = "chat.completion.chunk"
+        let created: Int
+        let model: String
+        let choices: [ChunkChoice]
+        let usage: Usage?
+        var system_fingerprint = "switchyard"
+        enum CodingKeys: CodingKey { case id, object, created, model, choices, usage, system_fingerprint }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id); try c.encode(object, forKey: .object); try c.encode(created, forKey: .created)
+            try c.encode(model, forKey: .model); try c.encode(choices, forKey: .choices)
+            try c.encode(usage, forKey: .usage); try c.encode(system_fingerprint, forKey: .system_fingerprint)
+        }
+    }
+
+    struct CompletionChoice: Encodable {
+        let text: String
+        let index: Int
+        let logprobs: String?
+        let finish_reason: String?
+        enum CodingKeys: CodingKey { case text, index, logprobs, finish_reason }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(text, forKey: .text); try c.encode(index, forKey: .index)
+            try c.encode(logprobs, forKey: .logprobs); try c.encode(finish_reason, forKey: .finish_reason)
+        }
+    }
+    struct Completion: Encodable {
+        let id: String
+        var object = "text_completion"
+        let created: Int
+        let model: String
+        let choices: [CompletionChoice]
+        let usage: Usage?
+    }
+
+    struct Model: Encodable {
+        let id: String
+        var object = "model"
+        let created: Int
+        var owned_by = "switchyard"
+    }
+    struct ModelList: Encodable {
+        var object = "list"
+        let data: [Model]
+    }
+
+    static func finishReason(_ r: Core.FinishReason) -> String {
+        switch r {
+        case .stop, .cancelled: "stop"
+        case .length: "length"
+        case .toolCalls: "tool_calls"
+        case .contentFilter: "content_filter"
+        }
+    }
+}

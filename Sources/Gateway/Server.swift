@@ -1,0 +1,83 @@
+import Core
+import Foundation
+import Hummingbird
+import Logging
+import Providers
+
+/// The HTTP server: every surface on one router, errors rendered as JSON, one log line per request.
+public struct Server {
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        public var jsonLogs: Bool
+        public init(host: String = "127.0.0.1", port: Int = 8080, jsonLogs: Bool = false) {
+            self.host = host; self.port = port; self.jsonLogs = jsonLogs
+        }
+    }
+
+    public let backend: Backend
+    public let options: Options
+
+    public init(backend: Backend, options: Options) {
+        self.backend = backend
+        self.options = options
+    }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: RequestLogMiddleware(json: options.jsonLogs))
+        router.add(middleware: ErrorMiddleware())
+        OpenAISurface(backend: backend).register(on: router)
+        NativeSurface(backend: backend).register(on: router)
+        router.get("/") { _, _ in
+            "Switchyard — OpenAI-compatible API at /v1, native API at /api/v1 (health: /api/v1/health)\n"
+        }
+        return router
+    }
+
+    /// Builds the application; `onRunning` is called with the bound port once the server listens.
+    public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        var logger = Logger(label: "switchyard")
+        logger.logLevel = .warning
+        return Application(
+            router: router(),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "switchyard"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+}
+
+/// One line per request on stderr: method, path, status, duration (and JSON with `--log-format json`).
+struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    let json: Bool
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            log(request, status: APIError.from(error).status.code, start: start)
+            throw error
+        }
+        log(request, status: response.status.code, start: start)
+        return response
+    }
+
+    private func log(_ request: Request, status: Int, start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let line: String
+        if json {
+            let fields: [String: Any] = [
+                "time": ISO8601DateFormatter().string(from: Date()), "method": request.method.rawValue,
+                "path": request.uri.path, "status": status, "duration_ms": (ms * 10).rounded() / 10,
+            ]
+            let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data()
+            line = String(decoding: data, as: UTF8.self)
+        } else {
+            line = String(format: "%@ %@ %d %.1f ms", request.method.rawValue, request.uri.path, status, ms)
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}

@@ -1,0 +1,91 @@
+import Core
+import Foundation
+import Inference
+
+/// The local engine as a `Provider`: renders the chat with the model's format, tokenizes, queues the generation on
+/// the model's engine thread and streams its tokens back.
+public struct LocalProvider: Provider {
+    public let host: ModelHost
+    public var name: String { "local" }
+
+    public init(host: ModelHost) { self.host = host }
+
+    public func models() async throws -> [ModelInfo] {
+        await host.available().map { ModelInfo(name: $0.name, provider: name, sizeBytes: Int($0.sizeBytes)) }
+    }
+
+    public func chat(_ request: ChatRequest) -> ChatStream {
+        let (stream, continuation) = AsyncThrowingStream<ChatEvent, Error>.makeStream()
+        let cancel = CancelFlag()
+        continuation.onTermination = { _ in cancel.set() }
+        let host = host
+        Task {
+            do {
+                let worker = try await host.worker(for: request.model)
+                let job = try Self.makeJob(request, worker: worker, cancel: cancel, continuation: continuation)
+                try worker.submit(job)
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        return ChatStream(events: stream, cancel: { cancel.set() })
+    }
+
+    static func makeJob(_ request: ChatRequest, worker: EngineWorker, cancel: CancelFlag,
+                        continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) throws -> EngineWorker.Job {
+        let loaded = worker.loaded
+        let text = request.rawPrompt ?? loaded.chat.render(request.messages.map { PromptMessage(role: $0.role.rawValue, content: $0.content) })
+        let prompt = loaded.tokenize(text)
+        let limit = loaded.model.shape.contextLength
+        guard !prompt.isEmpty else { throw CoreError.badRequest("the prompt is empty") }
+        guard prompt.count < limit else { throw CoreError.contextTooLong(needed: prompt.count, limit: limit) }
+        if let max = request.sampling.maxTokens, max < 0 { throw CoreError.badRequest("max_tokens must not be negative") }
+
+        let parameters = generationParameters(request.sampling, logprobs: request.logprobs, top: request.topLogprobs)
+        let tokenizer = loaded.tokenizer
+        let wantLogprobs = request.logprobs
+        return EngineWorker.Job(
+            prompt: prompt, parameters: parameters, cancelled: cancel,
+            onToken: { step in
+                var lp: TokenLogprob?
+                if wantLogprobs, step.id >= 0, let value = step.logprob {
+                    let piece = { (id: Int32) in String(decoding: tokenizer.tokenBytes(id), as: UTF8.self) }
+                    lp = TokenLogprob(token: piece(step.id), logprob: Double(value),
+                                      top: step.topLogprobs.map { TokenLogprob.Alternative(token: piece($0.id), logprob: Double($0.logprob)) })
+                }
+                if step.text.isEmpty && lp == nil { return true }
+                if case .terminated = continuation.yield(.text(step.text, lp)) { return false }
+                return true
+            },
+            onFinish: { result in
+                switch result {
+                case .success(let r):
+                    let reason: Core.FinishReason = switch r.finishReason {
+                    case .stop: .stop
+                    case .length: .length
+                    case .cancelled: .cancelled
+                    }
+                    continuation.yield(.finished(reason))
+                    continuation.yield(.usage(Usage(promptTokens: r.promptTokenCount, completionTokens: r.tokens.count)))
+                    continuation.finish()
+                case .failure(let e):
+                    continuation.finish(throwing: e)
+                }
+            })
+    }
+
+    /// Client settings over the engine's defaults. With no temperature given, sampling uses the defaults
+    /// (0.8, top-k 40, top-p 0.95, min-p 0.05); temperature 0 is greedy.
+    static func generationParameters(_ s: SamplingSettings, logprobs: Bool, top: Int) -> GenerationParameters {
+        var p = SamplingParameters()
+        if let t = s.temperature { p.temperature = Float(t) }
+        if let v = s.topP { p.topP = Float(v) }
+        if let v = s.topK { p.topK = v }
+        if let v = s.minP { p.minP = Float(v) }
+        if let v = s.repeatPenalty { p.repeatPenalty = Float(v) }
+        if let v = s.presencePenalty { p.presencePenalty = Float(v) }
+        if let v = s.frequencyPenalty { p.frequencyPenalty = Float(v) }
+        p.seed = s.seed
+        return GenerationParameters(sampling: p, maxTokens: s.maxTokens, stop: s.stop, logprobs: logprobs, topLogprobs: top)
+    }
+}

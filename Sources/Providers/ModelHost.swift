@@ -1,0 +1,93 @@
+import Core
+import Foundation
+import Inference
+import ModelStore
+
+/// Loaded models by name: loads lazily on first use (one load however many requests wait for it), unloads on request.
+public actor ModelHost {
+    public struct Options: Sendable {
+        public var directory: URL
+        public var threads: Int?
+        public var contextLength: Int?
+        /// Requests that may wait per model before new ones are refused with 429.
+        public var queueCapacity: Int
+        public init(directory: URL = ModelDirectory.default, threads: Int? = nil, contextLength: Int? = nil, queueCapacity: Int = 128) {
+            self.directory = directory; self.threads = threads; self.contextLength = contextLength; self.queueCapacity = queueCapacity
+        }
+    }
+
+    /// A model the host can serve, loaded or not.
+    public struct Entry: Sendable {
+        public var name: String
+        public var path: URL
+        public var sizeBytes: Int64
+        public var loaded: Bool
+    }
+
+    public let options: Options
+    private var workers: [String: EngineWorker] = [:]
+    private var loading: [String: Task<EngineWorker, Error>] = [:]
+
+    public init(options: Options = Options()) { self.options = options }
+
+    /// Models that can be served: pulled catalogue models by their catalogue name, other .gguf files by file name
+    /// without the extension.
+    public func available() -> [Entry] {
+        listModels(in: options.directory).map { m in
+            let name = m.catalogueName ?? m.name
+            return Entry(name: name, path: m.path, sizeBytes: m.size, loaded: workers[name] != nil)
+        }.sorted { $0.name < $1.name }
+    }
+
+    public func loadedWorkers() -> [EngineWorker] { workers.values.sorted { $0.name < $1.name } }
+
+    /// The worker for `name`, loading it first if needed.
+    public func worker(for name: String) async throws -> EngineWorker {
+        if let w = workers[name] { return w }
+        if let pending = loading[name] { return try await pending.value }
+        let names = available().map(\.name)
+        let path: URL
+        do {
+            path = try ModelResolver.resolve(name, in: options.directory)
+        } catch {
+            throw CoreError.unknownModel(name, available: names)
+        }
+        let o = options
+        let task = Task<EngineWorker, Error> {
+            try await Self.loadOnThread(name: name, path: path.path, options: o)
+        }
+        loading[name] = task
+        defer { loading[name] = nil }
+        let worker = try await task.value
+        workers[name] = worker
+        return worker
+    }
+
+    /// Unloads `name`; returns whether it was loaded. The running request finishes first; queued ones are cancelled.
+    @discardableResult
+    public func unload(_ name: String) -> Bool {
+        guard let w = workers.removeValue(forKey: name) else { return false }
+        w.stop()
+        return true
+    }
+
+    public func unloadAll() {
+        for name in Array(workers.keys) { unload(name) }
+    }
+
+    /// Loading maps the file and builds the tokenizer: done on its own thread, never on the cooperative pool.
+    private static func loadOnThread(name: String, path: String, options: Options) async throws -> EngineWorker {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<EngineWorker, Error>) in
+            let t = Thread {
+                do {
+                    let loaded = try LoadedModel(path: path, options: ModelOptions(contextLength: options.contextLength, threads: options.threads))
+                    c.resume(returning: EngineWorker(name: name, path: path, loaded: loaded, queueCapacity: options.queueCapacity))
+                } catch {
+                    c.resume(throwing: CoreError.modelLoadFailed(name, reason: "\(error)"))
+                }
+            }
+            t.name = "load:\(name)"
+            t.start()
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import ModelStore
+import Providers
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the HTTP server: OpenAI-compatible /v1 and native /api/v1.",
+        discussion: """
+        Models in the model directory are served by name: pulled catalogue models by their catalogue name \
+        (smollm2), other .gguf files by file name without the extension. A model loads on its first request and \
+        stays loaded until unloaded (POST /api/v1/models/unload). Requests to one model are served one at a time \
+        from a bounded queue; when it is full the server answers 429 with Retry-After. SIGTERM or SIGINT stops \
+        accepting connections and lets requests in flight finish.
+        """)
+
+    @Option(help: "Address to bind (env SWITCHYARD_HOST).") var host: String = ProcessInfo.processInfo.environment["SWITCHYARD_HOST"] ?? "127.0.0.1"
+    @Option(help: "Port (env SWITCHYARD_PORT; 0 picks a free one).") var port: Int = Int(ProcessInfo.processInfo.environment["SWITCHYARD_PORT"] ?? "") ?? 8080
+    @Option(help: "Compute threads per model (default: all cores).") var threads: Int?
+    @Option(name: .customLong("ctx"), help: "Context length per model (default: the model's, at most 4096).") var contextLength: Int?
+    @Option(name: .customLong("max-queue"), help: "Requests that may wait per model before 429.") var maxQueue: Int = 128
+    @Option(name: .customLong("log-format"), help: "text or json.") var logFormat: String = "text"
+    @Option(help: "Load these models at start (comma-separated).") var preload: String?
+
+    func validate() throws {
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
+    }
+
+    func run() async throws {
+        let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue))
+        let backend = Backend(host: host)
+        for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            _ = try await host.worker(for: name)
+            note("preloaded \(name)")
+        }
+        let names = await host.available().map(\.name)
+        let server = Server(backend: backend, options: .init(host: self.host, port: port, jsonLogs: logFormat == "json"))
+        let bindHost = self.host
+        let app = server.application { port in
+            note("switchyard listening on http://\(bindHost):\(port) — models: \(names.isEmpty ? "(none; run switchyard pull smollm2)" : names.joined(separator: ", "))")
+        }
+        try await app.runService()
+        await host.unloadAll()
+        note("switchyard stopped")
+    }
+}
