@@ -4,7 +4,7 @@ RELEASE_BIN := .build/release/switchyard
 DEBUG_BIN := .build/debug/switchyard
 PROMPT ?= What is the capital of France? Answer in one sentence.
 
-.PHONY: all build release run pull test bench clean
+.PHONY: all build release run ask pull test bench clean
 
 all: release
 
@@ -14,18 +14,25 @@ build:
 release:
 	$(SWIFT) build -c release --product switchyard
 
-# Builds release, pulls the default model if it is missing, answers a prompt.
+# Builds release, pulls the default model if it is missing, serves on http://127.0.0.1:8080.
 run: release
+	$(RELEASE_BIN) pull smollm2
+	$(RELEASE_BIN) serve
+
+# Answers one prompt from the command line instead of serving.
+ask: release
 	$(RELEASE_BIN) pull smollm2
 	$(RELEASE_BIN) run smollm2 "$(PROMPT)" --verbose
 
 pull: build
 	$(DEBUG_BIN) pull smollm2
 
-# All tests: unit tests, reference conformance against llama.cpp's outputs (needs the model: pulled first).
+# All tests: Swift tests (units, reference conformance against llama.cpp's outputs, the server in-process), then the
+# official openai Python SDK against a real `switchyard serve`. Needs the model: pulled first.
 test: build
 	$(DEBUG_BIN) pull smollm2
 	SWITCHYARD_TEST_PIP=1 $(SWIFT) test
+	bash Tests/clients/run.sh $(DEBUG_BIN)
 
 # Side-by-side speed against llama.cpp built from source on this machine.
 bench:

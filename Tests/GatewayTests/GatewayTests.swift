@@ -1,0 +1,95 @@
+import Foundation
+import Gateway
+import Hummingbird
+import HummingbirdTesting
+import Providers
+import TestSupport
+import Testing
+
+/// The surfaces in-process (router test client) over the real SmolLM2 model.
+@Suite(.serialized) struct GatewayTests {
+    static let backend: Backend = {
+        let dir = (try? Reference.smolLM2()).map { URL(fileURLWithPath: $0).deletingLastPathComponent() } ?? Reference.modelDirectory
+        return Backend(host: ModelHost(options: .init(directory: dir, queueCapacity: 4)))
+    }()
+
+    func app() throws -> some ApplicationProtocol {
+        _ = try Reference.smolLM2()
+        return Server(backend: Self.backend, options: .init()).application()
+    }
+
+    func object(_ b: ByteBuffer) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(buffer: b)) as? [String: Any])
+    }
+
+    func post(_ client: some TestClientProtocol, _ uri: String, _ json: String) async throws -> TestResponse {
+        try await client.execute(uri: uri, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json))
+    }
+
+    @Test func errorsAreOpenAIShaped() async throws {
+        try await app().test(.router) { client in
+            let unknown = try await post(client, "/v1/chat/completions", #"{"model":"nope","messages":[{"role":"user","content":"hi"}]}"#)
+            #expect(unknown.status == .notFound)
+            let e = try #require(try object(unknown.body)["error"] as? [String: Any])
+            #expect((e["message"] as? String)?.contains("smollm2") == true)
+            #expect(e["code"] as? String == "model_not_found" && e["param"] as? String == "model")
+
+            let bad = try await post(client, "/v1/chat/completions", #"{"model":"smollm2","messages":[{"role":"user","content":"hi"}],"temperature":"hot"}"#)
+            #expect(bad.status == .badRequest)
+            #expect((try object(bad.body)["error"] as? [String: Any])?["param"] as? String == "temperature")
+
+            let missing = try await post(client, "/v1/chat/completions", #"{"messages":[]}"#)
+            #expect(missing.status == .badRequest)
+
+            let notJSON = try await post(client, "/v1/chat/completions", "{nope")
+            #expect(notJSON.status == .badRequest)
+
+            let range = try await post(client, "/v1/chat/completions", #"{"model":"smollm2","messages":[{"role":"user","content":"hi"}],"temperature":5}"#)
+            #expect(range.status == .badRequest)
+
+            let long = String(repeating: "word ", count: 6000)
+            let tooLong = try await post(client, "/v1/chat/completions", #"{"model":"smollm2","messages":[{"role":"user","content":"\#(long)"}]}"#)
+            #expect(tooLong.status == .contentTooLarge)
+            #expect((try object(tooLong.body)["error"] as? [String: Any])?["code"] as? String == "context_length_exceeded")
+
+            let route = try await client.execute(uri: "/v1/nothing", method: .get)
+            #expect(route.status == .notFound)
+            #expect(try object(route.body)["error"] != nil)
+        }
+    }
+
+    @Test func greedyChatMatchesNativeGenerateAndCountsTokens() async throws {
+        try await app().test(.router) { client in
+            let chat = try await post(client, "/v1/chat/completions",
+                                      #"{"model":"smollm2","messages":[{"role":"user","content":"Name a color."}],"temperature":0,"max_tokens":12}"#)
+            #expect(chat.status == .ok)
+            let body = try object(chat.body)
+            let choice = try #require((body["choices"] as? [[String: Any]])?.first)
+            let text = try #require((choice["message"] as? [String: Any])?["content"] as? String)
+            let usage = try #require(body["usage"] as? [String: Any])
+            #expect((usage["completion_tokens"] as? Int ?? 0) <= 12 && (usage["prompt_tokens"] as? Int ?? 0) > 0)
+
+            let native = try await post(client, "/api/v1/generate", #"{"model":"smollm2","prompt":"Name a color.","temperature":0,"max_tokens":12}"#)
+            let n = try object(native.body)
+            #expect(n["response"] as? String == text)
+            #expect(n["tokens_used"] as? Int == usage["total_tokens"] as? Int)
+            #expect(n["processing_time"] is Double && n["timestamp"] is String)
+        }
+    }
+
+    @Test func healthModelsAndUnload() async throws {
+        try await app().test(.router) { client in
+            _ = try await post(client, "/api/v1/models/load", #"{"model":"smollm2"}"#)
+            let health = try object(try await client.execute(uri: "/api/v1/health", method: .get).body)
+            #expect(health["status"] as? String == "ok")
+            #expect((health["loaded_models"] as? [[String: Any]])?.first?["name"] as? String == "smollm2")
+            let models = try object(try await client.execute(uri: "/api/v1/models", method: .get).body)
+            let entry = try #require((models["models"] as? [[String: Any]])?.first { $0["name"] as? String == "smollm2" })
+            #expect(entry["quantization"] as? String == "Q4_1" && entry["loaded"] as? Bool == true)
+            let unload = try object(try await post(client, "/api/v1/models/unload", #"{"model":"smollm2"}"#).body)
+            #expect(unload["unloaded"] as? Bool == true)
+            let after = try object(try await client.execute(uri: "/api/v1/health", method: .get).body)
+            #expect((after["loaded_models"] as? [Any])?.isEmpty == true)
+        }
+    }
+}
