@@ -36,7 +36,7 @@ let package = Package(
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
         // The local provider: loaded models on engine threads, lazy loading, bounded queues.
-        .target(name: "Providers", dependencies: ["Core", "Inference", "ModelStore"]),
+        .target(name: "Providers", dependencies: ["Core", "Inference", "Kernels", "ModelStore"]),
         // The HTTP server: OpenAI and native surfaces over the providers.
         .target(name: "Gateway", dependencies: [
             "Core", "Providers", "GGUF",

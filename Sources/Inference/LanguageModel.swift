@@ -68,11 +68,14 @@ public struct ModelOptions: Sendable {
     public var threads: Int?
     /// Largest number of prompt tokens computed in one pass.
     public var batchSize: Int
+    /// Scheduling niceness of the compute threads (a server uses a positive value so HTTP stays responsive).
+    public var niceness: Int32
 
-    public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 512) {
+    public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 512, niceness: Int32 = 0) {
         self.contextLength = contextLength
         self.threads = threads
         self.batchSize = batchSize
+        self.niceness = niceness
     }
 }
 

@@ -80,7 +80,7 @@ public final class LlamaModel: LanguageModel {
                            kvHeadCount: kvHeads, headDim: headDim, feedForwardLength: ffn, trainedContextLength: trained,
                            contextLength: ctx)
         self.file = file
-        pool = ThreadPool(threadCount: options.threads ?? ThreadPool.availableCores)
+        pool = ThreadPool(threadCount: options.threads ?? ThreadPool.availableCores, niceness: options.niceness)
         batchSize = max(1, options.batchSize)
         cache = KVCache(layers: layers, contextLength: ctx, kvDim: kvDim)
         run = RunState(shape: shape, batch: batchSize, threads: pool.threadCount, ropeDims: ropeDims, theta: theta)

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKernels
 import Synchronization
 
 /// A persistent pool of compute threads. `run` hands one job to every thread (the caller is thread 0) and returns
@@ -29,8 +30,12 @@ public final class ThreadPool: @unchecked Sendable {
     /// Number of online CPUs.
     public static var availableCores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
-    public init(threadCount: Int = ThreadPool.availableCores) {
+    /// Scheduling niceness of the worker threads (0 = normal; a server raises it so its event loops stay responsive).
+    public let niceness: Int32
+
+    public init(threadCount: Int = ThreadPool.availableCores, niceness: Int32 = 0) {
         self.threadCount = max(1, threadCount)
+        self.niceness = niceness
         mutex = .allocate(capacity: 1)
         cond = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -96,7 +101,14 @@ public final class ThreadPool: @unchecked Sendable {
         return min(count, startUnit * granularity)..<min(count, endUnit * granularity)
     }
 
+    /// Lowers the calling thread's priority by `niceness` (Linux: per thread). No effect when 0.
+    public static func setCurrentThreadNiceness(_ niceness: Int32) {
+        guard niceness != 0 else { return }
+        _ = sy_set_thread_niceness(niceness)
+    }
+
     private func workerLoop(index: Int) {
+        ThreadPool.setCurrentThreadNiceness(niceness)
         // Generation 0 is the pool's state at creation: a job posted before this thread first runs is still seen.
         var seen = 0
         while true {

@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import Inference
+import Kernels
 import Synchronization
 
 /// One loaded model and the engine thread that runs it. Requests wait in a bounded queue and are served one at a
@@ -37,13 +38,16 @@ public final class EngineWorker: @unchecked Sendable {
     private let wake = NSCondition()
     private var thread: Thread?
 
-    init(name: String, path: String, loaded: LoadedModel, queueCapacity: Int) {
+    init(name: String, path: String, loaded: LoadedModel, queueCapacity: Int, niceness: Int32 = 0) {
         self.name = name
         self.path = path
         self.loaded = loaded
         self.loadedAt = Date()
         self.queueCapacity = max(1, queueCapacity)
-        let t = Thread { [weak self] in self?.loop() }
+        let t = Thread { [weak self] in
+            ThreadPool.setCurrentThreadNiceness(niceness)
+            self?.loop()
+        }
         t.name = "engine:\(name)"
         t.stackSize = 8 << 20
         thread = t

@@ -11,8 +11,12 @@ public actor ModelHost {
         public var contextLength: Int?
         /// Requests that may wait per model before new ones are refused with 429.
         public var queueCapacity: Int
-        public init(directory: URL = ModelDirectory.default, threads: Int? = nil, contextLength: Int? = nil, queueCapacity: Int = 128) {
+        /// Niceness of the engine threads: above 0 so that HTTP event loops win the CPU when they need it.
+        public var niceness: Int32
+        public init(directory: URL = ModelDirectory.default, threads: Int? = nil, contextLength: Int? = nil, queueCapacity: Int = 128,
+                    niceness: Int32 = 5) {
             self.directory = directory; self.threads = threads; self.contextLength = contextLength; self.queueCapacity = queueCapacity
+            self.niceness = niceness
         }
     }
 
@@ -80,8 +84,10 @@ public actor ModelHost {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<EngineWorker, Error>) in
             let t = Thread {
                 do {
-                    let loaded = try LoadedModel(path: path, options: ModelOptions(contextLength: options.contextLength, threads: options.threads))
-                    c.resume(returning: EngineWorker(name: name, path: path, loaded: loaded, queueCapacity: options.queueCapacity))
+                    let loaded = try LoadedModel(path: path, options: ModelOptions(contextLength: options.contextLength, threads: options.threads,
+                                                                                   niceness: options.niceness))
+                    c.resume(returning: EngineWorker(name: name, path: path, loaded: loaded, queueCapacity: options.queueCapacity,
+                                                     niceness: options.niceness))
                 } catch {
                     c.resume(throwing: CoreError.modelLoadFailed(name, reason: "\(error)"))
                 }

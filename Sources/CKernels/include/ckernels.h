@@ -72,6 +72,9 @@ void sy_silu_mul(int64_t n, float *g, const float *u);
 /// Σ a[i] * b[i]
 float sy_dot_f32(int64_t n, const float *a, const float *b);
 
+/// Sets the calling thread's nice value (Linux); returns 0 on success.
+int sy_set_thread_niceness(int niceness);
+
 #ifdef __cplusplus
 }
 #endif
