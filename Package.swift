@@ -54,6 +54,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
+        .testTarget(name: "ProvidersTests", dependencies: ["Providers", "Core", "TestSupport"]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Providers", "Core", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

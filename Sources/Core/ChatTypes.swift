@@ -66,6 +66,8 @@ public struct ChatRequest: Sendable, Equatable {
     public var topLogprobs: Int
     /// A raw prompt (legacy completions): sent as is, without the chat template; `messages` is then ignored.
     public var rawPrompt: String?
+    /// How long the model stays loaded after this request (Ollama's `keep_alive`; negative: forever).
+    public var keepAlive: Duration?
     public init(model: String, messages: [ChatMessage], sampling: SamplingSettings = SamplingSettings(),
                 tools: [ToolDefinition] = [], stream: Bool = false, logprobs: Bool = false, topLogprobs: Int = 0,
                 rawPrompt: String? = nil) {

@@ -23,6 +23,7 @@ struct NativeSurface {
         let seed: Int64?
         let stop: OpenAI.Stop?
         let stream: Bool?
+        let keep_alive: OpenAI.KeepAlive?
     }
 
     struct Answer: Encodable {
@@ -78,7 +79,9 @@ struct NativeSurface {
         let sampling = SamplingSettings(temperature: g.temperature, topP: g.top_p, topK: g.top_k, seed: g.seed.map { UInt64(bitPattern: $0) },
                                         maxTokens: g.max_tokens, stop: g.stop?.values ?? [])
         let began = Date()
-        let started = try await backend.start(ChatRequest(model: g.model, messages: messages, sampling: sampling, stream: g.stream ?? false, rawPrompt: raw))
+        var core = ChatRequest(model: g.model, messages: messages, sampling: sampling, stream: g.stream ?? false, rawPrompt: raw)
+        core.keepAlive = g.keep_alive?.duration
+        let started = try await backend.start(core)
         let model = g.model
         @Sendable func answer(_ r: CollectedCompletion) -> Answer {
             Answer(response: r.text, model: model, tokens_used: r.usage.totalTokens, prompt_tokens: r.usage.promptTokens,
@@ -154,7 +157,7 @@ struct NativeSurface {
         return counts.max { $0.value < $1.value }?.key
     }
 
-    struct ModelName: Decodable { let model: String }
+    struct ModelName: Decodable { let model: String; let keep_alive: OpenAI.KeepAlive? }
 
     private func load(_ request: Request) async throws -> Response {
         var request = request
@@ -162,6 +165,7 @@ struct NativeSurface {
         let m = try JSONDecoder().decode(ModelName.self, from: Data(buffer: body))
         let t0 = Date()
         let w = try await backend.host.worker(for: m.model)
+        if let keep = m.keep_alive { w.keepAlive = keep.duration }
         struct Loaded: Encodable { let model: String; let loaded = true; let load_time: Double; let memory: Int }
         return try json(Loaded(model: m.model, load_time: Date().timeIntervalSince(t0), memory: w.memoryBytes))
     }

@@ -48,8 +48,9 @@ struct OpenAISurface {
         }
         guard !messages.isEmpty else { throw APIError(.badRequest, "messages must not be empty", param: "messages") }
         if let t = chat.top_logprobs, !(0...20).contains(t) { throw APIError(.badRequest, "top_logprobs must be between 0 and 20", param: "top_logprobs") }
-        let core = ChatRequest(model: chat.model, messages: messages, sampling: try sampling.validated(),
+        var core = ChatRequest(model: chat.model, messages: messages, sampling: try sampling.validated(),
                                stream: sampling.stream ?? false, logprobs: chat.logprobs ?? false, topLogprobs: chat.top_logprobs ?? 0)
+        core.keepAlive = sampling.keep_alive?.duration
         let started = try await backend.start(core)
         let id = "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let created = Int(Date().timeIntervalSince1970)
@@ -99,8 +100,9 @@ struct OpenAISurface {
             throw APIError(.badRequest, "prompt must be one string", param: "prompt")
         }
         if c.suffix != nil { throw APIError(.badRequest, "suffix is not supported", param: "suffix") }
-        let core = ChatRequest(model: c.model, messages: [], sampling: try sampling.validated(), stream: sampling.stream ?? false,
+        var core = ChatRequest(model: c.model, messages: [], sampling: try sampling.validated(), stream: sampling.stream ?? false,
                                rawPrompt: prompt)
+        core.keepAlive = sampling.keep_alive?.duration
         let started = try await backend.start(core)
         let id = "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let created = Int(Date().timeIntervalSince1970)

@@ -37,6 +37,23 @@ enum OpenAI {
 
     struct StreamOptions: Decodable { let include_usage: Bool? }
 
+    /// Ollama-style `keep_alive`: seconds as a number, or a duration string such as "30s", "5m", "1h"; negative
+    /// keeps the model loaded for ever, 0 unloads it after the request.
+    struct KeepAlive: Decodable {
+        let duration: Duration
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let n = try? c.decode(Double.self) { duration = .milliseconds(Int64(n * 1000)); return }
+            let s = try c.decode(String.self).trimmingCharacters(in: .whitespaces)
+            let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+            for (suffix, scale) in units where s.hasSuffix(suffix) {
+                if let v = Double(s.dropLast(suffix.count)) { duration = .milliseconds(Int64(v * scale * 1000)); return }
+            }
+            if let v = Double(s) { duration = .milliseconds(Int64(v * 1000)); return }
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "keep_alive '\(s)' is not a duration such as 300, \"5m\" or \"-1\"")
+        }
+    }
+
     /// Fields shared by chat and legacy completions (plus llama.cpp-style top_k / min_p / repeat_penalty).
     struct Sampling: Decodable {
         let temperature: Double?
@@ -54,6 +71,7 @@ enum OpenAI {
         let user: String?
         let stream: Bool?
         let stream_options: StreamOptions?
+        let keep_alive: KeepAlive?
 
         func validated() throws -> SamplingSettings {
             if let t = temperature, !(0...2).contains(t) { throw APIError(.badRequest, "temperature must be between 0 and 2", param: "temperature") }

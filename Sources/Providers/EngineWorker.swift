@@ -32,6 +32,8 @@ public final class EngineWorker: @unchecked Sendable {
         var stopping = false
         var lastUsed = Date()
         var served = 0
+        /// How long the model stays loaded after its last request (nil: the host's default; negative: forever).
+        var keepAlive: Duration?
     }
 
     private let state = Mutex(State())
@@ -58,6 +60,12 @@ public final class EngineWorker: @unchecked Sendable {
     public var queueLength: Int { state.withLock { $0.queue.count } }
     public var isBusy: Bool { state.withLock { $0.running } }
     public var lastUsed: Date { state.withLock { $0.lastUsed } }
+    /// Idle with nothing queued: may be unloaded.
+    public var isIdle: Bool { state.withLock { !$0.running && $0.queue.isEmpty } }
+    public var keepAlive: Duration? {
+        get { state.withLock { $0.keepAlive } }
+        set { state.withLock { $0.keepAlive = newValue } }
+    }
     public var memoryBytes: Int { loaded.model.memoryBytes }
 
     func submit(_ job: Job) throws(CoreError) {

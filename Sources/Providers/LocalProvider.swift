@@ -22,6 +22,7 @@ public struct LocalProvider: Provider {
         Task {
             do {
                 let worker = try await host.worker(for: request.model)
+                if let keep = request.keepAlive { worker.keepAlive = keep }
                 let job = try Self.makeJob(request, worker: worker, cancel: cancel, continuation: continuation)
                 try worker.submit(job)
             } catch {

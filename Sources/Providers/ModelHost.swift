@@ -13,11 +13,24 @@ public actor ModelHost {
         public var queueCapacity: Int
         /// Niceness of the engine threads: above 0 so that HTTP event loops win the CPU when they need it.
         public var niceness: Int32
+        /// Memory all loaded models may use together; loading past it unloads the least recently used idle ones.
+        public var maxMemoryBytes: Int
+        /// How long a model stays loaded after its last request (a request's `keep_alive` overrides it).
+        public var keepAlive: Duration
         public init(directory: URL = ModelDirectory.default, threads: Int? = nil, contextLength: Int? = nil, queueCapacity: Int = 128,
-                    niceness: Int32 = 5) {
+                    niceness: Int32 = 5, maxMemoryBytes: Int = ModelHost.defaultMemoryBudget, keepAlive: Duration = .seconds(300)) {
             self.directory = directory; self.threads = threads; self.contextLength = contextLength; self.queueCapacity = queueCapacity
-            self.niceness = niceness
+            self.niceness = niceness; self.maxMemoryBytes = maxMemoryBytes; self.keepAlive = keepAlive
         }
+    }
+
+    /// Half of physical memory.
+    public static var defaultMemoryBudget: Int { Int(ProcessInfo.processInfo.physicalMemory / 2) }
+
+    /// Memory a model will take before it is loaded: its file (mapped) and the caches its context needs.
+    static func estimate(path: URL, contextLength: Int?) -> Int {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path.resolvingSymlinksInPath().path)[.size] as? Int) ?? 0
+        return size + (contextLength ?? 4096) * 16 * 1024   // KV cache and buffers, generously
     }
 
     /// A model the host can serve, loaded or not.
@@ -56,6 +69,7 @@ public actor ModelHost {
         } catch {
             throw CoreError.unknownModel(name, available: names)
         }
+        try makeRoom(for: Self.estimate(path: path, contextLength: options.contextLength), loading: name)
         let o = options
         let task = Task<EngineWorker, Error> {
             try await Self.loadOnThread(name: name, path: path.path, options: o)
@@ -65,6 +79,34 @@ public actor ModelHost {
         let worker = try await task.value
         workers[name] = worker
         return worker
+    }
+
+    /// Unloads least-recently-used idle models until `bytes` more fit in the budget.
+    private func makeRoom(for bytes: Int, loading name: String) throws {
+        var used = workers.values.map(\.memoryBytes).reduce(0, +)
+        guard used + bytes > options.maxMemoryBytes else { return }
+        for w in workers.values.sorted(by: { $0.lastUsed < $1.lastUsed }) where w.isIdle {
+            unload(w.name)
+            used -= w.memoryBytes
+            FileHandle.standardError.write(Data("unloaded \(w.name) (least recently used) to make room for \(name)\n".utf8))
+            if used + bytes <= options.maxMemoryBytes { return }
+        }
+        if used + bytes > options.maxMemoryBytes, !workers.isEmpty {
+            throw CoreError.overloaded(retryAfterSeconds: 5)
+        }
+    }
+
+    /// Unloads models idle for longer than their keep-alive. The server calls this periodically.
+    public func unloadExpired(now: Date = Date()) {
+        for w in workers.values where w.isIdle {
+            let keep = w.keepAlive ?? options.keepAlive
+            if keep < .zero { continue }
+            let seconds = Double(keep.components.seconds) + Double(keep.components.attoseconds) / 1e18
+            if now.timeIntervalSince(w.lastUsed) >= seconds {
+                unload(w.name)
+                FileHandle.standardError.write(Data("unloaded \(w.name) (idle past its keep-alive)\n".utf8))
+            }
+        }
     }
 
     /// Unloads `name`; returns whether it was loaded. The running request finishes first; queued ones are cancelled.

@@ -22,6 +22,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-queue"), help: "Requests that may wait per model before 429.") var maxQueue: Int = 128
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat: String = "text"
     @Option(help: "Load these models at start (comma-separated).") var preload: String?
+    @Option(name: .customLong("max-memory"), help: "Memory budget for loaded models, e.g. 4G or 800M (default: half of RAM). Loading past it unloads the least recently used idle model.")
+    var maxMemory: String?
+    @Option(name: .customLong("keep-alive"), help: "Seconds a model stays loaded after its last request (default 300; -1: for ever). Requests may set keep_alive.")
+    var keepAlive: Double = 300
 
     func validate() throws {
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
@@ -29,8 +33,22 @@ struct Serve: AsyncParsableCommand {
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
     }
 
+    static func parseBytes(_ s: String) -> Int? {
+        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
+        var t = s.uppercased().trimmingCharacters(in: .whitespaces)
+        if t.hasSuffix("B") { t.removeLast() }
+        if let last = t.last, let scale = units[last], let v = Double(t.dropLast()), v > 0 { return Int(v * scale) }
+        return Int(t).flatMap { $0 > 0 ? $0 : nil }
+    }
+
     func run() async throws {
-        let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue))
+        var budget = ModelHost.defaultMemoryBudget
+        if let m = maxMemory {
+            guard let b = Self.parseBytes(m) else { throw ValidationError("--max-memory '\(m)' is not a size such as 4G or 800M") }
+            budget = b
+        }
+        let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
+                                            maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000))))
         let backend = Backend(host: host)
         for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
             _ = try await host.worker(for: name)
@@ -42,6 +60,13 @@ struct Serve: AsyncParsableCommand {
         let app = server.application { port in
             note("switchyard listening on http://\(bindHost):\(port) — models: \(names.isEmpty ? "(none; run switchyard pull smollm2)" : names.joined(separator: ", "))")
         }
+        let reaper = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(5))
+                await host.unloadExpired()
+            }
+        }
+        defer { reaper.cancel() }
         try await app.runService()
         await host.unloadAll()
         note("switchyard stopped")

@@ -1,0 +1,107 @@
+import Core
+import Foundation
+import Providers
+import TestSupport
+import Testing
+
+/// Model lifecycle over the real SmolLM2 file (linked twice into a temporary model directory).
+@Suite(.serialized) struct ModelHostTests {
+    /// A model directory holding `names` as symbolic links to the real model.
+    func directory(_ names: [String]) throws -> URL {
+        let model = try Reference.smolLM2()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-host-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for n in names { try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent(n + ".gguf").path, withDestinationPath: model) }
+        return dir
+    }
+
+    func chat(_ model: String, _ text: String = "Hi", max: Int = 4) -> ChatRequest {
+        ChatRequest(model: model, messages: [ChatMessage(role: .user, content: text)], sampling: SamplingSettings(temperature: 0, maxTokens: max))
+    }
+
+    func run(_ provider: LocalProvider, _ request: ChatRequest) async throws -> String {
+        var text = ""
+        for try await e in provider.chat(request).events { if case .text(let t, _) = e { text += t } }
+        return text
+    }
+
+    @Test func loadsOnceForConcurrentRequests() async throws {
+        let host = ModelHost(options: .init(directory: try directory(["a"])))
+        async let w1 = host.worker(for: "a")
+        async let w2 = host.worker(for: "a")
+        let (x, y) = try await (w1, w2)
+        #expect(x === y)
+        await host.unloadAll()
+    }
+
+    @Test func loadingPastTheBudgetEvictsTheLeastRecentlyUsed() async throws {
+        let dir = try directory(["a", "b"])
+        // Each model needs about 98 MB of weights + its caches; the budget fits one.
+        let host = ModelHost(options: .init(directory: dir, contextLength: 512, maxMemoryBytes: 200_000_000))
+        let provider = LocalProvider(host: host)
+        _ = try await run(provider, chat("a"))
+        #expect(await host.loadedWorkers().map(\.name) == ["a"])
+        _ = try await run(provider, chat("b"))
+        #expect(await host.loadedWorkers().map(\.name) == ["b"])
+        await host.unloadAll()
+    }
+
+    @Test func idleModelsUnloadAfterKeepAlive() async throws {
+        let host = ModelHost(options: .init(directory: try directory(["a"]), keepAlive: .seconds(60)))
+        let provider = LocalProvider(host: host)
+        _ = try await run(provider, chat("a"))
+        await host.unloadExpired(now: Date().addingTimeInterval(30))
+        #expect(await host.loadedWorkers().count == 1)
+        await host.unloadExpired(now: Date().addingTimeInterval(61))
+        #expect(await host.loadedWorkers().isEmpty)
+        // a request's keep_alive (negative: for ever) overrides the default
+        var forever = chat("a")
+        forever.keepAlive = .seconds(-1)
+        _ = try await run(provider, forever)
+        await host.unloadExpired(now: Date().addingTimeInterval(3600))
+        #expect(await host.loadedWorkers().count == 1)
+        await host.unloadAll()
+    }
+
+    @Test func fullQueueRefusesWithRetryAfterAndLosesNothingAccepted() async throws {
+        let host = ModelHost(options: .init(directory: try directory(["a"]), queueCapacity: 1))
+        let provider = LocalProvider(host: host)
+        _ = try await host.worker(for: "a")
+        let outcomes = await withTaskGroup(of: Result<String, Error>.self) { group in
+            for _ in 0..<6 {
+                group.addTask { do { return .success(try await run(provider, chat("a", max: 24))) } catch { return .failure(error) } }
+            }
+            var all: [Result<String, Error>] = []
+            for await r in group { all.append(r) }
+            return all
+        }
+        let refused = outcomes.filter { if case .failure(CoreError.overloaded(let r)) = $0 { return (r ?? 0) >= 1 } else { return false } }
+        let served = outcomes.filter { if case .success(let t) = $0 { return !t.isEmpty } else { return false } }
+        #expect(!refused.isEmpty, "a queue of 1 must refuse some of 6 simultaneous requests")
+        #expect(served.count + refused.count == 6, "every request is either served in full or refused")
+        await host.unloadAll()
+    }
+
+    @Test func unknownModelListsWhatExists() async throws {
+        let host = ModelHost(options: .init(directory: try directory(["a", "b"])))
+        await #expect(throws: CoreError.unknownModel("zzz", available: ["a", "b"])) { try await host.worker(for: "zzz") }
+    }
+
+    @Test func cancellingStopsGenerationPromptly() async throws {
+        let host = ModelHost(options: .init(directory: try directory(["a"])))
+        let provider = LocalProvider(host: host)
+        let stream = provider.chat(chat("a", "Tell me a long story.", max: 400))
+        var pieces = 0
+        for try await e in stream.events {
+            if case .text = e { pieces += 1 }
+            if pieces == 3 { stream.cancel(); break }
+        }
+        // The slot is free again: a new request is served at once.
+        let t0 = Date()
+        let text = try await run(provider, chat("a"))
+        #expect(!text.isEmpty && Date().timeIntervalSince(t0) < 10)
+        let worker = try await host.worker(for: "a")
+        #expect(worker.queueLength == 0)
+        await host.unloadAll()
+    }
+}
