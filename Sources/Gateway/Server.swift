@@ -10,8 +10,10 @@ public struct Server {
         public var host: String
         public var port: Int
         public var jsonLogs: Bool
-        public init(host: String = "127.0.0.1", port: Int = 8080, jsonLogs: Bool = false) {
-            self.host = host; self.port = port; self.jsonLogs = jsonLogs
+        /// On SIGTERM/SIGINT: stop accepting, let requests in flight finish for this long, then cancel them.
+        public var shutdownGrace: Duration
+        public init(host: String = "127.0.0.1", port: Int = 8080, jsonLogs: Bool = false, shutdownGrace: Duration = .seconds(10)) {
+            self.host = host; self.port = port; self.jsonLogs = jsonLogs; self.shutdownGrace = shutdownGrace
         }
     }
 
@@ -47,6 +49,27 @@ public struct Server {
     }
 }
 
+/// On SIGTERM/SIGINT the server stops accepting and waits for requests in flight (ServiceLifecycle); this gives
+/// them `grace` and then cancels their generations, so shutdown never waits on a long stream.
+public final class ShutdownGrace: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+
+    public init(host: ModelHost, grace: Duration) {
+        for sig in [SIGTERM, SIGINT] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                Task {
+                    try? await Task.sleep(for: grace)
+                    for w in await host.loadedWorkers() { w.cancelAll() }
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    deinit { for s in sources { s.cancel() } }
+}
 /// One line per request on stderr: method, path, status, duration (and JSON with `--log-format json`).
 struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
     let json: Bool

@@ -29,6 +29,7 @@ public final class EngineWorker: @unchecked Sendable {
     private struct State {
         var queue: [Job] = []
         var running = false
+        var current: CancelFlag?
         var stopping = false
         var lastUsed = Date()
         var served = 0
@@ -79,6 +80,17 @@ public final class EngineWorker: @unchecked Sendable {
         wake.lock(); wake.signal(); wake.unlock()
     }
 
+    /// Cancels the running generation and every queued one (shutdown past its grace period).
+    public func cancelAll() {
+        let (dropped, current) = state.withLock { s -> ([Job], CancelFlag?) in
+            let q = s.queue
+            s.queue = []
+            return (q, s.current)
+        }
+        current?.set()
+        for job in dropped { job.onFinish(.failure(CancellationError())) }
+    }
+
     /// Stops the thread after the running job; queued jobs fail with `cancelled`.
     func stop() {
         let dropped = state.withLock { s -> [Job] in
@@ -100,7 +112,9 @@ public final class EngineWorker: @unchecked Sendable {
                     if s.stopping { return (nil, true) }
                     if s.queue.isEmpty { return (nil, false) }
                     s.running = true
-                    return (s.queue.removeFirst(), false)
+                    let job = s.queue.removeFirst()
+                    s.current = job.cancelled
+                    return (job, false)
                 }
                 if stop { wake.unlock(); return }
                 if let job { next = job; break }
@@ -122,6 +136,7 @@ public final class EngineWorker: @unchecked Sendable {
             }
             state.withLock { s in
                 s.running = false
+                s.current = nil
                 s.lastUsed = Date()
                 s.served += 1
             }

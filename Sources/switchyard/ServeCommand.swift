@@ -26,6 +26,8 @@ struct Serve: AsyncParsableCommand {
     var maxMemory: String?
     @Option(name: .customLong("keep-alive"), help: "Seconds a model stays loaded after its last request (default 300; -1: for ever). Requests may set keep_alive.")
     var keepAlive: Double = 300
+    @Option(name: .customLong("shutdown-grace"), help: "Seconds requests in flight may run on after SIGTERM/SIGINT before they are cancelled.")
+    var shutdownGrace: Double = 10
 
     func validate() throws {
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
@@ -55,7 +57,8 @@ struct Serve: AsyncParsableCommand {
             note("preloaded \(name)")
         }
         let names = await host.available().map(\.name)
-        let server = Server(backend: backend, options: .init(host: self.host, port: port, jsonLogs: logFormat == "json"))
+        let server = Server(backend: backend, options: .init(host: self.host, port: port, jsonLogs: logFormat == "json",
+                                                                      shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))))
         let bindHost = self.host
         let app = server.application { port in
             note("switchyard listening on http://\(bindHost):\(port) — models: \(names.isEmpty ? "(none; run switchyard pull smollm2)" : names.joined(separator: ", "))")
@@ -67,7 +70,9 @@ struct Serve: AsyncParsableCommand {
             }
         }
         defer { reaper.cancel() }
+        let grace = ShutdownGrace(host: host, grace: .milliseconds(Int64(shutdownGrace * 1000)))
         try await app.runService()
+        withExtendedLifetime(grace) {}
         await host.unloadAll()
         note("switchyard stopped")
     }
