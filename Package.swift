@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // GGUF files: read (mmap, zero-copy, validated) and write (tests build tiny models).
@@ -37,6 +38,8 @@ let package = Package(
         ]),
         // The local provider: loaded models on engine threads, lazy loading, bounded queues.
         .target(name: "Providers", dependencies: ["Core", "Inference", "Kernels", "ModelStore"]),
+        // Configuration: the model registry (models.yaml / .json), validated with file, key path and line.
+        .target(name: "Routing", dependencies: ["Core", .product(name: "Yams", package: "Yams")]),
         // The HTTP server: OpenAI and native surfaces over the providers.
         .target(name: "Gateway", dependencies: [
             "Core", "Providers", "GGUF",
@@ -44,7 +47,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "switchyard", dependencies: [
-            "GGUF", "Tokenizers", "Kernels", "Inference", "Core", "ModelStore", "Providers", "Gateway",
+            "GGUF", "Tokenizers", "Kernels", "Inference", "Core", "ModelStore", "Providers", "Gateway", "Routing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hot),
 
@@ -55,6 +58,7 @@ let package = Package(
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
         .testTarget(name: "ProvidersTests", dependencies: ["Providers", "Core", "TestSupport"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Providers", "Core", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -35,6 +35,8 @@ public final class EngineWorker: @unchecked Sendable {
         var served = 0
         /// How long the model stays loaded after its last request (nil: the host's default; negative: forever).
         var keepAlive: Duration?
+        /// Sampling defaults from the model's declaration.
+        var defaults = SamplingSettings()
     }
 
     private let state = Mutex(State())
@@ -63,6 +65,10 @@ public final class EngineWorker: @unchecked Sendable {
     public var lastUsed: Date { state.withLock { $0.lastUsed } }
     /// Idle with nothing queued: may be unloaded.
     public var isIdle: Bool { state.withLock { !$0.running && $0.queue.isEmpty } }
+    public var defaults: SamplingSettings {
+        get { state.withLock { $0.defaults } }
+        set { state.withLock { $0.defaults = newValue } }
+    }
     public var keepAlive: Duration? {
         get { state.withLock { $0.keepAlive } }
         set { state.withLock { $0.keepAlive = newValue } }
@@ -122,24 +128,26 @@ public final class EngineWorker: @unchecked Sendable {
             }
             wake.unlock()
             guard let job = next else { continue }
+            let outcome: Result<GenerationResult, Error>
             if job.cancelled.isSet {
-                job.onFinish(.failure(CancellationError()))
+                outcome = .failure(CancellationError())
             } else {
                 do {
-                    let result = try Generator(loaded).generate(prompt: job.prompt, parameters: job.parameters) { step in
+                    outcome = .success(try Generator(loaded).generate(prompt: job.prompt, parameters: job.parameters) { step in
                         !job.cancelled.isSet && job.onToken(step)
-                    }
-                    job.onFinish(.success(result))
+                    })
                 } catch {
-                    job.onFinish(.failure(error))
+                    outcome = .failure(error)
                 }
             }
+            // Idle again before the requester hears the result, so what it does next sees a free model.
             state.withLock { s in
                 s.running = false
                 s.current = nil
                 s.lastUsed = Date()
                 s.served += 1
             }
+            job.onFinish(outcome)
         }
     }
 }

@@ -42,7 +42,13 @@ public struct LocalProvider: Provider {
         guard prompt.count < limit else { throw CoreError.contextTooLong(needed: prompt.count, limit: limit) }
         if let max = request.sampling.maxTokens, max < 0 { throw CoreError.badRequest("max_tokens must not be negative") }
 
-        let parameters = generationParameters(request.sampling, logprobs: request.logprobs, top: request.topLogprobs)
+        var sampling = request.sampling
+        let d = worker.defaults
+        sampling.temperature = sampling.temperature ?? d.temperature
+        sampling.topP = sampling.topP ?? d.topP
+        sampling.topK = sampling.topK ?? d.topK
+        sampling.maxTokens = sampling.maxTokens ?? d.maxTokens
+        let parameters = generationParameters(sampling, logprobs: request.logprobs, top: request.topLogprobs)
         let tokenizer = loaded.tokenizer
         let wantLogprobs = request.logprobs
         return EngineWorker.Job(

@@ -17,10 +17,13 @@ public actor ModelHost {
         public var maxMemoryBytes: Int
         /// How long a model stays loaded after its last request (a request's `keep_alive` overrides it).
         public var keepAlive: Duration
+        /// Models declared in configuration, by name; they come before files discovered in the directory.
+        public var declared: [String: Declared]
         public init(directory: URL = ModelDirectory.default, threads: Int? = nil, contextLength: Int? = nil, queueCapacity: Int = 128,
-                    niceness: Int32 = 5, maxMemoryBytes: Int = ModelHost.defaultMemoryBudget, keepAlive: Duration = .seconds(300)) {
+                    niceness: Int32 = 5, maxMemoryBytes: Int = ModelHost.defaultMemoryBudget, keepAlive: Duration = .seconds(300),
+                    declared: [String: Declared] = [:]) {
             self.directory = directory; self.threads = threads; self.contextLength = contextLength; self.queueCapacity = queueCapacity
-            self.niceness = niceness; self.maxMemoryBytes = maxMemoryBytes; self.keepAlive = keepAlive
+            self.niceness = niceness; self.maxMemoryBytes = maxMemoryBytes; self.keepAlive = keepAlive; self.declared = declared
         }
     }
 
@@ -31,6 +34,21 @@ public actor ModelHost {
     static func estimate(path: URL, contextLength: Int?) -> Int {
         let size = (try? FileManager.default.attributesOfItem(atPath: path.resolvingSymlinksInPath().path)[.size] as? Int) ?? 0
         return size + (contextLength ?? 4096) * 16 * 1024   // KV cache and buffers, generously
+    }
+
+    /// A model declared in configuration (the registry), with its own settings.
+    public struct Declared: Sendable {
+        public var source: String          // catalogue name, file name in the model directory, or path
+        public var contextLength: Int?
+        public var threads: Int?
+        public var keepAlive: Duration?
+        public var maxMemoryBytes: Int?
+        public var defaults: SamplingSettings
+        public init(source: String, contextLength: Int? = nil, threads: Int? = nil, keepAlive: Duration? = nil,
+                    maxMemoryBytes: Int? = nil, defaults: SamplingSettings = SamplingSettings()) {
+            self.source = source; self.contextLength = contextLength; self.threads = threads; self.keepAlive = keepAlive
+            self.maxMemoryBytes = maxMemoryBytes; self.defaults = defaults
+        }
     }
 
     /// A model the host can serve, loaded or not.
@@ -50,10 +68,17 @@ public actor ModelHost {
     /// Models that can be served: pulled catalogue models by their catalogue name, other .gguf files by file name
     /// without the extension.
     public func available() -> [Entry] {
-        listModels(in: options.directory).map { m in
+        var entries: [String: Entry] = [:]
+        for m in listModels(in: options.directory) {
             let name = m.catalogueName ?? m.name
-            return Entry(name: name, path: m.path, sizeBytes: m.size, loaded: workers[name] != nil)
-        }.sorted { $0.name < $1.name }
+            entries[name] = Entry(name: name, path: m.path, sizeBytes: m.size, loaded: workers[name] != nil)
+        }
+        for (name, d) in options.declared {
+            guard let url = try? ModelResolver.resolve(d.source, in: options.directory) else { continue }
+            let size = (try? FileManager.default.attributesOfItem(atPath: url.resolvingSymlinksInPath().path)[.size] as? Int64) ?? 0
+            entries[name] = Entry(name: name, path: url, sizeBytes: size, loaded: workers[name] != nil)
+        }
+        return entries.values.sorted { $0.name < $1.name }
     }
 
     public func loadedWorkers() -> [EngineWorker] { workers.values.sorted { $0.name < $1.name } }
@@ -63,20 +88,34 @@ public actor ModelHost {
         if let w = workers[name] { return w }
         if let pending = loading[name] { return try await pending.value }
         let names = available().map(\.name)
+        let declared = options.declared[name]
         let path: URL
         do {
-            path = try ModelResolver.resolve(name, in: options.directory)
+            path = try ModelResolver.resolve(declared?.source ?? name, in: options.directory)
         } catch {
+            if let declared { throw CoreError.modelLoadFailed(name, reason: "its source '\(declared.source)': \(error)") }
             throw CoreError.unknownModel(name, available: names)
         }
-        try makeRoom(for: Self.estimate(path: path, contextLength: options.contextLength), loading: name)
-        let o = options
+        var o = options
+        if let d = declared {
+            o.contextLength = d.contextLength ?? o.contextLength
+            o.threads = d.threads ?? o.threads
+        }
+        let estimate = Self.estimate(path: path, contextLength: o.contextLength)
+        if let cap = declared?.maxMemoryBytes, estimate > cap {
+            throw CoreError.modelLoadFailed(name, reason: "it needs about \(estimate >> 20) MiB, more than its max_memory of \(cap >> 20) MiB (lower its context_length or raise max_memory)")
+        }
+        try makeRoom(for: estimate, loading: name)
         let task = Task<EngineWorker, Error> {
             try await Self.loadOnThread(name: name, path: path.path, options: o)
         }
         loading[name] = task
         defer { loading[name] = nil }
         let worker = try await task.value
+        if let d = declared {
+            worker.keepAlive = d.keepAlive
+            worker.defaults = d.defaults
+        }
         workers[name] = worker
         return worker
     }

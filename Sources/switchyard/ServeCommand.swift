@@ -3,6 +3,7 @@ import Foundation
 import Gateway
 import ModelStore
 import Providers
+import Routing
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,6 +23,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-queue"), help: "Requests that may wait per model before 429.") var maxQueue: Int = 128
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat: String = "text"
     @Option(help: "Load these models at start (comma-separated).") var preload: String?
+    @OptionGroup var config: ConfigLocation
     @Option(name: .customLong("max-memory"), help: "Memory budget for loaded models, e.g. 4G or 800M (default: half of RAM). Loading past it unloads the least recently used idle model.")
     var maxMemory: String?
     @Option(name: .customLong("keep-alive"), help: "Seconds a model stays loaded after its last request (default 300; -1: for ever). Requests may set keep_alive.")
@@ -35,22 +37,17 @@ struct Serve: AsyncParsableCommand {
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
     }
 
-    static func parseBytes(_ s: String) -> Int? {
-        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
-        var t = s.uppercased().trimmingCharacters(in: .whitespaces)
-        if t.hasSuffix("B") { t.removeLast() }
-        if let last = t.last, let scale = units[last], let v = Double(t.dropLast()), v > 0 { return Int(v * scale) }
-        return Int(t).flatMap { $0 > 0 ? $0 : nil }
-    }
-
     func run() async throws {
         var budget = ModelHost.defaultMemoryBudget
         if let m = maxMemory {
-            guard let b = Self.parseBytes(m) else { throw ValidationError("--max-memory '\(m)' is not a size such as 4G or 800M") }
+            guard let b = ModelRegistry.bytes(m) else { throw ValidationError("--max-memory '\(m)' is not a size such as 4G or 800M") }
             budget = b
         }
+        let registry = try config.registry()
         let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
-                                            maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000))))
+                                            maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
+                                            declared: registry.declared))
+        if !registry.files.isEmpty { note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) models)") }
         let backend = Backend(host: host)
         for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
             _ = try await host.worker(for: name)

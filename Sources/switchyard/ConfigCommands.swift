@@ -1,0 +1,63 @@
+import ArgumentParser
+import Core
+import Foundation
+import ModelStore
+import Providers
+import Routing
+
+/// Where the configuration folder is: `--config DIR`, `SWITCHYARD_CONFIG`, or `./config`.
+struct ConfigLocation: ParsableArguments {
+    @Option(name: .customLong("config"), help: "Configuration folder holding models.yaml / models.json (env SWITCHYARD_CONFIG; default ./config).")
+    var directory: String = ProcessInfo.processInfo.environment["SWITCHYARD_CONFIG"] ?? "config"
+
+    var url: URL { URL(fileURLWithPath: (directory as NSString).expandingTildeInPath) }
+
+    func registry() throws -> ModelRegistry { try ModelRegistry.load(directory: url) }
+}
+
+extension ModelRegistry {
+    /// The declarations as the model host takes them.
+    var declared: [String: ModelHost.Declared] {
+        models.mapValues { d in
+            ModelHost.Declared(source: d.source, contextLength: d.contextLength, threads: d.threads,
+                               keepAlive: d.keepAliveSeconds.map { .milliseconds(Int64($0 * 1000)) }, maxMemoryBytes: d.maxMemoryBytes,
+                               defaults: SamplingSettings(temperature: d.temperature, topP: d.topP, topK: d.topK, maxTokens: d.maxTokens))
+        }
+    }
+}
+
+struct Config: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check the configuration.", subcommands: [Validate.self])
+
+    struct Validate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate the model registry and report every error with file, line, key path and what was expected.",
+            discussion: "Also checks that each declared model's path or catalogue entry resolves to a file. Exits 1 if anything is wrong.")
+        @OptionGroup var config: ConfigLocation
+
+        func run() throws {
+            let registry: ModelRegistry
+            do {
+                registry = try config.registry()
+            } catch let e as ConfigError {
+                print(e.description)
+                throw ExitCode(1)
+            }
+            if registry.files.isEmpty {
+                print("no registry files in \(config.url.path) (looked for \(ModelRegistry.fileNames.joined(separator: ", "))); models are discovered in \(ModelDirectory.default.path)")
+                return
+            }
+            var problems: [String] = []
+            for (name, d) in registry.models.sorted(by: { $0.key < $1.key }) {
+                do { _ = try ModelResolver.resolve(d.source, in: ModelDirectory.default) } catch {
+                    problems.append("\(d.file): models.\(name): '\(d.source)' does not resolve: \(error)")
+                }
+            }
+            if !problems.isEmpty {
+                print("configuration has \(problems.count) error\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  " + $0 }.joined(separator: "\n"))
+                throw ExitCode(1)
+            }
+            print("ok: \(registry.files.joined(separator: ", ")) — \(registry.models.count) model\(registry.models.count == 1 ? "" : "s"): \(registry.models.keys.sorted().joined(separator: ", "))")
+        }
+    }
+}
