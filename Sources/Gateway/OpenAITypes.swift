@@ -44,12 +44,8 @@ enum OpenAI {
         init(from decoder: Decoder) throws {
             let c = try decoder.singleValueContainer()
             if let n = try? c.decode(Double.self) { duration = .milliseconds(Int64(n * 1000)); return }
-            let s = try c.decode(String.self).trimmingCharacters(in: .whitespaces)
-            let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-            for (suffix, scale) in units where s.hasSuffix(suffix) {
-                if let v = Double(s.dropLast(suffix.count)) { duration = .milliseconds(Int64(v * scale * 1000)); return }
-            }
-            if let v = Double(s) { duration = .milliseconds(Int64(v * 1000)); return }
+            let s = try c.decode(String.self)
+            if let v = Units.seconds(s) { duration = .milliseconds(Int64(v * 1000)); return }
             throw DecodingError.dataCorruptedError(in: c, debugDescription: "keep_alive '\(s)' is not a duration such as 300, \"5m\" or \"-1\"")
         }
     }

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// One problem in a configuration file: where, and what was expected.
@@ -165,21 +166,6 @@ public struct ModelRegistry: Sendable {
         return (out, issues)
     }
 
-    /// "300", "1.5", "30s", "5m", "1h", "-1" → seconds.
-    public static func seconds(_ s: String) -> Double? {
-        let t = s.trimmingCharacters(in: .whitespaces)
-        for (suffix, scale) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)] where t.hasSuffix(suffix) {
-            return Double(t.dropLast(suffix.count)).map { $0 * scale }
-        }
-        return Double(t)
-    }
-
-    /// "512M", "4G", "1024" → bytes.
-    public static func bytes(_ s: String) -> Int? {
-        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
-        var t = s.uppercased().trimmingCharacters(in: .whitespaces)
-        if t.hasSuffix("B") { t.removeLast() }
-        if let last = t.last, let scale = units[last], let v = Double(t.dropLast()), v > 0 { return Int(v * scale) }
-        return Int(t).flatMap { $0 > 0 ? $0 : nil }
-    }
+    public static func seconds(_ s: String) -> Double? { Units.seconds(s) }
+    public static func bytes(_ s: String) -> Int? { Units.bytes(s) }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Foundation
 import Gateway
 import ModelStore
@@ -40,7 +41,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         var budget = ModelHost.defaultMemoryBudget
         if let m = maxMemory {
-            guard let b = ModelRegistry.bytes(m) else { throw ValidationError("--max-memory '\(m)' is not a size such as 4G or 800M") }
+            guard let b = Units.bytes(m) else { throw ValidationError("--max-memory '\(m)' is not a size such as 4G or 800M") }
             budget = b
         }
         let registry = try config.registry()

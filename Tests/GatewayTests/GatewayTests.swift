@@ -93,3 +93,47 @@ import Testing
         }
     }
 }
+
+extension GatewayTests {
+    @Test func logprobsAreReportedPerToken() async throws {
+        try await app().test(.router) { client in
+            let r = try await post(client, "/v1/chat/completions",
+                                   #"{"model":"smollm2","messages":[{"role":"user","content":"Hi"}],"temperature":0,"max_tokens":5,"logprobs":true,"top_logprobs":3}"#)
+            #expect(r.status == .ok)
+            let choice = try #require((try object(r.body)["choices"] as? [[String: Any]])?.first)
+            let content = try #require((choice["logprobs"] as? [String: Any])?["content"] as? [[String: Any]])
+            #expect(content.count == 5)
+            for t in content {
+                let lp = try #require(t["logprob"] as? Double)
+                let top = try #require(t["top_logprobs"] as? [[String: Any]])
+                #expect(lp <= 0 && top.count == 3)
+                // greedy: the chosen token is the most likely one
+                #expect(abs((top.first?["logprob"] as? Double ?? 1) - lp) < 1e-6)
+            }
+        }
+    }
+
+    @Test func overloadAnswers429WithRetryAfter() async throws {
+        // A queue of one behind a busy model: some of several simultaneous requests get 429 with Retry-After.
+        let dir = try URL(fileURLWithPath: Reference.smolLM2()).deletingLastPathComponent()
+        let backend = Backend(host: ModelHost(options: .init(directory: dir, queueCapacity: 1)))
+        let app = Server(backend: backend, options: .init()).application()
+        try await app.test(.router) { client in
+            let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+                for _ in 0..<5 {
+                    group.addTask {
+                        let r = try await post(client, "/v1/chat/completions",
+                                               #"{"model":"smollm2","messages":[{"role":"user","content":"Tell me a story"}],"temperature":0,"max_tokens":48}"#)
+                        return (r.status.code, r.headers[.retryAfter])
+                    }
+                }
+                var all: [(Int, String?)] = []
+                for try await s in group { all.append(s) }
+                return all
+            }
+            #expect(statuses.allSatisfy { $0.0 == 200 || $0.0 == 429 })
+            #expect(statuses.contains { $0.0 == 429 && Int($0.1 ?? "") != nil }, "\(statuses)")
+            #expect(statuses.contains { $0.0 == 200 })
+        }
+    }
+}
