@@ -96,7 +96,7 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
                 "time": ISO8601DateFormatter().string(from: Date()), "method": request.method.rawValue,
                 "path": request.uri.path, "status": status, "duration_ms": (ms * 10).rounded() / 10,
             ]
-            let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data()
+            let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             line = String(decoding: data, as: UTF8.self)
         } else {
             line = String(format: "%@ %@ %d %.1f ms", request.method.rawValue, request.uri.path, status, ms)
