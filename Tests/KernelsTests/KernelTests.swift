@@ -139,6 +139,38 @@ enum Quantize {
         }
     }
 
+    /// A row's product is bit-identical whether it is computed alone or inside a batch (any batch size, any
+    /// position in it): batched greedy decoding then equals unbatched greedy decoding.
+    @Test(arguments: [WeightType.q4_0, .q4_1, .q8_0])
+    func productsDoNotDependOnBatchComposition(type: WeightType) {
+        var g = Values(state: 21)
+        let rows = 19, cols = 576, batch = 9
+        let wbytes = (0..<rows).flatMap { _ in Quantize.encode(g.array(cols), as: type) }
+        let x = g.array(batch * cols, scale: 3)
+        let scratch = QuantizedScratch(maxColumns: cols, maxRows: batch)
+        let pool = ThreadPool(threadCount: 2)
+        defer { CPUKernels.force(CPUKernels.detected) }
+        for level in [CPUKernels.Level.generic, .avx2, .avx512vnni] where level.rawValue <= CPUKernels.detected.rawValue {
+            CPUKernels.force(level)
+            wbytes.withUnsafeBytes { raw in
+                let w = WeightMatrix(type: type, rows: rows, columns: cols, base: raw.baseAddress!)
+                var all = [Float](repeating: 0, count: batch * rows)
+                x.withUnsafeBufferPointer { xp in
+                    let a = Ops.prepare(xp.baseAddress!, rows: batch, columns: cols, for: type, scratch: scratch)
+                    all.withUnsafeMutableBufferPointer { Ops.matmul(w, a, into: $0.baseAddress!, pool: pool) }
+                }
+                for c in 0..<batch {
+                    var one = [Float](repeating: 0, count: rows)
+                    x.withUnsafeBufferPointer { xp in
+                        let a = Ops.prepare(xp.baseAddress! + c * cols, rows: 1, columns: cols, for: type, scratch: scratch)
+                        one.withUnsafeMutableBufferPointer { Ops.matmul(w, a, into: $0.baseAddress!, pool: pool) }
+                    }
+                    #expect(Array(all[(c * rows)..<((c + 1) * rows)]) == one, "\(type) \(level) column \(c)")
+                }
+            }
+        }
+    }
+
     @Test func attentionMatchesReference() {
         var g = Values(state: 3)
         let hd = 64, n = 19, stride = 192
