@@ -41,16 +41,45 @@ int sy_type_supported(int type) {
 
 int sy_type_wants_q8a(int type) { return type == SY_TYPE_Q4_0 || type == SY_TYPE_Q4_1 || type == SY_TYPE_Q8_0; }
 
+static int clamp_level(int level) {
+    const int best = sy_detected_level();
+    return level < 0 ? 0 : (level > best ? best : level);
+}
+
 #if defined(__x86_64__)
-#define SY_FORWARD(call_generic, call_avx2, call_vnni)                                                        \
-    switch (sy_active_level()) {                                                                              \
+#define SY_FORWARD_AT(level, call_generic, call_avx2, call_vnni)                                              \
+    switch (clamp_level(level)) {                                                                             \
     case SY_LEVEL_AVX512VNNI: return call_vnni;                                                               \
     case SY_LEVEL_AVX2: return call_avx2;                                                                     \
     default: return call_generic;                                                                             \
     }
 #else
-#define SY_FORWARD(call_generic, call_avx2, call_vnni) return call_generic;
+#define SY_FORWARD_AT(level, call_generic, call_avx2, call_vnni) return call_generic;
 #endif
+#define SY_FORWARD(call_generic, call_avx2, call_vnni) SY_FORWARD_AT(sy_active_level(), call_generic, call_avx2, call_vnni)
+
+void sy_quantize_rows_q8a_at(int level, const float *x, sy_block_q8a *y, int64_t n, int64_t rows) {
+    SY_FORWARD_AT(level, sy_quantize_rows_q8a_generic(x, y, n, rows), sy_quantize_rows_q8a_avx2(x, y, n, rows),
+                  sy_quantize_rows_q8a_vnni(x, y, n, rows))
+}
+
+int sy_matmul_at(int level, int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1, const void *a,
+                 size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd) {
+    SY_FORWARD_AT(level, sy_matmul_generic(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd),
+                  sy_matmul_avx2(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd),
+                  sy_matmul_vnni(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd))
+}
+
+void sy_attention_head_at(int level, const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv, int64_t head_dim,
+                          int64_t kv_stride, float scale, float *scratch, float *out) {
+    SY_FORWARD_AT(level, sy_attention_head_generic(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out),
+                  sy_attention_head_avx2(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out),
+                  sy_attention_head_vnni(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out))
+}
+
+void sy_silu_mul_at(int level, int64_t n, float *g, const float *u) {
+    SY_FORWARD_AT(level, sy_silu_mul_generic(n, g, u), sy_silu_mul_avx2(n, g, u), sy_silu_mul_vnni(n, g, u))
+}
 
 void sy_quantize_rows_q8a(const float *x, sy_block_q8a *y, int64_t n, int64_t rows) {
     SY_FORWARD(sy_quantize_rows_q8a_generic(x, y, n, rows), sy_quantize_rows_q8a_avx2(x, y, n, rows),

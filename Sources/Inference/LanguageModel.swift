@@ -12,6 +12,8 @@ public enum InferenceError: Error, Sendable, CustomStringConvertible, Equatable 
     case contextOverflow(needed: Int, limit: Int)
     case emptyPrompt
     case invalidToken(Int32)
+    case invalidSlot(Int, slots: Int)
+    case batchTooLarge(Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -26,6 +28,8 @@ public enum InferenceError: Error, Sendable, CustomStringConvertible, Equatable 
         case .contextOverflow(let n, let l): "the sequence needs \(n) positions but the context holds \(l)"
         case .emptyPrompt: "the prompt is empty"
         case .invalidToken(let t): "token id \(t) is outside the vocabulary"
+        case .invalidSlot(let s, let n): "sequence slot \(s) does not exist (the model has \(n))"
+        case .batchTooLarge(let n, let l): "a batch of \(n) tokens is larger than the model's batch size \(l)"
         }
     }
 }
@@ -50,9 +54,25 @@ public struct ModelShape: Sendable, Equatable {
     public var contextLength: Int
 }
 
-/// A causal language model over one sequence with its own KV cache.
+/// One token of a batch: which sequence (KV slot) it belongs to and its position there.
+public struct BatchEntry: Sendable, Equatable {
+    public var token: Int32
+    public var slot: Int
+    public var position: Int
+    public var wantsLogits: Bool
+    public init(token: Int32, slot: Int, position: Int, wantsLogits: Bool) {
+        self.token = token; self.slot = slot; self.position = position; self.wantsLogits = wantsLogits
+    }
+}
+
+/// A causal language model with KV caches for `slotCount` sequences.
 public protocol LanguageModel: AnyObject {
     var shape: ModelShape { get }
+    var slotCount: Int { get }
+    /// Tokens of several sequences in one pass over the weights (continuous batching). Returns logits
+    /// (`vocabularySize` floats each) for the entries that want them, in order. Positions before an entry's in its
+    /// slot must already be cached.
+    func forward(batch: [BatchEntry]) throws(InferenceError) -> UnsafeBufferPointer<Float>
     /// Runs `tokens` at positions `start..<start+count` and returns logits (`vocabularySize` floats per selected row).
     /// Positions before `start` must already be in the cache; anything after is discarded.
     func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection) throws(InferenceError) -> UnsafeBufferPointer<Float>
@@ -70,8 +90,11 @@ public struct ModelOptions: Sendable {
     public var batchSize: Int
     /// Scheduling niceness of the compute threads (a server uses a positive value so HTTP stays responsive).
     public var niceness: Int32
+    /// Sequences that can be cached at once (each gets `contextLength` positions of KV cache).
+    public var slots: Int
 
-    public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 512, niceness: Int32 = 0) {
+    public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 512, niceness: Int32 = 0, slots: Int = 1) {
+        self.slots = slots
         self.contextLength = contextLength
         self.threads = threads
         self.batchSize = batchSize

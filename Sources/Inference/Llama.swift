@@ -82,11 +82,13 @@ public final class LlamaModel: LanguageModel {
         self.file = file
         pool = ThreadPool(threadCount: options.threads ?? ThreadPool.availableCores, niceness: options.niceness)
         batchSize = max(1, options.batchSize)
-        cache = KVCache(layers: layers, contextLength: ctx, kvDim: kvDim)
+        cache = KVCache(slots: max(1, options.slots), layers: layers, contextLength: ctx, kvDim: kvDim)
         run = RunState(shape: shape, batch: batchSize, threads: pool.threadCount, ropeDims: ropeDims, theta: theta)
     }
 
     public var memoryBytes: Int { file.fileSize + cache.bytes + run.bytes }
+
+    public var slotCount: Int { cache.slots }
 
     public func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection) throws(InferenceError) -> UnsafeBufferPointer<Float> {
         guard !tokens.isEmpty else { throw .emptyPrompt }
@@ -99,46 +101,69 @@ public final class LlamaModel: LanguageModel {
         while done < tokens.count {
             let n = min(batchSize, tokens.count - done)
             let isLast = done + n == tokens.count
-            let rows: LogitsSelection? = logits == .all ? .all : (isLast ? .last : nil)
-            tokens.withUnsafeBufferPointer { buf in
-                step(UnsafeBufferPointer(rebasing: buf[done..<(done + n)]), start: start + done, logits: rows,
-                     logitsOut: run.logits + (logits == .all ? done * shape.vocabularySize : 0))
+            let entries = (0..<n).map { i in
+                BatchEntry(token: tokens[done + i], slot: 0, position: start + done + i,
+                           wantsLogits: logits == .all || (isLast && i == n - 1))
             }
+            step(entries, logitsOut: run.logits + (logits == .all ? done * shape.vocabularySize : 0))
             done += n
         }
         return UnsafeBufferPointer(start: run.logits, count: (logits == .all ? tokens.count : 1) * shape.vocabularySize)
     }
 
-    /// One pass over the weights for `tokens` (at most `batchSize`) at positions start..<start+count.
-    private func step(_ tokens: UnsafeBufferPointer<Int32>, start: Int, logits: LogitsSelection?, logitsOut: UnsafeMutablePointer<Float>) {
-        let s = shape, r = run, T = tokens.count
+    public func forward(batch entries: [BatchEntry]) throws(InferenceError) -> UnsafeBufferPointer<Float> {
+        guard !entries.isEmpty else { throw .emptyPrompt }
+        guard entries.count <= batchSize else { throw .batchTooLarge(entries.count, limit: batchSize) }
+        for e in entries {
+            guard e.token >= 0, Int(e.token) < shape.vocabularySize else { throw .invalidToken(e.token) }
+            guard e.slot >= 0, e.slot < cache.slots else { throw .invalidSlot(e.slot, slots: cache.slots) }
+            guard e.position >= 0, e.position < shape.contextLength else {
+                throw .contextOverflow(needed: e.position + 1, limit: shape.contextLength)
+            }
+        }
+        let outputs = entries.filter(\.wantsLogits).count
+        run.ensureLogitRows(outputs)
+        step(entries, logitsOut: run.logits)
+        return UnsafeBufferPointer(start: run.logits, count: outputs * shape.vocabularySize)
+    }
+
+    /// One pass over the weights for up to `batchSize` tokens, each from its own slot (sequence) and position.
+    /// Every entry's key and value are stored before attention, so entries of one slot in one pass see each other
+    /// causally (a prompt chunk). Logits are written for the entries that want them, in order.
+    private func step(_ entries: [BatchEntry], logitsOut: UnsafeMutablePointer<Float>) {
+        let s = shape, r = run, T = entries.count
         let dim = s.embeddingLength, kvDim = s.kvHeadCount * s.headDim, ffn = s.feedForwardLength
         let hd = s.headDim, group = s.headCount / s.kvHeadCount
         let scale = 1 / Float(hd).squareRoot()
 
-        // x (T, dim) ← embeddings
-        for t in 0..<T { weights.embedding.dequantizeRow(Int(tokens[t]), into: r.x + t * dim) }
-        // rope tables (T, ropeDims)
-        for t in 0..<T { Ops.ropeTable(position: start + t, thetaScale: r.thetaScale, pairs: ropeDims / 2, into: r.rope + t * ropeDims) }
+        // x (T, dim) ← embeddings; rope tables (T, ropeDims)
+        for (t, e) in entries.enumerated() {
+            weights.embedding.dequantizeRow(Int(e.token), into: r.x + t * dim)
+            Ops.ropeTable(position: e.position, thetaScale: r.thetaScale, pairs: ropeDims / 2, into: r.rope + t * ropeDims)
+        }
 
         for (l, layer) in weights.layers.enumerated() {
             // ---- attention
             Ops.rmsNorm(r.x, weight: layer.attnNorm, eps: eps, n: dim, rows: T, into: r.xn)
             project([layer.wq, layer.wk, layer.wv], input: r.xn, rows: T, columns: dim, into: [r.q, r.k, r.v])
-            let kc = cache.keys(layer: l), vc = cache.values(layer: l)
-            for t in 0..<T {
+            for (t, e) in entries.enumerated() {
                 Ops.ropeNormal(r.q + t * dim, heads: s.headCount, headDim: hd, rotatedDims: ropeDims, table: r.rope + t * ropeDims)
                 Ops.ropeNormal(r.k + t * kvDim, heads: s.kvHeadCount, headDim: hd, rotatedDims: ropeDims, table: r.rope + t * ropeDims)
-                Ops.toHalf(r.k + t * kvDim, kc + (start + t) * kvDim, count: kvDim)
-                Ops.toHalf(r.v + t * kvDim, vc + (start + t) * kvDim, count: kvDim)
+                Ops.toHalf(r.k + t * kvDim, cache.keys(slot: e.slot, layer: l) + e.position * kvDim, count: kvDim)
+                Ops.toHalf(r.v + t * kvDim, cache.values(slot: e.slot, layer: l) + e.position * kvDim, count: kvDim)
             }
             let work = T * s.headCount
-            pool.run { th, nth in
-                let scratch = r.attnScratch + th * s.contextLength
-                for item in ThreadPool.split(work, thread: th, of: nth) {
-                    let t = item / s.headCount, h = item % s.headCount, g = h / group
-                    Ops.attention(q: r.q + t * dim + h * hd, k: kc + g * hd, v: vc + g * hd, count: start + t + 1,
-                                  headDim: hd, stride: kvDim, scale: scale, scratch: scratch, out: r.att + t * dim + h * hd)
+            let cache = cache
+            entries.withUnsafeBufferPointer { es in
+                pool.run { th, nth in
+                    let scratch = r.attnScratch + th * s.contextLength
+                    for item in ThreadPool.split(work, thread: th, of: nth) {
+                        let t = item / s.headCount, h = item % s.headCount, g = h / group
+                        let e = es[t]
+                        Ops.attention(q: r.q + t * dim + h * hd, k: cache.keys(slot: e.slot, layer: l) + g * hd,
+                                      v: cache.values(slot: e.slot, layer: l) + g * hd, count: e.position + 1,
+                                      headDim: hd, stride: kvDim, scale: scale, scratch: scratch, out: r.att + t * dim + h * hd)
+                    }
                 }
             }
             project([layer.wo], input: r.att, rows: T, columns: dim, into: [r.tmp])
@@ -159,10 +184,13 @@ public final class LlamaModel: LanguageModel {
             Ops.add(r.x, r.tmp, count: T * dim)
         }
 
-        guard let logits else { return }
-        let first = logits == .all ? 0 : T - 1
-        let rows = T - first
-        Ops.rmsNorm(r.x + first * dim, weight: weights.outputNorm, eps: eps, n: dim, rows: rows, into: r.xn)
+        // logits for the entries that want them: their rows normalized into xn, packed, then projected
+        var rows = 0
+        for (t, e) in entries.enumerated() where e.wantsLogits {
+            Ops.rmsNorm(r.x + t * dim, weight: weights.outputNorm, eps: eps, n: dim, rows: 1, into: r.xn + rows * dim)
+            rows += 1
+        }
+        guard rows > 0 else { return }
         project([weights.output], input: r.xn, rows: rows, columns: dim, into: [logitsOut])
     }
 

@@ -1,23 +1,24 @@
 import Kernels
 
-/// Key and value cache of one sequence in half precision: per layer (contextLength, kvDim) each.
+/// Key and value caches in half precision, one per slot (sequence): per layer (contextLength, kvDim) each.
 final class KVCache: @unchecked Sendable {
-    let layers: Int, contextLength: Int, kvDim: Int
-    let k: UnsafeMutablePointer<UInt16>   // (layer, position, kvDim)
-    let v: UnsafeMutablePointer<UInt16>   // (layer, position, kvDim)
+    let slots: Int, layers: Int, contextLength: Int, kvDim: Int
+    let k: UnsafeMutablePointer<UInt16>   // (slot, layer, position, kvDim)
+    let v: UnsafeMutablePointer<UInt16>   // (slot, layer, position, kvDim)
 
-    init(layers: Int, contextLength: Int, kvDim: Int) {
-        self.layers = layers; self.contextLength = contextLength; self.kvDim = kvDim
-        let n = layers * contextLength * kvDim
+    init(slots: Int, layers: Int, contextLength: Int, kvDim: Int) {
+        self.slots = slots; self.layers = layers; self.contextLength = contextLength; self.kvDim = kvDim
+        let n = slots * layers * contextLength * kvDim
         // Left uninitialized: only positions already written are read, and untouched pages cost no memory.
         k = .allocate(capacity: n)
         v = .allocate(capacity: n)
     }
     deinit { k.deallocate(); v.deallocate() }
 
-    var bytes: Int { 2 * layers * contextLength * kvDim * 2 }
-    func keys(layer: Int) -> UnsafeMutablePointer<UInt16> { k + layer * contextLength * kvDim }
-    func values(layer: Int) -> UnsafeMutablePointer<UInt16> { v + layer * contextLength * kvDim }
+    /// Address space reserved; pages are committed only as positions are written.
+    var bytes: Int { 2 * slots * layers * contextLength * kvDim * 2 }
+    func keys(slot: Int, layer: Int) -> UnsafeMutablePointer<UInt16> { k + (slot * layers + layer) * contextLength * kvDim }
+    func values(slot: Int, layer: Int) -> UnsafeMutablePointer<UInt16> { v + (slot * layers + layer) * contextLength * kvDim }
 }
 
 /// Activation buffers for one batch of up to `batch` tokens, allocated once; nothing is allocated per token.

@@ -44,9 +44,10 @@ public enum CPUKernels {
     }
     public static var detected: Level { Level(rawValue: Int(sy_detected_level())) ?? .generic }
     public static var active: Level { Level(rawValue: Int(sy_active_level())) ?? .generic }
-    /// Forces a level no higher than the detected one (tests compare paths). Returns the level now active.
+    /// Chooses the level for the whole process (at start-up, e.g. from SWITCHYARD_KERNELS), clamped to the detected one.
+    /// Tests compare levels by passing `level:` to `Ops` instead.
     @discardableResult
-    public static func force(_ level: Level) -> Level { Level(rawValue: Int(sy_set_level(Int32(level.rawValue)))) ?? .generic }
+    public static func select(_ level: Level) -> Level { Level(rawValue: Int(sy_set_level(Int32(level.rawValue)))) ?? .generic }
 }
 
 /// Activations prepared for a multiply: either f32 rows or 8-bit quantized rows.
@@ -75,10 +76,10 @@ public enum Ops {
     /// Prepares `rows` rows of `columns` floats for a multiply with weights of `type`.
     @inlinable
     public static func prepare(_ x: UnsafePointer<Float>, rows: Int, columns: Int, for type: WeightType,
-                               scratch: QuantizedScratch) -> Activations {
+                               scratch: QuantizedScratch, level: CPUKernels.Level = CPUKernels.active) -> Activations {
         if type.wantsQuantizedActivations {
             let blocks = scratch.pointer.bindMemory(to: sy_block_q8a.self, capacity: rows * columns / 32)
-            sy_quantize_rows_q8a(x, blocks, Int64(columns), Int64(rows))
+            sy_quantize_rows_q8a_at(Int32(level.rawValue), x, blocks, Int64(columns), Int64(rows))
             return Activations(pointer: UnsafeRawPointer(scratch.pointer), rowBytes: columns / 32 * MemoryLayout<sy_block_q8a>.stride, count: rows)
         }
         return Activations(pointer: UnsafeRawPointer(x), rowBytes: columns * 4, count: rows)
@@ -86,18 +87,20 @@ public enum Ops {
 
     /// out[c * w.rows + r] = W[r] · x[c], for every row r of `w` and activation row c. Rows are split across the pool.
     @inlinable
-    public static func matmul(_ w: WeightMatrix, _ x: Activations, into out: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    public static func matmul(_ w: WeightMatrix, _ x: Activations, into out: UnsafeMutablePointer<Float>, pool: ThreadPool,
+                              level: CPUKernels.Level = CPUKernels.active) {
         pool.run { t, n in
             let range = ThreadPool.split(w.rows, thread: t, of: n, granularity: 16)
-            matmulRows(w, x, range: range, into: out, ldd: w.rows)
+            matmulRows(w, x, range: range, into: out, ldd: w.rows, level: level)
         }
     }
 
     /// The same multiply for a sub-range of output rows, on the calling thread.
     @inlinable
-    public static func matmulRows(_ w: WeightMatrix, _ x: Activations, range: Range<Int>, into out: UnsafeMutablePointer<Float>, ldd: Int) {
+    public static func matmulRows(_ w: WeightMatrix, _ x: Activations, range: Range<Int>, into out: UnsafeMutablePointer<Float>, ldd: Int,
+                                  level: CPUKernels.Level = CPUKernels.active) {
         guard !range.isEmpty else { return }
-        _ = sy_matmul(Int32(w.type.rawValue), Int64(w.columns), w.base, w.rowBytes, Int64(range.lowerBound), Int64(range.upperBound),
+        _ = sy_matmul_at(Int32(level.rawValue), Int32(w.type.rawValue), Int64(w.columns), w.base, w.rowBytes, Int64(range.lowerBound), Int64(range.upperBound),
                       x.pointer, x.rowBytes, Int64(x.count), out, Int64(ldd))
     }
 
@@ -168,8 +171,8 @@ public enum Ops {
 
     /// g = silu(g) * u
     @inlinable
-    public static func siluMul(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, count: Int) {
-        sy_silu_mul(Int64(count), g, u)
+    public static func siluMul(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, count: Int, level: CPUKernels.Level = CPUKernels.active) {
+        sy_silu_mul_at(Int32(level.rawValue), Int64(count), g, u)
     }
 
     @inlinable
@@ -185,8 +188,9 @@ public enum Ops {
     /// Attention of one query head over `count` cached positions (see `sy_attention_head`).
     @inlinable
     public static func attention(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>, count: Int,
-                                 headDim: Int, stride: Int, scale: Float, scratch: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
-        sy_attention_head(q, k, v, Int64(count), Int64(headDim), Int64(stride), scale, scratch, out)
+                                 headDim: Int, stride: Int, scale: Float, scratch: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+                                 level: CPUKernels.Level = CPUKernels.active) {
+        sy_attention_head_at(Int32(level.rawValue), q, k, v, Int64(count), Int64(headDim), Int64(stride), scale, scratch, out)
     }
 
     @inlinable public static func f16ToF32(_ h: UInt16) -> Float { sy_f16_to_f32(h) }

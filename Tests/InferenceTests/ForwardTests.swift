@@ -24,6 +24,40 @@ import Testing
         for v in 0..<vocab { #expect(abs(chunked[v] - all[(tokens.count - 1) * vocab + v]) < 1e-3 * max(1, abs(chunked[v]))) }
     }
 
+    /// Sequences batched together (each in its own KV slot, a prompt chunk of one beside decode steps of others)
+    /// give bit-identical logits to each sequence run alone.
+    @Test(arguments: [GGMLType.q8_0, .q4_1])
+    func batchedSequencesEqualSeparateRuns(weights: GGMLType) throws {
+        let file = try GGUFFile(bytes: TinyModel.bytes(weightType: weights))
+        let a: [Int32] = [3, 17, 42, 5, 77, 1], b: [Int32] = [9, 63, 20, 11, 2, 8, 30, 4]
+        let alone = try Architectures.load(file, options: ModelOptions(threads: 2))
+        var expectedA: [[Float]] = [], expectedB: [[Float]] = []
+        for (i, t) in a.enumerated() { expectedA.append(Array(try alone.forward([t], startingAt: i, logits: .last))) }
+        for (i, t) in b.enumerated() { expectedB.append(Array(try alone.forward([t], startingAt: i, logits: .last))) }
+
+        let batched = try Architectures.load(file, options: ModelOptions(threads: 2, slots: 3))
+        let vocab = batched.shape.vocabularySize
+        // step 1: a's first 4 tokens as a prompt chunk (slot 2) beside b's first token (slot 0)
+        var entries = (0..<4).map { BatchEntry(token: a[$0], slot: 2, position: $0, wantsLogits: true) }
+        entries.append(BatchEntry(token: b[0], slot: 0, position: 0, wantsLogits: true))
+        var out = Array(try batched.forward(batch: entries))
+        for i in 0..<4 { #expect(Array(out[(i * vocab)..<((i + 1) * vocab)]) == expectedA[i], "a[\(i)]") }
+        #expect(Array(out[(4 * vocab)..<(5 * vocab)]) == expectedB[0], "b[0]")
+        // then one token of each per step, in varying order
+        var ia = 4, ib = 1
+        while ia < a.count || ib < b.count {
+            var step: [BatchEntry] = []
+            var owners: [(Bool, Int)] = []
+            if ib < b.count { step.append(BatchEntry(token: b[ib], slot: 0, position: ib, wantsLogits: true)); owners.append((false, ib)); ib += 1 }
+            if ia < a.count { step.append(BatchEntry(token: a[ia], slot: 2, position: ia, wantsLogits: true)); owners.append((true, ia)); ia += 1 }
+            out = Array(try batched.forward(batch: step))
+            for (k, (isA, i)) in owners.enumerated() {
+                #expect(Array(out[(k * vocab)..<((k + 1) * vocab)]) == (isA ? expectedA[i] : expectedB[i]), "\(isA ? "a" : "b")[\(i)]")
+            }
+        }
+        #expect(throws: InferenceError.invalidSlot(3, slots: 3)) { try batched.forward(batch: [BatchEntry(token: 1, slot: 3, position: 0, wantsLogits: true)]) }
+    }
+
     @Test func unsupportedArchitectureIsNamed() throws {
         let file = try GGUFFile(bytes: TinyModel.bytes(architecture: "mamba"))
         #expect(throws: InferenceError.unsupportedArchitecture("mamba")) { try Architectures.load(file) }

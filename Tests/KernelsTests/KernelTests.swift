@@ -71,8 +71,8 @@ enum Quantize {
     }
 }
 
-/// Serialized: tests switch the process-wide kernel level.
-@Suite(.serialized) struct KernelTests {
+/// Every level is exercised through explicit `level:` arguments: nothing here changes the process-wide level.
+@Suite struct KernelTests {
     @Test func halfPrecisionRoundTrip() {
         for v: Float in [0, 1, -1, 0.5, 65504, -2.5, 1e-5, 6.1e-5, 3.14159] {
             let back = Ops.f16ToF32(Ops.f32ToF16(v))
@@ -107,16 +107,14 @@ enum Quantize {
         let x = g.array(batch * cols, scale: 2)
         let scratch = QuantizedScratch(maxColumns: cols, maxRows: batch)
         let pool = ThreadPool(threadCount: 2)
-        defer { CPUKernels.force(CPUKernels.detected) }
         var results: [[Float]] = []
         for level in [CPUKernels.Level.generic, .avx2, .avx512vnni] where level.rawValue <= CPUKernels.detected.rawValue {
-            CPUKernels.force(level)
             var out = [Float](repeating: 0, count: batch * rows)
             wbytes.withUnsafeBytes { raw in
                 let w = WeightMatrix(type: type, rows: rows, columns: cols, base: raw.baseAddress!)
                 x.withUnsafeBufferPointer { xp in
-                    let a = Ops.prepare(xp.baseAddress!, rows: batch, columns: cols, for: type, scratch: scratch)
-                    out.withUnsafeMutableBufferPointer { Ops.matmul(w, a, into: $0.baseAddress!, pool: pool) }
+                    let a = Ops.prepare(xp.baseAddress!, rows: batch, columns: cols, for: type, scratch: scratch, level: level)
+                    out.withUnsafeMutableBufferPointer { Ops.matmul(w, a, into: $0.baseAddress!, pool: pool, level: level) }
                 }
                 // reference: dequantized weights · float activations
                 var row = [Float](repeating: 0, count: cols)
@@ -149,21 +147,19 @@ enum Quantize {
         let x = g.array(batch * cols, scale: 3)
         let scratch = QuantizedScratch(maxColumns: cols, maxRows: batch)
         let pool = ThreadPool(threadCount: 2)
-        defer { CPUKernels.force(CPUKernels.detected) }
         for level in [CPUKernels.Level.generic, .avx2, .avx512vnni] where level.rawValue <= CPUKernels.detected.rawValue {
-            CPUKernels.force(level)
             wbytes.withUnsafeBytes { raw in
                 let w = WeightMatrix(type: type, rows: rows, columns: cols, base: raw.baseAddress!)
                 var all = [Float](repeating: 0, count: batch * rows)
                 x.withUnsafeBufferPointer { xp in
-                    let a = Ops.prepare(xp.baseAddress!, rows: batch, columns: cols, for: type, scratch: scratch)
-                    all.withUnsafeMutableBufferPointer { Ops.matmul(w, a, into: $0.baseAddress!, pool: pool) }
+                    let a = Ops.prepare(xp.baseAddress!, rows: batch, columns: cols, for: type, scratch: scratch, level: level)
+                    all.withUnsafeMutableBufferPointer { Ops.matmul(w, a, into: $0.baseAddress!, pool: pool, level: level) }
                 }
                 for c in 0..<batch {
                     var one = [Float](repeating: 0, count: rows)
                     x.withUnsafeBufferPointer { xp in
-                        let a = Ops.prepare(xp.baseAddress! + c * cols, rows: 1, columns: cols, for: type, scratch: scratch)
-                        one.withUnsafeMutableBufferPointer { Ops.matmul(w, a, into: $0.baseAddress!, pool: pool) }
+                        let a = Ops.prepare(xp.baseAddress! + c * cols, rows: 1, columns: cols, for: type, scratch: scratch, level: level)
+                        one.withUnsafeMutableBufferPointer { Ops.matmul(w, a, into: $0.baseAddress!, pool: pool, level: level) }
                     }
                     #expect(Array(all[(c * rows)..<((c + 1) * rows)]) == one, "\(type) \(level) column \(c)")
                 }
@@ -183,12 +179,10 @@ enum Quantize {
         let s = scores.reduce(0, +)
         var expected = [Float](repeating: 0, count: hd)
         for j in 0..<n { for d in 0..<hd { expected[d] += scores[j] / s * v[j * stride + d] } }
-        defer { CPUKernels.force(CPUKernels.detected) }
         for level in [CPUKernels.Level.generic, .avx2, .avx512vnni] where level.rawValue <= CPUKernels.detected.rawValue {
-            CPUKernels.force(level)
             var out = [Float](repeating: 0, count: hd)
             var scratch = [Float](repeating: 0, count: n)
-            Ops.attention(q: q, k: kh, v: vh, count: n, headDim: hd, stride: stride, scale: 0.125, scratch: &scratch, out: &out)
+            Ops.attention(q: q, k: kh, v: vh, count: n, headDim: hd, stride: stride, scale: 0.125, scratch: &scratch, out: &out, level: level)
             for d in 0..<hd { #expect(abs(out[d] - expected[d]) < 1e-4, "\(level) d\(d)") }
         }
     }
@@ -196,11 +190,9 @@ enum Quantize {
     @Test func siluMulMatchesReference() {
         var g = Values(state: 5)
         let a = g.array(100, scale: 10), b = g.array(100)
-        defer { CPUKernels.force(CPUKernels.detected) }
         for level in [CPUKernels.Level.generic, .avx2, .avx512vnni] where level.rawValue <= CPUKernels.detected.rawValue {
-            CPUKernels.force(level)
             var x = a
-            Ops.siluMul(&x, b, count: 100)
+            Ops.siluMul(&x, b, count: 100, level: level)
             for i in 0..<100 {
                 let ref = a[i] / (1 + exp(-a[i])) * b[i]
                 #expect(abs(x[i] - ref) <= 1e-5 * max(1, abs(ref)))

@@ -37,6 +37,15 @@ int sy_active_level(void);
 /// Forces a level (clamped to the detected one). Returns the level now active.
 int sy_set_level(int level);
 
+/// The same entry points at an explicit level (clamped to the detected one), so tests can compare levels without
+/// changing what the rest of the process uses.
+void sy_quantize_rows_q8a_at(int level, const float *x, sy_block_q8a *y, int64_t n, int64_t rows);
+int sy_matmul_at(int level, int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                 const void *a, size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd);
+void sy_attention_head_at(int level, const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv,
+                          int64_t head_dim, int64_t kv_stride, float scale, float *scratch, float *out);
+void sy_silu_mul_at(int level, int64_t n, float *g, const float *u);
+
 /// IEEE half to float.
 float sy_f16_to_f32(uint16_t h);
 uint16_t sy_f32_to_f16(float f);
