@@ -74,6 +74,85 @@ public final class LoadedModel: @unchecked Sendable {
     }
 }
 
+/// The generation state of one sequence, independent of how its forward passes are run (alone or batched):
+/// given the logits after its last token, `advance` samples the next one and says what to emit and whether it is
+/// done. `Generator` runs one sequence with it; the batching scheduler runs many.
+public struct SequenceRunner {
+    public let prompt: [Int32]
+    public let parameters: GenerationParameters
+    public private(set) var generated: [Int32] = []
+    public private(set) var text = ""
+    public private(set) var finishReason: FinishReason?
+    public var seed: UInt64 { sampler.seed }
+    /// The token to feed next (the last one sampled), once the prompt is in the cache.
+    public private(set) var pendingToken: Int32?
+
+    private let tokenizer: any Tokenizer
+    private let limit: Int
+    private var sampler: Sampler
+    private var history: [Int32]
+    private var detok: StreamingDetokenizer
+    private var stops: StopMatcher
+    private var scratch: [Float]
+
+    public init(prompt: [Int32], parameters: GenerationParameters, tokenizer: any Tokenizer, shape: ModelShape) throws(InferenceError) {
+        guard !prompt.isEmpty else { throw .emptyPrompt }
+        guard prompt.count < shape.contextLength else { throw .contextOverflow(needed: prompt.count + 1, limit: shape.contextLength) }
+        self.prompt = prompt
+        self.parameters = parameters
+        self.tokenizer = tokenizer
+        limit = min(parameters.maxTokens ?? Int.max, shape.contextLength - prompt.count)
+        sampler = Sampler(parameters.sampling)
+        history = prompt
+        detok = StreamingDetokenizer(tokenizer: tokenizer)
+        stops = StopMatcher(parameters.stop)
+        scratch = [Float](repeating: 0, count: shape.vocabularySize)
+        if limit <= 0 { finishReason = .length }
+    }
+
+    /// Positions of this sequence already in (or going into) the cache: the prompt and every fed token.
+    public var cachedCount: Int { prompt.count + max(0, generated.count - (pendingToken == nil ? 0 : 1)) }
+
+    /// Samples from `logits` (the distribution after the last fed token) and returns what to emit.
+    /// When this returns with `finishReason` set, the sequence is done (its last pieces are in the result).
+    public mutating func advance(_ logits: UnsafeBufferPointer<Float>) -> [GeneratedToken] {
+        guard finishReason == nil else { return [] }
+        let id: Int32 = scratch.withUnsafeMutableBufferPointer { buf in
+            _ = buf.initialize(from: logits)
+            return sampler.sample(buf, history: history, generatedCount: generated.count)
+        }
+        var step = GeneratedToken(id: id, text: "", logprob: nil, topLogprobs: [])
+        if parameters.logprobs {
+            let (lp, top) = Sampler.logProbabilities(logits, chosen: id, top: parameters.topLogprobs)
+            step.logprob = lp
+            step.topLogprobs = top.map { (id: $0.0, logprob: $0.1) }
+        }
+        if tokenizer.isEndOfGeneration(id) { return finish(.stop) }
+        generated.append(id)
+        history.append(id)
+        pendingToken = id
+        let (emit, hitStop) = stops.feed(detok.append(id))
+        step.text = emit
+        text += emit
+        if hitStop { return [step] + finish(.stop) }
+        if generated.count >= limit { return [step] + finish(.length) }
+        return [step]
+    }
+
+    /// Marks the pending token as fed to the model.
+    public mutating func fed() { pendingToken = nil }
+
+    /// Ends the sequence (cancelled by its client, or for `reason`), flushing held-back text.
+    public mutating func finish(_ reason: FinishReason) -> [GeneratedToken] {
+        guard finishReason == nil else { return [] }
+        finishReason = reason
+        let tail = stops.finish(detok.flush(), stopped: reason == .stop && stops.matched)
+        guard !tail.isEmpty else { return [] }
+        text += tail
+        return [GeneratedToken(id: -1, text: tail, logprob: nil, topLogprobs: [])]
+    }
+}
+
 /// Runs prompt + decode loops on the calling thread (an engine thread), reporting each token.
 public struct Generator {
     public let loaded: LoadedModel
@@ -83,58 +162,28 @@ public struct Generator {
     /// Generates from `prompt` tokens. `onToken` returns false to cancel.
     public func generate(prompt: [Int32], parameters: GenerationParameters,
                          onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationResult {
-        let model = loaded.model, tok = loaded.tokenizer
-        guard !prompt.isEmpty else { throw InferenceError.emptyPrompt }
-        let ctx = model.shape.contextLength
-        guard prompt.count < ctx else { throw InferenceError.contextOverflow(needed: prompt.count + 1, limit: ctx) }
-
-        var sampler = Sampler(parameters.sampling)
-        var history = prompt
-        var detok = StreamingDetokenizer(tokenizer: tok)
-        var stops = StopMatcher(parameters.stop)
-        var text = ""
-        var generated: [Int32] = []
-        var finish = FinishReason.length
-        let limit = min(parameters.maxTokens ?? Int.max, ctx - prompt.count)
-
+        let model = loaded.model
+        var runner = try SequenceRunner(prompt: prompt, parameters: parameters, tokenizer: loaded.tokenizer, shape: model.shape)
         let t0 = monotonicSeconds()
         var logits = try model.forward(prompt, startingAt: 0, logits: .last)
         let t1 = monotonicSeconds()
-        var scratch = [Float](repeating: 0, count: model.shape.vocabularySize)
-
-        loop: while generated.count < limit {
-            let id: Int32 = scratch.withUnsafeMutableBufferPointer { buf in
-                _ = buf.initialize(from: logits)
-                return sampler.sample(buf, history: history, generatedCount: generated.count)
+        while runner.finishReason == nil {
+            var keepGoing = true
+            for step in runner.advance(logits) where keepGoing {
+                keepGoing = onToken(step)
             }
-            var step = GeneratedToken(id: id, text: "", logprob: nil, topLogprobs: [])
-            if parameters.logprobs {
-                let (lp, top) = Sampler.logProbabilities(logits, chosen: id, top: parameters.topLogprobs)
-                step.logprob = lp
-                step.topLogprobs = top.map { (id: $0.0, logprob: $0.1) }
+            if !keepGoing {
+                for step in runner.finish(.cancelled) { _ = onToken(step) }
+                break
             }
-            if tok.isEndOfGeneration(id) { finish = .stop; break }
-            generated.append(id)
-            history.append(id)
-            let piece = detok.append(id)
-            let (emit, hitStop) = stops.feed(piece)
-            step.text = emit
-            text += emit
-            if !onToken(step) { finish = .cancelled; break }
-            if hitStop { finish = .stop; break loop }
-            if generated.count >= limit { break }
-            logits = try model.forward([id], startingAt: history.count - 1, logits: .last)
-        }
-        if finish == .length || finish == .cancelled || finish == .stop {
-            let tail = stops.finish(detok.flush(), stopped: finish == .stop && stops.matched)
-            if !tail.isEmpty {
-                text += tail
-                _ = onToken(GeneratedToken(id: -1, text: tail, logprob: nil, topLogprobs: []))
-            }
+            guard runner.finishReason == nil, let next = runner.pendingToken else { break }
+            logits = try model.forward([next], startingAt: runner.cachedCount, logits: .last)
+            runner.fed()
         }
         let t2 = monotonicSeconds()
-        return GenerationResult(text: text, tokens: generated, promptTokenCount: prompt.count, finishReason: finish,
-                                promptSeconds: t1 - t0, generationSeconds: t2 - t1, seed: sampler.seed)
+        return GenerationResult(text: runner.text, tokens: runner.generated, promptTokenCount: prompt.count,
+                                finishReason: runner.finishReason ?? .length,
+                                promptSeconds: t1 - t0, generationSeconds: t2 - t1, seed: runner.seed)
     }
 }
 
