@@ -48,6 +48,12 @@ public struct GenerationResult: Sendable {
     public var promptSeconds: Double
     public var generationSeconds: Double
     public var seed: UInt64
+
+    public init(text: String, tokens: [Int32], promptTokenCount: Int, finishReason: FinishReason, promptSeconds: Double,
+                generationSeconds: Double, seed: UInt64) {
+        self.text = text; self.tokens = tokens; self.promptTokenCount = promptTokenCount; self.finishReason = finishReason
+        self.promptSeconds = promptSeconds; self.generationSeconds = generationSeconds; self.seed = seed
+    }
 }
 
 /// A loaded model with its tokenizer: the unit the CLI and the server hold.

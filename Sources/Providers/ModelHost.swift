@@ -19,11 +19,14 @@ public actor ModelHost {
         public var keepAlive: Duration
         /// Models declared in configuration, by name; they come before files discovered in the directory.
         public var declared: [String: Declared]
+        /// Sequences each model generates at once (continuous batching); each has its own KV cache.
+        public var parallel: Int
         public init(directory: URL = ModelDirectory.default, threads: Int? = nil, contextLength: Int? = nil, queueCapacity: Int = 128,
                     niceness: Int32 = 5, maxMemoryBytes: Int = ModelHost.defaultMemoryBudget, keepAlive: Duration = .seconds(300),
-                    declared: [String: Declared] = [:]) {
+                    declared: [String: Declared] = [:], parallel: Int = 8) {
             self.directory = directory; self.threads = threads; self.contextLength = contextLength; self.queueCapacity = queueCapacity
             self.niceness = niceness; self.maxMemoryBytes = maxMemoryBytes; self.keepAlive = keepAlive; self.declared = declared
+            self.parallel = max(1, parallel)
         }
     }
 
@@ -31,9 +34,9 @@ public actor ModelHost {
     public static var defaultMemoryBudget: Int { Int(ProcessInfo.processInfo.physicalMemory / 2) }
 
     /// Memory a model will take before it is loaded: its file (mapped) and the caches its context needs.
-    static func estimate(path: URL, contextLength: Int?) -> Int {
+    static func estimate(path: URL, contextLength: Int?, parallel: Int) -> Int {
         let size = (try? FileManager.default.attributesOfItem(atPath: path.resolvingSymlinksInPath().path)[.size] as? Int) ?? 0
-        return size + (contextLength ?? 4096) * 16 * 1024   // KV cache and buffers, generously
+        return size + parallel * (contextLength ?? 4096) * 16 * 1024   // KV caches and buffers, generously
     }
 
     /// A model declared in configuration (the registry), with its own settings.
@@ -101,7 +104,7 @@ public actor ModelHost {
             o.contextLength = d.contextLength ?? o.contextLength
             o.threads = d.threads ?? o.threads
         }
-        let estimate = Self.estimate(path: path, contextLength: o.contextLength)
+        let estimate = Self.estimate(path: path, contextLength: o.contextLength, parallel: o.parallel)
         if let cap = declared?.maxMemoryBytes, estimate > cap {
             throw CoreError.modelLoadFailed(name, reason: "it needs about \(estimate >> 20) MiB, more than its max_memory of \(cap >> 20) MiB (lower its context_length or raise max_memory)")
         }
@@ -166,7 +169,7 @@ public actor ModelHost {
             let t = Thread {
                 do {
                     let loaded = try LoadedModel(path: path, options: ModelOptions(contextLength: options.contextLength, threads: options.threads,
-                                                                                   niceness: options.niceness))
+                                                                                   niceness: options.niceness, slots: options.parallel))
                     c.resume(returning: EngineWorker(name: name, path: path, loaded: loaded, queueCapacity: options.queueCapacity,
                                                      niceness: options.niceness))
                 } catch {

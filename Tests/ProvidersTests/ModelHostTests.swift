@@ -105,3 +105,26 @@ import Testing
         await host.unloadAll()
     }
 }
+
+extension ModelHostTests {
+    /// Greedy outputs under continuous batching (16 different prompts at once, 8 slots) equal each prompt run alone.
+    @Test func batchedGreedyEqualsUnbatched() async throws {
+        let prompts = (0..<16).map { "Write one sentence about the number \($0 * 7 + 3)." }
+        let alone = ModelHost(options: .init(directory: try directory(["a"]), contextLength: 512, parallel: 1))
+        var expected: [String] = []
+        for p in prompts { expected.append(try await run(LocalProvider(host: alone), chat("a", p, max: 24))) }
+        await alone.unloadAll()
+
+        let batched = ModelHost(options: .init(directory: try directory(["a"]), contextLength: 512, parallel: 8))
+        let provider = LocalProvider(host: batched)
+        let got = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            for (i, p) in prompts.enumerated() { group.addTask { (i, try await run(provider, chat("a", p, max: 24))) } }
+            var out = [String](repeating: "", count: prompts.count)
+            for try await (i, t) in group { out[i] = t }
+            return out
+        }
+        for i in prompts.indices { #expect(got[i] == expected[i], "prompt \(i)") }
+        #expect(Set(expected).count > 8, "the prompts give different answers")
+        await batched.unloadAll()
+    }
+}
