@@ -5,6 +5,9 @@
 /// running streams never stall), then prompt chunks for sequences still prefilling, oldest first, within the
 /// step's token budget (so a long prompt cannot make one step long). A sequence is never starved: decoding ones
 /// advance every step, and prefilling ones advance in admission order whenever budget remains.
+///
+/// Prefix cache: a freed slot keeps its keys and values; a new prompt that starts with the tokens a free slot holds
+/// takes that slot and skips computing them (the longest match wins; otherwise the least recently used slot).
 public struct BatchScheduler: Sendable {
     public struct Configuration: Sendable, Equatable {
         /// KV slots: sequences that may be active at once.
@@ -43,40 +46,76 @@ public struct BatchScheduler: Sendable {
     }
 
     public let configuration: Configuration
-    private(set) var waiting: [(id: Int, promptLength: Int)] = []
+    private(set) var waiting: [(id: Int, prompt: [Int32])] = []
     private(set) var active: [Active] = []
     private var freeSlots: [Int]
+    /// What each slot's KV cache holds (the tokens of its last sequence), for prefix reuse.
+    private var cachedTokens: [[Int32]]
+    /// Free slots, least recently released first.
+    private var releaseOrder: [Int] = []
+    /// Prompt tokens found already cached, by sequence id (read once with `takeReused`).
+    private var reused: [Int: Int] = [:]
 
     public init(_ configuration: Configuration) {
         self.configuration = configuration
         freeSlots = Array((0..<configuration.slots).reversed())
+        cachedTokens = Array(repeating: [], count: configuration.slots)
     }
 
     public var waitingCount: Int { waiting.count }
     public var activeCount: Int { active.count }
     public var isIdle: Bool { waiting.isEmpty && active.isEmpty }
 
-    /// Queues a sequence whose prompt has `promptLength` tokens.
-    public mutating func submit(id: Int, promptLength: Int) -> SubmitAction {
+    /// Queues a sequence.
+    public mutating func submit(id: Int, prompt: [Int32]) -> SubmitAction {
         guard waiting.count < configuration.queueCapacity || (waiting.isEmpty && !freeSlots.isEmpty) else { return .rejected }
-        waiting.append((id, max(1, promptLength)))
+        waiting.append((id, prompt.isEmpty ? [0] : prompt))
         return .queued
     }
 
-    /// The sequence finished, was cancelled or failed: it leaves the queue or frees its slot.
-    public mutating func remove(id: Int) {
+    /// The sequence finished, was cancelled or failed: it leaves the queue or frees its slot. `cached` are the
+    /// tokens whose keys and values its slot now holds (prompt and fed tokens), reusable by a later prompt that
+    /// starts the same way.
+    public mutating func remove(id: Int, cached: [Int32] = []) {
         waiting.removeAll { $0.id == id }
+        reused[id] = nil
         if let i = active.firstIndex(where: { $0.id == id }) {
-            freeSlots.append(active[i].slot)
+            let slot = active[i].slot
+            cachedTokens[slot] = cached
+            freeSlots.append(slot)
+            releaseOrder.removeAll { $0 == slot }
+            releaseOrder.append(slot)
             active.remove(at: i)
         }
+    }
+
+    /// How many prompt tokens of sequence `id` were found in its slot's cache (0 if none), once.
+    public mutating func takeReused(id: Int) -> Int { reused.removeValue(forKey: id) ?? 0 }
+
+    /// The free slot whose cache shares the longest prefix with `prompt` (at least 1 token is always computed,
+    /// so the last prompt position yields logits); else the least recently used free slot.
+    private mutating func chooseSlot(for prompt: [Int32]) -> (slot: Int, reuse: Int) {
+        var best: (slot: Int, reuse: Int)?
+        for slot in freeSlots {
+            let cache = cachedTokens[slot]
+            var n = 0
+            while n < cache.count, n < prompt.count - 1, cache[n] == prompt[n] { n += 1 }
+            if n > 0, n > (best?.reuse ?? 0) { best = (slot, n) }
+        }
+        let chosen = best ?? (releaseOrder.first { freeSlots.contains($0) } ?? freeSlots.last ?? 0, 0)
+        freeSlots.removeAll { $0 == chosen.slot }
+        releaseOrder.removeAll { $0 == chosen.slot }
+        return chosen
     }
 
     /// Plans the next forward pass (empty when there is nothing to do). Prefill progress is recorded as planned.
     public mutating func nextStep() -> [Work] {
         while !freeSlots.isEmpty, !waiting.isEmpty {
             let w = waiting.removeFirst()
-            active.append(Active(id: w.id, slot: freeSlots.removeLast(), promptLength: w.promptLength))
+            let (slot, reuse) = chooseSlot(for: w.prompt)
+            cachedTokens[slot] = []
+            if reuse > 0 { reused[w.id] = reuse }
+            active.append(Active(id: w.id, slot: slot, promptLength: w.prompt.count, prefilled: reuse))
         }
         var plan: [Work] = []
         var budget = configuration.tokenBudget

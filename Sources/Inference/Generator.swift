@@ -48,11 +48,14 @@ public struct GenerationResult: Sendable {
     public var promptSeconds: Double
     public var generationSeconds: Double
     public var seed: UInt64
+    /// Prompt tokens whose keys and values were reused from a cache instead of computed.
+    public var cachedPromptTokens: Int
 
     public init(text: String, tokens: [Int32], promptTokenCount: Int, finishReason: FinishReason, promptSeconds: Double,
-                generationSeconds: Double, seed: UInt64) {
+                generationSeconds: Double, seed: UInt64, cachedPromptTokens: Int = 0) {
         self.text = text; self.tokens = tokens; self.promptTokenCount = promptTokenCount; self.finishReason = finishReason
         self.promptSeconds = promptSeconds; self.generationSeconds = generationSeconds; self.seed = seed
+        self.cachedPromptTokens = cachedPromptTokens
     }
 }
 

@@ -109,6 +109,9 @@ public final class EngineWorker: @unchecked Sendable {
         var runner: SequenceRunner
         let admitted: Double
         var firstToken: Double?
+        var reusedPrompt = 0
+        /// Positions of its slot that hold this sequence's keys and values.
+        var inCache = 0
     }
 
     private func loop() {
@@ -128,17 +131,20 @@ public final class EngineWorker: @unchecked Sendable {
 
         func finish(_ id: Int, error: Error? = nil) {
             guard let seq = sequences.removeValue(forKey: id) else { return }
-            scheduler.remove(id: id)
+            // The slot keeps what is in its cache for a later prompt with the same beginning.
+            let r = seq.runner
+            let cached = error == nil ? Array((r.prompt + r.generated).prefix(seq.inCache)) : []
+            scheduler.remove(id: id, cached: cached)
             publish()   // idle again before the requester hears the result
             if let error {
                 seq.job.onFinish(.failure(error))
                 return
             }
             let now = monotonicSeconds()
-            let r = seq.runner
             seq.job.onFinish(.success(GenerationResult(
                 text: r.text, tokens: r.generated, promptTokenCount: r.prompt.count, finishReason: r.finishReason ?? .cancelled,
-                promptSeconds: (seq.firstToken ?? now) - seq.admitted, generationSeconds: now - (seq.firstToken ?? now), seed: r.seed)))
+                promptSeconds: (seq.firstToken ?? now) - seq.admitted, generationSeconds: now - (seq.firstToken ?? now), seed: r.seed,
+                cachedPromptTokens: seq.reusedPrompt)))
         }
 
         func deliver(_ id: Int, _ steps: [GeneratedToken]) {
@@ -180,7 +186,7 @@ public final class EngineWorker: @unchecked Sendable {
                     let id = nextID
                     nextID += 1
                     sequences[id] = Sequence(job: job, runner: runner, admitted: monotonicSeconds())
-                    _ = scheduler.submit(id: id, promptLength: job.prompt.count)
+                    _ = scheduler.submit(id: id, prompt: job.prompt)
                     if runner.finishReason != nil { finish(id) }   // nothing to generate (max tokens 0)
                 } catch {
                     job.onFinish(.failure(error))
@@ -197,6 +203,10 @@ public final class EngineWorker: @unchecked Sendable {
             if stop { return }
 
             let plan = scheduler.nextStep()
+            for w in plan {
+                let n = scheduler.takeReused(id: w.id)
+                if n > 0 { sequences[w.id]?.reusedPrompt = n; sequences[w.id]?.inCache = n }
+            }
             publish()
             if plan.isEmpty { continue }
 
@@ -223,6 +233,12 @@ public final class EngineWorker: @unchecked Sendable {
             } catch {
                 for id in Set(plan.map(\.id)) { finish(id, error: error) }
                 continue
+            }
+            for w in plan {
+                switch w.kind {
+                case .decode: sequences[w.id]?.inCache += 1
+                case .prefill(let range, _): sequences[w.id]?.inCache = range.upperBound
+                }
             }
             let vocab = model.shape.vocabularySize
             for (row, id) in owners.enumerated() {

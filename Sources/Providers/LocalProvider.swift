@@ -73,7 +73,8 @@ public struct LocalProvider: Provider {
                     case .cancelled: .cancelled
                     }
                     continuation.yield(.finished(reason))
-                    continuation.yield(.usage(Usage(promptTokens: r.promptTokenCount, completionTokens: r.tokens.count)))
+                    continuation.yield(.usage(Usage(promptTokens: r.promptTokenCount, completionTokens: r.tokens.count,
+                                                    cachedPromptTokens: r.cachedPromptTokens)))
                     continuation.finish()
                 case .failure(let e):
                     continuation.finish(throwing: e)

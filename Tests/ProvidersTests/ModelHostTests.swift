@@ -128,3 +128,36 @@ extension ModelHostTests {
         await batched.unloadAll()
     }
 }
+
+extension ModelHostTests {
+    /// A prompt that starts like an earlier one reuses its cached keys and values: the same greedy text, the
+    /// reused count reported, and the first token much sooner.
+    @Test func promptPrefixIsReusedFromTheCache() async throws {
+        let host = ModelHost(options: .init(directory: try directory(["a"]), contextLength: 2048, parallel: 2))
+        let provider = LocalProvider(host: host)
+        let system = String(repeating: "You are a careful assistant who answers briefly and precisely. ", count: 90)
+        func ask(_ q: String) async throws -> (text: String, usage: Usage, ttft: Double) {
+            let request = ChatRequest(model: "a", messages: [ChatMessage(role: .system, content: system), ChatMessage(role: .user, content: q)],
+                                      sampling: SamplingSettings(temperature: 0, maxTokens: 8))
+            let t0 = Date()
+            var first: Double?
+            var text = "", usage = Usage(promptTokens: 0, completionTokens: 0)
+            for try await e in provider.chat(request).events {
+                if case .text(let t, _) = e { text += t; if first == nil { first = Date().timeIntervalSince(t0) } }
+                if case .usage(let u) = e { usage = u }
+            }
+            return (text, usage, first ?? 0)
+        }
+        _ = try await host.worker(for: "a")
+        let cold = try await ask("What is two plus two?")
+        #expect(cold.usage.cachedPromptTokens == 0 && cold.usage.promptTokens > 1000)
+        let warm = try await ask("What is two plus three?")
+        #expect(warm.usage.cachedPromptTokens > 1000, "\(warm.usage)")
+        // the same question again: the same text as with nothing cached
+        let again = try await ask("What is two plus two?")
+        #expect(again.text == cold.text)
+        print("TTFT with a \(warm.usage.cachedPromptTokens)-token cached prefix: \(warm.ttft * 1000) ms vs \(cold.ttft * 1000) ms uncached")
+        #expect(warm.ttft * 3 < cold.ttft)
+        await host.unloadAll()
+    }
+}
