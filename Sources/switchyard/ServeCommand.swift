@@ -12,8 +12,10 @@ struct Serve: AsyncParsableCommand {
         discussion: """
         Models in the model directory are served by name: pulled catalogue models by their catalogue name \
         (smollm2), other .gguf files by file name without the extension. A model loads on its first request and \
-        stays loaded until unloaded (POST /api/v1/models/unload). Requests to one model are served one at a time \
-        from a bounded queue; when it is full the server answers 429 with Retry-After. SIGTERM or SIGINT stops \
+        stays loaded until unloaded (POST /api/v1/models/unload), its keep-alive passes, or another needs the room. \
+        Each model generates --parallel sequences at once with continuous batching (one pass over the weights per \
+        step for all of them); more requests wait in a bounded queue, past which the server answers 429 with \
+        Retry-After. A prompt that starts like an earlier one reuses its cached keys and values. SIGTERM or SIGINT stops \
         accepting connections and lets requests in flight finish.
         """)
 
@@ -22,6 +24,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Compute threads per model (default: all cores).") var threads: Int?
     @Option(name: .customLong("ctx"), help: "Context length per model (default: the model's, at most 4096).") var contextLength: Int?
     @Option(name: .customLong("max-queue"), help: "Requests that may wait per model before 429.") var maxQueue: Int = 128
+    @Option(name: .customLong("parallel"), help: "Sequences each model generates at once (continuous batching; each has its own KV cache of --ctx positions).")
+    var parallel: Int = 8
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat: String = "text"
     @Option(help: "Load these models at start (comma-separated).") var preload: String?
     @OptionGroup var config: ConfigLocation
@@ -36,6 +40,7 @@ struct Serve: AsyncParsableCommand {
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
+        guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
     }
 
     func run() async throws {
@@ -47,7 +52,7 @@ struct Serve: AsyncParsableCommand {
         let registry = try config.registry()
         let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
                                             maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
-                                            declared: registry.declared))
+                                            declared: registry.declared, parallel: parallel))
         if !registry.files.isEmpty { note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) models)") }
         let backend = Backend(host: host)
         for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
