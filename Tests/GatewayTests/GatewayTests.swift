@@ -116,7 +116,7 @@ extension GatewayTests {
     @Test func overloadAnswers429WithRetryAfter() async throws {
         // A queue of one behind a busy model: some of several simultaneous requests get 429 with Retry-After.
         let dir = try URL(fileURLWithPath: Reference.smolLM2()).deletingLastPathComponent()
-        let backend = Backend(host: ModelHost(options: .init(directory: dir, queueCapacity: 1)))
+        let backend = Backend(host: ModelHost(options: .init(directory: dir, queueCapacity: 1, parallel: 1)))
         let app = Server(backend: backend, options: .init()).application()
         try await app.test(.router) { client in
             let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in

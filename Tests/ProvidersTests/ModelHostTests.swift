@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test func fullQueueRefusesWithRetryAfterAndLosesNothingAccepted() async throws {
-        let host = ModelHost(options: .init(directory: try directory(["a"]), queueCapacity: 1))
+        let host = ModelHost(options: .init(directory: try directory(["a"]), queueCapacity: 1, parallel: 1))
         let provider = LocalProvider(host: host)
         _ = try await host.worker(for: "a")
         let outcomes = await withTaskGroup(of: Result<String, Error>.self) { group in
