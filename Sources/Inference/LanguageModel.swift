@@ -113,6 +113,7 @@ public enum Architectures {
 
     /// Builds the model that `general.architecture` names.
     public static func load(_ file: GGUFFile, options: ModelOptions = ModelOptions()) throws(InferenceError) -> any LanguageModel {
+        _ = CPUKernels.environmentOverride
         guard let arch = file.string("general.architecture") else { throw .missingMetadata(key: "general.architecture") }
         guard let factory = registry[arch] else { throw .unsupportedArchitecture(arch) }
         return try factory(file, options)

@@ -44,6 +44,20 @@ public enum CPUKernels {
     }
     public static var detected: Level { Level(rawValue: Int(sy_detected_level())) ?? .generic }
     public static var active: Level { Level(rawValue: Int(sy_active_level())) ?? .generic }
+    /// Applies `SWITCHYARD_KERNELS` (generic, avx2 or avx512vnni), once, before any model runs: a lower level than the
+    /// CPU offers, for debugging or comparing.
+    public static let environmentOverride: Level? = {
+        guard let raw = getenv("SWITCHYARD_KERNELS") else { return nil }
+        let name = String(cString: raw).lowercased()
+        let level: Level? = switch name {
+        case "generic": .generic
+        case "avx2": .avx2
+        case "avx512vnni", "avx512", "vnni": .avx512vnni
+        default: nil
+        }
+        return level.map(select)
+    }()
+
     /// Chooses the level for the whole process (at start-up, e.g. from SWITCHYARD_KERNELS), clamped to the detected one.
     /// Tests compare levels by passing `level:` to `Ops` instead.
     @discardableResult
