@@ -231,3 +231,49 @@ int sy_dequantize_row(int type, const void *src, float *dst, int64_t n) {
     default: return -1;
     }
 }
+
+void sy_quantize_row_q8_0(const float *x, void *y, int64_t n) {
+    sy_block_q8_0 *out = (sy_block_q8_0 *)y;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *v = x + b * 32;
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        out[b].d = sy_f32_to_f16(d);
+        for (int i = 0; i < 32; i++) out[b].qs[i] = (int8_t)nearbyintf(v[i] * id);
+    }
+}
+
+void sy_attention_head_q8(const float *q, const void *k, const void *v, int64_t n_kv, int64_t head_dim,
+                          int64_t kv_stride_bytes, float scale, float *scratch, float *out) {
+    const int64_t nb = head_dim / 32;
+    float max = -INFINITY;
+    for (int64_t j = 0; j < n_kv; j++) {
+        const sy_block_q8_0 *kj = (const sy_block_q8_0 *)((const uint8_t *)k + j * kv_stride_bytes);
+        float dot = 0.0f;
+        for (int64_t b = 0; b < nb; b++) {
+            float s = 0.0f;
+            for (int i = 0; i < 32; i++) s += q[b * 32 + i] * (float)kj[b].qs[i];
+            dot += sy_f16_to_f32(kj[b].d) * s;
+        }
+        const float sc = scale * dot;
+        scratch[j] = sc;
+        max = sc > max ? sc : max;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n_kv; j++) {
+        const float e = expf(scratch[j] - max);
+        scratch[j] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t d = 0; d < head_dim; d++) out[d] = 0.0f;
+    for (int64_t j = 0; j < n_kv; j++) {
+        const sy_block_q8_0 *vj = (const sy_block_q8_0 *)((const uint8_t *)v + j * kv_stride_bytes);
+        for (int64_t b = 0; b < nb; b++) {
+            const float w = scratch[j] * inv * sy_f16_to_f32(vj[b].d);
+            for (int i = 0; i < 32; i++) out[b * 32 + i] += w * (float)vj[b].qs[i];
+        }
+    }
+}

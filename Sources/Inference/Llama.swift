@@ -82,7 +82,10 @@ public final class LlamaModel: LanguageModel {
         self.file = file
         pool = ThreadPool(threadCount: options.threads ?? ThreadPool.availableCores, niceness: options.niceness)
         batchSize = max(1, options.batchSize)
-        cache = KVCache(slots: max(1, options.slots), layers: layers, contextLength: ctx, kvDim: kvDim)
+        if options.kvCache == .q8_0, headDim % 32 != 0 {
+            throw .badMetadata(key: "\(a).attention.head_count", expected: "a head size that is a multiple of 32 for an 8-bit KV cache (it is \(headDim))")
+        }
+        cache = KVCache(slots: max(1, options.slots), layers: layers, contextLength: ctx, kvDim: kvDim, type: options.kvCache)
         run = RunState(shape: shape, batch: batchSize, threads: pool.threadCount, ropeDims: ropeDims, theta: theta)
     }
 
@@ -149,8 +152,15 @@ public final class LlamaModel: LanguageModel {
             for (t, e) in entries.enumerated() {
                 Ops.ropeNormal(r.q + t * dim, heads: s.headCount, headDim: hd, rotatedDims: ropeDims, table: r.rope + t * ropeDims)
                 Ops.ropeNormal(r.k + t * kvDim, heads: s.kvHeadCount, headDim: hd, rotatedDims: ropeDims, table: r.rope + t * ropeDims)
-                Ops.toHalf(r.k + t * kvDim, cache.keys(slot: e.slot, layer: l) + e.position * kvDim, count: kvDim)
-                Ops.toHalf(r.v + t * kvDim, cache.values(slot: e.slot, layer: l) + e.position * kvDim, count: kvDim)
+                let kDst = cache.keys(slot: e.slot, layer: l) + e.position * cache.rowBytes
+                let vDst = cache.values(slot: e.slot, layer: l) + e.position * cache.rowBytes
+                if cache.type == .f16 {
+                    Ops.toHalf(r.k + t * kvDim, kDst.assumingMemoryBound(to: UInt16.self), count: kvDim)
+                    Ops.toHalf(r.v + t * kvDim, vDst.assumingMemoryBound(to: UInt16.self), count: kvDim)
+                } else {
+                    Ops.toQ8(r.k + t * kvDim, kDst, count: kvDim)
+                    Ops.toQ8(r.v + t * kvDim, vDst, count: kvDim)
+                }
             }
             let work = T * s.headCount
             let cache = cache
@@ -160,9 +170,16 @@ public final class LlamaModel: LanguageModel {
                     for item in ThreadPool.split(work, thread: th, of: nth) {
                         let t = item / s.headCount, h = item % s.headCount, g = h / group
                         let e = es[t]
-                        Ops.attention(q: r.q + t * dim + h * hd, k: cache.keys(slot: e.slot, layer: l) + g * hd,
-                                      v: cache.values(slot: e.slot, layer: l) + g * hd, count: e.position + 1,
-                                      headDim: hd, stride: kvDim, scale: scale, scratch: scratch, out: r.att + t * dim + h * hd)
+                        let kBase = cache.keys(slot: e.slot, layer: l), vBase = cache.values(slot: e.slot, layer: l)
+                        if cache.type == .f16 {
+                            Ops.attention(q: r.q + t * dim + h * hd, k: kBase.assumingMemoryBound(to: UInt16.self) + g * hd,
+                                          v: vBase.assumingMemoryBound(to: UInt16.self) + g * hd, count: e.position + 1,
+                                          headDim: hd, stride: kvDim, scale: scale, scratch: scratch, out: r.att + t * dim + h * hd)
+                        } else {
+                            let headOffset = g * hd / 32 * 34
+                            Ops.attentionQ8(q: r.q + t * dim + h * hd, k: kBase + headOffset, v: vBase + headOffset, count: e.position + 1,
+                                            headDim: hd, strideBytes: cache.rowBytes, scale: scale, scratch: scratch, out: r.att + t * dim + h * hd)
+                        }
                     }
                 }
             }

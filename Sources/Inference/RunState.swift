@@ -1,24 +1,29 @@
 import Kernels
 
-/// Key and value caches in half precision, one per slot (sequence): per layer (contextLength, kvDim) each.
+/// Key and value caches, one per slot (sequence): per layer (contextLength, kvDim) each, in half precision or in
+/// 8-bit blocks of 32 (`KVCacheType.q8_0`, about half the memory again).
 final class KVCache: @unchecked Sendable {
     let slots: Int, layers: Int, contextLength: Int, kvDim: Int
-    let k: UnsafeMutablePointer<UInt16>   // (slot, layer, position, kvDim)
-    let v: UnsafeMutablePointer<UInt16>   // (slot, layer, position, kvDim)
+    let type: KVCacheType
+    /// Bytes of one position's keys (or values) of one layer.
+    let rowBytes: Int
+    let k: UnsafeMutableRawPointer   // (slot, layer, position, rowBytes)
+    let v: UnsafeMutableRawPointer   // (slot, layer, position, rowBytes)
 
-    init(slots: Int, layers: Int, contextLength: Int, kvDim: Int) {
-        self.slots = slots; self.layers = layers; self.contextLength = contextLength; self.kvDim = kvDim
-        let n = slots * layers * contextLength * kvDim
+    init(slots: Int, layers: Int, contextLength: Int, kvDim: Int, type: KVCacheType) {
+        self.slots = slots; self.layers = layers; self.contextLength = contextLength; self.kvDim = kvDim; self.type = type
+        rowBytes = type == .f16 ? kvDim * 2 : kvDim / 32 * 34
+        let n = slots * layers * contextLength * rowBytes
         // Left uninitialized: only positions already written are read, and untouched pages cost no memory.
-        k = .allocate(capacity: n)
-        v = .allocate(capacity: n)
+        k = .allocate(byteCount: max(1, n), alignment: 64)
+        v = .allocate(byteCount: max(1, n), alignment: 64)
     }
     deinit { k.deallocate(); v.deallocate() }
 
     /// Address space reserved; pages are committed only as positions are written.
-    var bytes: Int { 2 * slots * layers * contextLength * kvDim * 2 }
-    func keys(slot: Int, layer: Int) -> UnsafeMutablePointer<UInt16> { k + (slot * layers + layer) * contextLength * kvDim }
-    func values(slot: Int, layer: Int) -> UnsafeMutablePointer<UInt16> { v + (slot * layers + layer) * contextLength * kvDim }
+    var bytes: Int { 2 * slots * layers * contextLength * rowBytes }
+    func keys(slot: Int, layer: Int) -> UnsafeMutableRawPointer { k + (slot * layers + layer) * contextLength * rowBytes }
+    func values(slot: Int, layer: Int) -> UnsafeMutableRawPointer { v + (slot * layers + layer) * contextLength * rowBytes }
 }
 
 /// Activation buffers for one batch of up to `batch` tokens, allocated once; nothing is allocated per token.

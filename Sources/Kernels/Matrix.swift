@@ -207,6 +207,18 @@ public enum Ops {
         sy_attention_head_at(Int32(level.rawValue), q, k, v, Int64(count), Int64(headDim), Int64(stride), scale, scratch, out)
     }
 
+    /// Attention of one query head over 8-bit cached keys and values (`strideBytes` between positions).
+    @inlinable
+    public static func attentionQ8(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, count: Int, headDim: Int,
+                                   strideBytes: Int, scale: Float, scratch: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        sy_attention_head_q8(q, k, v, Int64(count), Int64(headDim), Int64(strideBytes), scale, scratch, out)
+    }
+
+    /// A row of floats into 8-bit blocks of 32 (34 bytes each).
+    @inlinable public static func toQ8(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, count: Int) {
+        sy_quantize_row_q8_0(x, y, Int64(count))
+    }
+
     @inlinable public static func f16ToF32(_ h: UInt16) -> Float { sy_f16_to_f32(h) }
     /// Rounds a row of floats to half precision.
     @inlinable public static func toHalf(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, count: Int) {

@@ -21,12 +21,14 @@ public actor ModelHost {
         public var declared: [String: Declared]
         /// Sequences each model generates at once (continuous batching); each has its own KV cache.
         public var parallel: Int
+        public var kvCache: KVCacheType
         public init(directory: URL = ModelDirectory.default, threads: Int? = nil, contextLength: Int? = nil, queueCapacity: Int = 128,
                     niceness: Int32 = 5, maxMemoryBytes: Int = ModelHost.defaultMemoryBudget, keepAlive: Duration = .seconds(300),
-                    declared: [String: Declared] = [:], parallel: Int = 8) {
+                    declared: [String: Declared] = [:], parallel: Int = 8, kvCache: KVCacheType = .f16) {
             self.directory = directory; self.threads = threads; self.contextLength = contextLength; self.queueCapacity = queueCapacity
             self.niceness = niceness; self.maxMemoryBytes = maxMemoryBytes; self.keepAlive = keepAlive; self.declared = declared
             self.parallel = max(1, parallel)
+            self.kvCache = kvCache
         }
     }
 
@@ -169,7 +171,8 @@ public actor ModelHost {
             let t = Thread {
                 do {
                     let loaded = try LoadedModel(path: path, options: ModelOptions(contextLength: options.contextLength, threads: options.threads,
-                                                                                   niceness: options.niceness, slots: options.parallel))
+                                                                                   niceness: options.niceness, slots: options.parallel,
+                                                                                   kvCache: options.kvCache))
                     c.resume(returning: EngineWorker(name: name, path: path, loaded: loaded, queueCapacity: options.queueCapacity,
                                                      niceness: options.niceness))
                 } catch {

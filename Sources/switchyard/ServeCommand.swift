@@ -2,6 +2,7 @@ import ArgumentParser
 import Core
 import Foundation
 import Gateway
+import Inference
 import ModelStore
 import Providers
 import Routing
@@ -26,6 +27,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-queue"), help: "Requests that may wait per model before 429.") var maxQueue: Int = 128
     @Option(name: .customLong("parallel"), help: "Sequences each model generates at once (continuous batching; each has its own KV cache of --ctx positions).")
     var parallel: Int = 8
+    @Option(name: .customLong("kv-cache"), help: "Key/value cache format: f16, or q8 (8-bit, about half the memory).")
+    var kvCache: String = "f16"
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat: String = "text"
     @Option(help: "Load these models at start (comma-separated).") var preload: String?
     @OptionGroup var config: ConfigLocation
@@ -41,6 +44,7 @@ struct Serve: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
+        guard KVCacheType(rawValue: kvCache) != nil else { throw ValidationError("--kv-cache must be f16 or q8") }
     }
 
     func run() async throws {
@@ -52,7 +56,8 @@ struct Serve: AsyncParsableCommand {
         let registry = try config.registry()
         let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
                                             maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
-                                            declared: registry.declared, parallel: parallel))
+                                            declared: registry.declared, parallel: parallel,
+                                            kvCache: KVCacheType(rawValue: kvCache) ?? .f16))
         if !registry.files.isEmpty { note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) models)") }
         let backend = Backend(host: host)
         for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {

@@ -26,16 +26,18 @@ import Testing
 
     /// Sequences batched together (each in its own KV slot, a prompt chunk of one beside decode steps of others)
     /// give bit-identical logits to each sequence run alone.
-    @Test(arguments: [GGMLType.q8_0, .q4_1])
-    func batchedSequencesEqualSeparateRuns(weights: GGMLType) throws {
-        let file = try GGUFFile(bytes: TinyModel.bytes(weightType: weights))
+    @Test(arguments: [(GGMLType.q8_0, KVCacheType.f16), (.q4_1, .f16), (.q4_1, .q8_0)])
+    func batchedSequencesEqualSeparateRuns(weights: GGMLType, kv: KVCacheType) throws {
+        // an 8-bit cache needs heads of a multiple of 32 values
+        let shape = kv == .q8_0 ? TinyModel.Shape(heads: 2, kvHeads: 1) : TinyModel.Shape()
+        let file = try GGUFFile(bytes: TinyModel.bytes(shape, weightType: weights))
         let a: [Int32] = [3, 17, 42, 5, 77, 1], b: [Int32] = [9, 63, 20, 11, 2, 8, 30, 4]
-        let alone = try Architectures.load(file, options: ModelOptions(threads: 2))
+        let alone = try Architectures.load(file, options: ModelOptions(threads: 2, kvCache: kv))
         var expectedA: [[Float]] = [], expectedB: [[Float]] = []
         for (i, t) in a.enumerated() { expectedA.append(Array(try alone.forward([t], startingAt: i, logits: .last))) }
         for (i, t) in b.enumerated() { expectedB.append(Array(try alone.forward([t], startingAt: i, logits: .last))) }
 
-        let batched = try Architectures.load(file, options: ModelOptions(threads: 2, slots: 3))
+        let batched = try Architectures.load(file, options: ModelOptions(threads: 2, slots: 3, kvCache: kv))
         let vocab = batched.shape.vocabularySize
         // step 1: a's first 4 tokens as a prompt chunk (slot 2) beside b's first token (slot 0)
         var entries = (0..<4).map { BatchEntry(token: a[$0], slot: 2, position: $0, wantsLogits: true) }

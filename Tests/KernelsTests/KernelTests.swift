@@ -187,6 +187,31 @@ enum Quantize {
         }
     }
 
+    @Test func attentionOverEightBitCacheIsClose() {
+        var g = Values(state: 4)
+        let hd = 64, n = 23, kvDim = 192
+        let rowBytes = kvDim / 32 * 34
+        let q = g.array(hd), kf = g.array(n * kvDim), vf = g.array(n * kvDim)
+        var k = [UInt8](repeating: 0, count: n * rowBytes), v = k
+        for j in 0..<n {
+            kf.withUnsafeBufferPointer { src in k.withUnsafeMutableBytes { Ops.toQ8(src.baseAddress! + j * kvDim, $0.baseAddress! + j * rowBytes, count: kvDim) } }
+            vf.withUnsafeBufferPointer { src in v.withUnsafeMutableBytes { Ops.toQ8(src.baseAddress! + j * kvDim, $0.baseAddress! + j * rowBytes, count: kvDim) } }
+        }
+        // head 1 of 3: its keys and values start at element 64 of each row (2 blocks in)
+        var scores = (0..<n).map { j in (0..<hd).reduce(Float(0)) { $0 + q[$1] * kf[j * kvDim + hd + $1] } * 0.125 }
+        let m = scores.max()!
+        scores = scores.map { exp($0 - m) }
+        let s = scores.reduce(0, +)
+        var expected = [Float](repeating: 0, count: hd)
+        for j in 0..<n { for d in 0..<hd { expected[d] += scores[j] / s * vf[j * kvDim + hd + d] } }
+        var out = [Float](repeating: 0, count: hd), scratch = [Float](repeating: 0, count: n)
+        k.withUnsafeBytes { kp in v.withUnsafeBytes { vp in
+            Ops.attentionQ8(q: q, k: kp.baseAddress! + 2 * 34, v: vp.baseAddress! + 2 * 34, count: n, headDim: hd, strideBytes: rowBytes,
+                            scale: 0.125, scratch: &scratch, out: &out)
+        } }
+        for d in 0..<hd { #expect(abs(out[d] - expected[d]) < 0.02, "d\(d): \(out[d]) vs \(expected[d])") }
+    }
+
     @Test func siluMulMatchesReference() {
         var g = Values(state: 5)
         let a = g.array(100, scale: 10), b = g.array(100)
