@@ -194,11 +194,6 @@ public enum Ops {
         for i in 0..<count { x[i] += y[i] }
     }
 
-    @inlinable
-    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-        sy_dot_f32(Int64(count), a, b)
-    }
-
     /// Attention of one query head over `count` cached positions (see `sy_attention_head`).
     @inlinable
     public static func attention(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>, count: Int,

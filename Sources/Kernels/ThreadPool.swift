@@ -86,7 +86,7 @@ public final class ThreadPool: @unchecked Sendable {
                 pthread_mutex_unlock(mutex)
             }
             escaping(0, workers)
-            while remaining.load(ordering: .acquiring) > 0 { spinPause() }
+            while remaining.load(ordering: .acquiring) > 0 {}
             job = nil
         }
     }
@@ -115,7 +115,7 @@ public final class ThreadPool: @unchecked Sendable {
             var spins = 0
             while generation.load(ordering: .acquiring) == seen {
                 spins += 1
-                if spins < ThreadPool.spinLimit { spinPause(); continue }
+                if spins < ThreadPool.spinLimit { continue }
                 pthread_mutex_lock(mutex)
                 sleepers.add(1, ordering: .sequentiallyConsistent)
                 while generation.load(ordering: .sequentiallyConsistent) == seen {
@@ -130,11 +130,4 @@ public final class ThreadPool: @unchecked Sendable {
             remaining.subtract(1, ordering: .releasing)
         }
     }
-}
-
-@inline(__always)
-func spinPause() {
-    #if arch(x86_64) || arch(i386)
-    // `pause` hint is not exposed to Swift; a relaxed load loop is cheap enough between ops.
-    #endif
 }
