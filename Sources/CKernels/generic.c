@@ -156,6 +156,17 @@ int sy_matmul_generic(int type, int64_t k, const void *w, size_t w_row_bytes, in
     return 0;
 }
 
+/// scratch[j] = exp(scratch[j] - max); returns 1 / Σ scratch[j] (the softmax normalizer).
+static float exp_shifted(float *scratch, int64_t n, float max) {
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+        const float e = expf(scratch[j] - max);
+        scratch[j] = e;
+        sum += e;
+    }
+    return 1.0f / sum;
+}
+
 void sy_attention_head_generic(const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv, int64_t head_dim,
                                int64_t kv_stride, float scale, float *scratch, float *out) {
     float max = -INFINITY;
@@ -167,13 +178,7 @@ void sy_attention_head_generic(const float *q, const uint16_t *k, const uint16_t
         scratch[j] = s;
         max = s > max ? s : max;
     }
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n_kv; j++) {
-        const float e = expf(scratch[j] - max);
-        scratch[j] = e;
-        sum += e;
-    }
-    const float inv = 1.0f / sum;
+    const float inv = exp_shifted(scratch, n_kv, max);
     for (int64_t d = 0; d < head_dim; d++) out[d] = 0.0f;
     for (int64_t j = 0; j < n_kv; j++) {
         const float p = scratch[j] * inv;
@@ -261,13 +266,7 @@ void sy_attention_head_q8(const float *q, const void *k, const void *v, int64_t 
         scratch[j] = sc;
         max = sc > max ? sc : max;
     }
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n_kv; j++) {
-        const float e = expf(scratch[j] - max);
-        scratch[j] = e;
-        sum += e;
-    }
-    const float inv = 1.0f / sum;
+    const float inv = exp_shifted(scratch, n_kv, max);
     for (int64_t d = 0; d < head_dim; d++) out[d] = 0.0f;
     for (int64_t j = 0; j < n_kv; j++) {
         const sy_block_q8_0 *vj = (const sy_block_q8_0 *)((const uint8_t *)v + j * kv_stride_bytes);
