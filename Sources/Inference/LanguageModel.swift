@@ -101,11 +101,14 @@ public struct ModelOptions: Sendable {
     /// Sequences that can be cached at once (each gets `contextLength` positions of KV cache).
     public var slots: Int
     public var kvCache: KVCacheType
+    /// Memory for all slots' keys and values; the context per slot shrinks to fit it (nil: no limit).
+    public var kvMemoryBytes: Int?
 
     public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 512, niceness: Int32 = 0, slots: Int = 1,
-                kvCache: KVCacheType = .f16) {
+                kvCache: KVCacheType = .f16, kvMemoryBytes: Int? = nil) {
         self.slots = slots
         self.kvCache = kvCache
+        self.kvMemoryBytes = kvMemoryBytes
         self.contextLength = contextLength
         self.threads = threads
         self.batchSize = batchSize

@@ -49,7 +49,16 @@ public final class LlamaModel: LanguageModel {
         }
         let vocab = embInfo.dimensions[1]
         let trained = file.int("\(a).context_length") ?? 2048
-        let ctx = max(1, min(options.contextLength ?? min(trained, 4096), 1 << 20))
+        var ctx = max(1, min(options.contextLength ?? min(trained, 4096), 1 << 20))
+        if let budget = options.kvMemoryBytes {
+            // every slot gets the same number of positions; keys and values of all layers per position
+            let perPosition = 2 * layers * (options.kvCache == .f16 ? kvDim * 2 : kvDim / 32 * 34)
+            let fits = budget / max(1, options.slots * perPosition)
+            guard fits >= 16 else {
+                throw .badMetadata(key: "kv memory budget", expected: "at least \(16 * options.slots * perPosition) bytes for \(options.slots) sequences (got \(budget))")
+            }
+            ctx = min(ctx, fits)
+        }
         eps = Float(file.float("\(a).attention.layer_norm_rms_epsilon") ?? 1e-5)
         ropeDims = file.int("\(a).rope.dimension_count") ?? headDim
         guard ropeDims > 0, ropeDims <= headDim, ropeDims % 2 == 0 else {

@@ -22,13 +22,16 @@ public actor ModelHost {
         /// Sequences each model generates at once (continuous batching); each has its own KV cache.
         public var parallel: Int
         public var kvCache: KVCacheType
+        /// Memory for each model's KV caches (all its slots); the context per slot shrinks to fit (nil: no limit).
+        public var kvMemoryBytes: Int?
         public init(directory: URL = ModelDirectory.default, threads: Int? = nil, contextLength: Int? = nil, queueCapacity: Int = 128,
                     niceness: Int32 = 5, maxMemoryBytes: Int = ModelHost.defaultMemoryBudget, keepAlive: Duration = .seconds(300),
-                    declared: [String: Declared] = [:], parallel: Int = 8, kvCache: KVCacheType = .f16) {
+                    declared: [String: Declared] = [:], parallel: Int = 8, kvCache: KVCacheType = .f16, kvMemoryBytes: Int? = nil) {
             self.directory = directory; self.threads = threads; self.contextLength = contextLength; self.queueCapacity = queueCapacity
             self.niceness = niceness; self.maxMemoryBytes = maxMemoryBytes; self.keepAlive = keepAlive; self.declared = declared
             self.parallel = max(1, parallel)
             self.kvCache = kvCache
+            self.kvMemoryBytes = kvMemoryBytes
         }
     }
 
@@ -36,9 +39,10 @@ public actor ModelHost {
     public static var defaultMemoryBudget: Int { Int(ProcessInfo.processInfo.physicalMemory / 2) }
 
     /// Memory a model will take before it is loaded: its file (mapped) and the caches its context needs.
-    static func estimate(path: URL, contextLength: Int?, parallel: Int) -> Int {
+    static func estimate(path: URL, contextLength: Int?, parallel: Int, kvMemoryBytes: Int?) -> Int {
         let size = (try? FileManager.default.attributesOfItem(atPath: path.resolvingSymlinksInPath().path)[.size] as? Int) ?? 0
-        return size + parallel * (contextLength ?? 4096) * 16 * 1024   // KV caches and buffers, generously
+        let generous = parallel * (contextLength ?? 4096) * 16 * 1024   // KV caches and buffers
+        return size + min(generous, kvMemoryBytes.map { $0 + (64 << 20) } ?? generous)
     }
 
     /// A model declared in configuration (the registry), with its own settings.
@@ -106,7 +110,7 @@ public actor ModelHost {
             o.contextLength = d.contextLength ?? o.contextLength
             o.threads = d.threads ?? o.threads
         }
-        let estimate = Self.estimate(path: path, contextLength: o.contextLength, parallel: o.parallel)
+        let estimate = Self.estimate(path: path, contextLength: o.contextLength, parallel: o.parallel, kvMemoryBytes: o.kvMemoryBytes)
         if let cap = declared?.maxMemoryBytes, estimate > cap {
             throw CoreError.modelLoadFailed(name, reason: "it needs about \(estimate >> 20) MiB, more than its max_memory of \(cap >> 20) MiB (lower its context_length or raise max_memory)")
         }
@@ -172,7 +176,7 @@ public actor ModelHost {
                 do {
                     let loaded = try LoadedModel(path: path, options: ModelOptions(contextLength: options.contextLength, threads: options.threads,
                                                                                    niceness: options.niceness, slots: options.parallel,
-                                                                                   kvCache: options.kvCache))
+                                                                                   kvCache: options.kvCache, kvMemoryBytes: options.kvMemoryBytes))
                     c.resume(returning: EngineWorker(name: name, path: path, loaded: loaded, queueCapacity: options.queueCapacity,
                                                      niceness: options.niceness))
                 } catch {

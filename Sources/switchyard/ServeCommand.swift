@@ -29,6 +29,8 @@ struct Serve: AsyncParsableCommand {
     var parallel: Int = 8
     @Option(name: .customLong("kv-cache"), help: "Key/value cache format: f16, or q8 (8-bit, about half the memory).")
     var kvCache: String = "f16"
+    @Option(name: .customLong("kv-memory"), help: "Memory for each model's key/value caches, e.g. 256M; the context per sequence shrinks to fit --parallel sequences (default: --ctx each).")
+    var kvMemory: String?
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat: String = "text"
     @Option(help: "Load these models at start (comma-separated).") var preload: String?
     @OptionGroup var config: ConfigLocation
@@ -53,11 +55,16 @@ struct Serve: AsyncParsableCommand {
             guard let b = Units.bytes(m) else { throw ValidationError("--max-memory '\(m)' is not a size such as 4G or 800M") }
             budget = b
         }
+        var kvBytes: Int?
+        if let m = kvMemory {
+            guard let b = Units.bytes(m) else { throw ValidationError("--kv-memory '\(m)' is not a size such as 256M") }
+            kvBytes = b
+        }
         let registry = try config.registry()
         let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
                                             maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
                                             declared: registry.declared, parallel: parallel,
-                                            kvCache: KVCacheType(rawValue: kvCache) ?? .f16))
+                                            kvCache: KVCacheType(rawValue: kvCache) ?? .f16, kvMemoryBytes: kvBytes))
         if !registry.files.isEmpty { note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) models)") }
         let backend = Backend(host: host)
         for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {

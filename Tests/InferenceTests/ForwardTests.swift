@@ -60,6 +60,15 @@ import Testing
         #expect(throws: InferenceError.invalidSlot(3, slots: 3)) { try batched.forward(batch: [BatchEntry(token: 1, slot: 3, position: 0, wantsLogits: true)]) }
     }
 
+    /// A KV memory budget sizes the context per slot: 2 slots × 2 layers × 2 (keys, values) × kvDim 32 × 2 bytes
+    /// = 512 bytes per position, so 16 KiB holds 32 positions per slot.
+    @Test func kvMemoryBudgetSizesTheContext() throws {
+        let file = try GGUFFile(bytes: TinyModel.bytes())
+        let m = try Architectures.load(file, options: ModelOptions(slots: 2, kvMemoryBytes: 16 << 10))
+        #expect(m.shape.contextLength == 32)
+        #expect(throws: InferenceError.self) { try Architectures.load(file, options: ModelOptions(slots: 2, kvMemoryBytes: 1000)) }
+    }
+
     @Test func unsupportedArchitectureIsNamed() throws {
         let file = try GGUFFile(bytes: TinyModel.bytes(architecture: "mamba"))
         #expect(throws: InferenceError.unsupportedArchitecture("mamba")) { try Architectures.load(file) }
