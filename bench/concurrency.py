@@ -18,6 +18,16 @@ TOPICS = ["the sea", "a city at night", "mountains", "a library", "trains", "the
 
 
 async def one(client, url, model, i, tokens):
+    # a server may close an idle keep-alive connection just as it is reused; that request is sent again
+    for attempt in range(3):
+        try:
+            return await one_attempt(client, url, model, i, tokens)
+        except httpx.RemoteProtocolError:
+            if attempt == 2:
+                raise
+
+
+async def one_attempt(client, url, model, i, tokens):
     body = {"model": model, "messages": [{"role": "user", "content": f"Write a long story about {TOPICS[i % len(TOPICS)]}."}],
             "max_tokens": tokens, "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
     t0 = time.perf_counter()

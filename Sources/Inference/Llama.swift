@@ -176,7 +176,8 @@ public final class LlamaModel: LanguageModel {
             entries.withUnsafeBufferPointer { es in
                 pool.run { th, nth in
                     let scratch = r.attnScratch + th * s.contextLength
-                    for item in ThreadPool.split(work, thread: th, of: nth) {
+                    // strided, not halves: a causal prompt's later rows cost more, so halves would leave one thread idle
+                    for item in stride(from: th, to: work, by: nth) {
                         let t = item / s.headCount, h = item % s.headCount, g = h / group
                         let e = es[t]
                         let kBase = cache.keys(slot: e.slot, layer: l), vBase = cache.values(slot: e.slot, layer: l)

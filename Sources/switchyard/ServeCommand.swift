@@ -31,6 +31,8 @@ struct Serve: AsyncParsableCommand {
     var kvCache: String = "f16"
     @Option(name: .customLong("kv-memory"), help: "Memory for each model's key/value caches, e.g. 256M; the context per sequence shrinks to fit --parallel sequences (default: --ctx each).")
     var kvMemory: String?
+    @Option(help: "Scheduling niceness of the compute threads, 0 (normal) to 19 (lowest): above 0, the HTTP threads and other processes are served first when the cores are busy.")
+    var niceness: Int32 = 5
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat: String = "text"
     @Option(help: "Load these models at start (comma-separated).") var preload: String?
     @OptionGroup var config: ConfigLocation
@@ -47,6 +49,7 @@ struct Serve: AsyncParsableCommand {
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
         guard KVCacheType(rawValue: kvCache) != nil else { throw ValidationError("--kv-cache must be f16 or q8") }
+        guard (0...19).contains(niceness) else { throw ValidationError("--niceness must be between 0 and 19") }
     }
 
     func run() async throws {
@@ -62,7 +65,7 @@ struct Serve: AsyncParsableCommand {
         }
         let registry = try config.registry()
         let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
-                                            maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
+                                            niceness: niceness, maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
                                             declared: registry.declared, parallel: parallel,
                                             kvCache: KVCacheType(rawValue: kvCache) ?? .f16, kvMemoryBytes: kvBytes))
         if !registry.files.isEmpty { note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) models)") }
