@@ -27,8 +27,10 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         // Block formats, mat-vec / mat-mat, elementwise ops, the thread pool.
         .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: hot),
+        // A Jinja interpreter for the chat templates that models ship (tokenizer.chat_template).
+        .target(name: "ChatTemplates"),
         // Architectures, KV cache, sampler, generation.
-        .target(name: "Inference", dependencies: ["GGUF", "Tokenizers", "Kernels"], swiftSettings: hot),
+        .target(name: "Inference", dependencies: ["GGUF", "Tokenizers", "Kernels", "ChatTemplates"], swiftSettings: hot),
         // Canonical request / event types shared by every surface and provider.
         .target(name: "Core"),
         // The model directory, the built-in catalogue and `pull`.
@@ -47,13 +49,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "switchyard", dependencies: [
-            "GGUF", "Tokenizers", "Kernels", "Inference", "Core", "ModelStore", "Providers", "Gateway", "Routing",
+            "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Core", "ModelStore", "Providers", "Gateway", "Routing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hot),
 
         .target(name: "TestSupport", dependencies: ["GGUF"], path: "Tests/TestSupport"),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TestSupport"]),
+        .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
