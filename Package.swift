@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TestSupport"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
-        .testTarget(name: "InferenceTests", dependencies: ["Inference", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "ChatTemplates", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
         .testTarget(name: "ProvidersTests", dependencies: ["Providers", "Core", "TestSupport"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),

@@ -64,14 +64,17 @@ public final class LoadedModel: @unchecked Sendable {
     public let file: GGUFFile
     public let model: any LanguageModel
     public let tokenizer: any Tokenizer
-    public let chat: ChatMLRenderer
+    /// The model's chat template (ChatML when the file has none).
+    public let chat: ChatPromptRenderer
     public let name: String
 
     public init(path: String, options: ModelOptions = ModelOptions()) throws {
         file = try GGUFFile(path: path)
         tokenizer = try TokenizerFactory.load(from: file)
         model = try Architectures.load(file, options: options)
-        chat = ChatMLRenderer(template: file.string("tokenizer.chat_template"))
+        let special = { [tokenizer] (id: Int32?) in id.map { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) } ?? "" }
+        chat = ChatPromptRenderer(template: file.string("tokenizer.chat_template"),
+                                  bosToken: special(tokenizer.bosTokenID), eosToken: special(tokenizer.eosTokenID))
         name = file.string("general.name") ?? path
     }
 

@@ -32,10 +32,32 @@ public struct LocalProvider: Provider {
         return ChatStream(events: stream, cancel: { cancel.set() })
     }
 
+    /// Messages in the shape chat templates expect; a tool result also gets the name of the call it answers.
+    static func promptMessages(_ messages: [ChatMessage]) -> [PromptMessage] {
+        var callNames: [String: String] = [:]
+        return messages.map { m in
+            for call in m.toolCalls { callNames[call.id] = call.name }
+            return PromptMessage(role: m.role.rawValue, content: m.content,
+                                 toolCalls: m.toolCalls.map { PromptToolCall(id: $0.id, name: $0.name, arguments: $0.arguments) },
+                                 toolCallID: m.toolCallID, name: m.toolCallID.flatMap { callNames[$0] })
+        }
+    }
+
     static func makeJob(_ request: ChatRequest, worker: EngineWorker, cancel: CancelFlag,
                         continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) throws -> EngineWorker.Job {
         let loaded = worker.loaded
-        let text = request.rawPrompt ?? loaded.chat.render(request.messages.map { PromptMessage(role: $0.role.rawValue, content: $0.content) })
+        let text: String
+        if let raw = request.rawPrompt {
+            text = raw
+        } else {
+            do {
+                text = try loaded.chat.render(promptMessages(request.messages), tools: request.tools.map {
+                    PromptTool(name: $0.name, description: $0.description, parametersJSON: $0.parametersJSON)
+                })
+            } catch {
+                throw CoreError.badRequest("the chat template of '\(worker.name)' cannot render these messages: \(error)")
+            }
+        }
         let prompt = loaded.tokenize(text)
         let limit = loaded.model.shape.contextLength
         guard !prompt.isEmpty else { throw CoreError.badRequest("the prompt is empty") }

@@ -57,7 +57,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let loaded = try options.load()
-        let text = raw ? prompt : loaded.chat.render(
+        let text = raw ? prompt : try loaded.chat.render(
             (system.map { [PromptMessage(role: "system", content: $0)] } ?? []) + [PromptMessage(role: "user", content: prompt)])
         let ids = loaded.tokenize(text)
         var sampling = SamplingParameters()

@@ -97,7 +97,7 @@ import Testing
         let loaded = try Self.model()
         let model = loaded.model
         for c in try file().chat {
-            let rendered = loaded.chat.render(c.messages.map { PromptMessage(role: $0.role, content: $0.content) })
+            let rendered = try loaded.chat.render(c.messages.map { PromptMessage(role: $0.role, content: $0.content) })
             #expect(rendered == c.rendered_prompt)
             let prompt = loaded.tokenize(rendered)
             #expect(prompt.first == loaded.tokenizer.tokenID(for: "<|im_start|>"))
@@ -144,7 +144,7 @@ import Testing
 
     @Test func sameSeedSameText() throws {
         let loaded = try Self.model()
-        let ids = loaded.tokenize(loaded.chat.render([PromptMessage(role: "user", content: "Tell me a story.")]))
+        let ids = loaded.tokenize(try loaded.chat.render([PromptMessage(role: "user", content: "Tell me a story.")]))
         var sampling = SamplingParameters(); sampling.temperature = 0.9; sampling.seed = 42
         let params = GenerationParameters(sampling: sampling, maxTokens: 24)
         let a = try Generator(loaded).generate(prompt: ids, parameters: params)

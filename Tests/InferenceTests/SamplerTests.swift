@@ -1,3 +1,4 @@
+import ChatTemplates
 @testable import Inference
 import Testing
 
@@ -77,14 +78,34 @@ import Testing
         #expect(f == "ST")
     }
 
-    @Test func chatMLUsesTemplateDefaultSystemPrompt() {
-        let template = "{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nBe kind<|im_end|>\n' }}{% endif %}"
-        let r = ChatMLRenderer(template: template)
-        #expect(r.defaultSystemPrompt == "Be kind")
-        #expect(r.render([PromptMessage(role: "user", content: "Hi")]) ==
-                "<|im_start|>system\nBe kind<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
-        #expect(r.render([PromptMessage(role: "system", content: "S"), PromptMessage(role: "user", content: "Hi")], addGenerationPrompt: false) ==
-                "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n")
+    @Test func modelTemplateRendersMessagesToolsAndSpecialTokens() throws {
+        let template = """
+        {{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% if m.tool_calls %}{% for c in m.tool_calls %}[{{ c.function.name }} {{ c.function.arguments | tojson }}]{% endfor %}{% endif %}</{{ m.role }}>
+        {% endfor %}{% if tools %}tools: {{ tools | map(attribute='function') | map(attribute='name') | join(',') }}
+        {% endif %}{% if add_generation_prompt %}<assistant>{% endif %}
+        """
+        let r = ChatPromptRenderer(template: template, bosToken: "<s>", eosToken: "</s>")
+        #expect(r.usesModelTemplate)
+        let messages = [PromptMessage(role: "user", content: "Hi"),
+                        PromptMessage(role: "assistant", content: "", toolCalls: [PromptToolCall(id: "1", name: "f", arguments: #"{"b": 1, "a": "x"}"#)])]
+        let out = try r.render(messages, tools: [PromptTool(name: "f"), PromptTool(name: "g")])
+        #expect(out == "<s><user>Hi</user>\n<assistant>[f {\"b\": 1, \"a\": \"x\"}]</assistant>\ntools: f,g\n<assistant>")
+        #expect(try r.render(messages.prefix(1).map { $0 }, addGenerationPrompt: false) == "<s><user>Hi</user>\n")
+    }
+
+    @Test func templateErrorsAreReportedNotRenderedAround() {
+        let broken = ChatPromptRenderer(template: "{% for m in messages %}{{ m.content | nosuchfilter }}{% endfor %}")
+        #expect(broken.templateError?.line == 1)
+        #expect(throws: TemplateError.self) { try broken.render([PromptMessage(role: "user", content: "Hi")]) }
+        let raising = ChatPromptRenderer(template: "{% if messages[0].role != 'system' %}{{ raise_exception('system first') }}{% endif %}")
+        #expect(raising.templateError == nil)
+        #expect(throws: TemplateError.self) { try raising.render([PromptMessage(role: "user", content: "Hi")]) }
+    }
+
+    @Test func withoutTemplateChatMLIsUsed() throws {
+        let r = ChatPromptRenderer(template: nil)
+        #expect(!r.usesModelTemplate)
+        #expect(try r.render([PromptMessage(role: "user", content: "Hi")]) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
     }
 }
 
