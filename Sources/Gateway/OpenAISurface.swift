@@ -44,11 +44,21 @@ struct OpenAISurface {
             case "tool": role = .tool
             default: throw APIError(.badRequest, "messages[\(i)].role '\(m.role)' is not one of system, developer, user, assistant, tool", param: "messages[\(i)].role")
             }
-            messages.append(ChatMessage(role: role, content: m.content?.text ?? ""))
+            let calls = (m.tool_calls ?? []).enumerated().map { j, call in
+                ToolCall(id: call.id ?? "call_\(i)_\(j)", name: call.function.name, arguments: call.function.arguments ?? "{}")
+            }
+            messages.append(ChatMessage(role: role, content: m.content?.text ?? "", toolCallID: m.tool_call_id, toolCalls: calls))
+        }
+        var tools: [ToolDefinition] = []
+        for (i, tool) in (chat.tools ?? []).enumerated() {
+            guard tool.type == "function", let f = tool.function else {
+                throw APIError(.badRequest, "tools[\(i)] must be {\"type\": \"function\", \"function\": {…}}", param: "tools[\(i)]")
+            }
+            tools.append(ToolDefinition(name: f.name, description: f.description, parametersJSON: f.parameters?.text))
         }
         guard !messages.isEmpty else { throw APIError(.badRequest, "messages must not be empty", param: "messages") }
         if let t = chat.top_logprobs, !(0...20).contains(t) { throw APIError(.badRequest, "top_logprobs must be between 0 and 20", param: "top_logprobs") }
-        var core = ChatRequest(model: chat.model, messages: messages, sampling: try sampling.validated(),
+        var core = ChatRequest(model: chat.model, messages: messages, sampling: try sampling.validated(), tools: tools,
                                stream: sampling.stream ?? false, logprobs: chat.logprobs ?? false, topLogprobs: chat.top_logprobs ?? 0)
         core.keepAlive = sampling.keep_alive?.duration
         let started = try await backend.start(core)

@@ -22,6 +22,53 @@ enum OpenAI {
     struct Message: Decodable {
         let role: String
         let content: Content?
+        let tool_calls: [WireToolCall]?
+        let tool_call_id: String?
+    }
+
+    struct WireFunctionCall: Decodable { let name: String; let arguments: String? }
+    struct WireToolCall: Decodable { let id: String?; let type: String?; let function: WireFunctionCall }
+
+    struct WireFunction: Decodable { let name: String; let description: String?; let parameters: JSONText? }
+    struct WireTool: Decodable { let type: String; let function: WireFunction? }
+
+    /// Any JSON value, kept as compact JSON text (object keys sorted, so equal schemas give equal prompts).
+    struct JSONText: Decodable {
+        let text: String
+        init(from decoder: Decoder) throws {
+            let value = try JSONText.decodeAny(try decoder.singleValueContainer(), decoder)
+            let data = try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
+            text = String(decoding: data, as: UTF8.self)
+        }
+
+        private struct Key: CodingKey {
+            var stringValue: String; var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        private static func decodeAny(_ c: SingleValueDecodingContainer, _ decoder: Decoder) throws -> Any {
+            if c.decodeNil() { return NSNull() }
+            if let b = try? c.decode(Bool.self) { return b }
+            if let i = try? c.decode(Int.self) { return i }
+            if let d = try? c.decode(Double.self) { return d }
+            if let s = try? c.decode(String.self) { return s }
+            if let a = try? decoder.unkeyedContainer() {
+                var a = a, out: [Any] = []
+                while !a.isAtEnd {
+                    let sub = try a.superDecoder()
+                    out.append(try decodeAny(try sub.singleValueContainer(), sub))
+                }
+                return out
+            }
+            let k = try decoder.container(keyedBy: Key.self)
+            var out: [String: Any] = [:]
+            for key in k.allKeys {
+                let sub = try k.superDecoder(forKey: key)
+                out[key.stringValue] = try decodeAny(try sub.singleValueContainer(), sub)
+            }
+            return out
+        }
     }
 
     /// `stop` is a string or an array of up to 4 strings.
@@ -88,6 +135,7 @@ enum OpenAI {
     struct ChatRequestBody: Decodable {
         let model: String
         let messages: [Message]
+        let tools: [WireTool]?
         let logprobs: Bool?
         let top_logprobs: Int?
     }

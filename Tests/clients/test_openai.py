@@ -373,3 +373,23 @@ def test_native_models(http: httpx.Client):
     r = http.get("/api/v1/models")
     assert r.status_code == 200, r.text
     assert MODEL in _model_names(r.json())
+
+
+def test_tools_and_tool_call_history_are_accepted(client: OpenAI):
+    """A tool-using conversation in OpenAI's shape (tools offered, an assistant tool call, the tool's answer) is
+    rendered through the model's template and answered; a malformed tool is a 400 naming the parameter."""
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                                "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                               "required": ["city"]}}}]
+    messages = [
+        {"role": "user", "content": "What's the weather in Paris?"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 18}"},
+    ]
+    r = client.chat.completions.create(model=MODEL, messages=messages, tools=tools, max_tokens=8, temperature=0)
+    assert r.choices[0].finish_reason in FINISH_REASONS
+    assert r.usage.prompt_tokens > 20
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=MODEL, messages=messages[:1], tools=[{"type": "retrieval"}], max_tokens=4)
+    assert "tools[0]" in str(e.value)
