@@ -174,10 +174,10 @@ public final class LlamaModel: LanguageModel {
             let work = T * s.headCount
             let cache = cache
             entries.withUnsafeBufferPointer { es in
-                pool.run { th, nth in
+                // items handed out one by one: a causal prompt's later rows cost more than its first ones
+                pool.runChunked(work, chunk: 1) { th, items in
                     let scratch = r.attnScratch + th * s.contextLength
-                    // strided, not halves: a causal prompt's later rows cost more, so halves would leave one thread idle
-                    for item in stride(from: th, to: work, by: nth) {
+                    for item in items {
                         let t = item / s.headCount, h = item % s.headCount, g = h / group
                         let e = es[t]
                         let kBase = cache.keys(slot: e.slot, layer: l), vBase = cache.values(slot: e.slot, layer: l)

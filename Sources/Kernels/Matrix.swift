@@ -103,10 +103,15 @@ public enum Ops {
     @inlinable
     public static func matmul(_ w: WeightMatrix, _ x: Activations, into out: UnsafeMutablePointer<Float>, pool: ThreadPool,
                               level: CPUKernels.Level = CPUKernels.active) {
-        pool.run { t, n in
-            let range = ThreadPool.split(w.rows, thread: t, of: n, granularity: 16)
+        pool.runChunked(w.rows, chunk: rowChunk(w.rows, pool: pool)) { _, range in
             matmulRows(w, x, range: range, into: out, ldd: w.rows, level: level)
         }
+    }
+
+    /// Rows per dynamically scheduled chunk: about eight chunks per thread, a multiple of 16 (whole 8-row groups).
+    @inlinable
+    static func rowChunk(_ rows: Int, pool: ThreadPool) -> Int {
+        max(16, (rows / (pool.threadCount * 8) + 15) / 16 * 16)
     }
 
     /// The same multiply for a sub-range of output rows, on the calling thread.
@@ -121,10 +126,14 @@ public enum Ops {
     /// Several multiplies that read the same activations (Q, K, V or gate, up), in one pass of the pool.
     @inlinable
     public static func matmulGroup(_ ws: [WeightMatrix], _ x: Activations, into outs: [UnsafeMutablePointer<Float>], pool: ThreadPool) {
-        pool.run { t, n in
+        // the matrices' rows as one index space, chunks cut at matrix boundaries
+        let total = ws.reduce(0) { $0 + $1.rows }
+        pool.runChunked(total, chunk: rowChunk(total, pool: pool)) { _, range in
+            var base = 0
             for i in 0..<ws.count {
-                let range = ThreadPool.split(ws[i].rows, thread: t, of: n, granularity: 16)
-                matmulRows(ws[i], x, range: range, into: outs[i], ldd: ws[i].rows)
+                let lo = max(range.lowerBound, base), hi = min(range.upperBound, base + ws[i].rows)
+                if lo < hi { matmulRows(ws[i], x, range: (lo - base)..<(hi - base), into: outs[i], ldd: ws[i].rows) }
+                base += ws[i].rows
             }
         }
     }

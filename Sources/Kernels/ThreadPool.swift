@@ -19,6 +19,7 @@ public final class ThreadPool: @unchecked Sendable {
     private let remaining = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private let sleepers = Atomic<Int>(0)
+    private let cursor = Atomic<Int>(0)
     private var job: ((Int, Int) -> Void)?
     private var threads: [pthread_t] = []
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -88,6 +89,24 @@ public final class ThreadPool: @unchecked Sendable {
             escaping(0, workers)
             while remaining.load(ordering: .acquiring) > 0 {}
             job = nil
+        }
+    }
+
+    /// Runs `body` over `0..<count` in chunks of `chunk` handed out one at a time to whichever thread is free, and
+    /// waits for all of them. The cores are shared (HTTP threads, other processes): a thread that is descheduled
+    /// holds up only the chunk it is on, where fixed halves would leave the other thread waiting for all of its half.
+    /// `body(threadIndex, range)`: the index (0 = the caller) is for per-thread scratch space.
+    public func runChunked(_ count: Int, chunk: Int, _ body: (Int, Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let chunk = max(1, chunk)
+        if threads.isEmpty || count <= chunk { body(0, 0..<count); return }
+        cursor.store(0, ordering: .relaxed)
+        run { thread, _ in
+            while true {
+                let start = cursor.wrappingAdd(chunk, ordering: .relaxed).oldValue
+                if start >= count { break }
+                body(thread, start..<min(count, start + chunk))
+            }
         }
     }
 
