@@ -81,6 +81,10 @@ void sy_silu_mul_at(int level, int64_t n, float *g, const float *u) {
     SY_FORWARD_AT(level, sy_silu_mul_generic(n, g, u), sy_silu_mul_avx2(n, g, u), sy_silu_mul_vnni(n, g, u))
 }
 
+void sy_gelu_mul_at(int level, int64_t n, float *g, const float *u) {
+    SY_FORWARD_AT(level, sy_gelu_mul_generic(n, g, u), sy_gelu_mul_avx2(n, g, u), sy_gelu_mul_vnni(n, g, u))
+}
+
 void sy_quantize_rows_q8a(const float *x, sy_block_q8a *y, int64_t n, int64_t rows) {
     SY_FORWARD(sy_quantize_rows_q8a_generic(x, y, n, rows), sy_quantize_rows_q8a_avx2(x, y, n, rows),
                sy_quantize_rows_q8a_vnni(x, y, n, rows))

@@ -195,6 +195,14 @@ void sy_silu_mul_generic(int64_t n, float *g, const float *u) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+void sy_gelu_mul_generic(int64_t n, float *g, const float *u) {
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i];
+        const float z = 1.5957691216057308f * (x + 0.044715f * x * x * x);
+        g[i] = x / (1.0f + expf(-z)) * u[i];
+    }
+}
+
 int sy_dequantize_row(int type, const void *src, float *dst, int64_t n) {
     switch (type) {
     case SY_TYPE_F32: memcpy(dst, src, (size_t)n * 4); return 0;

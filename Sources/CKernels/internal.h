@@ -21,6 +21,7 @@ _Static_assert(sizeof(sy_block_q8a) == 40, "q8a block");
                                     int64_t head_dim, int64_t kv_stride, float scale, float *scratch,        \
                                     float *out);                                                             \
     void sy_silu_mul_##suffix(int64_t n, float *g, const float *u);                                          \
+    void sy_gelu_mul_##suffix(int64_t n, float *g, const float *u);                                          \
     float sy_dot_f32_##suffix(int64_t n, const float *a, const float *b);                                   \
     void sy_f32_to_f16_row_##suffix(const float *x, uint16_t *y, int64_t n);
 

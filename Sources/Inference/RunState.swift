@@ -44,6 +44,7 @@ final class RunState: @unchecked Sendable {
         self.batch = batch
         vocab = s.vocabularySize
         let dim = s.embeddingLength, kvDim = s.kvHeadCount * s.headDim, ffn = s.feedForwardLength
+        let qDim = s.headCount * s.headDim   // the embedding width for llama; wider for Gemma
         var owned: [UnsafeMutablePointer<Float>] = []
         var bytes = 0
         func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
@@ -52,14 +53,14 @@ final class RunState: @unchecked Sendable {
             owned.append(p); bytes += n * 4
             return p
         }
-        x = alloc(batch * dim); xn = alloc(batch * dim); q = alloc(batch * dim)
-        k = alloc(batch * kvDim); v = alloc(batch * kvDim); att = alloc(batch * dim); tmp = alloc(batch * dim)
+        x = alloc(batch * dim); xn = alloc(batch * dim); q = alloc(batch * qDim)
+        k = alloc(batch * kvDim); v = alloc(batch * kvDim); att = alloc(batch * qDim); tmp = alloc(batch * dim)
         gate = alloc(batch * ffn); up = alloc(batch * ffn)
         rope = alloc(batch * ropeDims)
         attnScratch = alloc(threads * s.contextLength)
         logitRows = 1
         logits = .allocate(capacity: vocab)
-        quantized = QuantizedScratch(maxColumns: max(dim, ffn), maxRows: batch)
+        quantized = QuantizedScratch(maxColumns: max(dim, ffn, qDim), maxRows: batch)
         thetaScale = powf(theta, -2.0 / Float(ropeDims))
         self.owned = owned
         self.bytes = bytes + vocab * 4 + quantized.capacityBytes

@@ -192,6 +192,12 @@ public enum Ops {
         }
     }
 
+    /// g = gelu(g) * u (GELU's tanh approximation, as Gemma uses)
+    @inlinable
+    public static func geluMul(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, count: Int, level: CPUKernels.Level = CPUKernels.active) {
+        sy_gelu_mul_at(Int32(level.rawValue), Int64(count), g, u)
+    }
+
     /// g = silu(g) * u
     @inlinable
     public static func siluMul(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, count: Int, level: CPUKernels.Level = CPUKernels.active) {

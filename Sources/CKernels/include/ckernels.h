@@ -45,6 +45,8 @@ int sy_matmul_at(int level, int type, int64_t k, const void *w, size_t w_row_byt
 void sy_attention_head_at(int level, const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv,
                           int64_t head_dim, int64_t kv_stride, float scale, float *scratch, float *out);
 void sy_silu_mul_at(int level, int64_t n, float *g, const float *u);
+/// g[i] = gelu(g[i]) * u[i], GELU in its tanh form: x · σ(2·√(2/π)·(x + 0.044715 x³))
+void sy_gelu_mul_at(int level, int64_t n, float *g, const float *u);
 
 /// IEEE half to float.
 float sy_f16_to_f32(uint16_t h);

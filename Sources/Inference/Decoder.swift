@@ -1,0 +1,165 @@
+import GGUF
+import Kernels
+
+/// What every decoder-only architecture here shares: the mapped file, the thread pool, the KV cache of every slot,
+/// the activation buffers, the two forward entry points (a prompt of one sequence, a batch of many), projections
+/// and attention over the cache. An architecture holds one and supplies its `step`: one pass over its layers.
+final class DecoderRuntime: @unchecked Sendable {
+    let file: GGUFFile   // keeps the mapping alive
+    let shape: ModelShape
+    let pool: ThreadPool
+    let cache: KVCache
+    let run: RunState
+    let batchSize: Int
+    typealias Step = (_ entries: [BatchEntry], _ logitsOut: UnsafeMutablePointer<Float>) -> Void
+
+    init(file: GGUFFile, shape: ModelShape, options: ModelOptions, ropeDims: Int, theta: Float, architecture a: String) throws(InferenceError) {
+        self.file = file
+        self.shape = shape
+        let kvDim = shape.kvHeadCount * shape.headDim
+        if options.kvCache == .q8_0, shape.headDim % 32 != 0 {
+            throw .badMetadata(key: "\(a).attention.head_count", expected: "a head size that is a multiple of 32 for an 8-bit KV cache (it is \(shape.headDim))")
+        }
+        pool = ThreadPool(threadCount: options.threads ?? ThreadPool.availableCores, niceness: options.niceness)
+        batchSize = max(1, options.batchSize)
+        cache = KVCache(slots: max(1, options.slots), layers: shape.layerCount, contextLength: shape.contextLength, kvDim: kvDim, type: options.kvCache)
+        run = RunState(shape: shape, batch: batchSize, threads: pool.threadCount, ropeDims: ropeDims, theta: theta)
+    }
+
+    /// The context per sequence: the option, else min(trained, 4096), shrunk so that every slot's keys and values
+    /// fit the KV memory budget when one is set.
+    static func contextLength(trained: Int, layers: Int, kvDim: Int, options: ModelOptions) throws(InferenceError) -> Int {
+        var ctx = max(1, min(options.contextLength ?? min(trained, 4096), 1 << 20))
+        if let budget = options.kvMemoryBytes {
+            let perPosition = 2 * layers * (options.kvCache == .f16 ? kvDim * 2 : kvDim / 32 * 34)
+            let fits = budget / max(1, options.slots * perPosition)
+            guard fits >= 16 else {
+                throw .badMetadata(key: "kv memory budget", expected: "at least \(16 * options.slots * perPosition) bytes for \(options.slots) sequences (got \(budget))")
+            }
+            ctx = min(ctx, fits)
+        }
+        return ctx
+    }
+
+    var memoryBytes: Int { file.fileSize + cache.bytes + run.bytes }
+
+    func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection, step: Step) throws(InferenceError) -> UnsafeBufferPointer<Float> {
+        guard !tokens.isEmpty else { throw .emptyPrompt }
+        guard start >= 0, start + tokens.count <= shape.contextLength else {
+            throw .contextOverflow(needed: start + tokens.count, limit: shape.contextLength)
+        }
+        for t in tokens where t < 0 || Int(t) >= shape.vocabularySize { throw .invalidToken(t) }
+        if logits == .all { run.ensureLogitRows(tokens.count) }
+        var done = 0
+        while done < tokens.count {
+            let n = min(batchSize, tokens.count - done)
+            let isLast = done + n == tokens.count
+            let entries = (0..<n).map { i in
+                BatchEntry(token: tokens[done + i], slot: 0, position: start + done + i,
+                           wantsLogits: logits == .all || (isLast && i == n - 1))
+            }
+            step(entries, run.logits + (logits == .all ? done * shape.vocabularySize : 0))
+            done += n
+        }
+        return UnsafeBufferPointer(start: run.logits, count: (logits == .all ? tokens.count : 1) * shape.vocabularySize)
+    }
+
+    func forward(batch entries: [BatchEntry], step: Step) throws(InferenceError) -> UnsafeBufferPointer<Float> {
+        guard !entries.isEmpty else { throw .emptyPrompt }
+        guard entries.count <= batchSize else { throw .batchTooLarge(entries.count, limit: batchSize) }
+        for e in entries {
+            guard e.token >= 0, Int(e.token) < shape.vocabularySize else { throw .invalidToken(e.token) }
+            guard e.slot >= 0, e.slot < cache.slots else { throw .invalidSlot(e.slot, slots: cache.slots) }
+            guard e.position >= 0, e.position < shape.contextLength else {
+                throw .contextOverflow(needed: e.position + 1, limit: shape.contextLength)
+            }
+        }
+        let outputs = entries.filter(\.wantsLogits).count
+        run.ensureLogitRows(outputs)
+        step(entries, run.logits)
+        return UnsafeBufferPointer(start: run.logits, count: outputs * shape.vocabularySize)
+    }
+
+    /// out_i = W_i · input for weights that share one input (quantized once per activation format).
+    func project(_ ws: [WeightMatrix], input: UnsafeMutablePointer<Float>, rows: Int, columns: Int, into outs: [UnsafeMutablePointer<Float>]) {
+        if ws.count > 1, ws.allSatisfy({ $0.type.wantsQuantizedActivations == ws[0].type.wantsQuantizedActivations }) {
+            let a = Ops.prepare(input, rows: rows, columns: columns, for: ws[0].type, scratch: run.quantized)
+            Ops.matmulGroup(ws, a, into: outs, pool: pool)
+            return
+        }
+        for (w, out) in zip(ws, outs) {
+            let a = Ops.prepare(input, rows: rows, columns: columns, for: w.type, scratch: run.quantized)
+            Ops.matmul(w, a, into: out, pool: pool)
+        }
+    }
+
+    /// Logits for the entries that want them: their rows of `run.x` normalized into `run.xn`, packed, then projected.
+    func logits(_ entries: [BatchEntry], norm: UnsafePointer<Float>, eps: Float, output: WeightMatrix, into logitsOut: UnsafeMutablePointer<Float>) {
+        let dim = shape.embeddingLength
+        var rows = 0
+        for (t, e) in entries.enumerated() where e.wantsLogits {
+            Ops.rmsNorm(run.x + t * dim, weight: norm, eps: eps, n: dim, rows: 1, into: run.xn + rows * dim)
+            rows += 1
+        }
+        guard rows > 0 else { return }
+        project([output], input: run.xn, rows: rows, columns: dim, into: [logitsOut])
+    }
+
+    /// `body(offset, count)` over `rows` rows of `width` values, split across the pool when there is enough work.
+    func pointwise(rows: Int, width: Int, _ body: (Int, Int) -> Void) {
+        guard rows * width >= 65536 else { body(0, rows * width); return }
+        pool.run { th, nth in
+            let part = ThreadPool.split(rows, thread: th, of: nth)
+            if !part.isEmpty { body(part.lowerBound * width, part.count * width) }
+        }
+    }
+
+    /// Stores entry t's key and value rows (`k + t·kvDim`, `v + t·kvDim`) at its slot and position in layer `l`.
+    func storeKV(_ entries: [BatchEntry], layer l: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>) {
+        let kvDim = shape.kvHeadCount * shape.headDim
+        for (t, e) in entries.enumerated() {
+            let kDst = cache.keys(slot: e.slot, layer: l) + e.position * cache.rowBytes
+            let vDst = cache.values(slot: e.slot, layer: l) + e.position * cache.rowBytes
+            if cache.type == .f16 {
+                Ops.toHalf(k + t * kvDim, kDst.assumingMemoryBound(to: UInt16.self), count: kvDim)
+                Ops.toHalf(v + t * kvDim, vDst.assumingMemoryBound(to: UInt16.self), count: kvDim)
+            } else {
+                Ops.toQ8(k + t * kvDim, kDst, count: kvDim)
+                Ops.toQ8(v + t * kvDim, vDst, count: kvDim)
+            }
+        }
+    }
+
+    /// Attention of every entry's query heads (`q`, heads × headDim per entry) over its slot's cached positions in
+    /// layer `l` — the last `window` positions up to its own when a sliding window is given — into `out`.
+    func attend(_ entries: [BatchEntry], layer l: Int, q: UnsafePointer<Float>, scale: Float, window: Int? = nil,
+                into out: UnsafeMutablePointer<Float>) {
+        let s = shape, hd = s.headDim, group = s.headCount / s.kvHeadCount
+        let qStride = s.headCount * hd, kvDim = s.kvHeadCount * hd
+        let work = entries.count * s.headCount
+        let cache = cache, scratchBase = run.attnScratch, ctx = s.contextLength
+        entries.withUnsafeBufferPointer { es in
+            // items handed out one by one: a causal prompt's later rows cost more than its first ones
+            pool.runChunked(work, chunk: 1) { th, items in
+                let scratch = scratchBase + th * ctx
+                for item in items {
+                    let t = item / s.headCount, h = item % s.headCount, g = h / group
+                    let e = es[t]
+                    let first = window.map { max(0, e.position + 1 - $0) } ?? 0
+                    let count = e.position + 1 - first
+                    let kBase = cache.keys(slot: e.slot, layer: l) + first * cache.rowBytes
+                    let vBase = cache.values(slot: e.slot, layer: l) + first * cache.rowBytes
+                    if cache.type == .f16 {
+                        Ops.attention(q: q + t * qStride + h * hd, k: kBase.assumingMemoryBound(to: UInt16.self) + g * hd,
+                                      v: vBase.assumingMemoryBound(to: UInt16.self) + g * hd, count: count,
+                                      headDim: hd, stride: kvDim, scale: scale, scratch: scratch, out: out + t * qStride + h * hd)
+                    } else {
+                        let headOffset = g * hd / 32 * 34
+                        Ops.attentionQ8(q: q + t * qStride + h * hd, k: kBase + headOffset, v: vBase + headOffset, count: count,
+                                        headDim: hd, strideBytes: cache.rowBytes, scale: scale, scratch: scratch, out: out + t * qStride + h * hd)
+                    }
+                }
+            }
+        }
+    }
+}
