@@ -121,6 +121,8 @@ public enum Architectures {
     typealias Factory = @Sendable (GGUFFile, ModelOptions) throws(InferenceError) -> any LanguageModel
     static let registry: [String: Factory] = [
         "llama": { file, options throws(InferenceError) in try LlamaModel(file: file, options: options) },
+        "qwen2": { file, options throws(InferenceError) in try Qwen2.load(file, options: options) },
+        "gemma3": { file, options throws(InferenceError) in try Gemma3Model(file: file, options: options) },
     ]
 
     public static var names: [String] { registry.keys.sorted() }

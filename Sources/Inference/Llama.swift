@@ -9,6 +9,18 @@ public final class LlamaModel: LanguageModel {
     let ropeDims: Int
     let weights: Weights
     let core: DecoderRuntime
+    let variant: Variant
+
+    /// What distinguishes members of the family that share this forward pass.
+    struct Variant: Sendable {
+        /// The `general.architecture` name, also the prefix of its metadata keys.
+        let architecture: String
+        /// Rotary embedding over halves (`x[i]`, `x[i + d/2]`) instead of adjacent pairs.
+        var neoxRope = false
+        /// Biases on the query, key and value projections (`attn_q.bias`, …).
+        var qkvBias = false
+        static let llama = Variant(architecture: "llama")
+    }
 
     struct Layer {
         let attnNorm: UnsafePointer<Float>   // (dim)
@@ -20,6 +32,7 @@ public final class LlamaModel: LanguageModel {
         let gate: WeightMatrix               // (ffn, dim)
         let up: WeightMatrix                 // (ffn, dim)
         let down: WeightMatrix               // (dim, ffn)
+        let qBias, kBias, vBias: UnsafePointer<Float>?
     }
 
     struct Weights {
@@ -29,8 +42,13 @@ public final class LlamaModel: LanguageModel {
         let output: WeightMatrix             // (vocab, dim), the embedding when tied
     }
 
-    public init(file: GGUFFile, options: ModelOptions) throws(InferenceError) {
-        let a = "llama"
+    public convenience init(file: GGUFFile, options: ModelOptions) throws(InferenceError) {
+        try self.init(file: file, options: options, variant: .llama)
+    }
+
+    init(file: GGUFFile, options: ModelOptions, variant: Variant) throws(InferenceError) {
+        self.variant = variant
+        let a = variant.architecture
         let dim = try file.requireInt("\(a).embedding_length")
         let layers = try file.requireInt("\(a).block_count")
         let heads = try file.requireInt("\(a).attention.head_count")
@@ -65,7 +83,10 @@ public final class LlamaModel: LanguageModel {
                 ffnNorm: try file.vector(p + "ffn_norm.weight", count: dim),
                 gate: try file.weight(p + "ffn_gate.weight", columns: dim, rows: ffn),
                 up: try file.weight(p + "ffn_up.weight", columns: dim, rows: ffn),
-                down: try file.weight(p + "ffn_down.weight", columns: ffn, rows: dim)))
+                down: try file.weight(p + "ffn_down.weight", columns: ffn, rows: dim),
+                qBias: variant.qkvBias ? try file.vector(p + "attn_q.bias", count: dim) : nil,
+                kBias: variant.qkvBias ? try file.vector(p + "attn_k.bias", count: kvDim) : nil,
+                vBias: variant.qkvBias ? try file.vector(p + "attn_v.bias", count: kvDim) : nil))
         }
         let embedding = try file.weight("token_embd.weight", columns: dim, rows: vocab)
         let output = file.tensor(named: "output.weight") != nil
@@ -107,8 +128,17 @@ public final class LlamaModel: LanguageModel {
             Ops.rmsNorm(r.x, weight: layer.attnNorm, eps: eps, n: dim, rows: T, into: r.xn)
             project([layer.wq, layer.wk, layer.wv], input: r.xn, rows: T, columns: dim, into: [r.q, r.k, r.v])
             for t in 0..<T {
-                Ops.ropeNormal(r.q + t * dim, heads: s.headCount, headDim: hd, rotatedDims: ropeDims, table: r.rope + t * ropeDims)
-                Ops.ropeNormal(r.k + t * kvDim, heads: s.kvHeadCount, headDim: hd, rotatedDims: ropeDims, table: r.rope + t * ropeDims)
+                if let b = layer.qBias { Ops.add(r.q + t * dim, b, count: dim) }
+                if let b = layer.kBias { Ops.add(r.k + t * kvDim, b, count: kvDim) }
+                if let b = layer.vBias { Ops.add(r.v + t * kvDim, b, count: kvDim) }
+                let table = r.rope + t * ropeDims
+                if variant.neoxRope {
+                    Ops.ropeNeox(r.q + t * dim, heads: s.headCount, headDim: hd, rotatedDims: ropeDims, table: table)
+                    Ops.ropeNeox(r.k + t * kvDim, heads: s.kvHeadCount, headDim: hd, rotatedDims: ropeDims, table: table)
+                } else {
+                    Ops.ropeNormal(r.q + t * dim, heads: s.headCount, headDim: hd, rotatedDims: ropeDims, table: table)
+                    Ops.ropeNormal(r.k + t * kvDim, heads: s.kvHeadCount, headDim: hd, rotatedDims: ropeDims, table: table)
+                }
             }
             core.storeKV(entries, layer: l, k: r.k, v: r.v)
             core.attend(entries, layer: l, q: r.q, scale: scale, into: r.att)

@@ -204,6 +204,12 @@ public enum Ops {
         sy_silu_mul_at(Int32(level.rawValue), Int64(count), g, u)
     }
 
+    /// x *= factor
+    @inlinable
+    public static func scale(_ x: UnsafeMutablePointer<Float>, by factor: Float, count: Int) {
+        for i in 0..<count { x[i] *= factor }
+    }
+
     @inlinable
     public static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
         for i in 0..<count { x[i] += y[i] }

@@ -62,6 +62,36 @@ import Testing
 
     /// A KV memory budget sizes the context per slot: 2 slots × 2 layers × 2 (keys, values) × kvDim 32 × 2 bytes
     /// = 512 bytes per position, so 16 KiB holds 32 positions per slot.
+    /// Qwen2 = llama + NeoX rotary + QKV biases: with each head's query/key rows stored in NeoX order and zero
+    /// biases it computes the llama model's logits; non-zero biases change them; batching still equals sequential.
+    @Test func qwen2IsLlamaWithNeoxRopeAndBiases() throws {
+        let tokens: [Int32] = [3, 17, 42, 5, 77, 1, 9]
+        let llama = try Architectures.load(try GGUFFile(bytes: TinyModel.bytes()), options: ModelOptions(threads: 1))
+        let want = Array(try llama.forward(tokens, startingAt: 0, logits: .all))
+        let qwen = try Architectures.load(try GGUFFile(bytes: TinyModel.bytes(architecture: "qwen2", qkvBias: 0, neoxOrder: true)),
+                                          options: ModelOptions(threads: 1))
+        #expect(qwen.shape.architecture == "qwen2")
+        let got = Array(try qwen.forward(tokens, startingAt: 0, logits: .all))
+        let worst = zip(want, got).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst < 1e-4, "largest logit difference \(worst)")
+
+        let biased = try Architectures.load(try GGUFFile(bytes: TinyModel.bytes(architecture: "qwen2", qkvBias: 0.5, neoxOrder: true)),
+                                            options: ModelOptions(threads: 2))
+        let all = Array(try biased.forward(tokens, startingAt: 0, logits: .all))
+        #expect(zip(all, got).map { abs($0 - $1) }.max() ?? 0 > 1e-3)
+        let single = try Architectures.load(try GGUFFile(bytes: TinyModel.bytes(architecture: "qwen2", qkvBias: 0.5, neoxOrder: true)),
+                                            options: ModelOptions(threads: 1, batchSize: 1))
+        let vocab = biased.shape.vocabularySize
+        for (i, t) in tokens.enumerated() {
+            let row = Array(try single.forward([t], startingAt: i, logits: .last))
+            #expect(zip(row, all[(i * vocab)..<((i + 1) * vocab)]).allSatisfy { abs($0 - $1) < 1e-3 * max(1, abs($0)) })
+        }
+        // a qwen2 file without its biases is refused, naming the tensor
+        #expect(throws: InferenceError.missingTensor("blk.0.attn_q.bias")) {
+            try Architectures.load(try GGUFFile(bytes: TinyModel.bytes(architecture: "qwen2")), options: ModelOptions(threads: 1))
+        }
+    }
+
     @Test func kvMemoryBudgetSizesTheContext() throws {
         let file = try GGUFFile(bytes: TinyModel.bytes())
         let m = try Architectures.load(file, options: ModelOptions(slots: 2, kvMemoryBytes: 16 << 10))

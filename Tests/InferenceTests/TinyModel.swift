@@ -8,7 +8,11 @@ enum TinyModel {
         var dim = 64, layers = 2, heads = 4, kvHeads = 2, ffn = 96, vocab = 80, context = 64
     }
 
-    static func bytes(_ s: Shape = Shape(), architecture: String = "llama", seed: UInt64 = 1, weightType: GGMLType = .q8_0) -> [UInt8] {
+    /// `qkvBias`: also write `attn_q/k/v.bias` (Qwen2), filled with this constant. `neoxOrder`: store the query and
+    /// key rows of each head in NeoX order (rows 0, 2, 4, … then 1, 3, 5, …), so that NeoX rotary over them computes
+    /// exactly what adjacent-pair rotary computes over the llama order.
+    static func bytes(_ s: Shape = Shape(), architecture: String = "llama", seed: UInt64 = 1, weightType: GGMLType = .q8_0,
+                      qkvBias: Float? = nil, neoxOrder: Bool = false) -> [UInt8] {
         var state = seed
         func rand() -> Float {
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -82,11 +86,29 @@ enum TinyModel {
             }
             return out
         }
+        func neox(_ data: [UInt8], rows: Int) -> [UInt8] {
+            guard neoxOrder else { return data }
+            let rowBytes = data.count / rows, hd = s.dim / s.heads, half = hd / 2
+            var out: [UInt8] = []
+            for head in 0..<(rows / hd) {
+                for i in 0..<hd {
+                    let src = head * hd + (i < half ? 2 * i : 2 * (i - half) + 1)
+                    out += data[(src * rowBytes)..<((src + 1) * rowBytes)]
+                }
+            }
+            return out
+        }
         for l in 0..<s.layers {
             let p = "blk.\(l)."
+            if let b = qkvBias {
+                let bias = { (n: Int) in [Float](repeating: b, count: n).withUnsafeBytes { Array($0) } }
+                w.addTensor(name: p + "attn_q.bias", dimensions: [s.dim], type: .f32, data: bias(s.dim))
+                w.addTensor(name: p + "attn_k.bias", dimensions: [kvDim], type: .f32, data: bias(kvDim))
+                w.addTensor(name: p + "attn_v.bias", dimensions: [kvDim], type: .f32, data: bias(kvDim))
+            }
             w.addTensor(name: p + "attn_norm.weight", dimensions: [s.dim], type: .f32, data: f32(s.dim, scale: 0.1, offset: 1))
-            w.addTensor(name: p + "attn_q.weight", dimensions: [s.dim, s.dim], type: weightType, data: weight(s.dim, s.dim))
-            w.addTensor(name: p + "attn_k.weight", dimensions: [s.dim, kvDim], type: weightType, data: weight(kvDim, s.dim))
+            w.addTensor(name: p + "attn_q.weight", dimensions: [s.dim, s.dim], type: weightType, data: neox(weight(s.dim, s.dim), rows: s.dim))
+            w.addTensor(name: p + "attn_k.weight", dimensions: [s.dim, kvDim], type: weightType, data: neox(weight(kvDim, s.dim), rows: kvDim))
             w.addTensor(name: p + "attn_v.weight", dimensions: [s.dim, kvDim], type: weightType, data: weight(kvDim, s.dim))
             w.addTensor(name: p + "attn_output.weight", dimensions: [s.dim, s.dim], type: weightType, data: weight(s.dim, s.dim))
             w.addTensor(name: p + "ffn_norm.weight", dimensions: [s.dim], type: .f32, data: f32(s.dim, scale: 0.1, offset: 1))

@@ -1,0 +1,153 @@
+import GGUF
+import Kernels
+
+/// Gemma 3 (`general.architecture = gemma3`): embeddings scaled by √dim; RMSNorm before and after both attention and
+/// feed-forward; per-head RMSNorm of queries and keys; NeoX rotary embedding with base 10,000 on sliding-window
+/// layers and `rope.freq_base` on the global ones (every sixth layer); sliding-window attention elsewhere;
+/// GELU (tanh) gated feed-forward; output tied to the embedding. Norm weights in GGUF files already include
+/// Gemma's +1, so they are used as stored.
+public final class Gemma3Model: LanguageModel {
+    public let shape: ModelShape
+    let eps: Float
+    let window: Int
+    let weights: Weights
+    let core: DecoderRuntime
+    /// Rotary tables of the sliding-window layers (the runtime's own are the global layers').
+    let localRope: UnsafeMutablePointer<Float>
+    let localThetaScale: Float
+    let embeddingScale: Float
+    let attentionScale: Float
+
+    struct Layer {
+        let attnNorm, qNorm, kNorm, postAttnNorm, ffnNorm, postFfnNorm: UnsafePointer<Float>
+        let wq, wk, wv, wo, gate, up, down: WeightMatrix
+        /// Whether the layer attends to the whole context (otherwise to the last `window` positions).
+        let global: Bool
+    }
+
+    struct Weights {
+        let embedding: WeightMatrix          // (vocab, dim)
+        let layers: [Layer]
+        let outputNorm: UnsafePointer<Float> // (dim)
+        let output: WeightMatrix             // (vocab, dim), the embedding when tied
+    }
+
+    /// One global layer in every `swaPattern` (the last of each group), as Gemma 3 is trained.
+    static let swaPattern = 6
+
+    public init(file: GGUFFile, options: ModelOptions) throws(InferenceError) {
+        let a = "gemma3"
+        let dim = try file.requireInt("\(a).embedding_length")
+        let layers = try file.requireInt("\(a).block_count")
+        let heads = try file.requireInt("\(a).attention.head_count")
+        let kvHeads = file.int("\(a).attention.head_count_kv") ?? heads
+        let ffn = try file.requireInt("\(a).feed_forward_length")
+        let headDim = file.int("\(a).attention.key_length") ?? dim / heads
+        guard headDim > 0, headDim % 2 == 0, file.int("\(a).attention.value_length") ?? headDim == headDim else {
+            throw .badMetadata(key: "\(a).attention.key_length", expected: "an even head size equal to value_length")
+        }
+        guard kvHeads > 0, heads % kvHeads == 0 else { throw .badMetadata(key: "\(a).attention.head_count_kv", expected: "a divisor of \(heads)") }
+        let qDim = heads * headDim, kvDim = kvHeads * headDim
+        guard let embInfo = file.tensor(named: "token_embd.weight"), embInfo.dimensions.count == 2 else {
+            throw .missingTensor("token_embd.weight")
+        }
+        let vocab = embInfo.dimensions[1]
+        let trained = file.int("\(a).context_length") ?? 32768
+        let ctx = try DecoderRuntime.contextLength(trained: trained, layers: layers, kvDim: kvDim, options: options)
+        eps = Float(file.float("\(a).attention.layer_norm_rms_epsilon") ?? 1e-6)
+        window = file.int("\(a).attention.sliding_window") ?? 512
+        guard window > 0 else { throw .badMetadata(key: "\(a).attention.sliding_window", expected: "a positive number of positions") }
+        let globalTheta = Float(file.float("\(a).rope.freq_base") ?? 1_000_000)
+        let localTheta = Float(file.float("\(a).rope.freq_base_swa") ?? 10_000)
+
+        var ls: [Layer] = []
+        for i in 0..<layers {
+            let p = "blk.\(i)."
+            ls.append(Layer(
+                attnNorm: try file.vector(p + "attn_norm.weight", count: dim),
+                qNorm: try file.vector(p + "attn_q_norm.weight", count: headDim),
+                kNorm: try file.vector(p + "attn_k_norm.weight", count: headDim),
+                postAttnNorm: try file.vector(p + "post_attention_norm.weight", count: dim),
+                ffnNorm: try file.vector(p + "ffn_norm.weight", count: dim),
+                postFfnNorm: try file.vector(p + "post_ffw_norm.weight", count: dim),
+                wq: try file.weight(p + "attn_q.weight", columns: dim, rows: qDim),
+                wk: try file.weight(p + "attn_k.weight", columns: dim, rows: kvDim),
+                wv: try file.weight(p + "attn_v.weight", columns: dim, rows: kvDim),
+                wo: try file.weight(p + "attn_output.weight", columns: qDim, rows: dim),
+                gate: try file.weight(p + "ffn_gate.weight", columns: dim, rows: ffn),
+                up: try file.weight(p + "ffn_up.weight", columns: dim, rows: ffn),
+                down: try file.weight(p + "ffn_down.weight", columns: ffn, rows: dim),
+                global: i % Self.swaPattern == Self.swaPattern - 1))
+        }
+        let embedding = try file.weight("token_embd.weight", columns: dim, rows: vocab)
+        let output = file.tensor(named: "output.weight") != nil
+            ? try file.weight("output.weight", columns: dim, rows: vocab) : embedding
+        weights = Weights(embedding: embedding, layers: ls, outputNorm: try file.vector("output_norm.weight", count: dim), output: output)
+
+        shape = ModelShape(architecture: a, vocabularySize: vocab, embeddingLength: dim, layerCount: layers, headCount: heads,
+                           kvHeadCount: kvHeads, headDim: headDim, feedForwardLength: ffn, trainedContextLength: trained,
+                           contextLength: ctx)
+        core = try DecoderRuntime(file: file, shape: shape, options: options, ropeDims: headDim, theta: globalTheta, architecture: a)
+        localRope = .allocate(capacity: core.batchSize * headDim)
+        localThetaScale = powf(localTheta, -2.0 / Float(headDim))
+        embeddingScale = Float(dim).squareRoot()
+        attentionScale = 1 / Float(headDim).squareRoot()
+    }
+
+    deinit { localRope.deallocate() }
+
+    public var memoryBytes: Int { core.memoryBytes }
+    public var slotCount: Int { core.cache.slots }
+    public func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection) throws(InferenceError) -> UnsafeBufferPointer<Float> {
+        try core.forward(tokens, startingAt: start, logits: logits, step: step)
+    }
+    public func forward(batch entries: [BatchEntry]) throws(InferenceError) -> UnsafeBufferPointer<Float> {
+        try core.forward(batch: entries, step: step)
+    }
+
+    private func step(_ entries: [BatchEntry], logitsOut: UnsafeMutablePointer<Float>) {
+        let s = shape, r = core.run, T = entries.count
+        let dim = s.embeddingLength, hd = s.headDim, ffn = s.feedForwardLength
+        let qDim = s.headCount * hd, kvDim = s.kvHeadCount * hd
+
+        for (t, e) in entries.enumerated() {
+            weights.embedding.dequantizeRow(Int(e.token), into: r.x + t * dim)
+            Ops.scale(r.x + t * dim, by: embeddingScale, count: dim)
+            Ops.ropeTable(position: e.position, thetaScale: r.thetaScale, pairs: hd / 2, into: r.rope + t * hd)
+            Ops.ropeTable(position: e.position, thetaScale: localThetaScale, pairs: hd / 2, into: localRope + t * hd)
+        }
+
+        for (l, layer) in weights.layers.enumerated() {
+            // ---- attention
+            Ops.rmsNorm(r.x, weight: layer.attnNorm, eps: eps, n: dim, rows: T, into: r.xn)
+            core.project([layer.wq, layer.wk, layer.wv], input: r.xn, rows: T, columns: dim, into: [r.q, r.k, r.v])
+            Ops.rmsNorm(r.q, weight: layer.qNorm, eps: eps, n: hd, rows: T * s.headCount, into: r.q)
+            Ops.rmsNorm(r.k, weight: layer.kNorm, eps: eps, n: hd, rows: T * s.kvHeadCount, into: r.k)
+            let table = layer.global ? r.rope : localRope
+            for t in 0..<T {
+                Ops.ropeNeox(r.q + t * qDim, heads: s.headCount, headDim: hd, rotatedDims: hd, table: table + t * hd)
+                Ops.ropeNeox(r.k + t * kvDim, heads: s.kvHeadCount, headDim: hd, rotatedDims: hd, table: table + t * hd)
+            }
+            core.storeKV(entries, layer: l, k: r.k, v: r.v)
+            core.attend(entries, layer: l, q: r.q, scale: attentionScale, window: layer.global ? nil : window, into: r.att)
+            core.project([layer.wo], input: r.att, rows: T, columns: qDim, into: [r.tmp])
+            Ops.rmsNorm(r.tmp, weight: layer.postAttnNorm, eps: eps, n: dim, rows: T, into: r.tmp)
+            Ops.add(r.x, r.tmp, count: T * dim)
+
+            // ---- feed-forward
+            Ops.rmsNorm(r.x, weight: layer.ffnNorm, eps: eps, n: dim, rows: T, into: r.xn)
+            core.project([layer.gate, layer.up], input: r.xn, rows: T, columns: dim, into: [r.gate, r.up])
+            core.pointwise(rows: T, width: ffn) { Ops.geluMul(r.gate + $0, r.up + $0, count: $1) }
+            core.project([layer.down], input: r.gate, rows: T, columns: ffn, into: [r.tmp])
+            Ops.rmsNorm(r.tmp, weight: layer.postFfnNorm, eps: eps, n: dim, rows: T, into: r.tmp)
+            Ops.add(r.x, r.tmp, count: T * dim)
+        }
+        core.logits(entries, norm: weights.outputNorm, eps: eps, output: weights.output, into: logitsOut)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
