@@ -123,7 +123,7 @@ struct MergeTable: Sendable {
 }
 
 /// A candidate merge: ordered by rank, then by the left symbol's position.
-struct Bigram {
+struct Bigram: HeapOrdered {
     let order: UInt64
     let right: Int32
     let leftSymbol: Int32
@@ -138,7 +138,7 @@ struct BPEScratch {
     var symbols: [Int32] = []
     var previous: [Int32] = []
     var next: [Int32] = []
-    var heap = BigramHeap()
+    var heap = BigramHeap<Bigram>()
 
     mutating func reset(count: Int) {
         if symbols.count < count {
@@ -150,13 +150,18 @@ struct BPEScratch {
     }
 }
 
-/// Binary min-heap of bigrams by `order`.
-struct BigramHeap {
-    private var items: [Bigram] = []
+/// Something a `BigramHeap` orders: smaller `order` comes out first.
+protocol HeapOrdered {
+    var order: UInt64 { get }
+}
+
+/// Binary min-heap of bigrams by `order` (shared by the BPE and SentencePiece merge loops).
+struct BigramHeap<Element: HeapOrdered> {
+    private var items: [Element] = []
 
     mutating func removeAll() { items.removeAll(keepingCapacity: true) }
 
-    mutating func push(_ item: Bigram) {
+    mutating func push(_ item: Element) {
         items.append(item)
         var child = items.count - 1
         while child > 0 {
@@ -167,7 +172,7 @@ struct BigramHeap {
         }
     }
 
-    mutating func popMin() -> Bigram? {
+    mutating func popMin() -> Element? {
         guard let last = items.popLast() else { return nil }
         guard !items.isEmpty else { return last }
         let top = items[0]

@@ -10,6 +10,8 @@ public protocol Tokenizer: Sendable {
     var eosTokenID: Int32? { get }
     /// `tokenizer.ggml.add_bos_token`: whether a prompt should start with BOS. `encode` never adds it.
     var addBOS: Bool { get }
+    /// `tokenizer.ggml.add_eos_token`: whether a prompt should end with EOS. `encode` never adds it.
+    var addEOS: Bool { get }
 
     /// Token ids for `text`. With `parseSpecial`, control tokens written in the text (e.g. `<|im_start|>`)
     /// become their ids; user-defined tokens are always recognised. Never adds BOS.
@@ -30,6 +32,17 @@ public protocol Tokenizer: Sendable {
 }
 
 extension Tokenizer {
+    public var addEOS: Bool { false }
+
+    /// `encode`, with BOS and EOS added where the vocabulary asks for them (llama.cpp's `add_special`).
+    public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int32] {
+        var ids = encode(text, parseSpecial: parseSpecial)
+        guard addSpecial else { return ids }
+        if addBOS, let bos = bosTokenID { ids.insert(bos, at: 0) }
+        if addEOS, let eos = eosTokenID { ids.append(eos) }
+        return ids
+    }
+
     public func decode(_ ids: [Int32]) -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(ids.count * 4)
@@ -56,7 +69,7 @@ public enum TokenizerError: Error, Sendable, Equatable, CustomStringConvertible 
         case .invalidVocabulary(let why):
             return "tokenizer: invalid vocabulary: \(why)"
         case .unsupportedModel(let name):
-            return "tokenizer: unsupported tokenizer model \"\(name)\" (only \"gpt2\" byte-level BPE is supported)"
+            return "tokenizer: unsupported tokenizer model \"\(name)\" (supported: \"gpt2\" byte-level BPE, \"llama\" SentencePiece)"
         case .unsupportedPreTokenizer(let name):
             let known = PreTokenizer.supportedNames.sorted().joined(separator: ", ")
             return "tokenizer: unsupported pre-tokenizer \"\(name)\" (supported: \(known))"

@@ -13,6 +13,8 @@ public enum TokenizerFactory {
         switch model {
         case "gpt2":
             return try loadByteLevelBPE(metadata)
+        case "llama":
+            return try loadSentencePiece(metadata)
         default:
             throw .unsupportedModel(model)
         }
@@ -25,20 +27,38 @@ public enum TokenizerFactory {
         guard let merges = metadata.stringArray(Keys.merges) else { throw .missingKey(Keys.merges) }
         let tokenTypes = metadata.intArray(Keys.tokenType)
 
+        return try BPETokenizer(tokens: tokens, tokenTypes: tokenTypes, merges: merges, preTokenizer: preTokenizer,
+                                specialTokens: specialTokenIDs(metadata), addBOS: metadata.bool(Keys.addBOS) ?? false)
+    }
+
+    /// llama.cpp's defaults for this kind: BOS 1, EOS 2, unknown 0, BOS added, a space prefix, no EOS added.
+    private static func loadSentencePiece(_ metadata: some TokenizerMetadata) throws(TokenizerError) -> SentencePieceTokenizer {
+        guard let tokens = metadata.stringArray(Keys.tokens) else { throw .missingKey(Keys.tokens) }
+        var special = specialTokenIDs(metadata)
+        if metadata.int(Keys.bos) == nil { special.bos = 1 }
+        if metadata.int(Keys.eos) == nil { special.eos = 2 }
+        if metadata.int(Keys.unknown) == nil { special.unknown = 0 }
+        return try SentencePieceTokenizer(
+            tokens: tokens, scores: metadata.floatArray(Keys.scores), tokenTypes: metadata.intArray(Keys.tokenType),
+            specialTokens: special, addBOS: metadata.bool(Keys.addBOS) ?? true, addEOS: metadata.bool(Keys.addEOS) ?? false,
+            addSpacePrefix: metadata.bool(Keys.addSpacePrefix) ?? true)
+    }
+
+    /// The special ids the metadata declares.
+    private static func specialTokenIDs(_ metadata: some TokenizerMetadata) -> SpecialTokenIDs {
         func id(_ key: String) -> Int32? {
             guard let value = metadata.int(key), value >= 0, value <= Int(Int32.max) else { return nil }
             return Int32(value)
         }
-        let special = BPETokenizer.SpecialTokenIDs(
-            bos: id("tokenizer.ggml.bos_token_id"),
-            eos: id("tokenizer.ggml.eos_token_id"),
+        return SpecialTokenIDs(
+            bos: id(Keys.bos),
+            eos: id(Keys.eos),
+            unknown: id(Keys.unknown),
             eot: id("tokenizer.ggml.eot_token_id"),
             eom: id("tokenizer.ggml.eom_token_id"),
             fimPad: id("tokenizer.ggml.fim_pad_token_id"),
             fimRep: id("tokenizer.ggml.fim_rep_token_id"),
             fimSep: id("tokenizer.ggml.fim_sep_token_id"))
-        return try BPETokenizer(tokens: tokens, tokenTypes: tokenTypes, merges: merges, preTokenizer: preTokenizer,
-                                specialTokens: special, addBOS: metadata.bool(Keys.addBOS) ?? false)
     }
 
     enum Keys {
@@ -47,7 +67,13 @@ public enum TokenizerFactory {
         static let tokens = "tokenizer.ggml.tokens"
         static let tokenType = "tokenizer.ggml.token_type"
         static let merges = "tokenizer.ggml.merges"
+        static let scores = "tokenizer.ggml.scores"
         static let addBOS = "tokenizer.ggml.add_bos_token"
+        static let addEOS = "tokenizer.ggml.add_eos_token"
+        static let addSpacePrefix = "tokenizer.ggml.add_space_prefix"
+        static let bos = "tokenizer.ggml.bos_token_id"
+        static let eos = "tokenizer.ggml.eos_token_id"
+        static let unknown = "tokenizer.ggml.unknown_token_id"
     }
 }
 
@@ -58,6 +84,7 @@ protocol TokenizerMetadata {
     func bool(_ key: String) -> Bool?
     func stringArray(_ key: String) -> [String]?
     func intArray(_ key: String) -> [Int]?
+    func floatArray(_ key: String) -> [Float]?
 }
 
 struct GGUFMetadata: TokenizerMetadata {
@@ -67,4 +94,5 @@ struct GGUFMetadata: TokenizerMetadata {
     func bool(_ key: String) -> Bool? { file.bool(key) }
     func stringArray(_ key: String) -> [String]? { file.stringArray(key) }
     func intArray(_ key: String) -> [Int]? { file.intArray(key) }
+    func floatArray(_ key: String) -> [Float]? { file.floatArray(key) }
 }

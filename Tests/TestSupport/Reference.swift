@@ -23,14 +23,30 @@ public enum Reference {
 
     public struct MissingModel: Error, CustomStringConvertible {
         public let path: String
-        public init(path: String) { self.path = path }
-        public var description: String { "model file \(path) is missing: run `make pull` (switchyard pull smollm2) first" }
+        /// The catalogue name to pull.
+        public let model: String
+        public init(path: String, model: String = "smollm2") {
+            self.path = path
+            self.model = model
+        }
+        public var description: String {
+            "model file \(path) is missing: run `make pull` (switchyard pull \(model)) first"
+        }
     }
 
     /// Path of SmolLM2-135M-Instruct Q4_1; throws with instructions if it has not been pulled.
     public static func smolLM2() throws -> String {
-        let url = modelDirectory.appendingPathComponent("SmolLM2-135M-Instruct.Q4_1.gguf")
-        guard FileManager.default.fileExists(atPath: url.path) else { throw MissingModel(path: url.path) }
+        try model("SmolLM2-135M-Instruct.Q4_1.gguf", pulledAs: "smollm2")
+    }
+
+    /// Path of Gemma 3 270M Q4_K_M; throws with instructions if it has not been pulled.
+    public static func gemma3() throws -> String {
+        try model("gemma-3-270m-q4_k_m.gguf", pulledAs: "gemma3-270m")
+    }
+
+    private static func model(_ fileName: String, pulledAs name: String) throws -> String {
+        let url = modelDirectory.appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: url.path) else { throw MissingModel(path: url.path, model: name) }
         return url.path
     }
 

@@ -46,8 +46,8 @@ struct LlamaCppReference: Decodable, Sendable {
 
     static let path = "smollm2-135m-instruct-q4_1/llamacpp.json"
 
-    static func load() throws -> LlamaCppReference {
-        let data = try Data(contentsOf: Reference.file(path))
+    static func load(_ relative: String = path) throws -> LlamaCppReference {
+        let data = try Data(contentsOf: Reference.file(relative))
         return try JSONDecoder().decode(LlamaCppReference.self, from: data)
     }
 
