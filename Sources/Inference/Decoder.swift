@@ -1,6 +1,30 @@
 import GGUF
 import Kernels
 
+/// The base of every architecture: the `LanguageModel` entry points over a `DecoderRuntime`; a subclass loads its
+/// weights and overrides `step`, one pass over its layers for a batch of entries.
+public class DecoderModel: LanguageModel {
+    public let shape: ModelShape
+    let core: DecoderRuntime
+
+    init(core: DecoderRuntime) {
+        self.core = core
+        shape = core.shape
+    }
+
+    public var memoryBytes: Int { core.memoryBytes }
+    public var slotCount: Int { core.cache.slots }
+    public func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection) throws(InferenceError) -> UnsafeBufferPointer<Float> {
+        try core.forward(tokens, startingAt: start, logits: logits, step: step)
+    }
+    public func forward(batch entries: [BatchEntry]) throws(InferenceError) -> UnsafeBufferPointer<Float> {
+        try core.forward(batch: entries, step: step)
+    }
+
+    /// One pass over the layers for `entries`, logits of those that want them into `logitsOut`.
+    func step(_ entries: [BatchEntry], logitsOut: UnsafeMutablePointer<Float>) {}
+}
+
 /// What every decoder-only architecture here shares: the mapped file, the thread pool, the KV cache of every slot,
 /// the activation buffers, the two forward entry points (a prompt of one sequence, a batch of many), projections
 /// and attention over the cache. An architecture holds one and supplies its `step`: one pass over its layers.

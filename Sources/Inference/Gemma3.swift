@@ -6,12 +6,10 @@ import Kernels
 /// layers and `rope.freq_base` on the global ones (every sixth layer); sliding-window attention elsewhere;
 /// GELU (tanh) gated feed-forward; output tied to the embedding. Norm weights in GGUF files already include
 /// Gemma's +1, so they are used as stored.
-public final class Gemma3Model: LanguageModel {
-    public let shape: ModelShape
+public final class Gemma3Model: DecoderModel {
     let eps: Float
     let window: Int
     let weights: Weights
-    let core: DecoderRuntime
     /// Rotary tables of the sliding-window layers (the runtime's own are the global layers').
     let localRope: UnsafeMutablePointer<Float>
     let localThetaScale: Float
@@ -84,28 +82,20 @@ public final class Gemma3Model: LanguageModel {
             ? try file.weight("output.weight", columns: dim, rows: vocab) : embedding
         weights = Weights(embedding: embedding, layers: ls, outputNorm: try file.vector("output_norm.weight", count: dim), output: output)
 
-        shape = ModelShape(architecture: a, vocabularySize: vocab, embeddingLength: dim, layerCount: layers, headCount: heads,
+        let shape = ModelShape(architecture: a, vocabularySize: vocab, embeddingLength: dim, layerCount: layers, headCount: heads,
                            kvHeadCount: kvHeads, headDim: headDim, feedForwardLength: ffn, trainedContextLength: trained,
                            contextLength: ctx)
-        core = try DecoderRuntime(file: file, shape: shape, options: options, ropeDims: headDim, theta: globalTheta, architecture: a)
+        let core = try DecoderRuntime(file: file, shape: shape, options: options, ropeDims: headDim, theta: globalTheta, architecture: a)
         localRope = .allocate(capacity: core.batchSize * headDim)
         localThetaScale = powf(localTheta, -2.0 / Float(headDim))
         embeddingScale = Float(dim).squareRoot()
         attentionScale = 1 / Float(headDim).squareRoot()
+        super.init(core: core)
     }
 
     deinit { localRope.deallocate() }
 
-    public var memoryBytes: Int { core.memoryBytes }
-    public var slotCount: Int { core.cache.slots }
-    public func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection) throws(InferenceError) -> UnsafeBufferPointer<Float> {
-        try core.forward(tokens, startingAt: start, logits: logits, step: step)
-    }
-    public func forward(batch entries: [BatchEntry]) throws(InferenceError) -> UnsafeBufferPointer<Float> {
-        try core.forward(batch: entries, step: step)
-    }
-
-    private func step(_ entries: [BatchEntry], logitsOut: UnsafeMutablePointer<Float>) {
+    override func step(_ entries: [BatchEntry], logitsOut: UnsafeMutablePointer<Float>) {
         let s = shape, r = core.run, T = entries.count
         let dim = s.embeddingLength, hd = s.headDim, ffn = s.feedForwardLength
         let qDim = s.headCount * hd, kvDim = s.kvHeadCount * hd

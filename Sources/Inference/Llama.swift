@@ -3,12 +3,10 @@ import Kernels
 
 /// The llama family (Llama 2/3, SmolLM2, Mistral-style GQA): RMSNorm, rotary attention with grouped KV heads,
 /// SwiGLU feed-forward, optional tied output embedding.
-public final class LlamaModel: LanguageModel {
-    public let shape: ModelShape
+public final class LlamaModel: DecoderModel {
     let eps: Float
     let ropeDims: Int
     let weights: Weights
-    let core: DecoderRuntime
     let variant: Variant
 
     /// What distinguishes members of the family that share this forward pass.
@@ -93,25 +91,16 @@ public final class LlamaModel: LanguageModel {
             ? try file.weight("output.weight", columns: dim, rows: vocab) : embedding
         weights = Weights(embedding: embedding, layers: ls, outputNorm: try file.vector("output_norm.weight", count: dim), output: output)
 
-        shape = ModelShape(architecture: a, vocabularySize: vocab, embeddingLength: dim, layerCount: layers, headCount: heads,
+        let shape = ModelShape(architecture: a, vocabularySize: vocab, embeddingLength: dim, layerCount: layers, headCount: heads,
                            kvHeadCount: kvHeads, headDim: headDim, feedForwardLength: ffn, trainedContextLength: trained,
                            contextLength: ctx)
-        core = try DecoderRuntime(file: file, shape: shape, options: options, ropeDims: ropeDims, theta: theta, architecture: a)
-    }
-
-    public var memoryBytes: Int { core.memoryBytes }
-    public var slotCount: Int { core.cache.slots }
-    public func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection) throws(InferenceError) -> UnsafeBufferPointer<Float> {
-        try core.forward(tokens, startingAt: start, logits: logits, step: step)
-    }
-    public func forward(batch entries: [BatchEntry]) throws(InferenceError) -> UnsafeBufferPointer<Float> {
-        try core.forward(batch: entries, step: step)
+        super.init(core: try DecoderRuntime(file: file, shape: shape, options: options, ropeDims: ropeDims, theta: theta, architecture: a))
     }
 
     /// One pass over the weights for up to `batchSize` tokens, each from its own slot (sequence) and position.
     /// Every entry's key and value are stored before attention, so entries of one slot in one pass see each other
     /// causally (a prompt chunk). Logits are written for the entries that want them, in order.
-    private func step(_ entries: [BatchEntry], logitsOut: UnsafeMutablePointer<Float>) {
+    override func step(_ entries: [BatchEntry], logitsOut: UnsafeMutablePointer<Float>) {
         let s = shape, r = core.run, T = entries.count
         let dim = s.embeddingLength, kvDim = s.kvHeadCount * s.headDim, ffn = s.feedForwardLength
         let hd = s.headDim
