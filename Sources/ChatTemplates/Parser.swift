@@ -386,32 +386,30 @@ struct Parser {
         return expression
     }
 
+    /// A left-associative chain `operand (operator operand)*`; `combine` recognizes the operator at the current
+    /// token and says how two operands join (nil: the chain ends).
+    private mutating func parseChain(
+        _ operand: (inout Self) throws(TemplateError) -> Expression,
+        _ combine: (Self) -> ((Expression, Expression) -> Expression.Kind)?
+    ) throws(TemplateError) -> Expression {
+        var levels = 0
+        defer { depth -= levels }
+        var left = try operand(&self)
+        while let join = combine(self) {
+            try deepen(&levels)
+            let start = line
+            advance()
+            left = Expression(line: start, kind: join(left, try operand(&self)))
+        }
+        return left
+    }
+
     private mutating func parseOr() throws(TemplateError) -> Expression {
-        var levels = 0
-        defer { depth -= levels }
-        var left = try parseAnd()
-        while isName("or") {
-            try deepen(&levels)
-            let start = line
-            advance()
-            left = Expression(line: start, kind: .or(left, try parseAnd()))
-        }
-        return left
+        try parseChain({ p throws(TemplateError) in try p.parseAnd() }) { p in p.isName("or") ? { .or($0, $1) } : nil }
     }
-
     private mutating func parseAnd() throws(TemplateError) -> Expression {
-        var levels = 0
-        defer { depth -= levels }
-        var left = try parseNot()
-        while isName("and") {
-            try deepen(&levels)
-            let start = line
-            advance()
-            left = Expression(line: start, kind: .and(left, try parseNot()))
-        }
-        return left
+        try parseChain({ p throws(TemplateError) in try p.parseNot() }) { p in p.isName("and") ? { .and($0, $1) } : nil }
     }
-
     private mutating func parseNot() throws(TemplateError) -> Expression {
         if isName("not") {
             let start = line
@@ -446,59 +444,24 @@ struct Parser {
     }
 
     private mutating func parseMath1() throws(TemplateError) -> Expression {
-        var levels = 0
-        defer { depth -= levels }
-        var left = try parseConcat()
-        while case .op(let op) = current.kind, op == "+" || op == "-" {
-            try deepen(&levels)
-            let start = line
-            advance()
-            left = Expression(line: start, kind: .binary(op == "+" ? .add : .subtract, left, try parseConcat()))
+        try parseChain({ p throws(TemplateError) in try p.parseConcat() }) { p in
+            guard case .op(let op) = p.current.kind, op == "+" || op == "-" else { return nil }
+            return { .binary(op == "+" ? .add : .subtract, $0, $1) }
         }
-        return left
     }
-
     private mutating func parseConcat() throws(TemplateError) -> Expression {
-        var levels = 0
-        defer { depth -= levels }
-        var left = try parseMath2()
-        while isOp("~") {
-            try deepen(&levels)
-            let start = line
-            advance()
-            left = Expression(line: start, kind: .binary(.concat, left, try parseMath2()))
-        }
-        return left
+        try parseChain({ p throws(TemplateError) in try p.parseMath2() }) { p in p.isOp("~") ? { .binary(.concat, $0, $1) } : nil }
     }
-
     private mutating func parseMath2() throws(TemplateError) -> Expression {
-        var levels = 0
-        defer { depth -= levels }
-        var left = try parsePower()
-        while case .op(let op) = current.kind, let operation = BinaryOperator(rawValue: op),
-            [.multiply, .divide, .floorDivide, .modulo].contains(operation)
-        {
-            try deepen(&levels)
-            let start = line
-            advance()
-            left = Expression(line: start, kind: .binary(operation, left, try parsePower()))
+        try parseChain({ p throws(TemplateError) in try p.parsePower() }) { p in
+            guard case .op(let op) = p.current.kind, let operation = BinaryOperator(rawValue: op),
+                  [.multiply, .divide, .floorDivide, .modulo].contains(operation) else { return nil }
+            return { .binary(operation, $0, $1) }
         }
-        return left
     }
-
     private mutating func parsePower() throws(TemplateError) -> Expression {
-        var levels = 0
-        defer { depth -= levels }
-        var left = try parseUnary()
-        while isOp("**") {
-            try deepen(&levels)
-            let start = line
-            advance()
-            left = Expression(line: start, kind: .binary(.power, left, try parseUnary()))
-        }
-        return left
+        try parseChain({ p throws(TemplateError) in try p.parseUnary() }) { p in p.isOp("**") ? { .binary(.power, $0, $1) } : nil }
     }
-
     private mutating func parseUnary(withFilter: Bool = true) throws(TemplateError) -> Expression {
         try enter()
         defer { depth -= 1 }
