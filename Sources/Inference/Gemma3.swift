@@ -77,9 +77,7 @@ public final class Gemma3Model: DecoderModel {
                 down: try file.weight(p + "ffn_down.weight", columns: ffn, rows: dim),
                 global: i % Self.swaPattern == Self.swaPattern - 1))
         }
-        let embedding = try file.weight("token_embd.weight", columns: dim, rows: vocab)
-        let output = file.tensor(named: "output.weight") != nil
-            ? try file.weight("output.weight", columns: dim, rows: vocab) : embedding
+        let (embedding, output) = try file.embeddingAndOutput(dim: dim, vocab: vocab)
         weights = Weights(embedding: embedding, layers: ls, outputNorm: try file.vector("output_norm.weight", count: dim), output: output)
 
         let shape = ModelShape(architecture: a, vocabularySize: vocab, embeddingLength: dim, layerCount: layers, headCount: heads,

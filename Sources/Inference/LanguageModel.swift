@@ -143,6 +143,13 @@ extension GGUFFile {
         return v
     }
 
+    /// `token_embd.weight` and the output projection: `output.weight`, or the embedding itself when they are tied.
+    func embeddingAndOutput(dim: Int, vocab: Int) throws(InferenceError) -> (embedding: WeightMatrix, output: WeightMatrix) {
+        let embedding = try weight("token_embd.weight", columns: dim, rows: vocab)
+        guard tensor(named: "output.weight") != nil else { return (embedding, embedding) }
+        return (embedding, try weight("output.weight", columns: dim, rows: vocab))
+    }
+
     /// A 2-D weight (ggml dims [columns, rows]) checked against the expected shape.
     func weight(_ name: String, columns: Int, rows: Int) throws(InferenceError) -> WeightMatrix {
         guard let info = tensor(named: name) else { throw .missingTensor(name) }

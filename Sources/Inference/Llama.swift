@@ -86,9 +86,7 @@ public final class LlamaModel: DecoderModel {
                 kBias: variant.qkvBias ? try file.vector(p + "attn_k.bias", count: kvDim) : nil,
                 vBias: variant.qkvBias ? try file.vector(p + "attn_v.bias", count: kvDim) : nil))
         }
-        let embedding = try file.weight("token_embd.weight", columns: dim, rows: vocab)
-        let output = file.tensor(named: "output.weight") != nil
-            ? try file.weight("output.weight", columns: dim, rows: vocab) : embedding
+        let (embedding, output) = try file.embeddingAndOutput(dim: dim, vocab: vocab)
         weights = Weights(embedding: embedding, layers: ls, outputNorm: try file.vector("output_norm.weight", count: dim), output: output)
 
         let shape = ModelShape(architecture: a, vocabularySize: vocab, embeddingLength: dim, layerCount: layers, headCount: heads,
