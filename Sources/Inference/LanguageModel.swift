@@ -23,7 +23,7 @@ public enum InferenceError: Error, Sendable, CustomStringConvertible, Equatable 
         case .badMetadata(let k, let e): "metadata key '\(k)' is invalid: expected \(e)"
         case .missingTensor(let t): "the model file lacks tensor '\(t)'"
         case .unsupportedTensorType(let t, let ty):
-            "tensor '\(t)' has type \(ty), which this engine cannot compute with yet (supported: F32, F16, Q4_0, Q4_1, Q8_0)"
+            "tensor '\(t)' has type \(ty), which this engine cannot compute with yet (supported: \(WeightType.supportedNames))"
         case .badTensorShape(let t, let e, let f): "tensor '\(t)' has shape \(f), expected \(e)"
         case .contextOverflow(let n, let l): "the sequence needs \(n) positions but the context holds \(l)"
         case .emptyPrompt: "the prompt is empty"
