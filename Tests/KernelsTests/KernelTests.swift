@@ -151,8 +151,8 @@ enum Quantize {
     }
 
     /// A row's product is bit-identical whether it is computed alone or inside a batch (any batch size from 1 to 9,
-    /// any position in it): batched greedy decoding then equals unbatched greedy decoding. 19 rows take the 8-row
-    /// kernels and the one-row remainder; 1...9 columns take every column count of the 8-column tiles and a second tile.
+    /// any position in it), and whichever kernel (eight rows or one) computes it: batched greedy decoding then equals
+    /// unbatched greedy decoding. 1...9 columns take every column count of the 8-column tiles and a second tile.
     @Test(arguments: [WeightType.q4_0, .q4_1, .q5_0, .q8_0, .q4_K, .q5_K, .q6_K, .bf16, .f16])
     func productsDoNotDependOnBatchComposition(type: WeightType) {
         var g = Values(state: 21)
@@ -174,6 +174,17 @@ enum Quantize {
                     return out
                 }
                 let alone = (0..<total).map { product($0, 1) }
+                // each row on its own (the one-row kernel) equals its lane of the eight-row kernel
+                for c in [0, total - 1] {
+                    var single = [Float](repeating: 0, count: rows)
+                    x.withUnsafeBufferPointer { xp in
+                        let a = Ops.prepare(xp.baseAddress! + c * cols, rows: 1, columns: cols, for: type, scratch: scratch, level: level)
+                        single.withUnsafeMutableBufferPointer { o in
+                            for r in 0..<rows { Ops.matmulRows(w, a, range: r..<(r + 1), into: o.baseAddress!, ldd: rows, level: level) }
+                        }
+                    }
+                    #expect(single == alone[c], "\(type) \(level): column \(c) row by row")
+                }
                 for count in 1...9 {
                     for first in Set([0, (total - count) / 2, total - count]) {
                         let batch = product(first, count)

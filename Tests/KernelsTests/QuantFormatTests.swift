@@ -45,12 +45,14 @@ import Testing
 
     /// The fixtures themselves through every kernel level: products with the blocks gguf-py reads agree with the
     /// dequantized reference (catches a kernel that misreads a layout the same way the plain quantizers write it).
+    /// The fixture's rows are repeated three times, so that both the eight-row and the one-row kernels see them.
     @Test(arguments: [WeightType.q5_0, .q4_K, .q5_K, .q6_K, .bf16])
     func fixtureProductsMatchReferenceAtEveryLevel(type: WeightType) throws {
-        let bytes = try Self.fixture("\(type).weights")
+        let fixture = try Self.fixture("\(type).weights")
         let reference = try Self.fixture("\(type).dequantized")
-        let cols = Self.columns, rows = bytes.count / type.rowBytes(cols), batch = 3
-        try #require(rows > 0 && reference.count == rows * cols * 4)
+        let cols = Self.columns, fixtureRows = fixture.count / type.rowBytes(cols), batch = 3
+        try #require(fixtureRows > 0 && reference.count == fixtureRows * cols * 4)
+        let bytes = fixture + fixture + fixture, rows = 3 * fixtureRows
         let wf: [Float] = reference.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         var g = Values(state: 31)
         let x = g.array(batch * cols, scale: 2)
@@ -68,9 +70,10 @@ import Testing
             for r in 0..<rows {
                 for c in 0..<batch {
                     var ref: Float = 0, magnitude: Float = 0
+                    let fr = r % fixtureRows
                     for i in 0..<cols {
-                        ref += wf[r * cols + i] * x[c * cols + i]
-                        magnitude += abs(wf[r * cols + i] * x[c * cols + i])
+                        ref += wf[fr * cols + i] * x[c * cols + i]
+                        magnitude += abs(wf[fr * cols + i] * x[c * cols + i])
                     }
                     // 8-bit activations: each term off by at most 1/254 of its block's largest activation
                     let tol: Float = type.wantsQuantizedActivations ? 0.01 * magnitude : 1e-5 * magnitude
