@@ -151,7 +151,7 @@ extension GGUFFile {
         guard dims.count == 2, dims[0] == columns, dims[1] == rows else {
             throw .badTensorShape(tensor: name, expected: [columns, rows], found: info.dimensions)
         }
-        guard columns % type.blockSize == 0, columns % 32 == 0 || type == .f32 || type == .f16 else {
+        guard columns % type.blockSize == 0, columns % 32 == 0 || type.blockSize == 1 else {
             throw .badTensorShape(tensor: name, expected: [columns, rows], found: info.dimensions)
         }
         let data = data(for: info)
