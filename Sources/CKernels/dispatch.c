@@ -35,11 +35,13 @@ int sy_set_level(int level) {
 }
 
 int sy_type_supported(int type) {
-    return type == SY_TYPE_F32 || type == SY_TYPE_F16 || type == SY_TYPE_Q4_0 || type == SY_TYPE_Q4_1 ||
-           type == SY_TYPE_Q8_0;
+    return type == SY_TYPE_F32 || type == SY_TYPE_F16 || type == SY_TYPE_BF16 || sy_type_wants_q8a(type);
 }
 
-int sy_type_wants_q8a(int type) { return type == SY_TYPE_Q4_0 || type == SY_TYPE_Q4_1 || type == SY_TYPE_Q8_0; }
+int sy_type_wants_q8a(int type) {
+    return type == SY_TYPE_Q4_0 || type == SY_TYPE_Q4_1 || type == SY_TYPE_Q5_0 || type == SY_TYPE_Q8_0 ||
+           type == SY_TYPE_Q4_K || type == SY_TYPE_Q5_K || type == SY_TYPE_Q6_K;
+}
 
 static int clamp_level(int level) {
     const int best = sy_detected_level();

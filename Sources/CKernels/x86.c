@@ -4,6 +4,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #define SY_TARGET __attribute__((target("avx2,fma,f16c")))
 #define SY_SUFFIX(name) name##_avx2

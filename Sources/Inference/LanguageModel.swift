@@ -23,7 +23,7 @@ public enum InferenceError: Error, Sendable, CustomStringConvertible, Equatable 
         case .badMetadata(let k, let e): "metadata key '\(k)' is invalid: expected \(e)"
         case .missingTensor(let t): "the model file lacks tensor '\(t)'"
         case .unsupportedTensorType(let t, let ty):
-            "tensor '\(t)' has type \(ty), which this engine cannot compute with yet (supported: F32, F16, Q4_0, Q4_1, Q8_0)"
+            "tensor '\(t)' has type \(ty), which this engine cannot compute with yet (supported: \(WeightType.supportedNames))"
         case .badTensorShape(let t, let e, let f): "tensor '\(t)' has shape \(f), expected \(e)"
         case .contextOverflow(let n, let l): "the sequence needs \(n) positions but the context holds \(l)"
         case .emptyPrompt: "the prompt is empty"
@@ -160,7 +160,7 @@ extension GGUFFile {
         guard dims.count == 2, dims[0] == columns, dims[1] == rows else {
             throw .badTensorShape(tensor: name, expected: [columns, rows], found: info.dimensions)
         }
-        guard columns % type.blockSize == 0, columns % 32 == 0 || type == .f32 || type == .f16 else {
+        guard columns % type.blockSize == 0, columns % 32 == 0 || type.blockSize == 1 else {
             throw .badTensorShape(tensor: name, expected: [columns, rows], found: info.dimensions)
         }
         let data = data(for: info)

@@ -5,14 +5,48 @@ import Glibc
 import Darwin
 #endif
 
-/// Weight formats the kernels can multiply with. Raw values are ggml's type ids.
+/// Weight formats the kernels can multiply with. Raw values are ggml's type ids, block layouts GGUF's.
 public enum WeightType: UInt32, Sendable, CaseIterable {
-    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q8_0 = 8
+    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q8_0 = 8, q4_K = 12, q5_K = 13, q6_K = 14, bf16 = 30
 
-    public var blockSize: Int { switch self { case .f32, .f16: 1; default: 32 } }
-    public var blockBytes: Int {
-        switch self { case .f32: 4; case .f16: 2; case .q4_0: 18; case .q4_1: 20; case .q8_0: 34 }
+    /// Elements per block: 1 for the float formats, 256 for the K-quants' super-blocks, else 32.
+    public var blockSize: Int {
+        switch self {
+        case .f32, .f16, .bf16: 1
+        case .q4_0, .q4_1, .q5_0, .q8_0: 32
+        case .q4_K, .q5_K, .q6_K: 256
+        }
     }
+    public var blockBytes: Int {
+        switch self {
+        case .f32: 4
+        case .f16, .bf16: 2
+        case .q4_0: 18
+        case .q4_1: 20
+        case .q5_0: 22
+        case .q8_0: 34
+        case .q4_K: 144
+        case .q5_K: 176
+        case .q6_K: 210
+        }
+    }
+    /// The name ggml prints ("Q4_K", "BF16", …).
+    public var name: String {
+        switch self {
+        case .f32: "F32"
+        case .f16: "F16"
+        case .bf16: "BF16"
+        case .q4_0: "Q4_0"
+        case .q4_1: "Q4_1"
+        case .q5_0: "Q5_0"
+        case .q8_0: "Q8_0"
+        case .q4_K: "Q4_K"
+        case .q5_K: "Q5_K"
+        case .q6_K: "Q6_K"
+        }
+    }
+    /// Every supported format by name, for error messages ("F32, F16, …").
+    public static var supportedNames: String { allCases.map(\.name).joined(separator: ", ") }
     /// Whether activations must be quantized to 8-bit blocks before a multiply (otherwise they stay f32).
     public var wantsQuantizedActivations: Bool { sy_type_wants_q8a(Int32(rawValue)) != 0 }
     public func rowBytes(_ columns: Int) -> Int { columns / blockSize * blockBytes }

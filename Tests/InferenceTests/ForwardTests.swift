@@ -118,19 +118,19 @@ import Testing
     }
 
     @Test func unsupportedWeightTypeIsNamedAtLoad() throws {
-        // Layer 0's Q projection stored as Q5_0 (22-byte blocks), a format this engine does not compute with yet.
+        // Layer 0's Q projection stored as Q5_1 (24-byte blocks), a format this engine does not compute with yet.
         let good = try GGUFFile(bytes: TinyModel.bytes())
         var w = GGUFWriter()
         for key in good.metadataKeys { if let v = good.metadata[key] { w.set(key, v) } }
         for t in good.tensors {
             if t.name == "blk.0.attn_q.weight" {
-                w.addTensor(name: t.name, dimensions: t.dimensions, type: .q5_0, data: [UInt8](repeating: 0, count: t.elementCount / 32 * 22))
+                w.addTensor(name: t.name, dimensions: t.dimensions, type: .q5_1, data: [UInt8](repeating: 0, count: t.elementCount / 32 * 24))
             } else {
                 w.addTensor(name: t.name, dimensions: t.dimensions, type: t.type, data: Array(good.data(for: t)))
             }
         }
         let file = try GGUFFile(bytes: w.bytes())
-        #expect(throws: InferenceError.unsupportedTensorType(tensor: "blk.0.attn_q.weight", type: "Q5_0")) { try Architectures.load(file) }
+        #expect(throws: InferenceError.unsupportedTensorType(tensor: "blk.0.attn_q.weight", type: "Q5_1")) { try Architectures.load(file) }
     }
 
     @Test func missingTensorIsNamed() throws {

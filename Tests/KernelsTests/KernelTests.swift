@@ -67,6 +67,11 @@ enum Quantize {
         case .q4_0: q4_0(x)
         case .q4_1: q4_1(x)
         case .q8_0: q8_0(x)
+        case .q5_0: q5_0(x)
+        case .q4_K: q4_K(x)
+        case .q5_K: q5_K(x)
+        case .q6_K: q6_K(x)
+        case .bf16: x.flatMap { bf16($0) }
         }
     }
 }
@@ -92,7 +97,15 @@ enum Quantize {
             let w = WeightMatrix(type: type, rows: 1, columns: 256, base: raw.baseAddress!)
             out.withUnsafeMutableBufferPointer { w.dequantizeRow(0, into: $0.baseAddress!) }
         }
-        let tolerance: Float = switch type { case .f32: 0; case .f16: 1e-3; case .q8_0: 0.01; default: 0.15 }
+        let tolerance: Float = switch type {
+        case .f32: 0
+        case .f16: 1e-3
+        case .bf16: 4e-3
+        case .q8_0: 0.01
+        case .q6_K: 0.04
+        case .q5_0, .q5_K: 0.08
+        default: 0.15
+        }
         for i in 0..<256 { #expect(abs(out[i] - x[i]) <= tolerance, "\(type) element \(i): \(out[i]) vs \(x[i])") }
     }
 
@@ -101,7 +114,7 @@ enum Quantize {
     @Test(arguments: WeightType.allCases)
     func matmulMatchesReferenceAtEveryLevel(type: WeightType) {
         var g = Values(state: 11)
-        let rows = 37, cols = 320, batch = 7
+        let rows = 37, cols = type.blockSize == 256 ? 512 : 320, batch = 7
         let wf = g.array(rows * cols)
         let wbytes = (0..<rows).flatMap { r in Quantize.encode(Array(wf[(r * cols)..<((r + 1) * cols)]), as: type) }
         let x = g.array(batch * cols, scale: 2)
@@ -137,31 +150,49 @@ enum Quantize {
         }
     }
 
-    /// A row's product is bit-identical whether it is computed alone or inside a batch (any batch size, any
-    /// position in it): batched greedy decoding then equals unbatched greedy decoding.
-    @Test(arguments: [WeightType.q4_0, .q4_1, .q8_0])
+    /// A row's product is bit-identical whether it is computed alone or inside a batch (any batch size from 1 to 9,
+    /// any position in it), and whichever kernel (eight rows or one) computes it: batched greedy decoding then equals
+    /// unbatched greedy decoding. 1...9 columns take every column count of the 8-column tiles and a second tile.
+    @Test(arguments: [WeightType.q4_0, .q4_1, .q5_0, .q8_0, .q4_K, .q5_K, .q6_K, .bf16, .f16])
     func productsDoNotDependOnBatchComposition(type: WeightType) {
         var g = Values(state: 21)
-        let rows = 19, cols = 576, batch = 9
+        let rows = 19, cols = type.blockSize == 256 ? 768 : 576, total = 12
         let wbytes = (0..<rows).flatMap { _ in Quantize.encode(g.array(cols), as: type) }
-        let x = g.array(batch * cols, scale: 3)
-        let scratch = QuantizedScratch(maxColumns: cols, maxRows: batch)
+        let x = g.array(total * cols, scale: 3)
+        let scratch = QuantizedScratch(maxColumns: cols, maxRows: total)
         let pool = ThreadPool(threadCount: 2)
         for level in [CPUKernels.Level.generic, .avx2, .avx512vnni] where level.rawValue <= CPUKernels.detected.rawValue {
             wbytes.withUnsafeBytes { raw in
                 let w = WeightMatrix(type: type, rows: rows, columns: cols, base: raw.baseAddress!)
-                var all = [Float](repeating: 0, count: batch * rows)
-                x.withUnsafeBufferPointer { xp in
-                    let a = Ops.prepare(xp.baseAddress!, rows: batch, columns: cols, for: type, scratch: scratch, level: level)
-                    all.withUnsafeMutableBufferPointer { Ops.matmul(w, a, into: $0.baseAddress!, pool: pool, level: level) }
+                /// out[c * rows + r] for the activation rows first..<first + count, multiplied as one batch.
+                func product(_ first: Int, _ count: Int) -> [Float] {
+                    var out = [Float](repeating: 0, count: count * rows)
+                    x.withUnsafeBufferPointer { xp in
+                        let a = Ops.prepare(xp.baseAddress! + first * cols, rows: count, columns: cols, for: type, scratch: scratch, level: level)
+                        out.withUnsafeMutableBufferPointer { Ops.matmul(w, a, into: $0.baseAddress!, pool: pool, level: level) }
+                    }
+                    return out
                 }
-                for c in 0..<batch {
-                    var one = [Float](repeating: 0, count: rows)
+                let alone = (0..<total).map { product($0, 1) }
+                // each row on its own (the one-row kernel) equals its lane of the eight-row kernel
+                for c in [0, total - 1] {
+                    var single = [Float](repeating: 0, count: rows)
                     x.withUnsafeBufferPointer { xp in
                         let a = Ops.prepare(xp.baseAddress! + c * cols, rows: 1, columns: cols, for: type, scratch: scratch, level: level)
-                        one.withUnsafeMutableBufferPointer { Ops.matmul(w, a, into: $0.baseAddress!, pool: pool, level: level) }
+                        single.withUnsafeMutableBufferPointer { o in
+                            for r in 0..<rows { Ops.matmulRows(w, a, range: r..<(r + 1), into: o.baseAddress!, ldd: rows, level: level) }
+                        }
                     }
-                    #expect(Array(all[(c * rows)..<((c + 1) * rows)]) == one, "\(type) \(level) column \(c)")
+                    #expect(single == alone[c], "\(type) \(level): column \(c) row by row")
+                }
+                for count in 1...9 {
+                    for first in Set([0, (total - count) / 2, total - count]) {
+                        let batch = product(first, count)
+                        for c in 0..<count {
+                            #expect(Array(batch[(c * rows)..<((c + 1) * rows)]) == alone[first + c],
+                                    "\(type) \(level): column \(first + c) in a batch of \(count) from \(first)")
+                        }
+                    }
                 }
             }
         }

@@ -20,7 +20,12 @@ enum {
     SY_TYPE_F16 = 1,
     SY_TYPE_Q4_0 = 2,
     SY_TYPE_Q4_1 = 3,
+    SY_TYPE_Q5_0 = 6,
     SY_TYPE_Q8_0 = 8,
+    SY_TYPE_Q4_K = 12,
+    SY_TYPE_Q5_K = 13,
+    SY_TYPE_Q6_K = 14,
+    SY_TYPE_BF16 = 30,
 };
 
 /// Activations quantized to 8 bits, one block per 32 values: value ≈ d * qs[i]; s = d * Σ qs[i].
@@ -61,7 +66,8 @@ int sy_type_wants_q8a(int type);
 
 /// dst[c * ldd + r] = dot(weight row r, activation row c) for r in [r0, r1), c in [0, ncols).
 /// Weight rows are `w_row_bytes` apart; activation rows `a_row_bytes` apart (q8a blocks or floats, see above).
-/// `k` is the row length in elements (a multiple of 32 for block types). Returns 0, or -1 for an unsupported type.
+/// `k` is the row length in elements (a multiple of the block size: 32, or 256 for the K-quants).
+/// Returns 0, or -1 for an unsupported type.
 int sy_matmul(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1,
               const void *a, size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd);
 
