@@ -243,6 +243,20 @@ enum Quantize {
         for d in 0..<hd { #expect(abs(out[d] - expected[d]) < 0.02, "d\(d): \(out[d]) vs \(expected[d])") }
     }
 
+    @Test func geluMulMatchesReference() {
+        var g = Values(state: 9)
+        let a = g.array(100, scale: 12), b = g.array(100)
+        for level in [CPUKernels.Level.generic, .avx2, .avx512vnni] where level.rawValue <= CPUKernels.detected.rawValue {
+            var x = a
+            Ops.geluMul(&x, b, count: 100, level: level)
+            for i in 0..<100 {
+                let v = Double(a[i])
+                let ref = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) * Double(b[i])
+                #expect(abs(Double(x[i]) - ref) <= 1e-5 * max(1, abs(ref)), "\(level) x=\(a[i])")
+            }
+        }
+    }
+
     @Test func siluMulMatchesReference() {
         var g = Values(state: 5)
         let a = g.array(100, scale: 10), b = g.array(100)
