@@ -35,7 +35,12 @@ python3 -c "import httpx" 2>/dev/null || python3 -m pip install -q httpx >&2
 swift build -c release --product switchyard >&2
 SY=.build/release/switchyard
 $SY pull "$MODEL" >&2
-GGUF=$($SY list --paths | grep -i "$( [ "$MODEL" = smollm2 ] && echo SmolLM2 || echo "$MODEL")" | head -1)
+case "$MODEL" in
+  smollm2) PATTERN=SmolLM2 ;;
+  gemma3-270m) PATTERN=gemma-3-270m ;;
+  *) PATTERN=$MODEL ;;
+esac
+GGUF=$($SY list --paths | grep -i "$PATTERN" | head -1)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 LP=$(free_port); SP=$(free_port)

