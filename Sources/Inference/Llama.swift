@@ -56,10 +56,7 @@ public final class LlamaModel: DecoderModel {
         guard kvHeads > 0, heads % kvHeads == 0 else { throw .badMetadata(key: "\(a).attention.head_count_kv", expected: "a divisor of \(heads)") }
         let headDim = dim / heads
         let kvDim = kvHeads * headDim
-        guard let embInfo = file.tensor(named: "token_embd.weight"), embInfo.dimensions.count == 2 else {
-            throw .missingTensor("token_embd.weight")
-        }
-        let vocab = embInfo.dimensions[1]
+        let vocab = try file.vocabularySize()
         let trained = file.int("\(a).context_length") ?? 2048
         let ctx = try DecoderRuntime.contextLength(trained: trained, layers: layers, kvDim: kvDim, options: options)
         eps = Float(file.float("\(a).attention.layer_norm_rms_epsilon") ?? 1e-5)
