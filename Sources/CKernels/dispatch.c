@@ -83,6 +83,13 @@ void sy_silu_mul_at(int level, int64_t n, float *g, const float *u) {
     SY_FORWARD_AT(level, sy_silu_mul_generic(n, g, u), sy_silu_mul_avx2(n, g, u), sy_silu_mul_vnni(n, g, u))
 }
 
+void sy_attention_head_q8_at(int level, const float *q, const void *k, const void *v, int64_t n_kv, int64_t head_dim,
+                             int64_t kv_stride_bytes, float scale, float *scratch, float *out) {
+    SY_FORWARD_AT(level, sy_attention_head_q8_generic(q, k, v, n_kv, head_dim, kv_stride_bytes, scale, scratch, out),
+                  sy_attention_head_q8_avx2(q, k, v, n_kv, head_dim, kv_stride_bytes, scale, scratch, out),
+                  sy_attention_head_q8_vnni(q, k, v, n_kv, head_dim, kv_stride_bytes, scale, scratch, out))
+}
+
 void sy_gelu_mul_at(int level, int64_t n, float *g, const float *u) {
     SY_FORWARD_AT(level, sy_gelu_mul_generic(n, g, u), sy_gelu_mul_avx2(n, g, u), sy_gelu_mul_vnni(n, g, u))
 }

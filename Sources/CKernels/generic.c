@@ -406,8 +406,8 @@ void sy_quantize_row_q8_0(const float *x, void *y, int64_t n) {
     }
 }
 
-void sy_attention_head_q8(const float *q, const void *k, const void *v, int64_t n_kv, int64_t head_dim,
-                          int64_t kv_stride_bytes, float scale, float *scratch, float *out) {
+void sy_attention_head_q8_generic(const float *q, const void *k, const void *v, int64_t n_kv, int64_t head_dim,
+                                  int64_t kv_stride_bytes, float scale, float *scratch, float *out) {
     const int64_t nb = head_dim / 32;
     float max = -INFINITY;
     for (int64_t j = 0; j < n_kv; j++) {

@@ -235,12 +235,14 @@ enum Quantize {
         let s = scores.reduce(0, +)
         var expected = [Float](repeating: 0, count: hd)
         for j in 0..<n { for d in 0..<hd { expected[d] += scores[j] / s * vf[j * kvDim + hd + d] } }
-        var out = [Float](repeating: 0, count: hd), scratch = [Float](repeating: 0, count: n)
-        k.withUnsafeBytes { kp in v.withUnsafeBytes { vp in
-            Ops.attentionQ8(q: q, k: kp.baseAddress! + 2 * 34, v: vp.baseAddress! + 2 * 34, count: n, headDim: hd, strideBytes: rowBytes,
-                            scale: 0.125, scratch: &scratch, out: &out)
-        } }
-        for d in 0..<hd { #expect(abs(out[d] - expected[d]) < 0.02, "d\(d): \(out[d]) vs \(expected[d])") }
+        for level in [CPUKernels.Level.generic, .avx2, .avx512vnni] where level.rawValue <= CPUKernels.detected.rawValue {
+            var out = [Float](repeating: 0, count: hd), scratch = [Float](repeating: 0, count: n)
+            k.withUnsafeBytes { kp in v.withUnsafeBytes { vp in
+                Ops.attentionQ8(q: q, k: kp.baseAddress! + 2 * 34, v: vp.baseAddress! + 2 * 34, count: n, headDim: hd, strideBytes: rowBytes,
+                                scale: 0.125, scratch: &scratch, out: &out, level: level)
+            } }
+            for d in 0..<hd { #expect(abs(out[d] - expected[d]) < 0.02, "\(level) d\(d): \(out[d]) vs \(expected[d])") }
+        }
     }
 
     @Test func geluMulMatchesReference() {

@@ -84,8 +84,8 @@ void sy_attention_head(const float *q, const uint16_t *k, const uint16_t *v, int
 void sy_quantize_row_q8_0(const float *x, void *y, int64_t n);
 
 /// `sy_attention_head` over 8-bit keys and values (head_dim a multiple of 32); positions are `kv_stride_bytes` apart.
-void sy_attention_head_q8(const float *q, const void *k, const void *v, int64_t n_kv, int64_t head_dim,
-                          int64_t kv_stride_bytes, float scale, float *scratch, float *out);
+void sy_attention_head_q8_at(int level, const float *q, const void *k, const void *v, int64_t n_kv, int64_t head_dim,
+                             int64_t kv_stride_bytes, float scale, float *scratch, float *out);
 
 /// y[i] = half(x[i]) for a row (round to nearest even).
 void sy_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
