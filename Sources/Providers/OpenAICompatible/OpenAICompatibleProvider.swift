@@ -36,7 +36,18 @@ public struct OpenAICompatibleProvider: Provider {
     let client: HTTPClient
     public var name: String { configuration.name }
 
-    public init(_ configuration: Configuration, client: HTTPClient = .shared) {
+    /// The client upstream requests go through by default. A refused connection fails the request at once (the
+    /// router then falls back instead of waiting while the client retries); connecting may take 10 s; no redirects;
+    /// no read timeout (the router's per-deployment timeout watches for silence). Never shut down.
+    public static let sharedClient: HTTPClient = {
+        var pool = HTTPClient.Configuration.ConnectionPool()
+        pool.retryConnectionEstablishment = false
+        let configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10)),
+                                                     connectionPool: pool)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    public init(_ configuration: Configuration, client: HTTPClient = OpenAICompatibleProvider.sharedClient) {
         self.configuration = configuration
         self.client = client
     }
