@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // GGUF files: read (mmap, zero-copy, validated) and write (tests build tiny models).
@@ -38,13 +39,17 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
-        // The local provider: loaded models on engine threads, lazy loading, bounded queues.
-        .target(name: "Providers", dependencies: ["Core", "Inference", "Kernels", "ModelStore"]),
-        // Configuration: the model registry (models.yaml / .json), validated with file, key path and line.
+        // The local provider (loaded models on engine threads, lazy loading, bounded queues) and remote adapters over HTTP.
+        .target(name: "Providers", dependencies: [
+            "Core", "Inference", "Kernels", "ModelStore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
+        // Configuration (the model registry: models.yaml / .json, validated with file, key path and line) and the
+        // router: deployments, strategies, retries, fallbacks, circuit breakers.
         .target(name: "Routing", dependencies: ["Core", .product(name: "Yams", package: "Yams")]),
         // The HTTP server: OpenAI and native surfaces over the providers.
         .target(name: "Gateway", dependencies: [
-            "Core", "Providers", "GGUF",
+            "Core", "Providers", "Routing", "GGUF",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -62,9 +67,9 @@ let package = Package(
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ChatTemplates", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
         .testTarget(name: "ProvidersTests", dependencies: ["Providers", "Core", "TestSupport"]),
-        .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "Core"]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Providers", "Core", "TestSupport",
+            "Gateway", "Providers", "Core", "Routing", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ],

@@ -104,8 +104,18 @@ public struct TokenLogprob: Sendable, Equatable {
     public init(token: String, logprob: Double, top: [Alternative]) { self.token = token; self.logprob = logprob; self.top = top }
 }
 
+/// Where a completion is served: the deployment that answers (`provider/model`), and those passed over before it
+/// (failed or skipped while their circuit was open), in order.
+public struct RouteInfo: Sendable, Equatable {
+    public var deployment: String
+    public var fallbackFrom: [String]
+    public init(deployment: String, fallbackFrom: [String] = []) { self.deployment = deployment; self.fallbackFrom = fallbackFrom }
+}
+
 /// What every provider yields, in order: text and tool-call pieces, then the finish reason, then usage.
+/// A router yields `.route` first, once the deployment that answers has produced its first event.
 public enum ChatEvent: Sendable, Equatable {
+    case route(RouteInfo)
     /// Generated text, with the log-probability of the token it came from when requested.
     case text(String, TokenLogprob?)
     case toolCall(ToolCall)
@@ -131,8 +141,21 @@ public enum CoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownModel(String, available: [String])
     case contextTooLong(needed: Int, limit: Int)
     case overloaded(retryAfterSeconds: Int?)
+    /// An upstream failed in a way not covered below (a 5xx answer, an unusable body), with its message.
     case upstream(String)
     case modelLoadFailed(String, reason: String)
+    /// An upstream refused the configured credentials (401, 403).
+    case auth(String)
+    /// An upstream's rate limit (429), with its Retry-After.
+    case rateLimited(String, retryAfterSeconds: Int?)
+    /// An upstream is overloaded or temporarily unavailable (503, 529), with its Retry-After.
+    case unavailable(String, retryAfterSeconds: Int?)
+    /// An upstream says the prompt does not fit the model's context.
+    case contextLengthExceeded(String)
+    /// An upstream could not be reached (connection refused or reset, name not resolved, TLS failure).
+    case upstreamDown(String)
+    /// No answer (or no next event) within the deployment's timeout.
+    case timeout(String)
 
     public var description: String {
         switch self {
@@ -142,6 +165,12 @@ public enum CoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .overloaded(let r): "overloaded" + (r.map { "; retry after \($0) s" } ?? "")
         case .upstream(let m): "upstream error: \(m)"
         case .modelLoadFailed(let n, let r): "model '\(n)' could not be loaded: \(r)"
+        case .auth(let m): "the upstream refused the credentials: \(m)"
+        case .rateLimited(let m, let r): "rate limited by the upstream: \(m)" + (r.map { "; retry after \($0) s" } ?? "")
+        case .unavailable(let m, let r): "the upstream is unavailable: \(m)" + (r.map { "; retry after \($0) s" } ?? "")
+        case .contextLengthExceeded(let m): m
+        case .upstreamDown(let m): "the upstream cannot be reached: \(m)"
+        case .timeout(let m): "timed out: \(m)"
         }
     }
 }

@@ -34,6 +34,16 @@ public struct APIError: Error, Sendable {
                                 code: "overloaded", retryAfter: r ?? 1)
             case .upstream(let m): return APIError(.badGateway, m, type: "api_error")
             case .modelLoadFailed: return APIError(.internalServerError, e.description, type: "api_error", code: "model_load_failed")
+            // The upstream refused the server's own credentials: a gateway problem, not the client's key.
+            case .auth: return APIError(.badGateway, e.description, type: "api_error", code: "upstream_auth_failed")
+            case .rateLimited(_, let r):
+                return APIError(.tooManyRequests, e.description, type: "rate_limit_error", code: "rate_limit_exceeded", retryAfter: r ?? 1)
+            case .unavailable(_, let r):
+                return APIError(.serviceUnavailable, e.description, type: "api_error", code: "overloaded", retryAfter: r ?? 1)
+            case .contextLengthExceeded:
+                return APIError(.contentTooLarge, e.description, param: "messages", code: "context_length_exceeded")
+            case .upstreamDown: return APIError(.badGateway, e.description, type: "api_error", code: "upstream_unreachable")
+            case .timeout: return APIError(.gatewayTimeout, e.description, type: "api_error", code: "timeout")
             }
         case let e as InferenceError:
             if case .contextOverflow = e {

@@ -1,24 +1,30 @@
 import Core
 import Foundation
+import Hummingbird
+import HTTPTypes
 import Providers
 import Synchronization
 
-/// What the surfaces serve from: the providers, the model host, and the counters behind /api/v1/metrics.
+/// What the surfaces serve from: the provider that answers (a router over the local engine and remote upstreams,
+/// or the local engine alone), the model host, and the counters behind /api/v1/metrics.
 public final class Backend: Sendable {
     public let host: ModelHost
     public let local: LocalProvider
+    /// Where completions start: `provider` if one was given (the router), else the local engine.
+    public let provider: any Provider
     public let metrics = ServerMetrics()
     public let startedAt = Date()
 
-    public init(host: ModelHost) {
+    public init(host: ModelHost, provider: (any Provider)? = nil) {
         self.host = host
         self.local = LocalProvider(host: host)
+        self.provider = provider ?? local
     }
 
     /// Starts a completion and waits for its first event, so that failures (unknown model, prompt too long, queue
     /// full) become proper status codes before any byte of a response is sent.
     func start(_ request: ChatRequest) async throws -> StartedCompletion {
-        let stream = local.chat(request)
+        let stream = provider.chat(request)
         let started = StartedCompletion(stream: stream, model: request.model, metrics: metrics)
         do {
             try await started.prime()
@@ -43,6 +49,8 @@ final class StartedCompletion: @unchecked Sendable {
     private let began = Date()
     private var firstToken: Date?
     private var usage: Usage?
+    /// Where the completion is served, when a router chose it.
+    private(set) var route: RouteInfo?
 
     init(stream: ChatStream, model: String, metrics: ServerMetrics) {
         iterator = stream.events.makeAsyncIterator()
@@ -51,8 +59,13 @@ final class StartedCompletion: @unchecked Sendable {
         self.metrics = metrics
     }
 
+    /// Waits for the first event; a router's `.route` event is kept as `route` and the event after it is awaited too.
     func prime() async throws {
         pending = try await iterator.next()
+        if case .route(let r) = pending {
+            route = r
+            pending = try await iterator.next()
+        }
         if pending == nil { done = true }
     }
 
@@ -61,7 +74,9 @@ final class StartedCompletion: @unchecked Sendable {
         if let p = pending { pending = nil; return observe(p) }
         if done { return nil }
         do {
-            guard let e = try await iterator.next() else { done = true; finishMetrics(error: false); return nil }
+            var event = try await iterator.next()
+            while case .route = event { event = try await iterator.next() }
+            guard let e = event else { done = true; finishMetrics(error: false); return nil }
             return observe(e)
         } catch {
             done = true
@@ -74,6 +89,17 @@ final class StartedCompletion: @unchecked Sendable {
     func cancel() {
         cancelStream()
         if !done { done = true; finishMetrics(error: false) }
+    }
+
+    /// `x-switchyard-route` (the deployment that answered) and `x-switchyard-fallback-from` (those passed over).
+    var routeHeaders: HTTPFields {
+        var fields = HTTPFields()
+        guard let route else { return fields }
+        if let name = HTTPField.Name("x-switchyard-route") { fields[name] = route.deployment }
+        if !route.fallbackFrom.isEmpty, let name = HTTPField.Name("x-switchyard-fallback-from") {
+            fields[name] = route.fallbackFrom.joined(separator: ", ")
+        }
+        return fields
     }
 
     private func observe(_ e: ChatEvent) -> ChatEvent {

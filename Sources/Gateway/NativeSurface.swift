@@ -88,8 +88,10 @@ struct NativeSurface {
                    completion_tokens: r.usage.completionTokens, processing_time: Date().timeIntervalSince(began),
                    timestamp: ISO8601DateFormatter().string(from: Date()), finish_reason: OpenAI.finishReason(r.finish))
         }
-        guard g.stream ?? false else { return try json(answer(try await collect(started))) }
-        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+        guard g.stream ?? false else { return try json(answer(try await collect(started)), headers: started.routeHeaders) }
+        var headers: HTTPFields = [.contentType: "application/x-ndjson"]
+        headers.append(contentsOf: started.routeHeaders)
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let encoder = JSONEncoder()
             var totals = CollectedCompletion()
             func line(_ v: some Encodable) async throws {
@@ -105,7 +107,7 @@ struct NativeSurface {
                         try await line(Piece(response: t, model: model))
                     case .usage(let u): totals.usage = u
                     case .finished(let f): totals.finish = f
-                    case .toolCall: break
+                    case .toolCall, .route: break
                     }
                 }
                 var last = answer(totals)

@@ -22,7 +22,7 @@ struct OpenAISurface {
 
     private func models(decoded: Bool = true) async throws -> OpenAI.ModelList {
         let created = Int(backend.startedAt.timeIntervalSince1970)
-        return OpenAI.ModelList(data: await backend.host.available().map { OpenAI.Model(id: $0.name, created: created) })
+        return OpenAI.ModelList(data: try await backend.provider.models().map { OpenAI.Model(id: $0.name, created: created) })
     }
 
     private func models() async throws -> Response { try json(try await models(decoded: true)) }
@@ -81,7 +81,7 @@ struct OpenAISurface {
                 case .usage(let u):
                     guard includeUsage else { return [] }
                     return [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [], usage: OpenAI.Usage(u)))]
-                case .toolCall:
+                case .toolCall, .route:
                     return []
                 }
             } first: { encoder in
@@ -96,7 +96,7 @@ struct OpenAISurface {
                               logprobs: core.logprobs ? OpenAI.Logprobs(content: result.logprobs.map(OpenAI.TokenLogprob.init)) : nil,
                               finish_reason: OpenAI.finishReason(result.finish)),
         ], usage: OpenAI.Usage(result.usage))
-        return try json(response)
+        return try json(response, headers: started.routeHeaders)
     }
 
     private func completion(_ request: Request) async throws -> Response {
@@ -129,7 +129,7 @@ struct OpenAISurface {
                 case .usage(let u):
                     guard includeUsage else { return [] }
                     return [try encoder.encode(OpenAI.Completion(id: id, created: created, model: c.model, choices: [], usage: OpenAI.Usage(u)))]
-                case .toolCall:
+                case .toolCall, .route:
                     return []
                 }
             } first: { _ in [] }
@@ -138,7 +138,7 @@ struct OpenAISurface {
         let text = (c.echo ?? false) ? prompt + result.text : result.text
         return try json(OpenAI.Completion(id: id, created: created, model: c.model, choices: [
             OpenAI.CompletionChoice(text: text, index: 0, logprobs: nil, finish_reason: OpenAI.finishReason(result.finish))],
-            usage: OpenAI.Usage(result.usage)))
+            usage: OpenAI.Usage(result.usage)), headers: started.routeHeaders)
     }
 }
 
@@ -159,16 +159,18 @@ func collect(_ started: StartedCompletion) async throws -> CollectedCompletion {
             if let lp { r.logprobs.append(lp) }
         case .usage(let u): r.usage = u
         case .finished(let f): r.finish = f
-        case .toolCall: break
+        case .toolCall, .route: break
         }
     }
     return r
 }
 
-func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) throws -> Response {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.withoutEscapingSlashes]
-    return Response(status: status, headers: [.contentType: "application/json"],
+    var headers: HTTPFields = [.contentType: "application/json"]
+    headers.append(contentsOf: extra)
+    return Response(status: status, headers: headers,
                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
 }
 
@@ -177,7 +179,8 @@ func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> 
 func sse(_ started: StartedCompletion,
          chunks: @escaping @Sendable (ChatEvent, JSONEncoder) throws -> [Data],
          first: @escaping @Sendable (JSONEncoder) throws -> [Data]) -> Response {
-    let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+    var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+    headers.append(contentsOf: started.routeHeaders)
     return Response(status: .ok, headers: headers, body: ResponseBody { writer in
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]

@@ -53,11 +53,30 @@ struct Config: ParsableCommand {
                     problems.append("\(d.file): models.\(name): '\(d.source)' does not resolve: \(error)")
                 }
             }
+            // Local deployments and fallbacks name a declared model, a route, or a file in the model directory.
+            func known(_ name: String) -> Bool {
+                registry.models[name] != nil || registry.routes[name] != nil
+                    || (try? ModelResolver.resolve(name, in: ModelDirectory.default)) != nil
+            }
+            for (name, route) in registry.routes.sorted(by: { $0.key < $1.key }) {
+                for d in route.deployments where d.provider == "local" && !known(d.model) {
+                    problems.append("\(route.file)\(d.line.map { ":\($0)" } ?? ""): \(d.path): no local model '\(d.model)' (not declared, not in \(ModelDirectory.default.path))")
+                }
+                for f in route.fallbacks where !known(f) {
+                    problems.append("\(route.file)\(route.line.map { ":\($0)" } ?? ""): models.\(name).fallbacks: no model '\(f)'")
+                }
+            }
             if !problems.isEmpty {
                 print("configuration has \(problems.count) error\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  " + $0 }.joined(separator: "\n"))
                 throw ExitCode(1)
             }
-            print("ok: \(registry.files.joined(separator: ", ")) — \(registry.models.count) model\(registry.models.count == 1 ? "" : "s"): \(registry.models.keys.sorted().joined(separator: ", "))")
+            print("ok: \(registry.files.joined(separator: ", ")) — \(registry.models.count) local model\(registry.models.count == 1 ? "" : "s"): \(registry.models.keys.sorted().joined(separator: ", "))")
+            for (name, p) in registry.providers.sorted(by: { $0.key < $1.key }) {
+                print("  provider \(name): \(p.kind.rawValue) \(p.baseURL)\(p.apiKeyEnv.map { " (key from $\($0))" } ?? "")")
+            }
+            for (name, r) in registry.routes.sorted(by: { $0.key < $1.key }) {
+                print("  route \(name): \(r.deployments.map(\.key).joined(separator: ", ")) [\(r.strategy.rawValue)]" + (r.fallbacks.isEmpty ? "" : " → \(r.fallbacks.joined(separator: ", "))"))
+            }
         }
     }
 }

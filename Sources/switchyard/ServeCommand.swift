@@ -68,13 +68,15 @@ struct Serve: AsyncParsableCommand {
                                             niceness: niceness, maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
                                             declared: registry.declared, parallel: parallel,
                                             kvCache: KVCacheType(rawValue: kvCache) ?? .f16, kvMemoryBytes: kvBytes))
-        if !registry.files.isEmpty { note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) models)") }
-        let backend = Backend(host: host)
+        if !registry.files.isEmpty {
+            note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) local models, \(registry.routes.count) routes, \(registry.providers.count) providers)")
+        }
+        let backend = Backend(host: host, registry: registry, warn: { note($0) })
         for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
             _ = try await host.worker(for: name)
             note("preloaded \(name)")
         }
-        let names = await host.available().map(\.name)
+        let names = (try? await backend.provider.models().map(\.name)) ?? []
         let server = Server(backend: backend, options: .init(host: self.host, port: port, jsonLogs: logFormat == "json",
                                                                       shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))))
         let bindHost = self.host

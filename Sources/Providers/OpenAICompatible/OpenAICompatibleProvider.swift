@@ -1,0 +1,161 @@
+import AsyncHTTPClient
+import Core
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// Any server that speaks OpenAI's `/v1/chat/completions` (OpenAI, vLLM, llama-server, LM Studio, Together, Groq,
+/// another Switchyard). Streams are passed on event by event as the upstream's server-sent events arrive; answers,
+/// events and error bodies are read up to fixed sizes. Upstream errors become canonical `CoreError`s with the
+/// upstream's message.
+public struct OpenAICompatibleProvider: Provider {
+    public struct Configuration: Sendable {
+        public var name: String
+        /// Up to and including the version: `http://127.0.0.1:9001/v1`.
+        public var baseURL: String
+        /// Sent as `Authorization: Bearer …` when set.
+        public var apiKey: String?
+        public var headers: [String: String]
+        /// The largest whole (non-streamed) answer or model list read.
+        public var maxBodyBytes: Int
+        /// The largest single server-sent event read.
+        public var maxEventBytes: Int
+        /// No request, streamed or not, runs longer than this.
+        public var maxDuration: TimeAmount
+
+        public init(name: String, baseURL: String, apiKey: String? = nil, headers: [String: String] = [:],
+                    maxBodyBytes: Int = 16 << 20, maxEventBytes: Int = 1 << 20, maxDuration: TimeAmount = .hours(1)) {
+            self.name = name
+            self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+            self.apiKey = apiKey; self.headers = headers
+            self.maxBodyBytes = maxBodyBytes; self.maxEventBytes = maxEventBytes; self.maxDuration = maxDuration
+        }
+    }
+
+    public let configuration: Configuration
+    let client: HTTPClient
+    public var name: String { configuration.name }
+
+    /// The client upstream requests go through by default. A refused connection fails the request at once (the
+    /// router then falls back instead of waiting while the client retries); connecting may take 10 s; no redirects;
+    /// no read timeout (the router's per-deployment timeout watches for silence). Never shut down.
+    public static let sharedClient: HTTPClient = {
+        var pool = HTTPClient.Configuration.ConnectionPool()
+        pool.retryConnectionEstablishment = false
+        let configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10)),
+                                                     connectionPool: pool)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    public init(_ configuration: Configuration, client: HTTPClient = OpenAICompatibleProvider.sharedClient) {
+        self.configuration = configuration
+        self.client = client
+    }
+
+    /// The upstream's `/models`.
+    public func models() async throws -> [ModelInfo] {
+        struct List: Decodable {
+            struct Entry: Decodable { var id: String }
+            var data: [Entry]
+        }
+        let url = configuration.baseURL + "/models"
+        do {
+            let response = try await client.execute(request(url, method: .GET), timeout: .seconds(30))
+            let body = try await Self.read(response.body, limit: configuration.maxBodyBytes, url: url)
+            guard (200..<300).contains(response.status.code) else {
+                throw ErrorBody.parse(body, status: Int(response.status.code)).coreError(status: Int(response.status.code),
+                                                                                        retryAfter: Self.retryAfter(response.headers))
+            }
+            guard let list = try? JSONDecoder().decode(List.self, from: Data(body.readableBytesView)) else {
+                throw CoreError.upstream("\(url) answered something other than a model list")
+            }
+            return list.data.map { ModelInfo(name: $0.id, provider: name) }
+        } catch {
+            throw Self.mapTransport(error, url: url)
+        }
+    }
+
+    public func chat(_ request: ChatRequest) -> ChatStream {
+        let (stream, continuation) = AsyncThrowingStream<ChatEvent, Error>.makeStream()
+        let task = Task {
+            let url = configuration.baseURL + (request.rawPrompt == nil ? "/chat/completions" : "/completions")
+            do {
+                try await run(request, url: url, continuation: continuation)
+            } catch {
+                continuation.finish(throwing: Self.mapTransport(error, url: url))
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return ChatStream(events: stream, cancel: { task.cancel() })
+    }
+
+    private func request(_ url: String, method: HTTPMethod) -> HTTPClientRequest {
+        var r = HTTPClientRequest(url: url)
+        r.method = method
+        for (k, v) in configuration.headers { r.headers.add(name: k, value: v) }
+        if let key = configuration.apiKey, !key.isEmpty { r.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(key)") }
+        r.headers.replaceOrAdd(name: "Accept", value: method == .POST ? "application/json, text/event-stream" : "application/json")
+        return r
+    }
+
+    private func run(_ chat: ChatRequest, url: String, continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) async throws {
+        var r = request(url, method: .POST)
+        r.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
+        r.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: Self.body(for: chat))))
+        let response = try await client.execute(r, timeout: configuration.maxDuration)
+        let status = Int(response.status.code)
+        guard (200..<300).contains(status) else {
+            let body = try await Self.read(response.body, limit: 64 << 10, url: url, truncate: true)
+            throw ErrorBody.parse(body, status: status).coreError(status: status, retryAfter: Self.retryAfter(response.headers))
+        }
+        var mapper = EventMapper(maxToolCallBytes: configuration.maxEventBytes)
+        let decoder = JSONDecoder()
+        func decode(_ data: Data) throws -> Answer {
+            do { return try decoder.decode(Answer.self, from: data) } catch {
+                throw CoreError.upstream("\(url) sent an answer that is not a chat completion: \(String(decoding: data.prefix(200), as: UTF8.self))")
+            }
+        }
+        func send(_ events: [ChatEvent]) -> Bool {
+            for e in events { if case .terminated = continuation.yield(e) { return false } }
+            return true
+        }
+        guard chat.stream else {
+            let body = try await Self.read(response.body, limit: configuration.maxBodyBytes, url: url)
+            guard send(try mapper.events(for: try decode(Data(body.readableBytesView)))), send(mapper.close()) else { return }
+            continuation.finish()
+            return
+        }
+        var parser = ServerSentEventParser(maxEventBytes: configuration.maxEventBytes)
+        var done = false
+        func handle(_ payload: String) throws -> Bool {
+            if done { return true }
+            if payload.trimmingCharacters(in: .whitespaces) == "[DONE]" { done = true; return true }
+            return send(try mapper.events(for: try decode(Data(payload.utf8))))
+        }
+        for try await buffer in response.body {
+            for payload in try parser.feed(buffer.readableBytesView) {
+                guard try handle(payload) else { return }
+            }
+        }
+        if let last = parser.finish() { guard try handle(last) else { return } }
+        // A stream cut off before its end must not pass for a complete answer.
+        guard done || mapper.finished else { throw CoreError.upstream("\(url): the stream ended before the answer was complete") }
+        guard send(mapper.close()) else { return }
+        continuation.finish()
+    }
+
+    /// Reads a body up to `limit` bytes: past it, an error, or (`truncate`) the first `limit` bytes.
+    static func read(_ body: HTTPClientResponse.Body, limit: Int, url: String, truncate: Bool = false) async throws -> ByteBuffer {
+        var out = ByteBuffer()
+        for try await var piece in body {
+            let room = limit - out.readableBytes
+            if piece.readableBytes > room {
+                guard truncate else { throw CoreError.upstream("\(url) answered more than \(limit) bytes") }
+                if room > 0, let slice = piece.readSlice(length: room) { out.writeImmutableBuffer(slice) }
+                continue
+            }
+            out.writeBuffer(&piece)
+        }
+        return out
+    }
+}

@@ -1,0 +1,93 @@
+import Core
+
+/// An upstream declared under `providers:`.
+///
+/// ```yaml
+/// providers:
+///   upstream-a:
+///     type: openai-compatible          # the only remote type so far
+///     base_url: http://127.0.0.1:9001/v1
+///     api_key_env: A_KEY               # the key is read from this environment variable
+///     headers: { X-Team: search }      # sent with every request
+///     breaker: { failures: 5, window: 60s, cooldown: 30s }
+/// ```
+public struct ProviderDeclaration: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable { case openAICompatible = "openai-compatible" }
+    public var name: String
+    public var kind: Kind
+    /// Ends before the endpoint: `…/v1`, to which `/chat/completions` and `/models` are appended.
+    public var baseURL: String
+    public var apiKeyEnv: String?
+    public var headers: [String: String]
+    /// The circuit breaker of each of this provider's deployments.
+    public var breaker: BreakerSettings
+    public var file: String
+    public var line: Int?
+}
+
+/// When a deployment's circuit opens and for how long (see `CircuitBreaker`).
+public struct BreakerSettings: Sendable, Equatable {
+    /// Failures within `window` that open the circuit.
+    public var failures: Int
+    public var window: Duration
+    /// How long an open circuit refuses requests before one probe is let through.
+    public var cooldown: Duration
+    public init(failures: Int = 5, window: Duration = .seconds(60), cooldown: Duration = .seconds(30)) {
+        self.failures = failures; self.window = window; self.cooldown = cooldown
+    }
+}
+
+/// One place a public model is served: a provider (`local` or a declared one) and the model name it knows.
+public struct DeploymentDeclaration: Sendable, Equatable {
+    public var provider: String
+    public var model: String
+    /// Longest wait for the first event, and between events (seconds); nil: the default.
+    public var timeoutSeconds: Double?
+    /// Retries of this deployment before moving on; nil: the default (0).
+    public var retries: Int?
+    /// Where it was declared, for errors found after every file was read.
+    public var path: String
+    public var line: Int?
+    /// `provider/model`: the name in `x-switchyard-route` and the key of its circuit breaker.
+    public var key: String { "\(provider)/\(model)" }
+
+    public init(provider: String, model: String, timeoutSeconds: Double? = nil, retries: Int? = nil, path: String = "", line: Int? = nil) {
+        self.provider = provider; self.model = model; self.timeoutSeconds = timeoutSeconds; self.retries = retries
+        self.path = path; self.line = line
+    }
+}
+
+/// How a route orders its deployments for each request; the rest of the order is the fallback chain.
+public enum RoutingStrategy: String, Sendable, CaseIterable {
+    /// As written: the first deployment, then the next when it fails.
+    case ordered
+    /// Each request starts at the next deployment.
+    case roundRobin = "round-robin"
+    /// The deployment with the fewest requests in flight first (ties: as written).
+    case leastBusy = "least-busy"
+}
+
+/// A public model name served by deployments rather than by one local file.
+///
+/// ```yaml
+/// models:
+///   fast:
+///     deployments: [ {provider: upstream-a, model: smollm2, timeout: 10s, retries: 1}, local/smollm2 ]
+///     strategy: least-busy      # ordered (default), round-robin, least-busy
+///     fallbacks: [smart]        # other public names, tried when every deployment failed
+///   mini: { model: upstream-a/gpt-4o-mini }      # one deployment, as provider/model
+/// ```
+public struct RouteDeclaration: Sendable, Equatable {
+    public var name: String
+    public var deployments: [DeploymentDeclaration]
+    public var strategy: RoutingStrategy
+    public var fallbacks: [String]
+    public var file: String
+    public var line: Int?
+
+    public init(name: String, deployments: [DeploymentDeclaration], strategy: RoutingStrategy = .ordered,
+                fallbacks: [String] = [], file: String = "", line: Int? = nil) {
+        self.name = name; self.deployments = deployments; self.strategy = strategy; self.fallbacks = fallbacks
+        self.file = file; self.line = line
+    }
+}

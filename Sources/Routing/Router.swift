@@ -1,0 +1,268 @@
+import Core
+import Foundation
+import Synchronization
+
+/// The time the router reads (circuit breakers) and sleeps on (backoff between retries); tests pass their own.
+public struct RouterClock: Sendable {
+    public var now: @Sendable () -> ContinuousClock.Instant
+    public var sleep: @Sendable (Duration) async throws -> Void
+    public init(now: @escaping @Sendable () -> ContinuousClock.Instant, sleep: @escaping @Sendable (Duration) async throws -> Void) {
+        self.now = now; self.sleep = sleep
+    }
+    public static let continuous = RouterClock(now: { ContinuousClock.now }, sleep: { try await Task.sleep(for: $0) })
+}
+
+/// The provider the surfaces talk to: resolves a public model name to its deployments (in the order its strategy
+/// gives, then its fallbacks' deployments) and tries them in turn. A deployment that fails before its first event
+/// (refused, 5xx, 429, timed out) is retried as its policy allows, then passed over for the next; once events have
+/// reached the client, a failure ends the stream with that error, never with a silently shortened answer.
+/// Names that no route declares go to the local engine as they are.
+public final class Router: Provider {
+    public var name: String { "router" }
+    public let routes: [String: RouteDeclaration]
+    let providers: [String: any Provider]
+    let breakerSettings: [String: BreakerSettings]
+    let clock: RouterClock
+    let random: @Sendable () -> Double
+    /// The wait for a routed deployment's first event (and between events) when its declaration gives none.
+    let defaultTimeout: Duration
+    private let state = Mutex(State())
+
+    struct State {
+        var breakers: [String: CircuitBreaker<ContinuousClock.Instant>] = [:]
+        var inFlight: [String: Int] = [:]
+        var turns: [String: Int] = [:]
+    }
+
+    /// `providers` by the names deployments use; `local` among them.
+    public init(routes: [String: RouteDeclaration], providers: [String: any Provider], breakers: [String: BreakerSettings] = [:],
+                clock: RouterClock = .continuous, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+                defaultTimeout: Duration = .seconds(120)) {
+        self.routes = routes; self.providers = providers; self.breakerSettings = breakers
+        self.clock = clock; self.random = random; self.defaultTimeout = defaultTimeout
+    }
+
+    public func models() async throws -> [ModelInfo] {
+        var out = try await providers["local"]?.models() ?? []
+        let names = Set(out.map(\.name))
+        for name in routes.keys.sorted() where !names.contains(name) { out.append(ModelInfo(name: name, provider: self.name)) }
+        return out
+    }
+
+    public func chat(_ request: ChatRequest) -> ChatStream {
+        let (stream, out) = AsyncThrowingStream<ChatEvent, Error>.makeStream()
+        let task = Task { await self.serve(request, out: out) }
+        out.onTermination = { _ in task.cancel() }
+        return ChatStream(events: stream, cancel: { task.cancel() })
+    }
+
+    /// A deployment's circuit, for health reports and tests.
+    public func circuit(_ key: String) -> CircuitBreaker<ContinuousClock.Instant>.State? {
+        state.withLock { $0.breakers[key]?.state }
+    }
+
+    /// The deployments one request tries, in order: the route's (by its strategy), then each fallback's, without
+    /// repeats. A fallback that no route declares is a local model. Nil for a name no route declares.
+    func plan(for name: String) -> [DeploymentDeclaration]? {
+        guard routes[name] != nil else { return nil }
+        var out: [DeploymentDeclaration] = []
+        var seenRoutes: Set<String> = [], seenKeys: Set<String> = []
+        func add(_ routeName: String, depth: Int) {
+            guard depth < 8, seenRoutes.insert(routeName).inserted else { return }
+            guard let route = routes[routeName] else {
+                let d = DeploymentDeclaration(provider: "local", model: routeName)
+                if seenKeys.insert(d.key).inserted { out.append(d) }
+                return
+            }
+            let ordered = state.withLock { s in
+                let turn = s.turns[routeName, default: 0]
+                s.turns[routeName] = turn &+ 1
+                return route.strategy.order(route.deployments, turn: turn, inFlight: s.inFlight)
+            }
+            for d in ordered where seenKeys.insert(d.key).inserted { out.append(d) }
+            for f in route.fallbacks { add(f, depth: depth + 1) }
+        }
+        add(name, depth: 0)
+        return out
+    }
+
+    private func serve(_ request: ChatRequest, out: AsyncThrowingStream<ChatEvent, Error>.Continuation) async {
+        let routed = routes[request.model] != nil
+        let plan = self.plan(for: request.model) ?? [DeploymentDeclaration(provider: "local", model: request.model)]
+        var passed: [String] = []
+        var lastError: Error?
+        var reopens: ContinuousClock.Instant?
+        for d in plan {
+            let policy = RetryPolicy(retries: d.retries ?? 0)
+            let timeout: Duration? = d.timeoutSeconds.map { .milliseconds(Int64($0 * 1000)) } ?? (routed ? defaultTimeout : nil)
+            var retry = 0
+            attempts: while true {
+                if Task.isCancelled { out.finish(); return }
+                if routed, case .rejected(let at) = admit(d) {
+                    if let at { reopens = min(reopens ?? at, at) }
+                    break attempts
+                }
+                let outcome = await attempt(d, request: request, timeout: timeout,
+                                            route: RouteInfo(deployment: d.key, fallbackFrom: passed), out: out)
+                switch outcome {
+                case .completed:
+                    report(d, routed: routed, .success)
+                    out.finish(); return
+                case .stopped:
+                    report(d, routed: routed, .neutral)
+                    out.finish(); return
+                case .failedAfterFirstEvent(let error):
+                    report(d, routed: routed, .failure)
+                    out.finish(throwing: error); return
+                case .failedBeforeFirstEvent(let error):
+                    switch Self.classify(error) {
+                    case .final:
+                        // The request itself was refused (or cancelled): the deployment is fine, others would refuse too.
+                        report(d, routed: routed, error is CancellationError ? .neutral : .success)
+                        out.finish(throwing: routed ? error : withRoutedNames(error)); return
+                    case .failover(let retryable, let retryAfter):
+                        report(d, routed: routed, .failure)
+                        lastError = error
+                        guard retryable, let wait = policy.delay(beforeRetry: retry + 1, retryAfter: retryAfter, random: random()) else { break attempts }
+                        do { try await clock.sleep(wait) } catch { out.finish(); return }
+                        retry += 1
+                    }
+                }
+            }
+            passed.append(d.key)
+        }
+        if let lastError {
+            out.finish(throwing: routed ? lastError : withRoutedNames(lastError))
+        } else {
+            let seconds = reopens.map { max(1, Int(($0 - clock.now()).components.seconds) + 1) }
+            out.finish(throwing: CoreError.unavailable("every deployment of '\(request.model)' is cooling down after failures (\(passed.joined(separator: ", ")))",
+                                                       retryAfterSeconds: seconds))
+        }
+    }
+
+    /// An unknown local name: the error lists the routed names too.
+    private func withRoutedNames(_ error: Error) -> Error {
+        guard case CoreError.unknownModel(let name, let available) = error else { return error }
+        return CoreError.unknownModel(name, available: Array(Set(available + routes.keys)).sorted())
+    }
+
+    enum Outcome {
+        case completed
+        /// The client went away.
+        case stopped
+        case failedBeforeFirstEvent(Error)
+        case failedAfterFirstEvent(Error)
+    }
+
+    /// Runs one deployment, forwarding its events to `out` (after `.route`, once the first one arrives). A watchdog
+    /// ends the attempt with `CoreError.timeout` when `timeout` passes without an event.
+    private func attempt(_ d: DeploymentDeclaration, request: ChatRequest, timeout: Duration?, route: RouteInfo,
+                         out: AsyncThrowingStream<ChatEvent, Error>.Continuation) async -> Outcome {
+        guard let provider = providers[d.provider] else {
+            return .failedBeforeFirstEvent(CoreError.upstream("no provider '\(d.provider)' is configured"))
+        }
+        state.withLock { $0.inFlight[d.key, default: 0] += 1 }
+        defer { state.withLock { $0.inFlight[d.key, default: 1] -= 1 } }
+        var upstreamRequest = request
+        upstreamRequest.model = d.model
+        let upstream = provider.chat(upstreamRequest)
+        let (relay, relayIn) = AsyncThrowingStream<ChatEvent, Error>.makeStream()
+        let lastEvent = Stamp()
+        let forward = Task {
+            do {
+                for try await e in upstream.events {
+                    lastEvent.touch()
+                    relayIn.yield(e)
+                }
+                relayIn.finish()
+            } catch {
+                relayIn.finish(throwing: error)
+            }
+        }
+        let watchdog: Task<Void, Never>? = timeout.map { limit in
+            Task {
+                while !Task.isCancelled {
+                    let deadline = lastEvent.instant + limit
+                    if ContinuousClock.now >= deadline {
+                        relayIn.finish(throwing: CoreError.timeout("\(d.key) sent nothing for \(limit)"))
+                        upstream.cancel()
+                        return
+                    }
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                }
+            }
+        }
+        defer { watchdog?.cancel(); forward.cancel() }
+        var started = false
+        do {
+            try await withTaskCancellationHandler {
+                for try await e in relay {
+                    if !started {
+                        started = true
+                        out.yield(.route(route))
+                    }
+                    if case .terminated = out.yield(e) { throw CancellationError() }
+                }
+            } onCancel: {
+                upstream.cancel()
+            }
+        } catch {
+            if Task.isCancelled || error is CancellationError && started { upstream.cancel(); return .stopped }
+            return started ? .failedAfterFirstEvent(error) : .failedBeforeFirstEvent(error)
+        }
+        if Task.isCancelled { upstream.cancel(); return .stopped }
+        return started ? .completed : .failedBeforeFirstEvent(CoreError.upstream("\(d.key) ended without an answer"))
+    }
+
+    enum Verdict { case success, failure, neutral }
+
+    private func admit(_ d: DeploymentDeclaration) -> CircuitBreaker<ContinuousClock.Instant>.Admission {
+        let now = clock.now()
+        let settings = breakerSettings[d.provider] ?? BreakerSettings()
+        return state.withLock { s in
+            var b = s.breakers[d.key] ?? CircuitBreaker(settings: settings)
+            let admission = b.acquire(now: now)
+            s.breakers[d.key] = b
+            return admission
+        }
+    }
+
+    private func report(_ d: DeploymentDeclaration, routed: Bool, _ verdict: Verdict) {
+        guard routed else { return }
+        let now = clock.now()
+        state.withLock { s in
+            guard var b = s.breakers[d.key] else { return }
+            switch verdict {
+            case .success: _ = b.succeeded(now: now)
+            case .failure: _ = b.failed(now: now)
+            case .neutral: b.release()
+            }
+            s.breakers[d.key] = b
+        }
+    }
+
+    enum Classification: Equatable {
+        /// About the request itself: return it to the client.
+        case final
+        /// About the deployment: try the next one; `retryable` failures may first be retried after a wait.
+        case failover(retryable: Bool, retryAfter: Duration?)
+    }
+
+    static func classify(_ error: Error) -> Classification {
+        guard let e = error as? CoreError else { return error is CancellationError ? .final : .failover(retryable: false, retryAfter: nil) }
+        switch e {
+        case .badRequest, .contextTooLong, .contextLengthExceeded: return .final
+        case .unknownModel, .modelLoadFailed, .auth: return .failover(retryable: false, retryAfter: nil)
+        case .overloaded(let r), .rateLimited(_, let r), .unavailable(_, let r):
+            return .failover(retryable: true, retryAfter: r.map { .seconds($0) })
+        case .upstream, .upstreamDown, .timeout: return .failover(retryable: true, retryAfter: nil)
+        }
+    }
+}
+
+/// When the last event arrived (read by a deployment's watchdog).
+private final class Stamp: Sendable {
+    private let time = Mutex(ContinuousClock.now)
+    var instant: ContinuousClock.Instant { time.withLock { $0 } }
+    func touch() { time.withLock { $0 = .now } }
+}
