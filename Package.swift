@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // GGUF files: read (mmap, zero-copy, validated) and write (tests build tiny models).
@@ -42,6 +43,11 @@ let package = Package(
         .target(name: "Providers", dependencies: ["Core", "Inference", "Kernels", "ModelStore"]),
         // Configuration: the model registry (models.yaml / .json), validated with file, key path and line.
         .target(name: "Routing", dependencies: ["Core", .product(name: "Yams", package: "Yams")]),
+        // Keys and usage records: SQLite through GRDB (WAL, versioned migrations) in the data directory.
+        .target(name: "Storage", dependencies: [
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // The HTTP server: OpenAI and native surfaces over the providers.
         .target(name: "Gateway", dependencies: [
             "Core", "Providers", "GGUF",
@@ -49,7 +55,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "switchyard", dependencies: [
-            "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Core", "ModelStore", "Providers", "Gateway", "Routing",
+            "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Core", "ModelStore", "Providers", "Gateway", "Routing", "Storage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hot),
 
@@ -63,6 +69,7 @@ let package = Package(
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
         .testTarget(name: "ProvidersTests", dependencies: ["Providers", "Core", "TestSupport"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Providers", "Core", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
