@@ -130,6 +130,9 @@ public final class UsageStore: Sendable {
             }
         }
         if !pending.isEmpty { _ = await write(&pending, database, options, stats) }
+        // Closed with the database still failing: what is left is lost, and counted.
+        let lost = pending.count
+        if lost > 0 { stats.mutex.withLock { $0.dropped += lost } }
     }
 
     /// Inserts `pending` in one transaction and empties it; on failure keeps it (trimmed to `maxPending`) and

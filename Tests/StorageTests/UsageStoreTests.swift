@@ -110,6 +110,21 @@ import Testing
         try await usage.close()
     }
 
+    @Test func recordsThatCannotBeWrittenAtCloseAreCountedAsDropped() async throws {
+        let usage = UsageStore(database, options: .init(flushInterval: .seconds(3600)))
+        try await database.write { db in
+            try db.execute(sql: "CREATE TRIGGER refuse BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+        }
+        for _ in 0..<3 {
+            usage.record(UsageRecord(keyID: nil, model: "m", provider: "local", promptTokens: 1, completionTokens: 1,
+                                     latencyMs: 1, status: 200, servedLocally: true))
+        }
+        await #expect(throws: StorageError.self) { try await usage.close() }
+        // close() stops the writer even when its flush fails; give it a moment to make its last attempt.
+        for _ in 0..<200 where usage.statistics.dropped < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(usage.statistics.dropped == 3 && usage.statistics.written == 0)
+    }
+
     @Test func summarySumsMatchAndFiltersApply() async throws {
         let keys = KeyStore(database)
         let bot = try await keys.create(name: "bot", now: t0)
