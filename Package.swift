@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // GGUF files: read (mmap, zero-copy, validated) and write (tests build tiny models).
@@ -47,6 +48,11 @@ let package = Package(
         // Configuration (the model registry: models.yaml / .json, validated with file, key path and line) and the
         // router: deployments, strategies, retries, fallbacks, circuit breakers.
         .target(name: "Routing", dependencies: ["Core", .product(name: "Yams", package: "Yams")]),
+        // Keys and usage records: SQLite through GRDB (WAL, versioned migrations) in the data directory.
+        .target(name: "Storage", dependencies: [
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // The HTTP server: OpenAI and native surfaces over the providers.
         .target(name: "Gateway", dependencies: [
             "Core", "Providers", "Routing", "GGUF",
@@ -54,7 +60,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "switchyard", dependencies: [
-            "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Core", "ModelStore", "Providers", "Gateway", "Routing",
+            "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Core", "ModelStore", "Providers", "Gateway", "Routing", "Storage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hot),
 
@@ -68,6 +74,7 @@ let package = Package(
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
         .testTarget(name: "ProvidersTests", dependencies: ["Providers", "Core", "TestSupport"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Core"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Providers", "Core", "Routing", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,0 +1,56 @@
+import GRDB
+
+/// The schema, as a list of migrations applied in order and never edited once released: a change is a new migration.
+enum Migrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: api keys and usage", migrate: v1)
+        return migrator
+    }
+
+    /// Keys (only a salted hash of each secret) and one usage record per request.
+    static func v1(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE api_keys (
+                id             TEXT PRIMARY KEY NOT NULL,    -- the lookup id embedded in the key; not secret
+                name           TEXT NOT NULL,
+                key_hash       BLOB NOT NULL,                -- HMAC-SHA256(salt, key)
+                salt           BLOB NOT NULL,
+                key_prefix     TEXT NOT NULL,                -- what lists show: sk-sy-<id>
+                created_at     DATETIME NOT NULL,
+                expires_at     DATETIME,
+                revoked_at     DATETIME,
+                rpm            INTEGER CHECK (rpm > 0),
+                tpm            INTEGER CHECK (tpm > 0),
+                budget_tokens  INTEGER CHECK (budget_tokens > 0),
+                budget_usd     REAL CHECK (budget_usd > 0),
+                allowed_models TEXT NOT NULL DEFAULT '[]',   -- JSON array; empty: every model
+                local_only     BOOLEAN NOT NULL DEFAULT 0,
+                CHECK (budget_tokens IS NULL OR budget_usd IS NULL)
+            );
+            -- A name belongs to one active key; rotated and revoked keys keep theirs for the record.
+            CREATE UNIQUE INDEX api_keys_active_name ON api_keys(name) WHERE revoked_at IS NULL;
+            CREATE INDEX api_keys_name ON api_keys(name);
+
+            CREATE TABLE usage (
+                id                INTEGER PRIMARY KEY AUTOINCREMENT,
+                request_id        TEXT NOT NULL UNIQUE,       -- a retried batch writes each request once
+                key_id            TEXT,                       -- NULL when the request carried no key
+                model             TEXT NOT NULL,
+                deployment        TEXT,
+                provider          TEXT NOT NULL,
+                prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+                completion_tokens INTEGER NOT NULL DEFAULT 0,
+                latency_ms        REAL NOT NULL,
+                ttft_ms           REAL,
+                status            INTEGER NOT NULL,           -- the HTTP status answered
+                cost_usd          REAL,
+                served_locally    BOOLEAN NOT NULL,
+                requested_at      DATETIME NOT NULL
+            );
+            CREATE INDEX usage_by_key ON usage(key_id, requested_at);
+            CREATE INDEX usage_by_model ON usage(model, requested_at);
+            CREATE INDEX usage_by_time ON usage(requested_at);
+            """)
+    }
+}
