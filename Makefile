@@ -4,14 +4,18 @@ RELEASE_BIN := .build/release/switchyard
 DEBUG_BIN := .build/debug/switchyard
 PROMPT ?= What is the capital of France? Answer in one sentence.
 
-.PHONY: all build release run ask pull test bench clean
+.PHONY: all deps build release run ask pull test bench clean
 
 all: release
 
-build:
+# System packages the build needs (the SQLite headers), installed when missing.
+deps:
+	bash tools/system-deps.sh
+
+build: deps
 	$(SWIFT) build --product switchyard
 
-release:
+release: deps
 	$(SWIFT) build -c release --product switchyard
 
 # Builds release, pulls the default model if it is missing, serves on http://127.0.0.1:8080.

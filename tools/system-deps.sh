@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system packages the build needs, when missing (Debian/Ubuntu): the SQLite headers GRDB compiles
+# against. Does nothing when they are present; says what to run when it cannot install (not root, no apt-get).
+set -euo pipefail
+missing=()
+dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing ${missing[*]} (apt-get)…" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 ||
+    { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2; }
+elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]} (sudo apt-get)…" >&2
+  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+else
+  echo "missing system packages: ${missing[*]} — install them (e.g. apt-get install ${missing[*]})" >&2
+  exit 1
+fi
