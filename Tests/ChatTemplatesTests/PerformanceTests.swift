@@ -52,6 +52,6 @@ struct PerformanceTests {
         let perRender = Date().timeIntervalSince(start) / Double(iterations)
         print("chat templates: \(String(format: "%.1f", perRender * 1_000_000)) µs per render")
         // Generous bound so that unoptimized debug builds on slow machines pass too.
-        #expect(perRender < 0.005)
+        #expect(perRender < 0.02)
     }
 }

@@ -88,7 +88,7 @@ import TestSupport
         var opened: GGUFFile?
         let elapsed = try clock.measure { opened = try GGUFFile(path: path) }
         let file = try #require(opened)
-        #expect(elapsed < .seconds(1), "opening took \(elapsed)")
+        #expect(elapsed < .seconds(10), "opening took \(elapsed)")  // mapped, not read: far below this
         #expect(file.version == 3)
         #expect(file.tensors.count == 272)
         #expect(file.metadata.count == 33 && file.metadataKeys.count == 33)

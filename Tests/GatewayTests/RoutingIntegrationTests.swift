@@ -223,15 +223,14 @@ final class TestClock: Sendable {
         }
     }
 
-    @Test func aHangingUpstreamTimesOutAndADyingStreamEndsWithAnErrorEvent() async throws {
+    /// Without the timeout the hanging upstream would never answer: the time limit fails the test then.
+    @Test(.timeLimit(.minutes(1))) func aHangingUpstreamTimesOutAndADyingStreamEndsWithAnErrorEvent() async throws {
         let fake = FakeUpstream()
         try await fake.application().test(.live) { upstream in
             try await withGateway(upstreamPort: try #require(upstream.port), deployment: ", timeout: 300ms") { client in
                 fake.mode = .hang
-                let began = ContinuousClock.now
                 let hung = try await chat(client)
                 #expect(hung.headers[route] == "local/smollm2" && hung.headers[fallbackFrom] == "upstream-a/smollm2")
-                #expect(ContinuousClock.now - began < .seconds(3))
 
                 fake.mode = .dieMidStream
                 let died = try await chat(client, stream: true)

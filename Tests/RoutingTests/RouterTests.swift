@@ -133,15 +133,14 @@ final class ManualClock: Sendable {
         #expect(clock.slept == [.seconds(2), .milliseconds(500)])
     }
 
-    @Test func aHangingDeploymentTimesOutAndFallsBack() async {
+    /// Without the timeout the hanging deployment would never answer: the time limit fails the test then.
+    @Test(.timeLimit(.minutes(1))) func aHangingDeploymentTimesOutAndFallsBack() async {
         var slow = up
         slow.timeoutSeconds = 0.2
         let r = router([ScriptedProvider("up", [.hang]), ScriptedProvider("local")],
                        routes: [RouteDeclaration(name: "fast", deployments: [slow, local])])
-        let began = ContinuousClock.now
         let (events, error) = await drain(r.chat(request()))
         #expect(error == nil && events.first == .route(RouteInfo(deployment: "local/tiny", fallbackFrom: ["up/small"])))
-        #expect(ContinuousClock.now - began < .seconds(2))
     }
 
     @Test func fallbacksNameOtherModels() async {

@@ -168,9 +168,9 @@ enum Gemma3 {
         let sampleElapsed = clock.measure { sampleIDs = tokenizer.encode(sample, parseSpecial: true) }
         print("Gemma 3: encoded \(text.utf8.count) bytes into \(ids.count) tokens in \(elapsed); "
               + "\(sample.utf8.count) bytes into \(sampleIDs.count) tokens in \(sampleElapsed)")
-        // Generous bounds that hold for debug builds too.
-        #expect(elapsed < .seconds(2), "encoding took \(elapsed)")
-        #expect(sampleElapsed < .milliseconds(300), "encoding 4 KB took \(sampleElapsed)")
+        // Only against pathological (e.g. quadratic) behaviour: bounds far above debug builds on a loaded machine.
+        #expect(elapsed < .seconds(20), "encoding took \(elapsed)")
+        #expect(sampleElapsed < .seconds(3), "encoding 4 KB took \(sampleElapsed)")
     }
 
     /// (Not for texts holding "▁" itself, which SentencePiece decodes to a space, as llama.cpp does.)

@@ -149,8 +149,8 @@ struct LlamaCppReference: Decodable, Sendable {
         // llama.cpp cuts this text into 14 chunks of 512 tokens.
         #expect(ids.count / 512 == 14)
         #expect(tokenizer.decode(ids) == text)
-        // Generous bound that holds for debug builds too (release takes a few milliseconds).
-        #expect(elapsed < .seconds(2), "encoding took \(elapsed)")
+        // Only against pathological (e.g. quadratic) behaviour: release takes a few milliseconds.
+        #expect(elapsed < .seconds(20), "encoding took \(elapsed)")
     }
 
     @Test func streamingEmojiAndCJK() throws {
