@@ -84,6 +84,27 @@ import Testing
         #expect(server.requests.filter { $0.path.hasSuffix("/chat/completions") }.count == 1)
     }
 
+    @Test func withoutThePriceListAnswersGoOnWithoutACost() async throws {
+        let server = StandInServer([(.get, "/api/v1/models"), (.post, "/api/v1/chat/completions")]) { r in
+            if r.path.hasSuffix("/models") { return .init(status: 500, json: #"{"error":{"message":"down"}}"#) }
+            return .init(headers: ["content-type": "text/event-stream"], pieces: Self.chunks.map { "data: \($0)\n\n" } + ["data: [DONE]\n\n"])
+        }
+        try await server.run { base in
+            let p = provider(base)
+            for _ in 0..<2 {
+                let events = try await collect(p.chat(request("openai/gpt-4o-mini")))
+                #expect(events.last == .usage(Usage(promptTokens: 1000, completionTokens: 200)))
+            }
+            // Under free_only only a `:free` model is served while the list cannot be read.
+            let free = provider(base, freeOnly: true)
+            await #expect(throws: CoreError.unknownModel("openai/gpt-4o-mini", available: [])) { _ = try await collect(free.chat(request("openai/gpt-4o-mini"))) }
+            let served = try await collect(free.chat(request("meta-llama/llama-3.3-70b-instruct:free")))
+            #expect(served.count == 3)
+        }
+        // The failed list is not asked for again by the same provider within a minute.
+        #expect(server.requests.filter { $0.path.hasSuffix("/models") }.count == 2)
+    }
+
     @Test func rateLimitsAndCreditErrorsBecomeCanonicalErrors() async throws {
         let server = StandInServer([(.get, "/api/v1/models"), (.post, "/api/v1/chat/completions")]) { r in
             if r.path.hasSuffix("/models") { return .init(json: Self.models) }

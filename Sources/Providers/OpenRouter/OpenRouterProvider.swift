@@ -37,7 +37,10 @@ public final class OpenRouterProvider: Provider {
     public let inner: OpenAICompatibleProvider
     public let freeOnly: Bool
     let catalogueLifetime: Duration
-    private let cache = Mutex<(at: ContinuousClock.Instant, models: [String: Model])?>(nil)
+    /// After a failed fetch, how long the list is not asked for again (requests go on without prices meanwhile).
+    let retryFetchAfter: Duration = .seconds(60)
+    /// The last fetch: when, and its models (nil: it failed).
+    private let cache = Mutex<(at: ContinuousClock.Instant, models: [String: Model]?)?>(nil)
     public var name: String { inner.name }
 
     public init(_ configuration: OpenAICompatibleProvider.Configuration, freeOnly: Bool = false, catalogueLifetime: Duration = .seconds(3600),
@@ -49,7 +52,10 @@ public final class OpenRouterProvider: Provider {
 
     /// The model list with prices, from the cache while it is fresh.
     public func catalogue() async throws -> [String: Model] {
-        if let c = cache.withLock({ $0 }), ContinuousClock.now - c.at < catalogueLifetime { return c.models }
+        if let c = cache.withLock({ $0 }) {
+            if let models = c.models, ContinuousClock.now - c.at < catalogueLifetime { return models }
+            if c.models == nil, ContinuousClock.now - c.at < retryFetchAfter { throw CoreError.upstream("the OpenRouter model list could not be read recently") }
+        }
         struct List: Decodable {
             struct Entry: Decodable {
                 struct Prices: Decodable { var prompt: String?; var completion: String?; var request: String? }
@@ -75,6 +81,7 @@ public final class OpenRouterProvider: Provider {
             cache.withLock { $0 = (ContinuousClock.now, models) }
             return models
         } catch {
+            cache.withLock { $0 = (ContinuousClock.now, nil) }
             throw UpstreamHTTP.mapTransport(error, url: url)
         }
     }
