@@ -116,6 +116,9 @@ import Testing
             #expect(call.id == "toolu_9" && call.name == "lookup")
             let arguments = try #require(JSONSerialization.jsonObject(with: Data(call.arguments.utf8)) as? [String: Any])
             #expect(arguments["q"] as? String == "Paris" && arguments["n"] as? Int == 2)
+            // A 200 whose body is an error object is that error.
+            server.reply { _ in .init(json: Self.error("overloaded_error", "Overloaded")) }
+            await #expect(throws: CoreError.unavailable("Overloaded", retryAfterSeconds: nil)) { _ = try await collect(provider(base).chat(request(stream: false))) }
         }
     }
 

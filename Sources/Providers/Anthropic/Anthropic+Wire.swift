@@ -31,6 +31,7 @@ extension AnthropicProvider {
         }
         body["messages"] = turns.map { ["role": $0.role, "content": $0.blocks] as [String: Any] }
         let s = request.sampling
+        // Anthropic's temperature runs from 0 to 1 (OpenAI's to 2): higher values are sent as 1.
         if let v = s.temperature { body["temperature"] = min(max(v, 0), 1) }
         if let v = s.topP { body["top_p"] = v }
         if let v = s.topK { body["top_k"] = v }

@@ -97,7 +97,9 @@ public struct AnthropicProvider: Provider {
         }
         guard chat.stream else {
             let answer = try await UpstreamHTTP.decode(Event.self, from: response, limit: configuration.maxBodyBytes, url: url, what: "a message")
-            guard send(try mapper.whole(answer)) else { return }
+            // `events` also turns an `error` object into its canonical error.
+            guard send(try mapper.events(for: answer)) else { return }
+            guard mapper.finished else { throw CoreError.upstream("\(url) answered something other than a message") }
             continuation.finish()
             return
         }
