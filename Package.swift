@@ -42,7 +42,7 @@ let package = Package(
         ]),
         // The local provider (loaded models on engine threads, lazy loading, bounded queues) and remote adapters over HTTP.
         .target(name: "Providers", dependencies: [
-            "Core", "Inference", "Kernels", "ModelStore",
+            "Core", "Inference", "Kernels", "ModelStore", "Routing",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         // Configuration (the model registry: models.yaml / .json, validated with file, key path and line) and the
@@ -72,7 +72,11 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ChatTemplates", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
-        .testTarget(name: "ProvidersTests", dependencies: ["Providers", "Core", "TestSupport"]),
+        .testTarget(name: "ProvidersTests", dependencies: [
+            "Providers", "Core", "Routing", "TestSupport",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Core"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "GatewayTests", dependencies: [

@@ -81,9 +81,12 @@ public struct Usage: Sendable, Equatable, Codable {
     public var completionTokens: Int
     /// Prompt tokens whose KV entries were reused from a cache.
     public var cachedPromptTokens: Int
+    /// The upstream's price of this answer in US dollars, where the provider knows its prices (openrouter).
+    public var costUSD: Double?
     public var totalTokens: Int { promptTokens + completionTokens }
-    public init(promptTokens: Int, completionTokens: Int, cachedPromptTokens: Int = 0) {
+    public init(promptTokens: Int, completionTokens: Int, cachedPromptTokens: Int = 0, costUSD: Double? = nil) {
         self.promptTokens = promptTokens; self.completionTokens = completionTokens; self.cachedPromptTokens = cachedPromptTokens
+        self.costUSD = costUSD
     }
 }
 

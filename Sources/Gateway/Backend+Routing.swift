@@ -21,10 +21,7 @@ extension Backend {
                 key = environment[env]
                 if key == nil { warn("provider \(name): environment variable \(env) is not set; requests go without an API key") }
             }
-            switch p.kind {
-            case .openAICompatible:
-                providers[name] = OpenAICompatibleProvider(.init(name: name, baseURL: p.baseURL, apiKey: key, headers: p.headers))
-            }
+            providers[name] = p.makeProvider(apiKey: key)
         }
         return Router(routes: registry.routes, providers: providers, breakers: registry.providers.mapValues(\.breaker), clock: clock)
     }

@@ -5,22 +5,38 @@ import Core
 /// ```yaml
 /// providers:
 ///   upstream-a:
-///     type: openai-compatible          # the only remote type so far
-///     base_url: http://127.0.0.1:9001/v1
+///     type: openai-compatible          # or anthropic, ollama, openrouter
+///     base_url: http://127.0.0.1:9001/v1 # optional for anthropic, ollama and openrouter (their usual address)
 ///     api_key_env: A_KEY               # the key is read from this environment variable
 ///     headers: { X-Team: search }      # sent with every request
 ///     breaker: { failures: 5, window: 60s, cooldown: 30s }
+///   router: { type: openrouter, api_key_env: OPENROUTER_API_KEY, free_only: true }
 /// ```
 public struct ProviderDeclaration: Sendable, Equatable {
-    public enum Kind: String, Sendable, CaseIterable { case openAICompatible = "openai-compatible" }
+    public enum Kind: String, Sendable, CaseIterable {
+        case openAICompatible = "openai-compatible", anthropic, ollama, openrouter
+
+        /// The address used when `base_url` is not given; nil: `base_url` is required.
+        public var defaultBaseURL: String? {
+            switch self {
+            case .openAICompatible: nil
+            case .anthropic: "https://api.anthropic.com"
+            case .ollama: "http://127.0.0.1:11434"
+            case .openrouter: "https://openrouter.ai/api/v1"
+            }
+        }
+    }
     public var name: String
     public var kind: Kind
-    /// Ends before the endpoint: `…/v1`, to which `/chat/completions` and `/models` are appended.
+    /// Ends before the endpoint: `…/v1`, to which `/chat/completions` and `/models` are appended (anthropic: before
+    /// `/v1/messages`; ollama: before `/api/chat`).
     public var baseURL: String
     public var apiKeyEnv: String?
     public var headers: [String: String]
     /// The circuit breaker of each of this provider's deployments.
     public var breaker: BreakerSettings
+    /// openrouter: only models whose prompt and completion prices are both 0 are listed and served.
+    public var freeOnly: Bool = false
     public var file: String
     public var line: Int?
 }

@@ -118,6 +118,10 @@ extension ModelRegistry {
                     issue(path, l, "expected an http:// or https:// URL such as http://127.0.0.1:9001/v1, found '\(s)'"); ok = false
                 }
             case "api_key_env": p.apiKeyEnv = string()
+            case "free_only":
+                guard let s = string() else { continue }
+                if let b = ["true": true, "yes": true, "on": true, "false": false, "no": false, "off": false][s.lowercased()] { p.freeOnly = b }
+                else { issue(path, l, "expected true or false, found '\(s)'"); ok = false }
             case "headers":
                 guard case .map(let headers) = f.value else { issue(path, l, "expected a mapping of header names to values, found \(f.value.kind)"); ok = false; continue }
                 for h in headers {
@@ -141,10 +145,13 @@ extension ModelRegistry {
                     }
                 }
             default:
-                issue(path, l, "unknown setting (expected: type, base_url, api_key_env, headers, breaker)"); ok = false
+                issue(path, l, "unknown setting (expected: type, base_url, api_key_env, headers, breaker, free_only)"); ok = false
             }
         }
-        if kind == nil, ok { issue(base, line, "missing 'type' (openai-compatible)"); ok = false }
+        let types = ProviderDeclaration.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+        if kind == nil, ok { issue(base, line, "missing 'type' (\(types))"); ok = false }
+        if p.freeOnly, let kind, kind != .openrouter, ok { issue(base, line, "'free_only' applies to type openrouter only"); ok = false }
+        if baseURL == nil { baseURL = kind?.defaultBaseURL }
         if baseURL == nil, ok { issue(base, line, "missing 'base_url' (e.g. http://127.0.0.1:9001/v1)"); ok = false }
         // Declared even when broken (the issues above fail the load), so its deployments are not reported again.
         p.kind = kind ?? .openAICompatible

@@ -91,7 +91,7 @@ import Testing
         let found = try issues(["models.yaml": """
             providers:
               local: { type: openai-compatible, base_url: http://h/v1 }
-              claude: { type: anthropic, base_url: https://api.anthropic.com/v1 }
+              claude: { type: gemini, base_url: https://api.anthropic.com/v1 }
               bad: { type: openai-compatible, base_url: ftp://h, colour: red }
               nourl: { type: openai-compatible }
             models:
@@ -120,6 +120,34 @@ import Testing
         #expect(byPath["models.a.deployments[0]"]?.line == 9)
         #expect(byPath["providers.claude.type"]?.message.contains("openai-compatible") == true)
         #expect(byPath["models.a.strategy"]?.line == 12 && byPath["models.a.strategy"]?.file.hasSuffix("models.yaml") == true)
+    }
+
+    @Test func anthropicOllamaAndOpenRouterHaveTheirUsualAddresses() throws {
+        let r = try ModelRegistry.load(directory: try folder(["models.yaml": """
+            providers:
+              claude: { type: anthropic, api_key_env: ANTHROPIC_API_KEY }
+              home: { type: ollama }
+              router: { type: openrouter, free_only: true, headers: { X-Title: tests } }
+              mine: { type: ollama, base_url: "http://10.0.0.2:11434/" }
+            models:
+              smart: { deployments: [ {provider: claude, model: claude-sonnet-4-5}, {provider: router, model: "meta-llama/llama-3.3-70b-instruct:free"} ] }
+            """]))
+        #expect(r.providers["claude"]?.kind == .anthropic && r.providers["claude"]?.baseURL == "https://api.anthropic.com")
+        #expect(r.providers["home"]?.kind == .ollama && r.providers["home"]?.baseURL == "http://127.0.0.1:11434")
+        #expect(r.providers["mine"]?.baseURL == "http://10.0.0.2:11434")
+        #expect(r.providers["router"]?.baseURL == "https://openrouter.ai/api/v1" && r.providers["router"]?.freeOnly == true)
+        #expect(r.providers["claude"]?.freeOnly == false)
+        #expect(r.routes["smart"]?.deployments.map(\.key) == ["claude/claude-sonnet-4-5", "router/meta-llama/llama-3.3-70b-instruct:free"])
+
+        let found = try issues(["models.yaml": """
+            providers:
+              a: { type: anthropic, free_only: true }
+              b: { type: openrouter, free_only: maybe }
+              c: { type: bedrock }
+            """])
+        #expect(Set(found.map(\.path)) == ["providers.a", "providers.b.free_only", "providers.c.type"], "\(found.map(\.description))")
+        #expect(found.first { $0.path == "providers.c.type" }?.message.contains("anthropic, ollama, openrouter") == true)
+        #expect(found.first { $0.path == "providers.c.type" }?.line == 4)
     }
 
     @Test func theShippedConfigIsValid() throws {

@@ -7,85 +7,10 @@ import NIOHTTP1
 /// An upstream's errors as canonical ones: HTTP status and OpenAI's `{"error": {message, type, code}}` body (or the
 /// shapes other servers use), `Retry-After`, and transport failures (refused, reset, timed out).
 extension OpenAICompatibleProvider {
-    /// `{"error": {"message", "type", "code"}}`, `{"error": "text"}`, `{"message": …}` or `{"detail": …}`.
-    struct ErrorBody: Decodable, Error {
-        var message: String
-        var type: String?
-        var code: String?
+    typealias ErrorBody = UpstreamErrorBody
 
-        private enum Keys: String, CodingKey { case message, type, code, error, detail }
+    /// Seconds to wait: see `UpstreamHTTP.retryAfter`.
+    static func retryAfter(_ headers: HTTPHeaders, now: Date = Date()) -> Int? { UpstreamHTTP.retryAfter(headers, now: now) }
 
-        init(message: String, type: String? = nil, code: String? = nil) { self.message = message; self.type = type; self.code = code }
-
-        init(from decoder: Decoder) throws {
-            if let text = try? decoder.singleValueContainer().decode(String.self) { self.init(message: text); return }
-            let c = try decoder.container(keyedBy: Keys.self)
-            if let inner = try? c.decode(ErrorBody.self, forKey: .error) { self = inner; return }
-            let message = (try? c.decode(String.self, forKey: .message)) ?? (try? c.decode(String.self, forKey: .detail))
-            guard let message else { throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "no error message")) }
-            let code = (try? c.decode(String.self, forKey: .code)) ?? (try? c.decode(Int.self, forKey: .code)).map(String.init)
-            self.init(message: message, type: try? c.decode(String.self, forKey: .type), code: code)
-        }
-
-        /// Parses an error body; anything unreadable becomes its first 500 characters.
-        static func parse(_ bytes: ByteBuffer, status: Int) -> ErrorBody {
-            let data = Data(bytes.readableBytesView)
-            if let e = try? JSONDecoder().decode(ErrorBody.self, from: data) { return e }
-            let text = String(decoding: data.prefix(500), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            return ErrorBody(message: text.isEmpty ? "HTTP \(status)" : text)
-        }
-
-        /// The canonical error for this body, with the answer's status when there was one (an error event inside a
-        /// stream has none).
-        func coreError(status: Int?, retryAfter: Int?) -> CoreError {
-            let lower = (message + " " + (code ?? "") + " " + (type ?? "")).lowercased()
-            let contextTooLong = code == "context_length_exceeded" || lower.contains("context length") || lower.contains("context_length")
-                || lower.contains("maximum context") || lower.contains("too many tokens")
-            switch status {
-            case 401, 403: return .auth(message)
-            case 408: return .timeout(message)
-            case 413: return .contextLengthExceeded(message)
-            case 429: return .rateLimited(message, retryAfterSeconds: retryAfter)
-            case 503, 529: return .unavailable(message, retryAfterSeconds: retryAfter)
-            case 404: return .upstream("HTTP 404: \(message)")
-            case .some(let s) where (400..<500).contains(s): return contextTooLong ? .contextLengthExceeded(message) : .badRequest(message)
-            case .some(let s): return .upstream("HTTP \(s): \(message)")
-            case nil:
-                if contextTooLong { return .contextLengthExceeded(message) }
-                if lower.contains("rate limit") || lower.contains("rate_limit") { return .rateLimited(message, retryAfterSeconds: nil) }
-                if lower.contains("overloaded") { return .unavailable(message, retryAfterSeconds: nil) }
-                return .upstream(message)
-            }
-        }
-    }
-
-    /// Seconds to wait, from `retry-after-ms`, or `Retry-After` as seconds or an HTTP date.
-    static func retryAfter(_ headers: HTTPHeaders, now: Date = Date()) -> Int? {
-        if let ms = headers.first(name: "retry-after-ms").flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) }), ms >= 0, ms < 1e9 {
-            return Int((ms / 1000).rounded(.up))
-        }
-        guard let value = headers.first(name: "retry-after")?.trimmingCharacters(in: .whitespaces) else { return nil }
-        if let s = Double(value), s >= 0, s < 1e7 { return Int(s.rounded(.up)) }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "GMT")
-        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = f.date(from: value) else { return nil }
-        return max(0, Int(date.timeIntervalSince(now).rounded(.up)))
-    }
-
-    /// Transport failures as canonical errors; canonical errors and cancellation pass unchanged.
-    static func mapTransport(_ error: Error, url: String) -> Error {
-        if error is CoreError || error is CancellationError { return error }
-        if let e = error as? HTTPClientError {
-            if e == .cancelled { return CancellationError() }
-            if [.connectTimeout, .readTimeout, .writeTimeout, .deadlineExceeded, .tlsHandshakeTimeout].contains(e) {
-                return CoreError.timeout("\(url): \(e)")
-            }
-        }
-        if let e = error as? ServerSentEventParser.Failure, case .eventTooLong(let limit) = e {
-            return CoreError.upstream("\(url) sent an event longer than \(limit) bytes")
-        }
-        return CoreError.upstreamDown("\(url): \(error)")
-    }
+    static func mapTransport(_ error: Error, url: String) -> Error { UpstreamHTTP.mapTransport(error, url: url) }
 }

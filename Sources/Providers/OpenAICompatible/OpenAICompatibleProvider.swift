@@ -89,7 +89,7 @@ public struct OpenAICompatibleProvider: Provider {
         return ChatStream(events: stream, cancel: { task.cancel() })
     }
 
-    private func request(_ url: String, method: HTTPMethod) -> HTTPClientRequest {
+    func request(_ url: String, method: HTTPMethod) -> HTTPClientRequest {
         var r = HTTPClientRequest(url: url)
         r.method = method
         for (k, v) in configuration.headers { r.headers.add(name: k, value: v) }
@@ -144,18 +144,7 @@ public struct OpenAICompatibleProvider: Provider {
         continuation.finish()
     }
 
-    /// Reads a body up to `limit` bytes: past it, an error, or (`truncate`) the first `limit` bytes.
     static func read(_ body: HTTPClientResponse.Body, limit: Int, url: String, truncate: Bool = false) async throws -> ByteBuffer {
-        var out = ByteBuffer()
-        for try await var piece in body {
-            let room = limit - out.readableBytes
-            if piece.readableBytes > room {
-                guard truncate else { throw CoreError.upstream("\(url) answered more than \(limit) bytes") }
-                if room > 0, let slice = piece.readSlice(length: room) { out.writeImmutableBuffer(slice) }
-                continue
-            }
-            out.writeBuffer(&piece)
-        }
-        return out
+        try await UpstreamHTTP.read(body, limit: limit, url: url, truncate: truncate)
     }
 }

@@ -1,0 +1,207 @@
+import Core
+import Foundation
+
+/// Anthropic's Messages API wire format, both ways: a canonical request as a `/v1/messages` body (system prompt apart,
+/// alternating turns of content blocks, tools), and answers (whole, or streamed event by event) as canonical events.
+extension AnthropicProvider {
+    /// The JSON body for `/v1/messages`. `max_tokens` is required there: `defaultMaxTokens` when the request has none.
+    static func body(for request: ChatRequest, defaultMaxTokens: Int) -> [String: Any] {
+        var body: [String: Any] = ["model": request.model, "stream": request.stream,
+                                   "max_tokens": request.sampling.maxTokens ?? defaultMaxTokens]
+        let messages = request.rawPrompt.map { [ChatMessage(role: .user, content: $0)] } ?? request.messages
+        let system = messages.filter { $0.role == .system }.map(\.content).filter { !$0.isEmpty }
+        if !system.isEmpty { body["system"] = system.joined(separator: "\n\n") }
+        // Turns alternate: consecutive messages of one side (a tool's results are the user's side) join in one turn.
+        var turns: [(role: String, blocks: [[String: Any]])] = []
+        for m in messages where m.role != .system {
+            let role = m.role == .assistant ? "assistant" : "user"
+            var blocks: [[String: Any]] = []
+            switch m.role {
+            case .tool:
+                blocks.append(["type": "tool_result", "tool_use_id": m.toolCallID ?? "", "content": m.content])
+            default:
+                if !m.content.isEmpty { blocks.append(["type": "text", "text": m.content]) }
+                for call in m.toolCalls {
+                    let input = (try? JSONSerialization.jsonObject(with: Data(call.arguments.utf8))) as? [String: Any] ?? [:]
+                    blocks.append(["type": "tool_use", "id": call.id, "name": call.name, "input": input])
+                }
+            }
+            if blocks.isEmpty { continue }
+            if let last = turns.last, last.role == role { turns[turns.count - 1].blocks += blocks } else { turns.append((role, blocks)) }
+        }
+        body["messages"] = turns.map { ["role": $0.role, "content": $0.blocks] as [String: Any] }
+        let s = request.sampling
+        // Anthropic's temperature runs from 0 to 1 (OpenAI's to 2): higher values are sent as 1.
+        if let v = s.temperature { body["temperature"] = min(max(v, 0), 1) }
+        if let v = s.topP { body["top_p"] = v }
+        if let v = s.topK { body["top_k"] = v }
+        if !s.stop.isEmpty { body["stop_sequences"] = s.stop }
+        if !request.tools.isEmpty {
+            body["tools"] = request.tools.map { t -> [String: Any] in
+                var tool: [String: Any] = ["name": t.name]
+                if let d = t.description { tool["description"] = d }
+                let schema = t.parametersJSON.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) }
+                tool["input_schema"] = schema ?? (["type": "object", "properties": [String: Any]()] as [String: Any])
+                return tool
+            }
+        }
+        return body
+    }
+
+    /// One streamed event's data, or a whole answer (`type: message`); fields not used are ignored.
+    struct Event: Decodable {
+        struct Block: Decodable {
+            var type: String
+            var text: String?
+            var id: String?
+            var name: String?
+            var input: JSONValue?
+        }
+        struct Delta: Decodable {
+            var type: String?
+            var text: String?
+            var partial_json: String?
+            var stop_reason: String?
+        }
+        struct UsageBody: Decodable {
+            var input_tokens: Int?
+            var output_tokens: Int?
+            var cache_read_input_tokens: Int?
+            var cache_creation_input_tokens: Int?
+        }
+        struct Message: Decodable { var usage: UsageBody? }
+        var type: String
+        var index: Int?
+        var message: Message?
+        var content_block: Block?
+        var delta: Delta?
+        var usage: UsageBody?
+        var error: UpstreamErrorBody?
+        // A whole answer's fields.
+        var content: [Block]?
+        var stop_reason: String?
+    }
+
+    /// Turns events into canonical ones: text as it streams, each tool call whole when its block stops, then
+    /// `.finished` and `.usage` at `message_stop`.
+    struct EventMapper {
+        let maxToolCallBytes: Int
+        private var tools: [Int: (id: String, name: String, json: String)] = [:]
+        private var reason: FinishReason = .stop
+        private var promptTokens = 0, cachedTokens = 0, outputTokens = 0
+        private(set) var finished = false
+
+        init(maxToolCallBytes: Int) { self.maxToolCallBytes = maxToolCallBytes }
+
+        mutating func events(for e: Event) throws -> [ChatEvent] {
+            guard !finished else { return [] }
+            switch e.type {
+            case "error":
+                throw (e.error ?? UpstreamErrorBody(message: "the upstream sent an error event")).coreError(status: nil, retryAfter: nil)
+            case "message_start":
+                if let u = e.message?.usage { count(u) }
+            case "content_block_start":
+                guard let block = e.content_block, let index = e.index else { return [] }
+                if block.type == "tool_use" {
+                    guard tools.count < 128 else { throw CoreError.upstream("the answer has too many tool calls") }
+                    tools[index] = (block.id ?? "toolu_\(index)", block.name ?? "", "")
+                } else if block.type == "text", let text = block.text, !text.isEmpty {
+                    return [.text(text, nil)]
+                }
+            case "content_block_delta":
+                guard let d = e.delta, let index = e.index else { return [] }
+                if d.type == "text_delta", let text = d.text, !text.isEmpty { return [.text(text, nil)] }
+                if d.type == "input_json_delta", let piece = d.partial_json, var call = tools[index] {
+                    call.json += piece
+                    guard call.json.utf8.count <= maxToolCallBytes else { throw CoreError.upstream("a tool call's arguments pass \(maxToolCallBytes) bytes") }
+                    tools[index] = call
+                }
+            case "content_block_stop":
+                guard let index = e.index, let call = tools.removeValue(forKey: index) else { return [] }
+                return [.toolCall(ToolCall(id: call.id, name: call.name, arguments: call.json.isEmpty ? "{}" : call.json))]
+            case "message_delta":
+                if let r = e.delta?.stop_reason { reason = Self.finishReason(r) }
+                if let u = e.usage { count(u) }
+            case "message_stop":
+                return close()
+            case "message":
+                return try whole(e)
+            default:
+                break   // ping, and event types added later
+            }
+            return []
+        }
+
+        /// The events of a whole (non-streamed) answer.
+        mutating func whole(_ e: Event) throws -> [ChatEvent] {
+            var out: [ChatEvent] = []
+            for block in e.content ?? [] {
+                if block.type == "text", let text = block.text, !text.isEmpty { out.append(.text(text, nil)) }
+                if block.type == "tool_use" {
+                    let arguments = block.input?.jsonText ?? "{}"
+                    out.append(.toolCall(ToolCall(id: block.id ?? "toolu_\(out.count)", name: block.name ?? "", arguments: arguments)))
+                }
+            }
+            if let r = e.stop_reason { reason = Self.finishReason(r) }
+            if let u = e.usage { count(u) }
+            return out + close()
+        }
+
+        private mutating func count(_ u: Event.UsageBody) {
+            if let n = u.input_tokens {
+                cachedTokens = u.cache_read_input_tokens ?? 0
+                promptTokens = n + cachedTokens + (u.cache_creation_input_tokens ?? 0)
+            }
+            if let n = u.output_tokens { outputTokens = n }
+        }
+
+        private mutating func close() -> [ChatEvent] {
+            finished = true
+            return [.finished(reason), .usage(Usage(promptTokens: promptTokens, completionTokens: outputTokens, cachedPromptTokens: cachedTokens))]
+        }
+
+        static func finishReason(_ s: String) -> FinishReason {
+            switch s {
+            case "max_tokens", "model_context_window_exceeded": .length
+            case "tool_use": .toolCalls
+            case "refusal": .contentFilter
+            default: .stop   // end_turn, stop_sequence, pause_turn
+            }
+        }
+    }
+}
+
+/// Any JSON value, decoded and encoded again unchanged (a tool call's `input` object).
+enum JSONValue: Codable, Sendable {
+    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let v = try? c.decode(Bool.self) { self = .bool(v) }
+        else if let v = try? c.decode(Double.self) { self = .number(v) }
+        else if let v = try? c.decode(String.self) { self = .string(v) }
+        else if let v = try? c.decode([JSONValue].self) { self = .array(v) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    /// As JSON text, keys sorted.
+    var jsonText: String? {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let v): try c.encode(v)
+        case .number(let v):
+            if v == v.rounded(), abs(v) < 1e15 { try c.encode(Int64(v)) } else { try c.encode(v) }
+        case .string(let v): try c.encode(v)
+        case .array(let v): try c.encode(v)
+        case .object(let v): try c.encode(v)
+        }
+    }
+}
