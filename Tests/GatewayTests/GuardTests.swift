@@ -1,5 +1,6 @@
 import Foundation
 @testable import Gateway
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Providers
