@@ -128,11 +128,9 @@ struct Serve: AsyncParsableCommand {
             if active.isEmpty {
                 let why = loopback ? "auth is required (--require-auth or SWITCHYARD_REQUIRE_AUTH)"
                                    : "\(host) is not a loopback address, so every request needs an API key"
-                throw ValidationError("""
-                    \(why), but \(db.path) holds no active key. Create one with
-                      switchyard keys create --name NAME\(database.path.map { " --database \($0)" } ?? "")
-                    or serve on 127.0.0.1 only.
-                    """)
+                let create = "switchyard keys create --name NAME" + (database.path.map { " --database \($0)" } ?? "")
+                throw ValidationError("\(why), but \(db.path) holds no active key. Create one with\n  \(create)"
+                                      + (loopback ? "" : "\nor serve on 127.0.0.1 only."))
             }
             note("API keys required (\(active.count) active in \(db.path)); key checks are cached for 5 s")
         }
