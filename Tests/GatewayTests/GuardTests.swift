@@ -185,3 +185,10 @@ extension GuardTests {
         #expect(RateLimiter.Decision.openAIDuration(.milliseconds(59_999)) == "59.999s")
     }
 }
+
+extension GuardTests {
+    @Test func loopbackAddresses() {
+        for h in ["127.0.0.1", "localhost", "::1", "[::1]", "127.1.2.3"] { #expect(AccessGuard.isLoopback(h)) }
+        for h in ["0.0.0.0", "::", "192.168.1.4", "example.com"] { #expect(!AccessGuard.isLoopback(h)) }
+    }
+}

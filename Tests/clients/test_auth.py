@@ -51,6 +51,10 @@ def server():
                                  capture_output=True, text=True, timeout=60)
         assert refused.returncode != 0
         assert "switchyard keys create" in refused.stderr
+        public = subprocess.run([binary, "serve", "--host", "0.0.0.0", "--port", str(port)], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert public.returncode != 0
+        assert "not a loopback address" in public.stderr and "switchyard keys create" in public.stderr
 
         keys = {
             "good": _create_key(binary, env, "--name", "good"),
