@@ -55,8 +55,9 @@ let package = Package(
         ]),
         // The HTTP server: OpenAI and native surfaces over the providers.
         .target(name: "Gateway", dependencies: [
-            "Core", "Providers", "Routing", "GGUF",
+            "Core", "Providers", "Routing", "GGUF", "Storage",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "switchyard", dependencies: [
@@ -80,7 +81,7 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Core"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Providers", "Core", "Routing", "TestSupport",
+            "Gateway", "Providers", "Core", "Routing", "Storage", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ],

@@ -11,11 +11,13 @@ public struct APIError: Error, Sendable {
     public var param: String?
     public var code: String?
     public var retryAfter: Int?
+    /// Further response headers (the `x-ratelimit-*` of a 429).
+    public var headers: HTTPFields
 
     public init(_ status: HTTPResponse.Status, _ message: String, type: String = "invalid_request_error",
-                param: String? = nil, code: String? = nil, retryAfter: Int? = nil) {
+                param: String? = nil, code: String? = nil, retryAfter: Int? = nil, headers: HTTPFields = [:]) {
         self.status = status; self.message = message; self.type = type; self.param = param; self.code = code
-        self.retryAfter = retryAfter
+        self.retryAfter = retryAfter; self.headers = headers
     }
 
     /// Maps any error from decoding, providers or the engine to its HTTP form.
@@ -73,6 +75,7 @@ public struct APIError: Error, Sendable {
     public var response: Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let r = retryAfter { headers[.retryAfter] = String(r) }
+        headers.append(contentsOf: self.headers)
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
     }
 

@@ -51,6 +51,8 @@ final class StartedCompletion: @unchecked Sendable {
     private var usage: Usage?
     /// Where the completion is served, when a router chose it.
     private(set) var route: RouteInfo?
+    /// The usage meter of the request that started this completion, if the guard made one.
+    private let meter = RequestMeter.current
 
     init(stream: ChatStream, model: String, metrics: ServerMetrics) {
         iterator = stream.events.makeAsyncIterator()
@@ -64,6 +66,7 @@ final class StartedCompletion: @unchecked Sendable {
         pending = try await iterator.next()
         if case .route(let r) = pending {
             route = r
+            meter?.route(r)
             pending = try await iterator.next()
         }
         if pending == nil { done = true }
@@ -104,8 +107,11 @@ final class StartedCompletion: @unchecked Sendable {
 
     private func observe(_ e: ChatEvent) -> ChatEvent {
         switch e {
-        case .text: if firstToken == nil { firstToken = Date() }
-        case .usage(let u): usage = u
+        case .text:
+            if firstToken == nil { firstToken = Date(); meter?.firstToken() }
+        case .usage(let u):
+            usage = u
+            meter?.usage(u)
         default: break
         }
         return e

@@ -19,16 +19,23 @@ public struct Server {
 
     public let backend: Backend
     public let options: Options
+    /// Keys, limits and usage accounting; nil: none of them (every request is served, nothing recorded).
+    public let access: AccessGuard?
 
-    public init(backend: Backend, options: Options) {
+    public init(backend: Backend, options: Options, access: AccessGuard? = nil) {
         self.backend = backend
         self.options = options
+        self.access = access
     }
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: RequestLogMiddleware(json: options.jsonLogs))
         router.add(middleware: ErrorMiddleware())
+        if let access {
+            router.add(middleware: GuardMiddleware(access: access))
+            if let usage = access.usage { UsageRoute(usage: usage).register(on: router) }
+        }
         OpenAISurface(backend: backend).register(on: router)
         NativeSurface(backend: backend).register(on: router)
         router.get("/") { _, _ in

@@ -131,7 +131,7 @@ private func announce(_ created: CreatedKey, verb: String, path: String) {
     print(created.plaintext)
     note("")
     note("Copy it now: this is the only time it is shown. Only a salted hash is stored, so it cannot be shown again;")
-    note("if it is lost, `switchyard keys rotate \(key.name)` makes a new one. (The server does not check keys yet.)")
+    note("if it is lost, `switchyard keys rotate \(key.name)` makes a new one.")
 }
 
 /// `rpm 60, tpm 10000, budget 1000000 tokens, models a b, local only`, or `none`.

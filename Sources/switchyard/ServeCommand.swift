@@ -6,6 +6,7 @@ import Inference
 import ModelStore
 import Providers
 import Routing
+import Storage
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,6 +43,9 @@ struct Serve: AsyncParsableCommand {
     var keepAlive: Double = 300
     @Option(name: .customLong("shutdown-grace"), help: "Seconds requests in flight may run on after SIGTERM/SIGINT before they are cancelled.")
     var shutdownGrace: Double = 10
+    @Flag(name: .customLong("require-auth"), help: "Check API keys on a loopback address too (env SWITCHYARD_REQUIRE_AUTH=1). Always on for any other address.")
+    var requireAuth = false
+    @OptionGroup var database: DatabaseLocation
 
     func validate() throws {
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
@@ -63,6 +67,7 @@ struct Serve: AsyncParsableCommand {
             guard let b = Units.bytes(m) else { throw ValidationError("--kv-memory '\(m)' is not a size such as 256M") }
             kvBytes = b
         }
+        let access = try await accessGuard()
         let registry = try config.registry()
         let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
                                             niceness: niceness, maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
@@ -78,7 +83,8 @@ struct Serve: AsyncParsableCommand {
         }
         let names = (try? await backend.provider.models().map(\.name)) ?? []
         let server = Server(backend: backend, options: .init(host: self.host, port: port, jsonLogs: logFormat == "json",
-                                                                      shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))))
+                                                                      shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))),
+                            access: access)
         let bindHost = self.host
         let app = server.application { port in
             note("switchyard listening on http://\(bindHost):\(port) — models: \(names.isEmpty ? "(none; run switchyard pull smollm2)" : names.joined(separator: ", "))")
@@ -94,6 +100,40 @@ struct Serve: AsyncParsableCommand {
         try await app.runService()
         withExtendedLifetime(grace) {}
         await host.unloadAll()
+        if let usage = access?.usage {
+            do { try await usage.close() } catch { note("usage records could not all be written: \(error)") }
+            let dropped = usage.statistics.dropped
+            if dropped > 0 { note("\(dropped) usage records were dropped") }
+        }
         note("switchyard stopped")
+    }
+
+    /// Keys and usage from the database. Auth is on for a non-loopback address, `--require-auth` or
+    /// SWITCHYARD_REQUIRE_AUTH=1; then the server refuses to start without an active key. Without auth a database
+    /// that cannot be opened only turns usage accounting off.
+    private func accessGuard() async throws -> AccessGuard? {
+        let env = ProcessInfo.processInfo.environment["SWITCHYARD_REQUIRE_AUTH"]?.lowercased()
+        let loopback = AccessGuard.isLoopback(host)
+        let auth = requireAuth || ["1", "true", "yes", "on"].contains(env ?? "") || !loopback
+        let db: StorageDatabase
+        do {
+            db = try database.open()
+        } catch {
+            if auth { throw ValidationError("API keys are required but the key database cannot be opened: \(error)") }
+            note("usage accounting is off: \(error)")
+            return nil
+        }
+        if auth {
+            let active = try await KeyStore(db).list().filter { $0.state() == .active }
+            if active.isEmpty {
+                let why = loopback ? "auth is required (--require-auth or SWITCHYARD_REQUIRE_AUTH)"
+                                   : "\(host) is not a loopback address, so every request needs an API key"
+                let create = "switchyard keys create --name NAME" + (database.path.map { " --database \($0)" } ?? "")
+                throw ValidationError("\(why), but \(db.path) holds no active key. Create one with\n  \(create)"
+                                      + (loopback ? "" : "\nor serve on 127.0.0.1 only."))
+            }
+            note("API keys required (\(active.count) active in \(db.path)); key checks are cached for 5 s")
+        }
+        return AccessGuard(database: db, requireAuth: auth)
     }
 }

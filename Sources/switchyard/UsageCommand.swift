@@ -8,7 +8,7 @@ struct UsageReport: AsyncParsableCommand {
         abstract: "Summarise recorded usage: requests, tokens, latency and cost, in all and per model.",
         discussion: """
         DATE is 2026-11-01 (00:00 UTC), 2026-11-01T12:00:00Z, or a duration back from now such as 24h, 7d.
-        The server does not record usage yet: this reads what the database holds.
+        `switchyard serve` records one row per model request; this reads what the database holds.
         """)
     @OptionGroup var database: DatabaseLocation
     @Option(help: ArgumentHelp("Only this key: a name (its rotations included), an id or an sk-sy-<id> prefix.", valueName: "key"))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Client-compatibility tests: starts `switchyard serve` on a free loopback port and runs the official Python SDKs
-# against it (pytest, Tests/clients/test_*.py).
+# against it (pytest, Tests/clients/test_*.py). test_auth.py starts a second server of its own with
+# `serve --require-auth` and keys made by `switchyard keys create`.
 #
 # Usage: Tests/clients/run.sh PATH_TO_SWITCHYARD_BINARY [extra pytest arguments...]
 # Exit status: pytest's (or 1 if the server could not be started).
@@ -31,6 +32,9 @@ python3 -m pip install --quiet --disable-pip-version-check -r Tests/clients/requ
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 URL="http://127.0.0.1:$PORT"
 LOG=$(mktemp "${TMPDIR:-/tmp}/switchyard-serve.XXXXXX.log")
+# Keys and usage of the test servers go to a throw-away database, never the user's.
+DB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-db.XXXXXX")
+export SWITCHYARD_DATABASE="$DB_DIR/switchyard.sqlite"
 SERVER_PID=""
 SHOW_LOG=0
 
@@ -56,6 +60,7 @@ stop_server() {
         echo "---- end of server log ----" >&2
     fi
     rm -f "$LOG"
+    rm -rf "$DB_DIR"
     exit "$rc"
 }
 trap stop_server EXIT
