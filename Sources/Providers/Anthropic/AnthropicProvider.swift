@@ -61,17 +61,8 @@ public struct AnthropicProvider: Provider {
     }
 
     public func chat(_ request: ChatRequest) -> ChatStream {
-        let (stream, continuation) = AsyncThrowingStream<ChatEvent, Error>.makeStream()
         let url = configuration.baseURL + "/v1/messages"
-        let task = Task {
-            do {
-                try await run(request, url: url, continuation: continuation)
-            } catch {
-                continuation.finish(throwing: UpstreamHTTP.mapTransport(error, url: url))
-            }
-        }
-        continuation.onTermination = { _ in task.cancel() }
-        return ChatStream(events: stream, cancel: { task.cancel() })
+        return UpstreamHTTP.chatStream(url: url) { try await self.run(request, url: url, continuation: $0) }
     }
 
     func request(_ url: String, method: HTTPMethod) -> HTTPClientRequest {
@@ -91,14 +82,10 @@ public struct AnthropicProvider: Provider {
         r.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
         let response = try await UpstreamHTTP.send(r, client: client, timeout: configuration.maxDuration, url: url)
         var mapper = EventMapper(maxToolCallBytes: configuration.maxEventBytes)
-        func send(_ events: [ChatEvent]) -> Bool {
-            for e in events { if case .terminated = continuation.yield(e) { return false } }
-            return true
-        }
         guard chat.stream else {
             let answer = try await UpstreamHTTP.decode(Event.self, from: response, limit: configuration.maxBodyBytes, url: url, what: "a message")
             // `events` also turns an `error` object into its canonical error.
-            guard send(try mapper.events(for: answer)) else { return }
+            guard continuation.yieldAll(try mapper.events(for: answer)) else { return }
             guard mapper.finished else { throw CoreError.upstream("\(url) answered something other than a message") }
             continuation.finish()
             return
@@ -110,15 +97,9 @@ public struct AnthropicProvider: Provider {
             do { event = try decoder.decode(Event.self, from: Data(payload.utf8)) } catch {
                 throw CoreError.upstream("\(url) sent an event that is not a Messages API event: \(payload.prefix(200))")
             }
-            return send(try mapper.events(for: event))
+            return continuation.yieldAll(try mapper.events(for: event))
         }
-        for try await buffer in response.body {
-            for payload in try parser.feed(buffer.readableBytesView) where !mapper.finished {
-                guard try handle(payload) else { return }
-            }
-            if mapper.finished { break }
-        }
-        if let last = parser.finish(), !mapper.finished { guard try handle(last) else { return } }
+        guard try await UpstreamHTTP.pump(response.body, &parser, isDone: { mapper.finished }, handle: handle) else { return }
         // A stream cut off before `message_stop` must not pass for a complete answer.
         guard mapper.finished else { throw CoreError.upstream("\(url): the stream ended before the answer was complete") }
         continuation.finish()

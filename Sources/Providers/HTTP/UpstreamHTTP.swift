@@ -67,7 +67,49 @@ struct UpstreamErrorBody: Decodable, Error {
 }
 
 /// What every HTTP adapter shares: reading bodies up to a size, `Retry-After`, and transport failures as canonical errors.
+/// Splits a streamed body into messages (server-sent events' data, JSON lines) as bytes arrive.
+protocol StreamFramer {
+    mutating func feed(_ bytes: some Sequence<UInt8>) throws -> [String]
+    mutating func finish() -> String?
+}
+
+extension ServerSentEventParser: StreamFramer {}
+extension LineSplitter: StreamFramer {}
+
+extension AsyncThrowingStream<ChatEvent, Error>.Continuation {
+    /// Yields `events` in order; false once the consumer has gone away.
+    func yieldAll(_ events: [ChatEvent]) -> Bool {
+        for e in events { if case .terminated = yield(e) { return false } }
+        return true
+    }
+}
+
 enum UpstreamHTTP {
+    /// A chat stream fed by `run` on a task of its own: a transport error becomes the canonical error for `url`, and
+    /// the consumer cancelling (or going away) cancels the task.
+    static func chatStream(url: String, _ run: @escaping @Sendable (AsyncThrowingStream<ChatEvent, Error>.Continuation) async throws -> Void) -> ChatStream {
+        let (stream, continuation) = AsyncThrowingStream<ChatEvent, Error>.makeStream()
+        let task = Task {
+            do { try await run(continuation) } catch { continuation.finish(throwing: mapTransport(error, url: url)) }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return ChatStream(events: stream, cancel: { task.cancel() })
+    }
+
+    /// Feeds a streamed body through `framer` and each message to `handle` until the answer `isDone` (the rest of
+    /// the body is not read) or `handle` says the consumer has gone away (returns false); the framer's remainder last.
+    static func pump<F: StreamFramer>(_ body: HTTPClientResponse.Body, _ framer: inout F, isDone: () -> Bool,
+                                      handle: (String) throws -> Bool) async throws -> Bool {
+        for try await buffer in body {
+            for message in try framer.feed(buffer.readableBytesView) where !isDone() {
+                guard try handle(message) else { return false }
+            }
+            if isDone() { break }
+        }
+        if let last = framer.finish(), !isDone() { return try handle(last) }
+        return true
+    }
+
     /// Seconds to wait, from `retry-after-ms`, or `Retry-After` as seconds or an HTTP date.
     static func retryAfter(_ headers: HTTPHeaders, now: Date = Date()) -> Int? {
         if let ms = headers.first(name: "retry-after-ms").flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) }), ms >= 0, ms < 1e9 {

@@ -52,17 +52,8 @@ public struct OllamaProvider: Provider {
     }
 
     public func chat(_ request: ChatRequest) -> ChatStream {
-        let (stream, continuation) = AsyncThrowingStream<ChatEvent, Error>.makeStream()
         let url = configuration.baseURL + "/api/chat"
-        let task = Task {
-            do {
-                try await run(request, url: url, continuation: continuation)
-            } catch {
-                continuation.finish(throwing: UpstreamHTTP.mapTransport(error, url: url))
-            }
-        }
-        continuation.onTermination = { _ in task.cancel() }
-        return ChatStream(events: stream, cancel: { task.cancel() })
+        return UpstreamHTTP.chatStream(url: url) { try await self.run(request, url: url, continuation: $0) }
     }
 
     func request(_ url: String, method: HTTPMethod) -> HTTPClientRequest {
@@ -79,13 +70,9 @@ public struct OllamaProvider: Provider {
         r.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: Self.body(for: chat))))
         let response = try await UpstreamHTTP.send(r, client: client, timeout: configuration.maxDuration, url: url)
         var mapper = EventMapper()
-        func send(_ events: [ChatEvent]) -> Bool {
-            for e in events { if case .terminated = continuation.yield(e) { return false } }
-            return true
-        }
         guard chat.stream else {
             let answer = try await UpstreamHTTP.decode(Answer.self, from: response, limit: configuration.maxBodyBytes, url: url, what: "a chat answer")
-            guard send(try mapper.events(for: answer)) else { return }
+            guard continuation.yieldAll(try mapper.events(for: answer)) else { return }
             guard mapper.finished else { throw CoreError.upstream("\(url) answered without `done`") }
             continuation.finish()
             return
@@ -97,15 +84,9 @@ public struct OllamaProvider: Provider {
             do { answer = try decoder.decode(Answer.self, from: Data(line.utf8)) } catch {
                 throw CoreError.upstream("\(url) sent a line that is not a chat answer: \(line.prefix(200))")
             }
-            return send(try mapper.events(for: answer))
+            return continuation.yieldAll(try mapper.events(for: answer))
         }
-        for try await buffer in response.body {
-            for line in try lines.feed(buffer.readableBytesView) where !mapper.finished {
-                guard try handle(line) else { return }
-            }
-            if mapper.finished { break }
-        }
-        if let last = lines.finish(), !mapper.finished { guard try handle(last) else { return } }
+        guard try await UpstreamHTTP.pump(response.body, &lines, isDone: { mapper.finished }, handle: handle) else { return }
         guard mapper.finished else { throw CoreError.upstream("\(url): the stream ended before the answer was complete") }
         continuation.finish()
     }

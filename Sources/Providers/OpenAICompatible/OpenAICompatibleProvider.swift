@@ -76,17 +76,8 @@ public struct OpenAICompatibleProvider: Provider {
     }
 
     public func chat(_ request: ChatRequest) -> ChatStream {
-        let (stream, continuation) = AsyncThrowingStream<ChatEvent, Error>.makeStream()
-        let task = Task {
-            let url = configuration.baseURL + (request.rawPrompt == nil ? "/chat/completions" : "/completions")
-            do {
-                try await run(request, url: url, continuation: continuation)
-            } catch {
-                continuation.finish(throwing: Self.mapTransport(error, url: url))
-            }
-        }
-        continuation.onTermination = { _ in task.cancel() }
-        return ChatStream(events: stream, cancel: { task.cancel() })
+        let url = configuration.baseURL + (request.rawPrompt == nil ? "/chat/completions" : "/completions")
+        return UpstreamHTTP.chatStream(url: url) { try await self.run(request, url: url, continuation: $0) }
     }
 
     func request(_ url: String, method: HTTPMethod) -> HTTPClientRequest {
@@ -115,32 +106,22 @@ public struct OpenAICompatibleProvider: Provider {
                 throw CoreError.upstream("\(url) sent an answer that is not a chat completion: \(String(decoding: data.prefix(200), as: UTF8.self))")
             }
         }
-        func send(_ events: [ChatEvent]) -> Bool {
-            for e in events { if case .terminated = continuation.yield(e) { return false } }
-            return true
-        }
         guard chat.stream else {
             let body = try await Self.read(response.body, limit: configuration.maxBodyBytes, url: url)
-            guard send(try mapper.events(for: try decode(Data(body.readableBytesView)))), send(mapper.close()) else { return }
+            guard continuation.yieldAll(try mapper.events(for: try decode(Data(body.readableBytesView)))), continuation.yieldAll(mapper.close()) else { return }
             continuation.finish()
             return
         }
         var parser = ServerSentEventParser(maxEventBytes: configuration.maxEventBytes)
         var done = false
         func handle(_ payload: String) throws -> Bool {
-            if done { return true }
             if payload.trimmingCharacters(in: .whitespaces) == "[DONE]" { done = true; return true }
-            return send(try mapper.events(for: try decode(Data(payload.utf8))))
+            return continuation.yieldAll(try mapper.events(for: try decode(Data(payload.utf8))))
         }
-        for try await buffer in response.body {
-            for payload in try parser.feed(buffer.readableBytesView) {
-                guard try handle(payload) else { return }
-            }
-        }
-        if let last = parser.finish() { guard try handle(last) else { return } }
+        guard try await UpstreamHTTP.pump(response.body, &parser, isDone: { done }, handle: handle) else { return }
         // A stream cut off before its end must not pass for a complete answer.
         guard done || mapper.finished else { throw CoreError.upstream("\(url): the stream ended before the answer was complete") }
-        guard send(mapper.close()) else { return }
+        guard continuation.yieldAll(mapper.close()) else { return }
         continuation.finish()
     }
 
