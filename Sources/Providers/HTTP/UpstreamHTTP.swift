@@ -96,6 +96,16 @@ enum UpstreamHTTP {
         return ChatStream(events: stream, cancel: { task.cancel() })
     }
 
+    /// Tools in the `{"type": "function", "function": {name, description, parameters}}` shape OpenAI and Ollama take.
+    static func functionTools(_ tools: [ToolDefinition]) -> [[String: Any]] {
+        tools.map { t in
+            var function: [String: Any] = ["name": t.name]
+            if let d = t.description { function["description"] = d }
+            if let p = t.parametersJSON, let schema = try? JSONSerialization.jsonObject(with: Data(p.utf8)) { function["parameters"] = schema }
+            return ["type": "function", "function": function]
+        }
+    }
+
     /// Feeds a streamed body through `framer` and each message to `handle` until the answer `isDone` (the rest of
     /// the body is not read) or `handle` says the consumer has gone away (returns false); the framer's remainder last.
     static func pump<F: StreamFramer>(_ body: HTTPClientResponse.Body, _ framer: inout F, isDone: () -> Bool,

@@ -38,12 +38,7 @@ extension OllamaProvider {
             body["keep_alive"] = seconds < 0 ? (-1 as Any) : ("\(seconds)s" as Any)
         }
         if !request.tools.isEmpty {
-            body["tools"] = request.tools.map { t -> [String: Any] in
-                var function: [String: Any] = ["name": t.name]
-                if let d = t.description { function["description"] = d }
-                if let p = t.parametersJSON, let schema = try? JSONSerialization.jsonObject(with: Data(p.utf8)) { function["parameters"] = schema }
-                return ["type": "function", "function": function]
-            }
+            body["tools"] = UpstreamHTTP.functionTools(request.tools)
         }
         return body
     }

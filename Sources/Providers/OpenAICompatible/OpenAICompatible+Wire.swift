@@ -39,12 +39,7 @@ extension OpenAICompatibleProvider {
             if request.topLogprobs > 0 { body["top_logprobs"] = request.topLogprobs }
         }
         if !request.tools.isEmpty {
-            body["tools"] = request.tools.map { t -> [String: Any] in
-                var function: [String: Any] = ["name": t.name]
-                if let d = t.description { function["description"] = d }
-                if let p = t.parametersJSON, let schema = try? JSONSerialization.jsonObject(with: Data(p.utf8)) { function["parameters"] = schema }
-                return ["type": "function", "function": function]
-            }
+            body["tools"] = UpstreamHTTP.functionTools(request.tools)
         }
         return body
     }
