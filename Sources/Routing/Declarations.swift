@@ -61,6 +61,8 @@ public struct DeploymentDeclaration: Sendable, Equatable {
     public var timeoutSeconds: Double?
     /// Retries of this deployment before moving on; nil: the default (0).
     public var retries: Int?
+    /// Share of first picks under the `weighted` strategy (relative to the route's other deployments); nil: 1.
+    public var weight: Double?
     /// Where it was declared, for errors found after every file was read.
     public var path: String
     public var line: Int?
@@ -81,6 +83,11 @@ public enum RoutingStrategy: String, Sendable, CaseIterable {
     case roundRobin = "round-robin"
     /// The deployment with the fewest requests in flight first (ties: as written).
     case leastBusy = "least-busy"
+    /// The deployment with the lowest measured time to first token first (an EWMA of its recent answers); one not
+    /// measured yet goes first, so every deployment gets measured.
+    case lowestLatency = "lowest-latency"
+    /// The first deployment drawn at random in proportion to `weight`; the others follow as written.
+    case weighted
 }
 
 /// A public model name served by deployments rather than by one local file.
@@ -89,7 +96,7 @@ public enum RoutingStrategy: String, Sendable, CaseIterable {
 /// models:
 ///   fast:
 ///     deployments: [ {provider: upstream-a, model: smollm2, timeout: 10s, retries: 1}, local/smollm2 ]
-///     strategy: least-busy      # ordered (default), round-robin, least-busy
+///     strategy: least-busy      # ordered (default), round-robin, least-busy, lowest-latency, weighted
 ///     fallbacks: [smart]        # other public names, tried when every deployment failed
 ///   mini: { model: upstream-a/gpt-4o-mini }      # one deployment, as provider/model
 /// ```

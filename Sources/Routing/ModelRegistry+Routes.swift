@@ -39,7 +39,10 @@ extension ModelRegistry {
                         if f.key == "provider" { d.provider = s } else { d.model = s }
                     case "timeout": d.timeoutSeconds = parseTimeout(f.value, path: fp, line: fl, issue: issue)
                     case "retries": d.retries = parseRetries(f.value, path: fp, line: fl, issue: issue)
-                    default: issue(fp, fl, "unknown deployment setting (expected: provider, model, timeout, retries)")
+                    case "weight":
+                        if case .scalar(let s, _) = f.value, let w = Double(s), w > 0, w.isFinite { d.weight = w }
+                        else { issue(fp, fl, "expected a positive number (a share of first picks under strategy: weighted), found \(f.value.kind)") }
+                    default: issue(fp, fl, "unknown deployment setting (expected: provider, model, timeout, retries, weight)")
                     }
                 }
                 if d.provider.isEmpty, let parts = splitDeployment(d.model) { d.provider = parts.provider; d.model = parts.model }

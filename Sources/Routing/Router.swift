@@ -32,6 +32,16 @@ public final class Router: Provider {
         var breakers: [String: CircuitBreaker<ContinuousClock.Instant>] = [:]
         var inFlight: [String: Int] = [:]
         var turns: [String: Int] = [:]
+        /// Time to first event by deployment key (seconds), an exponentially weighted moving average.
+        var latency: [String: Double] = [:]
+    }
+
+    /// Weight of the newest measurement in the latency average.
+    static let latencySmoothing = 0.3
+
+    /// A deployment's measured time to first event (seconds), for `lowest-latency`, health reports and tests.
+    public func latency(_ key: String) -> Double? {
+        state.withLock { $0.latency[key] }
     }
 
     /// `providers` by the names deployments use; `local` among them.
@@ -77,7 +87,7 @@ public final class Router: Provider {
             let ordered = state.withLock { s in
                 let turn = s.turns[routeName, default: 0]
                 s.turns[routeName] = turn &+ 1
-                return route.strategy.order(route.deployments, turn: turn, inFlight: s.inFlight)
+                return route.strategy.order(route.deployments, turn: turn, inFlight: s.inFlight, latency: s.latency, random: random())
             }
             for d in ordered where seenKeys.insert(d.key).inserted { out.append(d) }
             for f in route.fallbacks { add(f, depth: depth + 1) }
@@ -162,6 +172,7 @@ public final class Router: Provider {
             return .failedBeforeFirstEvent(CoreError.upstream("no provider '\(d.provider)' is configured"))
         }
         state.withLock { $0.inFlight[d.key, default: 0] += 1 }
+        let began = ContinuousClock.now
         defer { state.withLock { $0.inFlight[d.key, default: 1] -= 1 } }
         var upstreamRequest = request
         upstreamRequest.model = d.model
@@ -199,6 +210,7 @@ public final class Router: Provider {
                 for try await e in relay {
                     if !started {
                         started = true
+                        recordLatency(d.key, ContinuousClock.now - began)
                         out.yield(.route(route))
                     }
                     if case .terminated = out.yield(e) { throw CancellationError() }
@@ -224,6 +236,15 @@ public final class Router: Provider {
             let admission = b.acquire(now: now)
             s.breakers[d.key] = b
             return admission
+        }
+    }
+
+    private func recordLatency(_ key: String, _ elapsed: Duration) {
+        let c = elapsed.components
+        let seconds = Double(c.seconds) + Double(c.attoseconds) / 1e18
+        state.withLock { s in
+            let a = Self.latencySmoothing
+            s.latency[key] = s.latency[key].map { a * seconds + (1 - a) * $0 } ?? seconds
         }
     }
 

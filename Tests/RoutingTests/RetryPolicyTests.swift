@@ -44,4 +44,23 @@ import Testing
         #expect(RoutingStrategy.leastBusy.order(ds, turn: 0, inFlight: ["a/m": 2, "b/m": 1]).map(\.key) == ["c/m", "b/m", "a/m"])
         #expect(RoutingStrategy.leastBusy.order(ds, turn: 0, inFlight: ["a/m": 1, "b/m": 0]).map(\.key) == ["b/m", "c/m", "a/m"])
     }
+
+    @Test func lowestLatencyMeasuresUnknownDeploymentsFirstThenPrefersTheFastest() {
+        let s = RoutingStrategy.lowestLatency
+        #expect(s.order(ds, turn: 0, inFlight: [:], latency: ["a/m": 0.5, "b/m": 0.1]).map(\.key) == ["c/m", "b/m", "a/m"])
+        #expect(s.order(ds, turn: 0, inFlight: [:], latency: ["a/m": 0.5, "b/m": 0.1, "c/m": 0.3]).map(\.key) == ["b/m", "c/m", "a/m"])
+    }
+
+    @Test func weightedDrawsTheFirstInProportionToWeight() {
+        var weighted = ds
+        weighted[0].weight = 1; weighted[1].weight = 3   // c: default 1 → shares 1/5, 3/5, 1/5
+        let s = RoutingStrategy.weighted
+        #expect(s.order(weighted, turn: 0, inFlight: [:], random: 0.1).map(\.key) == ["a/m", "b/m", "c/m"])
+        #expect(s.order(weighted, turn: 0, inFlight: [:], random: 0.5).map(\.key) == ["b/m", "a/m", "c/m"])
+        #expect(s.order(weighted, turn: 0, inFlight: [:], random: 0.9).map(\.key) == ["c/m", "a/m", "b/m"])
+        // over an even spread of draws, first picks follow the weights
+        var firsts: [String: Int] = [:]
+        for i in 0..<1000 { firsts[s.order(weighted, turn: 0, inFlight: [:], random: (Double(i) + 0.5) / 1000)[0].key, default: 0] += 1 }
+        #expect(firsts == ["a/m": 200, "b/m": 600, "c/m": 200])
+    }
 }

@@ -37,6 +37,25 @@ import Testing
         #expect(r.models["fast"] == nil)
     }
 
+    @Test func weightsAndTheLatencyAndWeightedStrategies() throws {
+        let r = try ModelRegistry.load(directory: try folder(["models.yaml": """
+            providers:
+              a: { type: openai-compatible, base_url: http://127.0.0.1:9001/v1 }
+            models:
+              split: { deployments: [ {provider: a, model: m, weight: 3}, {provider: local, model: smollm2} ], strategy: weighted }
+              quick: { deployments: [ a/m, local/smollm2 ], strategy: lowest-latency }
+            """]))
+        #expect(r.routes["split"]?.strategy == .weighted && r.routes["split"]?.deployments.map(\.weight) == [3, nil])
+        #expect(r.routes["quick"]?.strategy == .lowestLatency)
+        let bad = try issues(["models.yaml": """
+            providers:
+              a: { type: openai-compatible, base_url: http://127.0.0.1:9001/v1 }
+            models:
+              split: { deployments: [ {provider: a, model: m, weight: -2} ], strategy: weighted }
+            """])
+        #expect(bad.contains { $0.path.hasSuffix(".weight") && $0.line == 4 })
+    }
+
     @Test func shortFormsTimeoutsRetriesFallbacksAndBreakers() throws {
         let r = try ModelRegistry.load(directory: try folder(["models.yaml": """
             providers:

@@ -143,6 +143,17 @@ final class ManualClock: Sendable {
         #expect(error == nil && events.first == .route(RouteInfo(deployment: "local/tiny", fallbackFrom: ["up/small"])))
     }
 
+    @Test func lowestLatencyLearnsFromAnswers() async {
+        let r = router([ScriptedProvider("up"), ScriptedProvider("local")],
+                       routes: [RouteDeclaration(name: "fast", deployments: [up, local], strategy: .lowestLatency)])
+        // neither is measured: the first as written answers and is measured; then the unmeasured one goes first
+        _ = await drain(r.chat(request()))
+        #expect(r.latency("up/small") != nil && r.latency("local/tiny") == nil)
+        let (events, _) = await drain(r.chat(request()))
+        #expect(events.first == .route(RouteInfo(deployment: "local/tiny")))
+        #expect(r.latency("local/tiny") != nil)
+    }
+
     @Test func fallbacksNameOtherModels() async {
         let other = DeploymentDeclaration(provider: "other", model: "big")
         let r = router([ScriptedProvider("up", [.fail(CoreError.upstreamDown("refused"))]), ScriptedProvider("other"), ScriptedProvider("local")],
