@@ -26,3 +26,10 @@ extension Backend {
         return Router(routes: registry.routes, providers: providers, breakers: registry.providers.mapValues(\.breaker), clock: clock)
     }
 }
+
+extension Backend {
+    /// The routed deployments' states for `/api/v1/health` (none without a router).
+    func deploymentStatuses() -> [Router.DeploymentStatus] {
+        (provider as? Router)?.deploymentStatuses() ?? []
+    }
+}

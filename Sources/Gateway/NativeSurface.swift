@@ -186,9 +186,10 @@ struct NativeSurface {
         struct LoadedModel: Encodable { let name: String; let status: String; let queue_length: Int; let memory: Int }
         struct Memory: Encodable { let process_rss_bytes: Int?; let system_total_bytes: Int?; let system_available_bytes: Int? }
         struct CPU: Encodable { let cores: Int; let load_average_1m: Double?; let process_cpu_seconds: Double }
+        struct Deployment: Encodable { let deployment: String; let state: String; let latency_ms: Double?; let in_flight: Int }
         struct Health: Encodable {
             let status: String; let uptime_seconds: Double; let loaded_models: [LoadedModel]; let queue_length: Int
-            let memory: Memory; let cpu: CPU
+            let memory: Memory; let cpu: CPU; let deployments: [Deployment]
         }
         let mem = SystemStats.memory()
         let h = Health(
@@ -196,7 +197,10 @@ struct NativeSurface {
             loaded_models: workers.map { LoadedModel(name: $0.name, status: $0.isBusy ? "busy" : "ready", queue_length: $0.queueLength, memory: $0.memoryBytes) },
             queue_length: workers.map(\.queueLength).reduce(0, +),
             memory: Memory(process_rss_bytes: SystemStats.residentBytes(), system_total_bytes: mem.total, system_available_bytes: mem.available),
-            cpu: CPU(cores: ProcessInfo.processInfo.activeProcessorCount, load_average_1m: SystemStats.loadAverage(), process_cpu_seconds: SystemStats.cpuSeconds()))
+            cpu: CPU(cores: ProcessInfo.processInfo.activeProcessorCount, load_average_1m: SystemStats.loadAverage(), process_cpu_seconds: SystemStats.cpuSeconds()),
+            deployments: backend.deploymentStatuses().map {
+                Deployment(deployment: $0.deployment, state: $0.state, latency_ms: $0.latencySeconds.map { ($0 * 1000).rounded() }, in_flight: $0.inFlight)
+            })
         return try json(h)
     }
 

@@ -39,6 +39,29 @@ public final class Router: Provider {
     /// Weight of the newest measurement in the latency average.
     static let latencySmoothing = 0.3
 
+    /// Every routed deployment's state, for health reports: its circuit (`healthy`, `cooling down` until a time,
+    /// `probing`), measured time to first token and requests in flight.
+    public struct DeploymentStatus: Sendable, Equatable {
+        public var deployment: String
+        public var state: String
+        public var latencySeconds: Double?
+        public var inFlight: Int
+    }
+
+    public func deploymentStatuses() -> [DeploymentStatus] {
+        let keys = Set(routes.values.flatMap { $0.deployments.map(\.key) }).sorted()
+        return state.withLock { s in
+            keys.map { key in
+                let circuit: String = switch s.breakers[key]?.state {
+                case .open?: "cooling down"
+                case .halfOpen?: "probing"
+                case .closed?, nil: "healthy"
+                }
+                return DeploymentStatus(deployment: key, state: circuit, latencySeconds: s.latency[key], inFlight: s.inFlight[key] ?? 0)
+            }
+        }
+    }
+
     /// A deployment's measured time to first event (seconds), for `lowest-latency`, health reports and tests.
     public func latency(_ key: String) -> Double? {
         state.withLock { $0.latency[key] }

@@ -198,6 +198,14 @@ final class TestClock: Sendable {
         }
     }
 
+    /// A deployment's state as `/api/v1/health` reports it.
+    func deploymentState(_ client: some TestClientProtocol, _ key: String) async throws -> String? {
+        let r = try await client.execute(uri: "/api/v1/health", method: .get)
+        let health = try JSONSerialization.jsonObject(with: Data(r.body.readableBytesView)) as? [String: Any]
+        let deployments = health?["deployments"] as? [[String: Any]] ?? []
+        return deployments.first { $0["deployment"] as? String == key }?["state"] as? String
+    }
+
     @Test func theBreakerOpensThenRecoversWhenTheUpstreamReturns() async throws {
         let fake = FakeUpstream()
         let clock = TestClock()
@@ -212,6 +220,7 @@ final class TestClock: Sendable {
                 let skipped = try await chat(client)
                 #expect(skipped.headers[route] == "local/smollm2" && skipped.headers[fallbackFrom] == "upstream-a/smollm2")
                 #expect(fake.hits == 2)
+                #expect(try await deploymentState(client, "upstream-a/smollm2") == "cooling down")
                 // After the cooldown one probe goes; its success closes the circuit.
                 clock.advance(.seconds(31))
                 let probe = try await chat(client)
@@ -219,6 +228,7 @@ final class TestClock: Sendable {
                 let after = try await chat(client)
                 #expect(after.headers[route] == "upstream-a/smollm2")
                 #expect(fake.hits == 4)
+                #expect(try await deploymentState(client, "upstream-a/smollm2") == "healthy")
             }
         }
     }
