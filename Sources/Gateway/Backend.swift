@@ -13,6 +13,8 @@ public final class Backend: Sendable {
     /// Where completions start: `provider` if one was given (the router), else the local engine.
     public let provider: any Provider
     public let metrics = ServerMetrics()
+    /// The counters and histograms behind GET /metrics.
+    public let prometheus = PrometheusMetrics()
     public let startedAt = Date()
 
     public init(host: ModelHost, provider: (any Provider)? = nil) {
@@ -25,15 +27,20 @@ public final class Backend: Sendable {
     /// full) become proper status codes before any byte of a response is sent.
     func start(_ request: ChatRequest) async throws -> StartedCompletion {
         let stream = provider.chat(request)
-        let started = StartedCompletion(stream: stream, model: request.model, metrics: metrics)
+        let started = StartedCompletion(stream: stream, model: request.model, metrics: metrics, prometheus: prometheus,
+                                        defaultProvider: provider is LocalProvider ? "local" : provider.name)
         do {
             try await started.prime()
         } catch {
             // Names of models that do not exist are not kept (a client could send any number of them).
             let known = if case CoreError.unknownModel = error { false } else { true }
-            metrics.record(model: known ? request.model : "(unknown model)", error: true)
+            let label = known ? request.model : "(unknown model)"
+            metrics.record(model: label, error: true)
+            MetricsSlot.current?.model = label
+            if known, APIError.from(error).status.code >= 500 { prometheus.upstreamError(provider: started.provider) }
             throw error
         }
+        MetricsSlot.current?.model = request.model
         return started
     }
 }
@@ -46,6 +53,8 @@ final class StartedCompletion: @unchecked Sendable {
     private let cancelStream: @Sendable () -> Void
     private let model: String
     private let metrics: ServerMetrics
+    private let prometheus: PrometheusMetrics
+    private let defaultProvider: String
     private let began = Date()
     private var firstToken: Date?
     private var usage: Usage?
@@ -54,11 +63,18 @@ final class StartedCompletion: @unchecked Sendable {
     /// The usage meter of the request that started this completion, if the guard made one.
     private let meter = RequestMeter.current
 
-    init(stream: ChatStream, model: String, metrics: ServerMetrics) {
+    init(stream: ChatStream, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics, defaultProvider: String) {
         iterator = stream.events.makeAsyncIterator()
         cancelStream = stream.cancel
         self.model = model
         self.metrics = metrics
+        self.prometheus = prometheus
+        self.defaultProvider = defaultProvider
+    }
+
+    /// The provider that served (the first part of the routed deployment's key), else the backend's own.
+    var provider: String {
+        route.flatMap { $0.deployment.split(separator: "/", maxSplits: 1).first.map(String.init) } ?? defaultProvider
     }
 
     /// Waits for the first event; a router's `.route` event is kept as `route` and the event after it is awaited too.
@@ -123,6 +139,9 @@ final class StartedCompletion: @unchecked Sendable {
         metrics.record(model: model, error: error, promptTokens: usage?.promptTokens ?? 0,
                        completionTokens: usage?.completionTokens ?? 0, latency: now.timeIntervalSince(began),
                        generationSeconds: genSeconds)
+        prometheus.completion(model: model, seconds: now.timeIntervalSince(began), firstToken: firstToken.map { $0.timeIntervalSince(began) },
+                              promptTokens: usage?.promptTokens ?? 0, completionTokens: usage?.completionTokens ?? 0)
+        if error { prometheus.upstreamError(provider: provider) }
     }
 }
 

@@ -31,13 +31,16 @@ public struct Server {
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: RequestLogMiddleware(json: options.jsonLogs))
+        router.add(middleware: PrometheusMiddleware(metrics: backend.prometheus))
         router.add(middleware: ErrorMiddleware())
         if let access {
-            router.add(middleware: GuardMiddleware(access: access))
+            router.add(middleware: GuardMiddleware(access: access, metrics: backend.prometheus))
             if let usage = access.usage { UsageRoute(usage: usage).register(on: router) }
         }
         OpenAISurface(backend: backend).register(on: router)
         NativeSurface(backend: backend).register(on: router)
+        // Prometheus scrapes, open without a key like /api/v1/health (AccessGuard.openPaths).
+        router.get("/metrics") { [backend] _, _ in try await Server.prometheusMetrics(backend) }
         router.get("/") { _, _ in
             "Switchyard — OpenAI-compatible API at /v1, native API at /api/v1 (health: /api/v1/health)\n"
         }

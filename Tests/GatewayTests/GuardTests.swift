@@ -115,6 +115,10 @@ import Testing
             #expect(refused.headers[HTTPField.Name("x-ratelimit-remaining-requests")!] == "0")
             #expect(refused.headers[HTTPField.Name("x-ratelimit-reset-requests")!] != nil)
             #expect(try error(refused)["code"] as? String == "rate_limit_exceeded")
+            // The refusal is counted in /metrics, which needs no key.
+            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            #expect(metrics.status == .ok)
+            #expect(String(buffer: metrics.body).split(separator: "\n").contains { $0.hasPrefix("switchyard_rate_limited_total ") && $0 != "switchyard_rate_limited_total 0" })
             // Another key is not affected.
             let other = try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer \(f.good)"])
             #expect(other.status == .ok)

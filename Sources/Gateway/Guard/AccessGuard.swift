@@ -26,7 +26,7 @@ public struct AccessGuard: Sendable {
     }
 
     /// Paths that never need a key.
-    static let openPaths: Set<String> = ["/api/v1/health"]
+    static let openPaths: Set<String> = ["/api/v1/health", "/metrics"]
 
     /// Whether `host` names only this machine (127.0.0.0/8, ::1, localhost).
     public static func isLoopback(_ host: String) -> Bool {

@@ -10,6 +10,8 @@ import Storage
 /// buffered for the handler.
 struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     let access: AccessGuard
+    /// Where refusals by the rate limit are counted (switchyard_rate_limited_total).
+    var metrics: PrometheusMetrics? = nil
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if AccessGuard.openPaths.contains(request.uri.path) { return try await next(request, context) }
@@ -60,6 +62,7 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let rpm = key.limits.requestsPerMinute else { return (key, nil) }
         let decision = access.limiter.acquire(key.id, perMinute: rpm)
         guard decision.allowed else {
+            metrics?.rateLimited()
             throw APIError(.tooManyRequests,
                            "rate limit reached for requests: \(rpm) per minute for this API key; retry in \(decision.retryAfterSeconds) s",
                            type: "requests", code: "rate_limit_exceeded",
