@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import Providers
@@ -81,35 +82,52 @@ public final class ShutdownGrace: @unchecked Sendable {
     deinit { for s in sources { s.cancel() } }
 }
 /// One line per request on stderr: method, path, status, duration (and JSON with `--log-format json`).
+/// The id a request is logged and answered under (`x-request-id`).
+enum RequestID {
+    static let header = HTTPField.Name("x-request-id")!
+    private static let idBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.".utf8)
+
+    /// The caller's `x-request-id` when it is a plausible id (1–64 of letters, digits, `-`, `_`, `.`), else a new one.
+    static func of(_ request: Request) -> String {
+        if let given = request.headers[header], (1...64).contains(given.utf8.count), given.utf8.allSatisfy(idBytes.contains) {
+            return given
+        }
+        var random = SystemRandomNumberGenerator()
+        return "req_" + String(random.next() as UInt64, radix: 16) + String(random.next() as UInt32, radix: 16)
+    }
+}
+
 struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
     let json: Bool
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        let response: Response
+        let id = RequestID.of(request)
+        var response: Response
         do {
             response = try await next(request, context)
         } catch {
-            log(request, status: APIError.from(error).status.code, start: start)
+            log(request, id: id, status: APIError.from(error).status.code, start: start)
             throw error
         }
-        log(request, status: response.status.code, start: start)
+        response.headers[RequestID.header] = id
+        log(request, id: id, status: response.status.code, start: start)
         return response
     }
 
-    private func log(_ request: Request, status: Int, start: ContinuousClock.Instant) {
+    private func log(_ request: Request, id: String, status: Int, start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         let line: String
         if json {
             let fields: [String: Any] = [
                 "time": ISO8601DateFormatter().string(from: Date()), "method": request.method.rawValue,
-                "path": request.uri.path, "status": status, "duration_ms": (ms * 10).rounded() / 10,
+                "path": request.uri.path, "status": status, "duration_ms": (ms * 10).rounded() / 10, "request_id": id,
             ]
             let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             line = String(decoding: data, as: UTF8.self)
         } else {
-            line = String(format: "%@ %@ %d %.1f ms", request.method.rawValue, request.uri.path, status, ms)
+            line = String(format: "%@ %@ %d %.1f ms %@", request.method.rawValue, request.uri.path, status, ms, id)
         }
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }

@@ -2,6 +2,7 @@ import Foundation
 import Gateway
 import Hummingbird
 import HummingbirdTesting
+import HTTPTypes
 import Providers
 import TestSupport
 import Testing
@@ -55,6 +56,21 @@ import Testing
             let route = try await client.execute(uri: "/v1/nothing", method: .get)
             #expect(route.status == .notFound)
             #expect(try object(route.body)["error"] != nil)
+        }
+    }
+
+    /// Every answer, errors too, carries an `x-request-id`: the caller's when it is a plausible id, else a new one.
+    @Test func everyAnswerCarriesARequestID() async throws {
+        let name = HTTPField.Name("x-request-id")!
+        try await app().test(.router) { client in
+            let a = try await client.execute(uri: "/api/v1/health", method: .get)
+            let b = try await client.execute(uri: "/api/v1/health", method: .get)
+            let ida = try #require(a.headers[name]), idb = try #require(b.headers[name])
+            #expect(ida.hasPrefix("req_") && ida != idb)
+            let echoed = try await client.execute(uri: "/v1/nothing", method: .get, headers: [name: "trace-42.a_b"])
+            #expect(echoed.status == .notFound && echoed.headers[name] == "trace-42.a_b")
+            let refused = try await client.execute(uri: "/api/v1/health", method: .get, headers: [name: "bad id with spaces"])
+            #expect(refused.headers[name]?.hasPrefix("req_") == true)
         }
     }
 
