@@ -11,6 +11,4 @@ extension OpenAICompatibleProvider {
 
     /// Seconds to wait: see `UpstreamHTTP.retryAfter`.
     static func retryAfter(_ headers: HTTPHeaders, now: Date = Date()) -> Int? { UpstreamHTTP.retryAfter(headers, now: now) }
-
-    static func mapTransport(_ error: Error, url: String) -> Error { UpstreamHTTP.mapTransport(error, url: url) }
 }

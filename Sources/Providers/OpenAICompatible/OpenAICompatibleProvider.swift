@@ -60,18 +60,11 @@ public struct OpenAICompatibleProvider: Provider {
         }
         let url = configuration.baseURL + "/models"
         do {
-            let response = try await client.execute(request(url, method: .GET), timeout: .seconds(30))
-            let body = try await Self.read(response.body, limit: configuration.maxBodyBytes, url: url)
-            guard (200..<300).contains(response.status.code) else {
-                throw ErrorBody.parse(body, status: Int(response.status.code)).coreError(status: Int(response.status.code),
-                                                                                        retryAfter: Self.retryAfter(response.headers))
-            }
-            guard let list = try? JSONDecoder().decode(List.self, from: Data(body.readableBytesView)) else {
-                throw CoreError.upstream("\(url) answered something other than a model list")
-            }
+            let response = try await UpstreamHTTP.send(request(url, method: .GET), client: client, timeout: .seconds(30), url: url)
+            let list = try await UpstreamHTTP.decode(List.self, from: response, limit: configuration.maxBodyBytes, url: url, what: "a model list")
             return list.data.map { ModelInfo(name: $0.id, provider: name) }
         } catch {
-            throw Self.mapTransport(error, url: url)
+            throw UpstreamHTTP.mapTransport(error, url: url)
         }
     }
 
@@ -93,12 +86,7 @@ public struct OpenAICompatibleProvider: Provider {
         var r = request(url, method: .POST)
         r.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
         r.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: Self.body(for: chat))))
-        let response = try await client.execute(r, timeout: configuration.maxDuration)
-        let status = Int(response.status.code)
-        guard (200..<300).contains(status) else {
-            let body = try await Self.read(response.body, limit: 64 << 10, url: url, truncate: true)
-            throw ErrorBody.parse(body, status: status).coreError(status: status, retryAfter: Self.retryAfter(response.headers))
-        }
+        let response = try await UpstreamHTTP.send(r, client: client, timeout: configuration.maxDuration, url: url)
         var mapper = EventMapper(maxToolCallBytes: configuration.maxEventBytes)
         let decoder = JSONDecoder()
         func decode(_ data: Data) throws -> Answer {
@@ -107,7 +95,7 @@ public struct OpenAICompatibleProvider: Provider {
             }
         }
         guard chat.stream else {
-            let body = try await Self.read(response.body, limit: configuration.maxBodyBytes, url: url)
+            let body = try await UpstreamHTTP.read(response.body, limit: configuration.maxBodyBytes, url: url)
             guard continuation.yieldAll(try mapper.events(for: try decode(Data(body.readableBytesView)))), continuation.yieldAll(mapper.close()) else { return }
             continuation.finish()
             return
@@ -123,9 +111,5 @@ public struct OpenAICompatibleProvider: Provider {
         guard done || mapper.finished else { throw CoreError.upstream("\(url): the stream ended before the answer was complete") }
         guard continuation.yieldAll(mapper.close()) else { return }
         continuation.finish()
-    }
-
-    static func read(_ body: HTTPClientResponse.Body, limit: Int, url: String, truncate: Bool = false) async throws -> ByteBuffer {
-        try await UpstreamHTTP.read(body, limit: limit, url: url, truncate: truncate)
     }
 }
