@@ -8,8 +8,9 @@ extension Backend {
     /// `environment`), routes and circuit breakers, with the local engine as provider `local`.
     public convenience init(host: ModelHost, registry: ModelRegistry,
                             environment: [String: String] = ProcessInfo.processInfo.environment,
-                            clock: RouterClock = .continuous, warn: (String) -> Void = { _ in }) {
-        self.init(host: host, provider: Self.router(host: host, registry: registry, environment: environment, clock: clock, warn: warn))
+                            clock: RouterClock = .continuous, options: Options = Options(), warn: (String) -> Void = { _ in }) {
+        self.init(host: host, provider: Self.router(host: host, registry: registry, environment: environment, clock: clock, warn: warn),
+                  options: options)
     }
 
     static func router(host: ModelHost, registry: ModelRegistry, environment: [String: String], clock: RouterClock,

@@ -16,19 +16,50 @@ public final class Backend: Sendable {
     /// The counters and histograms behind GET /metrics.
     public let prometheus = PrometheusMetrics()
     public let startedAt = Date()
+    public let options: Options
 
-    public init(host: ModelHost, provider: (any Provider)? = nil) {
+    /// What the backend does before a request reaches a provider.
+    public struct Options: Sendable {
+        /// The response cache; nil: none.
+        public var cache: ResponseCache?
+        /// The longest prompt accepted, in characters of message text (or of a raw prompt); nil: no cap beyond the
+        /// model's context (`MAX_PROMPT_LENGTH`).
+        public var maxPromptCharacters: Int?
+
+        public init(cache: ResponseCache? = nil, maxPromptCharacters: Int? = nil) {
+            self.cache = cache
+            self.maxPromptCharacters = maxPromptCharacters
+        }
+    }
+
+    public init(host: ModelHost, provider: (any Provider)? = nil, options: Options = Options()) {
         self.host = host
         self.local = LocalProvider(host: host)
         self.provider = provider ?? local
+        self.options = options
     }
 
     /// Starts a completion and waits for its first event, so that failures (unknown model, prompt too long, queue
-    /// full) become proper status codes before any byte of a response is sent.
-    func start(_ request: ChatRequest) async throws -> StartedCompletion {
+    /// full) become proper status codes before any byte of a response is sent. A cacheable request (see
+    /// `ResponseCache`) is answered from the cache when it can be, and its answer stored when it cannot.
+    /// `kind` tells the surfaces' request shapes apart in cache keys.
+    func start(_ request: ChatRequest, kind: String = "chat", cache directive: CacheDirective = .auto) async throws -> StartedCompletion {
+        try checkPromptLength(request)
+        var cacheSlot: (ResponseCache, String)?
+        if let cache = options.cache, let key = ResponseCache.key(for: request, kind: kind, directive: directive) {
+            if directive != .refresh, let hit = await cache.lookup(key) {
+                prometheus.cache(hit: true)
+                let started = StartedCompletion(replaying: hit, model: request.model, metrics: metrics, prometheus: prometheus)
+                try await started.prime()
+                MetricsSlot.current?.model = request.model
+                return started
+            }
+            prometheus.cache(hit: false)
+            cacheSlot = (cache, key)
+        }
         let stream = provider.chat(request)
         let started = StartedCompletion(stream: stream, model: request.model, metrics: metrics, prometheus: prometheus,
-                                        defaultProvider: provider is LocalProvider ? "local" : provider.name)
+                                        defaultProvider: provider is LocalProvider ? "local" : provider.name, cache: cacheSlot)
         do {
             try await started.prime()
         } catch {
@@ -42,6 +73,14 @@ public final class Backend: Sendable {
         }
         MetricsSlot.current?.model = request.model
         return started
+    }
+
+    private func checkPromptLength(_ request: ChatRequest) throws {
+        guard let limit = options.maxPromptCharacters else { return }
+        let length = request.rawPrompt?.count ?? request.messages.reduce(0) { $0 + $1.content.count }
+        guard length > limit else { return }
+        throw APIError(.badRequest, "the prompt has \(length) characters; this server accepts at most \(limit) (MAX_PROMPT_LENGTH)",
+                       param: request.rawPrompt == nil ? "messages" : "prompt", code: "prompt_too_long")
     }
 }
 
@@ -62,14 +101,59 @@ final class StartedCompletion: @unchecked Sendable {
     private(set) var route: RouteInfo?
     /// The usage meter of the request that started this completion, if the guard made one.
     private let meter = RequestMeter.current
+    /// Where the answer goes once complete (a cache miss), and what has been seen of it so far.
+    private let cacheSlot: (cache: ResponseCache, key: String)?
+    private var recorded: [CachedCompletion.Event] = []
+    /// The answer replayed (a cache hit).
+    private let replayed: CachedCompletion?
+    /// The id and creation time the surface gave the answer.
+    private var identity: (id: String, created: Int)?
 
-    init(stream: ChatStream, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics, defaultProvider: String) {
+    init(stream: ChatStream, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics, defaultProvider: String,
+         cache: (ResponseCache, String)? = nil) {
         iterator = stream.events.makeAsyncIterator()
         cancelStream = stream.cancel
         self.model = model
         self.metrics = metrics
         self.prometheus = prometheus
         self.defaultProvider = defaultProvider
+        self.cacheSlot = cache.map { (cache: $0.0, key: $0.1) }
+        self.replayed = nil
+    }
+
+    /// A completion replayed from the cache: its events, served by `cache`.
+    init(replaying hit: CachedCompletion, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics) {
+        let events = hit.events
+        let stream = AsyncThrowingStream<ChatEvent, Error> { continuation in
+            continuation.yield(.route(RouteInfo(deployment: "cache")))
+            for e in events {
+                switch e {
+                case .text(let t): continuation.yield(.text(t, nil))
+                case .toolCall(let c): continuation.yield(.toolCall(c))
+                case .usage(let u): continuation.yield(.usage(u))
+                case .finished(let f): continuation.yield(.finished(f))
+                }
+            }
+            continuation.finish()
+        }
+        iterator = stream.makeAsyncIterator()
+        cancelStream = {}
+        self.model = model
+        self.metrics = metrics
+        self.prometheus = prometheus
+        self.defaultProvider = "cache"
+        self.cacheSlot = nil
+        self.replayed = hit
+    }
+
+    /// The id and creation time of the answer: the cached ones on a hit, else `make()`'s (kept with the answer
+    /// when it is stored).
+    func identity(_ make: () -> (id: String, created: Int)) -> (id: String, created: Int) {
+        if let replayed { return (replayed.id, replayed.created) }
+        if let identity { return identity }
+        let made = make()
+        identity = made
+        return made
     }
 
     /// The provider that served (the first part of the routed deployment's key), else the backend's own.
@@ -95,7 +179,12 @@ final class StartedCompletion: @unchecked Sendable {
         do {
             var event = try await iterator.next()
             while case .route = event { event = try await iterator.next() }
-            guard let e = event else { done = true; finishMetrics(error: false); return nil }
+            guard let e = event else {
+                done = true
+                finishMetrics(error: false)
+                await saveToCache()
+                return nil
+            }
             return observe(e)
         } catch {
             done = true
@@ -110,9 +199,13 @@ final class StartedCompletion: @unchecked Sendable {
         if !done { done = true; finishMetrics(error: false) }
     }
 
-    /// `x-switchyard-route` (the deployment that answered) and `x-switchyard-fallback-from` (those passed over).
+    /// `x-switchyard-route` (the deployment that answered), `x-switchyard-fallback-from` (those passed over) and
+    /// `x-switchyard-cache` (hit or miss, for a cacheable request).
     var routeHeaders: HTTPFields {
         var fields = HTTPFields()
+        if replayed != nil || cacheSlot != nil, let name = HTTPField.Name("x-switchyard-cache") {
+            fields[name] = replayed != nil ? "hit" : "miss"
+        }
         guard let route else { return fields }
         if let name = HTTPField.Name("x-switchyard-route") { fields[name] = route.deployment }
         if !route.fallbackFrom.isEmpty, let name = HTTPField.Name("x-switchyard-fallback-from") {
@@ -123,14 +216,28 @@ final class StartedCompletion: @unchecked Sendable {
 
     private func observe(_ e: ChatEvent) -> ChatEvent {
         switch e {
-        case .text:
+        case .text(let t, _):
             if firstToken == nil { firstToken = Date(); meter?.firstToken() }
+            if cacheSlot != nil { recorded.append(.text(t)) }
         case .usage(let u):
             usage = u
             meter?.usage(u)
-        default: break
+            if cacheSlot != nil { recorded.append(.usage(u)) }
+        case .toolCall(let c):
+            if cacheSlot != nil { recorded.append(.toolCall(c)) }
+        case .finished(let f):
+            if cacheSlot != nil { recorded.append(.finished(f)) }
+        case .route: break
         }
         return e
+    }
+
+    /// A miss that ran to its end is stored, under the identity the surface gave it.
+    private func saveToCache() async {
+        guard let cacheSlot, let identity else { return }
+        let entry = CachedCompletion(id: identity.id, created: identity.created, events: recorded, servedBy: route?.deployment)
+        recorded = []
+        await cacheSlot.cache.save(entry, key: cacheSlot.key)
     }
 
     private func finishMetrics(error: Bool) {

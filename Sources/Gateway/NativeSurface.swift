@@ -44,7 +44,7 @@ struct NativeSurface {
         var done = false
     }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<GatewayContext>) {
         router.post("/api/v1/generate") { request, _ in try await generate(request, chat: false) }
         router.post("/api/v1/chat") { request, _ in try await generate(request, chat: true) }
         router.get("/api/v1/models") { _, _ in try await models() }

@@ -7,7 +7,7 @@ struct OpenAISurface {
     let backend: Backend
     static let maxBody = 4 << 20
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<GatewayContext>) {
         router.get("/v1/models") { _, _ in try await models() }
         router.get("/v1/models/{id}") { _, context in
             let id = try context.parameters.require("id")
@@ -26,6 +26,11 @@ struct OpenAISurface {
     }
 
     private func models() async throws -> Response { try json(try await models(decoded: true)) }
+
+    /// `prefix` and 24 random hex digits, as OpenAI's ids look.
+    static func newID(_ prefix: String) -> String {
+        prefix + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+    }
 
     private func chat(_ request: Request) async throws -> Response {
         var request = request
@@ -61,9 +66,8 @@ struct OpenAISurface {
         var core = ChatRequest(model: chat.model, messages: messages, sampling: try sampling.validated(), tools: tools,
                                stream: sampling.stream ?? false, logprobs: chat.logprobs ?? false, topLogprobs: chat.top_logprobs ?? 0)
         core.keepAlive = sampling.keep_alive?.duration
-        let started = try await backend.start(core)
-        let id = "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
-        let created = Int(Date().timeIntervalSince1970)
+        let started = try await backend.start(core, kind: "chat", cache: CacheDirective(request.headers))
+        let (id, created) = started.identity { (Self.newID("chatcmpl-"), Int(Date().timeIntervalSince1970)) }
         if core.stream {
             let includeUsage = sampling.stream_options?.include_usage ?? false
             return sse(started) { event, encoder in
@@ -91,7 +95,7 @@ struct OpenAISurface {
             }
         }
         let result = try await collect(started)
-        let response = OpenAI.ChatCompletion(id: String(id), created: created, model: chat.model, choices: [
+        let response = OpenAI.ChatCompletion(id: id, created: created, model: chat.model, choices: [
             OpenAI.ChatChoice(index: 0, message: OpenAI.ResponseMessage(role: "assistant", content: result.text),
                               logprobs: core.logprobs ? OpenAI.Logprobs(content: result.logprobs.map(OpenAI.TokenLogprob.init)) : nil,
                               finish_reason: OpenAI.finishReason(result.finish)),
@@ -113,9 +117,9 @@ struct OpenAISurface {
         var core = ChatRequest(model: c.model, messages: [], sampling: try sampling.validated(), stream: sampling.stream ?? false,
                                rawPrompt: prompt)
         core.keepAlive = sampling.keep_alive?.duration
-        let started = try await backend.start(core)
-        let id = "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
-        let created = Int(Date().timeIntervalSince1970)
+        let started = try await backend.start(core, kind: c.echo == true ? "completion+echo" : "completion",
+                                              cache: CacheDirective(request.headers))
+        let (id, created) = started.identity { (Self.newID("cmpl-"), Int(Date().timeIntervalSince1970)) }
         if core.stream {
             let includeUsage = sampling.stream_options?.include_usage ?? false
             return sse(started) { event, encoder in

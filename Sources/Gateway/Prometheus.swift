@@ -109,6 +109,8 @@ public final class PrometheusMetrics: Sendable {
         var tokens: [TokenKey: Int] = [:]
         var rateLimited = 0
         var upstreamErrors: [String: Int] = [:]
+        var cacheHits = 0
+        var cacheMisses = 0
     }
     private let state = Mutex(State())
 
@@ -129,6 +131,9 @@ public final class PrometheusMetrics: Sendable {
     }
 
     public func rateLimited() { state.withLock { $0.rateLimited += 1 } }
+
+    /// A cacheable request answered from the response cache (hit) or not (miss).
+    public func cache(hit: Bool) { state.withLock { if hit { $0.cacheHits += 1 } else { $0.cacheMisses += 1 } } }
 
     public func upstreamError(provider: String) { state.withLock { $0.upstreamErrors[provider, default: 0] += 1 } }
 
@@ -159,6 +164,9 @@ public final class PrometheusMetrics: Sendable {
         }
         w.family("switchyard_rate_limited_total", type: "counter", help: "Requests refused by a per-key rate limit (429).")
         w.sample("switchyard_rate_limited_total", [], Double(s.rateLimited))
+        w.family("switchyard_cache_requests_total", type: "counter", help: "Cacheable requests, by result (hit or miss).")
+        w.sample("switchyard_cache_requests_total", [("result", "hit")], Double(s.cacheHits))
+        w.sample("switchyard_cache_requests_total", [("result", "miss")], Double(s.cacheMisses))
         w.family("switchyard_upstream_errors_total", type: "counter", help: "Completions that failed in their provider, by provider.")
         for (p, v) in s.upstreamErrors.sorted(by: { $0.key < $1.key }) { w.sample("switchyard_upstream_errors_total", [("provider", p)], Double(v)) }
         let models = gauges.models.sorted { $0.name < $1.name }

@@ -5,6 +5,18 @@ import Hummingbird
 import Logging
 import Providers
 
+/// The request context of every route: Hummingbird's basics plus the client's address (for IP allow-lists).
+public struct GatewayContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The peer's IP address as text (`127.0.0.1`, `::1`); nil when unknown (a Unix socket, tests without one).
+    public let clientIP: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        clientIP = source.channel.remoteAddress?.ipAddress
+    }
+}
+
 /// The HTTP server: every surface on one router, errors rendered as JSON, one log line per request.
 public struct Server {
     public struct Options: Sendable {
@@ -29,14 +41,15 @@ public struct Server {
         self.access = access
     }
 
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func router() -> Router<GatewayContext> {
+        let router = Router(context: GatewayContext.self)
         router.add(middleware: RequestLogMiddleware(json: options.jsonLogs))
         router.add(middleware: PrometheusMiddleware(metrics: backend.prometheus))
         router.add(middleware: ErrorMiddleware())
         if let access {
             router.add(middleware: GuardMiddleware(access: access, metrics: backend.prometheus))
             if let usage = access.usage { UsageRoute(usage: usage).register(on: router) }
+            if let store = access.keyStore { AdminRoutes(store: store, cache: access.keys).register(on: router) }
         }
         OpenAISurface(backend: backend).register(on: router)
         NativeSurface(backend: backend).register(on: router)

@@ -5,6 +5,7 @@ enum Migrations {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: api keys and usage", migrate: v1)
+        migrator.registerMigration("v2: response cache", migrate: v2)
         return migrator
     }
 
@@ -51,6 +52,18 @@ enum Migrations {
             CREATE INDEX usage_by_key ON usage(key_id, requested_at);
             CREATE INDEX usage_by_model ON usage(model, requested_at);
             CREATE INDEX usage_by_time ON usage(requested_at);
+            """)
+    }
+
+    /// Cached answers (`serve --cache sqlite`): opaque values with an expiry, in seconds since 1970.
+    static func v2(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE response_cache (
+                key        TEXT PRIMARY KEY NOT NULL,
+                value      BLOB NOT NULL,
+                expires_at REAL NOT NULL
+            );
+            CREATE INDEX response_cache_expiry ON response_cache(expires_at);
             """)
     }
 }

@@ -46,6 +46,18 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("require-auth"), help: "Check API keys on a loopback address too (env SWITCHYARD_REQUIRE_AUTH=1). Always on for any other address.")
     var requireAuth = false
     @OptionGroup var database: DatabaseLocation
+    @Option(name: .customLong("admin-key-env"), help: "Environment variable holding the admin key, which may use /admin/* (keys, every key's usage) and every model without limits. A weak key (short, well known, predictable) is refused.")
+    var adminKeyEnv: String = "SWITCHYARD_ADMIN_KEY"
+    @Option(name: .customLong("allow-ip"), help: ArgumentHelp("Only these client addresses or CIDR ranges may connect, comma-separated, e.g. 10.0.0.0/8,::1 (env SWITCHYARD_ALLOWED_IPS; default: any).", valueName: "list"))
+    var allowIP: String? = ProcessInfo.processInfo.environment["SWITCHYARD_ALLOWED_IPS"]
+    @Option(name: .customLong("max-concurrent"), help: "Model requests served at once; past it, 429 with Retry-After (env SWITCHYARD_MAX_CONCURRENT; default: no cap beyond each model's queue).")
+    var maxConcurrent: Int? = Int(ProcessInfo.processInfo.environment["SWITCHYARD_MAX_CONCURRENT"] ?? "")
+    @Option(name: .customLong("max-prompt-length"), help: "Longest prompt accepted, in characters of message text; longer is 400 prompt_too_long (env MAX_PROMPT_LENGTH; default: the model's context decides).")
+    var maxPromptLength: Int? = Int(ProcessInfo.processInfo.environment["MAX_PROMPT_LENGTH"] ?? "")
+    @Option(help: "Response cache for deterministic requests (temperature 0 or a seed; `x-switchyard-cache: on` opts others in): off, memory or sqlite (env SWITCHYARD_CACHE).")
+    var cache: String = ProcessInfo.processInfo.environment["SWITCHYARD_CACHE"] ?? "off"
+    @Option(name: .customLong("cache-ttl"), help: "Seconds a cached answer is kept.") var cacheTTL: Double = 3600
+    @Option(name: .customLong("cache-memory"), help: "Memory for the in-process cache, e.g. 64M.") var cacheMemory: String = "64M"
 
     func validate() throws {
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
@@ -54,6 +66,11 @@ struct Serve: AsyncParsableCommand {
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
         guard KVCacheType(rawValue: kvCache) != nil else { throw ValidationError("--kv-cache must be f16 or q8") }
         guard (0...19).contains(niceness) else { throw ValidationError("--niceness must be between 0 and 19") }
+        guard ["off", "memory", "sqlite"].contains(cache) else { throw ValidationError("--cache must be off, memory or sqlite") }
+        guard cacheTTL > 0 else { throw ValidationError("--cache-ttl must be positive") }
+        if let m = maxConcurrent, m < 1 { throw ValidationError("--max-concurrent must be at least 1") }
+        if let m = maxPromptLength, m < 1 { throw ValidationError("--max-prompt-length must be at least 1") }
+        if let allowIP { do { _ = try IPAllowList(commaSeparated: allowIP) } catch { throw ValidationError("--allow-ip: \(error)") } }
     }
 
     func run() async throws {
@@ -67,7 +84,7 @@ struct Serve: AsyncParsableCommand {
             guard let b = Units.bytes(m) else { throw ValidationError("--kv-memory '\(m)' is not a size such as 256M") }
             kvBytes = b
         }
-        let access = try await accessGuard()
+        let (access, db) = try await accessGuard()
         let registry = try config.registry()
         let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
                                             niceness: niceness, maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
@@ -76,7 +93,8 @@ struct Serve: AsyncParsableCommand {
         if !registry.files.isEmpty {
             note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) local models, \(registry.routes.count) routes, \(registry.providers.count) providers)")
         }
-        let backend = Backend(host: host, registry: registry, warn: { note($0) })
+        let backend = Backend(host: host, registry: registry,
+                              options: .init(cache: try responseCache(db), maxPromptCharacters: maxPromptLength), warn: { note($0) })
         for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
             _ = try await host.worker(for: name)
             note("preloaded \(name)")
@@ -100,7 +118,7 @@ struct Serve: AsyncParsableCommand {
         try await app.runService()
         withExtendedLifetime(grace) {}
         await host.unloadAll()
-        if let usage = access?.usage {
+        if let usage = access.usage {
             do { try await usage.close() } catch { note("usage records could not all be written: \(error)") }
             let dropped = usage.statistics.dropped
             if dropped > 0 { note("\(dropped) usage records were dropped") }
@@ -108,32 +126,62 @@ struct Serve: AsyncParsableCommand {
         note("switchyard stopped")
     }
 
-    /// Keys and usage from the database. Auth is on for a non-loopback address, `--require-auth` or
-    /// SWITCHYARD_REQUIRE_AUTH=1; then the server refuses to start without an active key. Without auth a database
-    /// that cannot be opened only turns usage accounting off.
-    private func accessGuard() async throws -> AccessGuard? {
-        let env = ProcessInfo.processInfo.environment["SWITCHYARD_REQUIRE_AUTH"]?.lowercased()
+    /// Keys, limits and usage from the database. Auth is on for a non-loopback address, `--require-auth` or
+    /// SWITCHYARD_REQUIRE_AUTH=1; then the server refuses to start without an active key or an admin key. Without
+    /// auth a database that cannot be opened only turns usage accounting (and budgets) off.
+    private func accessGuard() async throws -> (AccessGuard, StorageDatabase?) {
+        let environment = ProcessInfo.processInfo.environment
+        let env = environment["SWITCHYARD_REQUIRE_AUTH"]?.lowercased()
         let loopback = AccessGuard.isLoopback(host)
         let auth = requireAuth || ["1", "true", "yes", "on"].contains(env ?? "") || !loopback
+        var adminKey: AdminKey?
+        if let text = environment[adminKeyEnv], !text.isEmpty {
+            do { adminKey = try AdminKey(text) } catch { throw ValidationError("\(adminKeyEnv): \(error)") }
+        }
+        let allowed = try allowIP.map { try IPAllowList(commaSeparated: $0) } ?? IPAllowList()
         let db: StorageDatabase
         do {
             db = try database.open()
         } catch {
             if auth { throw ValidationError("API keys are required but the key database cannot be opened: \(error)") }
             note("usage accounting is off: \(error)")
-            return nil
+            return (AccessGuard(requireAuth: false, keys: nil, adminKey: adminKey, allowedIPs: allowed,
+                                maxConcurrentRequests: maxConcurrent), nil)
         }
         if auth {
             let active = try await KeyStore(db).list().filter { $0.state() == .active }
-            if active.isEmpty {
+            if active.isEmpty && adminKey == nil {
                 let why = loopback ? "auth is required (--require-auth or SWITCHYARD_REQUIRE_AUTH)"
                                    : "\(host) is not a loopback address, so every request needs an API key"
                 let create = "switchyard keys create --name NAME" + (database.path.map { " --database \($0)" } ?? "")
-                throw ValidationError("\(why), but \(db.path) holds no active key. Create one with\n  \(create)"
+                throw ValidationError("\(why), but \(db.path) holds no active key and \(adminKeyEnv) is not set. Create one with\n  \(create)"
+                                      + "\nor set an admin key (e.g. \(adminKeyEnv)=$(openssl rand -base64 32)) and create keys through /admin/keys"
                                       + (loopback ? "" : "\nor serve on 127.0.0.1 only."))
             }
-            note("API keys required (\(active.count) active in \(db.path)); key checks are cached for 5 s")
+            note("API keys required (\(active.count) active in \(db.path)\(adminKey == nil ? "" : ", and the admin key")); key checks are cached for 5 s")
         }
-        return AccessGuard(database: db, requireAuth: auth)
+        if !allowed.isEmpty { note("clients allowed from: \(allowed)") }
+        var access = AccessGuard(database: db, requireAuth: auth)
+        access.adminKey = adminKey
+        access.allowedIPs = allowed
+        access.maxConcurrentRequests = maxConcurrent
+        return (access, db)
+    }
+
+    /// The response cache `--cache` asks for.
+    private func responseCache(_ db: StorageDatabase?) throws -> ResponseCache? {
+        let ttl = Duration.milliseconds(Int64(cacheTTL * 1000))
+        switch cache {
+        case "memory":
+            guard let bytes = Units.bytes(cacheMemory) else { throw ValidationError("--cache-memory '\(cacheMemory)' is not a size such as 64M") }
+            note("response cache: in memory, up to \(cacheMemory), answers kept \(Int(cacheTTL)) s")
+            return ResponseCache(store: MemoryCacheStore(maxBytes: bytes), ttl: ttl)
+        case "sqlite":
+            guard let db else { throw ValidationError("--cache sqlite needs the database, which cannot be opened") }
+            note("response cache: in \(db.path), answers kept \(Int(cacheTTL)) s")
+            return ResponseCache(store: SQLiteCacheStore(db), ttl: ttl)
+        default:
+            return nil
+        }
     }
 }

@@ -74,8 +74,8 @@ import Testing
     }
 
     @Test func routesAreBounded() {
-        #expect(PrometheusMiddleware<BasicRequestContext>.route("/v1/chat/completions") == "/v1/chat/completions")
-        #expect(PrometheusMiddleware<BasicRequestContext>.route("/v1/models/anything") == "/v1/models/{id}")
-        #expect(PrometheusMiddleware<BasicRequestContext>.route("/random/\(Int.random(in: 0..<1000))") == "other")
+        #expect(PrometheusMiddleware<GatewayContext>.route("/v1/chat/completions") == "/v1/chat/completions")
+        #expect(PrometheusMiddleware<GatewayContext>.route("/v1/models/anything") == "/v1/models/{id}")
+        #expect(PrometheusMiddleware<GatewayContext>.route("/random/\(Int.random(in: 0..<1000))") == "other")
     }
 }

@@ -3,7 +3,8 @@ import Hummingbird
 import HTTPTypes
 import Storage
 
-/// The guard on the request path: key → allowed model → requests-per-minute limit → the handler → a usage record.
+/// The guard on the request path: address → key (or the admin key) → allowed model → requests and tokens per
+/// minute → budget → the cap on requests in flight → the handler → a usage record and the token charge.
 ///
 /// Runs inside `ErrorMiddleware`, so its refusals (401, 403, 429) are rendered as OpenAI-shaped errors. To learn
 /// the model before the handler runs it reads the JSON body of a POST (up to the surfaces' limit) and leaves it
@@ -14,28 +15,56 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     var metrics: PrometheusMetrics? = nil
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if !access.allowedIPs.isEmpty {
+            let ip = (context as? GatewayContext)?.clientIP
+            guard access.allowedIPs.allows(ip) else {
+                throw APIError(.forbidden, "requests from \(ip ?? "this address") are not allowed", type: "invalid_request_error",
+                               code: "ip_not_allowed")
+            }
+        }
         if AccessGuard.openPaths.contains(request.uri.path) { return try await next(request, context) }
+        if request.uri.path.hasPrefix("/admin/") || request.uri.path == "/admin" {
+            try checkAdmin(request)
+            return try await next(request, context)
+        }
         var request = request
         let model = request.method == .post ? try await Self.peekModel(&request) : nil
-        let (key, limit) = try await admit(request, model: model)
-        guard let usage = access.usage, let model else {
-            var response = try await next(request, context)
-            if let limit { response.headers.append(contentsOf: Self.fields(limit)) }
+        let caller = try await identify(request, model: model)
+        let limits = try await admit(caller, model: model)
+        guard let model else {
+            var response = try await GuardContext.$current.withValue(GuardContext(caller: caller)) { try await next(request, context) }
+            response.headers.append(contentsOf: limits)
             return response
+        }
+        let holdsPlace = access.maxConcurrentRequests != nil
+        if let cap = access.maxConcurrentRequests, !access.inFlight.enter(limit: cap) {
+            metrics?.rateLimited()
+            throw APIError(.tooManyRequests, "the server is at its limit of \(cap) requests in flight; retry shortly",
+                           type: "requests", code: "server_busy", retryAfter: 1)
         }
         let meter = RequestMeter()
         let arrived = Date()
-        let record: @Sendable (Int) -> Void = { status in
-            usage.record(Self.record(meter: meter, key: key, model: model, status: status, arrived: arrived))
+        let finish: @Sendable (Int) async -> Void = { [access] status in
+            if holdsPlace { access.inFlight.leave() }
+            let record = Self.record(meter: meter, key: caller.key, model: model, status: status, arrived: arrived)
+            access.usage?.record(record)
+            guard let key = caller.key else { return }
+            let tokens = record.promptTokens + record.completionTokens
+            access.spending?.charge(key.id, tokens: tokens, usd: record.costUSD ?? 0)
+            if let tpm = key.limits.tokensPerMinute, tokens > 0 {
+                _ = try? await access.limiter.take("tpm:" + key.id, perMinute: tpm, cost: tokens, need: nil)
+            }
         }
         var response: Response
         do {
-            response = try await RequestMeter.$current.withValue(meter) { try await next(request, context) }
+            response = try await RequestMeter.$current.withValue(meter) {
+                try await GuardContext.$current.withValue(GuardContext(caller: caller)) { try await next(request, context) }
+            }
         } catch {
-            record(Self.status(of: error))
+            await finish(Self.status(of: error))
             throw error
         }
-        if let limit { response.headers.append(contentsOf: Self.fields(limit)) }
+        response.headers.append(contentsOf: limits)
         // The record is written once the body is (a stream ends when its generation does).
         let body = response.body
         let status = response.status.code
@@ -43,32 +72,81 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
             do {
                 try await body.write(writer)
             } catch {
-                record(499)   // the client went away mid-response
+                await finish(499)   // the client went away mid-response
                 throw error
             }
-            record(status)
+            await finish(status)
         }
         return response
     }
 
-    /// With auth on: the verified key, allowed `model`, within its request limit (the decision, for the headers).
-    private func admit(_ request: Request, model: String?) async throws -> (APIKey?, RateLimiter.Decision?) {
-        guard access.requireAuth else { return (nil, nil) }
-        let key = try await authenticate(request)
+    /// `/admin/*`: the admin key when one is set; with none, open only while auth is off (a loopback server).
+    private func checkAdmin(_ request: Request) throws {
+        guard let admin = access.adminKey else {
+            if access.requireAuth {
+                throw APIError(.forbidden, "the admin API is off: start the server with SWITCHYARD_ADMIN_KEY set",
+                               type: "invalid_request_error", code: "admin_api_disabled")
+            }
+            return
+        }
+        guard let presented = Self.presentedKey(request) else {
+            throw Self.unauthorized("missing admin key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
+        }
+        guard admin.matches(presented) else { throw Self.unauthorized("invalid admin key") }
+    }
+
+    /// The caller: with auth on, the admin key or a verified API key (401 otherwise); with auth off, the admin when
+    /// it shows the admin key, a key when it shows a valid one (so that its limits apply), else anonymous.
+    private func identify(_ request: Request, model: String?) async throws -> GuardCaller {
+        let presented = Self.presentedKey(request)
+        if let presented, let admin = access.adminKey, admin.matches(presented) { return .admin }
+        if access.requireAuth { return .key(try await authenticate(request)) }
+        return .anonymous
+    }
+
+    /// A key's model list, requests and tokens per minute and budget; the rate-limit headers to answer with.
+    private func admit(_ caller: GuardCaller, model: String?) async throws -> HTTPFields {
+        guard let key = caller.key else { return [:] }
         if let model, !key.limits.allows(model: model) {
             throw APIError(.forbidden, "this API key may not use model '\(model)'", type: "invalid_request_error",
                            param: "model", code: "model_not_allowed")
         }
-        guard let rpm = key.limits.requestsPerMinute else { return (key, nil) }
-        let decision = access.limiter.acquire(key.id, perMinute: rpm)
-        guard decision.allowed else {
-            metrics?.rateLimited()
-            throw APIError(.tooManyRequests,
-                           "rate limit reached for requests: \(rpm) per minute for this API key; retry in \(decision.retryAfterSeconds) s",
-                           type: "requests", code: "rate_limit_exceeded",
-                           retryAfter: decision.retryAfterSeconds, headers: Self.fields(decision))
+        var fields = HTTPFields()
+        if let rpm = key.limits.requestsPerMinute {
+            let decision = try await access.limiter.take("rpm:" + key.id, perMinute: rpm, cost: 1, need: 1)
+            fields.append(contentsOf: Self.fields(decision.headerValues(for: "requests")))
+            guard decision.allowed else {
+                metrics?.rateLimited()
+                throw APIError(.tooManyRequests,
+                               "rate limit reached for requests: \(rpm) per minute for this API key; retry in \(decision.retryAfterSeconds) s",
+                               type: "requests", code: "rate_limit_exceeded",
+                               retryAfter: decision.retryAfterSeconds, headers: fields)
+            }
         }
-        return (key, decision)
+        if let tpm = key.limits.tokensPerMinute {
+            // Let in while the bucket holds a token; the answer's tokens are charged when it ends.
+            let decision = try await access.limiter.take("tpm:" + key.id, perMinute: tpm, cost: 0, need: 1)
+            fields.append(contentsOf: Self.fields(decision.headerValues(for: "tokens")))
+            guard decision.allowed else {
+                metrics?.rateLimited()
+                throw APIError(.tooManyRequests,
+                               "rate limit reached for tokens: \(tpm) per minute for this API key; retry in \(decision.retryAfterSeconds) s",
+                               type: "tokens", code: "rate_limit_exceeded",
+                               retryAfter: decision.retryAfterSeconds, headers: fields)
+            }
+        }
+        if let budget = key.limits.budget, let spending = access.spending {
+            let spent = try await spending.spent(key.id)
+            if SpendTracker.exhausted(budget, by: spent) {
+                let what = switch budget {
+                case .tokens(let n): "\(spent.tokens) of its \(n) tokens"
+                case .usd(let x): String(format: "$%.4f of its $%.2f", spent.usd, x)
+                }
+                throw APIError(.tooManyRequests, "this API key has used its budget (\(what)); ask an administrator to raise it",
+                               type: "insufficient_quota", code: "insufficient_quota")
+            }
+        }
+        return fields
     }
 
     /// The key the request carries, verified; throws 401 naming what is wrong.
@@ -113,9 +191,9 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         return (try? JSONDecoder().decode(ModelField.self, from: Data(buffer: body)))?.model
     }
 
-    static func fields(_ decision: RateLimiter.Decision) -> HTTPFields {
+    static func fields(_ values: [(String, String)]) -> HTTPFields {
         var fields = HTTPFields()
-        for (name, value) in decision.headerValues {
+        for (name, value) in values {
             if let n = HTTPField.Name(name) { fields[n] = value }
         }
         return fields
@@ -129,11 +207,26 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     static func record(meter: RequestMeter, key: APIKey?, model: String, status: Int, arrived: Date) -> UsageRecord {
         let r = meter.reading
         let provider = r.deployment.flatMap { $0.split(separator: "/", maxSplits: 1).first.map(String.init) } ?? "local"
-        let local = provider == "local"
+        let local = provider == "local" || provider == "cache"
         return UsageRecord(keyID: key?.id, model: model, deployment: r.deployment, provider: provider,
                            promptTokens: r.promptTokens, completionTokens: r.completionTokens,
                            latencyMs: (ContinuousClock.now - meter.started).milliseconds,
                            timeToFirstTokenMs: r.firstToken.map { ($0 - meter.started).milliseconds },
                            status: status, costUSD: local ? 0 : nil, servedLocally: local, timestamp: arrived)
     }
+}
+
+/// Who the guard admitted, for the handlers below it (the usage route shows a key only its own usage).
+struct GuardContext: Sendable {
+    @TaskLocal static var current: GuardContext?
+    let caller: GuardCaller
+}
+
+/// Who is calling, once admitted.
+enum GuardCaller: Sendable {
+    case anonymous
+    case admin
+    case key(APIKey)
+
+    var key: APIKey? { if case .key(let k) = self { k } else { nil } }
 }

@@ -4,7 +4,8 @@ import Storage
 
 /// `GET /api/v1/usage?key=&model=&since=`: the usage summary as JSON. `key` is a key's name, id or prefix;
 /// `since` a date (2026-11-01, 2026-11-01T12:00:00Z) or a duration back from now (24h, 7d).
-/// With auth on, any valid key may read it (an admin key is still to come).
+/// A request with an API key sees only that key's usage (whatever `key` says); the admin key, or anyone while auth
+/// is off, sees every key's. Also served at `/admin/usage`.
 struct UsageRoute {
     let usage: UsageStore
 
@@ -32,13 +33,15 @@ struct UsageRoute {
         var models: [ModelRow]
     }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<GatewayContext>) {
         router.get("/api/v1/usage") { request, _ in try await summary(request) }
+        router.get("/admin/usage") { request, _ in try await summary(request) }
     }
 
     private func summary(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
-        let key = query["key"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        var key = query["key"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        if let own = GuardContext.current?.caller.key { key = own.id }
         let model = query["model"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         var since: Date?
         if let text = query["since"].map(String.init), !text.isEmpty {

@@ -1,0 +1,80 @@
+import Foundation
+import Storage
+import Synchronization
+
+/// What each key has spent, for budgets: read from the usage records (every replica writes to the same database),
+/// cached for `ttl`, plus what this process has charged since that read.
+///
+/// A key is stopped once its spend reaches its budget. Bounds of the check: requests already admitted finish (one
+/// answer may cross the line), and another replica's spending is seen within `ttl` plus its writer's flush interval.
+public final class SpendTracker: Sendable {
+    public struct Spend: Sendable, Equatable {
+        public var tokens: Int
+        public var usd: Double
+        public init(tokens: Int = 0, usd: Double = 0) { self.tokens = tokens; self.usd = usd }
+    }
+
+    public typealias Fetch = @Sendable (String) async throws -> Spend
+
+    private struct Entry: Sendable {
+        var recorded: Spend
+        var local: Spend
+        var until: ContinuousClock.Instant
+    }
+
+    public let ttl: Duration
+    public let capacity: Int
+    private let fetch: Fetch
+    private let entries = Mutex<[String: Entry]>([:])
+
+    public init(ttl: Duration = .seconds(1), capacity: Int = 10_000, fetch: @escaping Fetch) {
+        self.ttl = ttl
+        self.capacity = max(1, capacity)
+        self.fetch = fetch
+    }
+
+    /// A tracker over the usage records of `usage`.
+    public convenience init(usage: UsageStore, ttl: Duration = .seconds(1)) {
+        self.init(ttl: ttl) { id in
+            let totals = try await usage.summary(key: id).totals
+            return Spend(tokens: totals.totalTokens, usd: totals.costUSD ?? 0)
+        }
+    }
+
+    /// What `keyID` has spent: the recorded total (re-read when older than `ttl`) plus this process's charges since.
+    public func spent(_ keyID: String) async throws -> Spend {
+        let now = ContinuousClock.now
+        if let e = entries.withLock({ $0[keyID] }), e.until > now {
+            return Spend(tokens: e.recorded.tokens + e.local.tokens, usd: e.recorded.usd + e.local.usd)
+        }
+        let recorded = try await fetch(keyID)
+        return entries.withLock { table in
+            if table[keyID] == nil, table.count >= capacity {
+                table = table.filter { $0.value.until > now }
+                if table.count >= capacity, let k = table.keys.first { table.removeValue(forKey: k) }
+            }
+            // Charges made while reading may or may not be in `recorded`; keeping none of them errs by at most
+            // the answers that finished during one read.
+            table[keyID] = Entry(recorded: recorded, local: Spend(), until: now + ttl)
+            return recorded
+        }
+    }
+
+    /// Adds an answer's tokens and cost to what `keyID` is known to have spent.
+    public func charge(_ keyID: String, tokens: Int, usd: Double) {
+        entries.withLock { table in
+            guard var e = table[keyID] else { return }   // not tracked: the next read sees the record
+            e.local.tokens += tokens
+            e.local.usd += usd
+            table[keyID] = e
+        }
+    }
+
+    /// Whether `spend` has reached `budget`.
+    public static func exhausted(_ budget: Budget, by spend: Spend) -> Bool {
+        switch budget {
+        case .tokens(let n): return spend.tokens >= n
+        case .usd(let x): return spend.usd >= x
+        }
+    }
+}
