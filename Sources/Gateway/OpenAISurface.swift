@@ -171,7 +171,7 @@ func collect(_ started: StartedCompletion) async throws -> CollectedCompletion {
 
 func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) throws -> Response {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.withoutEscapingSlashes]
+    encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
     var headers: HTTPFields = [.contentType: "application/json"]
     headers.append(contentsOf: extra)
     return Response(status: status, headers: headers,
@@ -187,7 +187,7 @@ func sse(_ started: StartedCompletion,
     headers.append(contentsOf: started.routeHeaders)
     return Response(status: .ok, headers: headers, body: ResponseBody { writer in
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         func send(_ payload: Data) async throws {
             var buffer = ByteBuffer(string: "data: ")
             buffer.writeBytes(payload)
