@@ -187,15 +187,23 @@ struct NativeSurface {
         struct Memory: Encodable { let process_rss_bytes: Int?; let system_total_bytes: Int?; let system_available_bytes: Int? }
         struct CPU: Encodable { let cores: Int; let load_average_1m: Double?; let process_cpu_seconds: Double }
         struct Deployment: Encodable { let deployment: String; let state: String; let latency_ms: Double?; let in_flight: Int }
+        struct Model: Encodable { let name: String; let status: String; let error: String? }
         struct Health: Encodable {
-            let status: String; let uptime_seconds: Double; let loaded_models: [LoadedModel]; let queue_length: Int
+            let status: String; let uptime_seconds: Double; let loaded_models: [LoadedModel]; let models: [Model]; let queue_length: Int
+            let requests: Int; let average_response_ms: Double?
             let memory: Memory; let cpu: CPU; let deployments: [Deployment]
         }
+        let served = backend.metrics.snapshot().values
+        let requests = served.map(\.requests).reduce(0, +)
+        let answered = served.map { $0.requests - $0.errors }.reduce(0, +)
+        let latency = served.map(\.totalLatency).reduce(0, +)
         let mem = SystemStats.memory()
         let h = Health(
             status: "ok", uptime_seconds: Date().timeIntervalSince(backend.startedAt),
             loaded_models: workers.map { LoadedModel(name: $0.name, status: $0.isBusy ? "busy" : "ready", queue_length: $0.queueLength, memory: $0.memoryBytes) },
+            models: await backend.host.statuses().map { Model(name: $0.name, status: $0.state, error: $0.detail) },
             queue_length: workers.map(\.queueLength).reduce(0, +),
+            requests: requests, average_response_ms: answered > 0 ? (latency / Double(answered) * 1000).rounded() : nil,
             memory: Memory(process_rss_bytes: SystemStats.residentBytes(), system_total_bytes: mem.total, system_available_bytes: mem.available),
             cpu: CPU(cores: ProcessInfo.processInfo.activeProcessorCount, load_average_1m: SystemStats.loadAverage(), process_cpu_seconds: SystemStats.cpuSeconds()),
             deployments: backend.deploymentStatuses().map {

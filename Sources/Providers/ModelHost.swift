@@ -71,6 +71,8 @@ public actor ModelHost {
     public let options: Options
     private var workers: [String: EngineWorker] = [:]
     private var loading: [String: Task<EngineWorker, Error>] = [:]
+    /// Why each model's last load failed (cleared when one succeeds).
+    private var failures: [String: String] = [:]
 
     public init(options: Options = Options()) { self.options = options }
 
@@ -91,6 +93,23 @@ public actor ModelHost {
     }
 
     public func loadedWorkers() -> [EngineWorker] { workers.values.sorted { $0.name < $1.name } }
+
+    /// Where a servable model stands: `loading`, `ready` (loaded, idle), `busy` (loaded, generating), `error` (its
+    /// last load failed; `detail` says why) or `stopped` (not loaded).
+    public struct Status: Sendable, Equatable {
+        public var name: String
+        public var state: String
+        public var detail: String?
+    }
+
+    public func statuses() -> [Status] {
+        available().map { e in
+            if let w = workers[e.name] { return Status(name: e.name, state: w.isBusy ? "busy" : "ready") }
+            if loading[e.name] != nil { return Status(name: e.name, state: "loading") }
+            if let why = failures[e.name] { return Status(name: e.name, state: "error", detail: why) }
+            return Status(name: e.name, state: "stopped")
+        }
+    }
 
     /// The worker for `name`, loading it first if needed.
     public func worker(for name: String) async throws -> EngineWorker {
@@ -120,7 +139,14 @@ public actor ModelHost {
         }
         loading[name] = task
         defer { loading[name] = nil }
-        let worker = try await task.value
+        let worker: EngineWorker
+        do {
+            worker = try await task.value
+            failures[name] = nil
+        } catch {
+            failures[name] = "\(error)"
+            throw error
+        }
         if let d = declared {
             worker.keepAlive = d.keepAlive
             worker.defaults = d.defaults

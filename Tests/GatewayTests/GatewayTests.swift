@@ -99,6 +99,10 @@ import Testing
             let health = try object(try await client.execute(uri: "/api/v1/health", method: .get).body)
             #expect(health["status"] as? String == "ok")
             #expect((health["loaded_models"] as? [[String: Any]])?.first?["name"] as? String == "smollm2")
+            func state(_ h: [String: Any], _ name: String) -> String? {
+                (h["models"] as? [[String: Any]])?.first { $0["name"] as? String == name }?["status"] as? String
+            }
+            #expect(["ready", "busy"].contains(state(health, "smollm2")))
             let models = try object(try await client.execute(uri: "/api/v1/models", method: .get).body)
             let entry = try #require((models["models"] as? [[String: Any]])?.first { $0["name"] as? String == "smollm2" })
             #expect(entry["quantization"] as? String == "Q4_1" && entry["loaded"] as? Bool == true)
@@ -106,6 +110,7 @@ import Testing
             #expect(unload["unloaded"] as? Bool == true)
             let after = try object(try await client.execute(uri: "/api/v1/health", method: .get).body)
             #expect((after["loaded_models"] as? [Any])?.isEmpty == true)
+            #expect(state(after, "smollm2") == "stopped")
         }
     }
 }
