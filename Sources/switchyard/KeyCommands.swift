@@ -21,7 +21,8 @@ struct Keys: AsyncParsableCommand {
         discussion: """
         A key is printed once, when it is created or rotated; only a salted hash is stored, so a lost key cannot be \
         recovered: rotate it. KEY arguments take a key's name, its id, or its sk-sy-<id> prefix as `keys list` shows it.
-        The server does not check keys yet: this manages the keys it will check.
+        `serve` checks keys when it binds a non-loopback address, or with --require-auth; a running server sees a \
+        change here within 5 s. The same operations are at /admin/keys, behind the admin key (SWITCHYARD_ADMIN_KEY).
         """,
         subcommands: [Create.self, List.self, Revoke.self, Rotate.self])
 

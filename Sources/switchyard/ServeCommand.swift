@@ -93,7 +93,7 @@ struct Serve: AsyncParsableCommand {
         if !registry.files.isEmpty {
             note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) local models, \(registry.routes.count) routes, \(registry.providers.count) providers)")
         }
-        let backend = Backend(host: host, registry: registry,
+        let backend = Backend(host: host, registry: registry, environment: try providerEnvironment(),
                               options: .init(cache: try responseCache(db), maxPromptCharacters: maxPromptLength), warn: { note($0) })
         for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
             _ = try await host.worker(for: name)
