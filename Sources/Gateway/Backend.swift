@@ -52,9 +52,11 @@ public final class Backend: Sendable {
                 let started = StartedCompletion(replaying: hit, model: request.model, metrics: metrics, prometheus: prometheus)
                 try await started.prime()
                 MetricsSlot.current?.model = request.model
+                MetricsSlot.current?.cache = "hit"
                 return started
             }
             prometheus.cache(hit: false)
+            MetricsSlot.current?.cache = "miss"
             cacheSlot = (cache, key)
         }
         let stream = provider.chat(request)
@@ -167,6 +169,7 @@ final class StartedCompletion: @unchecked Sendable {
         if case .route(let r) = pending {
             route = r
             meter?.route(r)
+            MetricsSlot.current?.deployment = r.deployment
             pending = try await iterator.next()
         }
         if pending == nil { done = true }

@@ -182,14 +182,29 @@ public final class PrometheusMetrics: Sendable {
     }
 }
 
-/// Per request: the model the backend resolved, for the `model` label of `switchyard_requests_total`.
+/// Per request, filled in by the layers it passes: the model the backend resolved (the `model` label of
+/// `switchyard_requests_total`), the key's name, the deployment that answered and the cache's verdict (the log line).
 final class MetricsSlot: Sendable {
     @TaskLocal static var current: MetricsSlot?
-    private let value = Mutex<String?>(nil)
+    struct Fields: Sendable { var model, key, deployment, cache: String? }
+    private let value = Mutex(Fields())
     var model: String? {
-        get { value.withLock { $0 } }
-        set { value.withLock { $0 = newValue } }
+        get { value.withLock { $0.model } }
+        set { value.withLock { $0.model = newValue } }
     }
+    var key: String? {
+        get { value.withLock { $0.key } }
+        set { value.withLock { $0.key = newValue } }
+    }
+    var deployment: String? {
+        get { value.withLock { $0.deployment } }
+        set { value.withLock { $0.deployment = newValue } }
+    }
+    var cache: String? {
+        get { value.withLock { $0.cache } }
+        set { value.withLock { $0.cache = newValue } }
+    }
+    var fields: Fields { value.withLock { $0 } }
 }
 
 /// Counts every request (except scrapes of /metrics) in `switchyard_requests_total` once its status is known.
@@ -198,18 +213,20 @@ struct PrometheusMiddleware<Context: RequestContext>: RouterMiddleware {
 
     static var knownRoutes: Set<String> {
         ["/", "/v1/models", "/v1/chat/completions", "/v1/completions", "/api/v1/generate", "/api/v1/chat",
-         "/api/v1/models", "/api/v1/models/load", "/api/v1/models/unload", "/api/v1/health", "/api/v1/metrics", "/api/v1/usage"]
+         "/api/v1/models", "/api/v1/models/load", "/api/v1/models/unload", "/api/v1/health", "/api/v1/metrics", "/api/v1/usage",
+         "/admin/keys", "/admin/usage", "/admin/profile"]
     }
 
     static func route(_ path: String) -> String {
         if knownRoutes.contains(path) { return path }
         if path.hasPrefix("/v1/models/") { return "/v1/models/{id}" }
+        if path.hasPrefix("/admin/keys/") { return "/admin/keys/{key}" }
         return "other"
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.path == "/metrics" { return try await next(request, context) }
-        let slot = MetricsSlot()
+        let slot = MetricsSlot.current ?? MetricsSlot()
         let route = Self.route(request.uri.path)
         do {
             let response = try await MetricsSlot.$current.withValue(slot) { try await next(request, context) }

@@ -116,31 +116,37 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let id = RequestID.of(request)
+        let slot = MetricsSlot()
         var response: Response
         do {
-            response = try await next(request, context)
+            response = try await MetricsSlot.$current.withValue(slot) { try await next(request, context) }
         } catch {
-            log(request, id: id, status: APIError.from(error).status.code, start: start)
+            log(request, id: id, status: APIError.from(error).status.code, start: start, slot.fields)
             throw error
         }
         response.headers[RequestID.header] = id
-        log(request, id: id, status: response.status.code, start: start)
+        log(request, id: id, status: response.status.code, start: start, slot.fields)
         return response
     }
 
-    private func log(_ request: Request, id: String, status: Int, start: ContinuousClock.Instant) {
+    /// Method, path, status, time to the response's head, request id; and, where known, the model, the key's name,
+    /// the deployment that answered and the cache's verdict.
+    private func log(_ request: Request, id: String, status: Int, start: ContinuousClock.Instant, _ f: MetricsSlot.Fields) {
         let elapsed = ContinuousClock.now - start
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let extra = [("model", f.model), ("key", f.key), ("route", f.deployment), ("cache", f.cache)].compactMap { k, v in v.map { (k, $0) } }
         let line: String
         if json {
-            let fields: [String: Any] = [
+            var fields: [String: Any] = [
                 "time": ISO8601DateFormatter().string(from: Date()), "method": request.method.rawValue,
                 "path": request.uri.path, "status": status, "duration_ms": (ms * 10).rounded() / 10, "request_id": id,
             ]
+            for (k, v) in extra { fields[k] = v }
             let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             line = String(decoding: data, as: UTF8.self)
         } else {
             line = String(format: "%@ %@ %d %.1f ms %@", request.method.rawValue, request.uri.path, status, ms, id)
+                + extra.map { " \($0.0)=\($0.1)" }.joined()
         }
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }

@@ -30,6 +30,11 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         var request = request
         let model = request.method == .post ? try await Self.peekModel(&request) : nil
         let caller = try await identify(request, model: model)
+        switch caller {
+        case .admin: MetricsSlot.current?.key = "(admin)"
+        case .key(let k): MetricsSlot.current?.key = k.name
+        case .anonymous: break
+        }
         let limits = try await admit(caller, model: model)
         guard let model else {
             var response = try await GuardContext.$current.withValue(GuardContext(caller: caller)) { try await next(request, context) }
