@@ -56,6 +56,8 @@ struct Serve: AsyncParsableCommand {
     var maxPromptLength: Int? = Int(ProcessInfo.processInfo.environment["MAX_PROMPT_LENGTH"] ?? "")
     @Option(help: "Response cache for deterministic requests (temperature 0 or a seed; `x-switchyard-cache: on` opts others in): off, memory or sqlite (env SWITCHYARD_CACHE).")
     var cache: String = ProcessInfo.processInfo.environment["SWITCHYARD_CACHE"] ?? "off"
+    @Flag(name: .customLong("no-usage"), help: "Do not record usage (no usage records, so no budgets); keys and limits still apply.")
+    var noUsage = false
     @Option(name: .customLong("cache-ttl"), help: "Seconds a cached answer is kept.") var cacheTTL: Double = 3600
     @Option(name: .customLong("cache-memory"), help: "Memory for the in-process cache, e.g. 64M.") var cacheMemory: String = "64M"
 
@@ -162,6 +164,10 @@ struct Serve: AsyncParsableCommand {
         }
         if !allowed.isEmpty { note("clients allowed from: \(allowed)") }
         var access = AccessGuard(database: db, requireAuth: auth)
+        if noUsage {
+            access.usage = nil
+            access.spending = nil
+        }
         access.adminKey = adminKey
         access.allowedIPs = allowed
         access.maxConcurrentRequests = maxConcurrent
