@@ -24,13 +24,27 @@ extension Backend {
             }
             providers[name] = p.makeProvider(apiKey: key)
         }
-        return Router(routes: registry.routes, providers: providers, breakers: registry.providers.mapValues(\.breaker), clock: clock)
+        let log = Self.log
+        return Router(routes: registry.routes, providers: providers, breakers: registry.providers.mapValues(\.breaker), clock: clock,
+                      prober: HealthProber(providers: providers, log: log), log: log)
     }
 }
 
 extension Backend {
+    /// Routing events (circuits opening and closing, providers going down and up) go to stderr with the request log.
+    static let log: @Sendable (String) -> Void = { line in
+        FileHandle.standardError.write(Data("routing: \(line)\n".utf8))
+    }
+
+    /// The background health checks of the remote providers (nil without a router or remote providers); `serve`
+    /// runs them.
+    public var prober: HealthProber? {
+        guard let prober = (provider as? Router)?.prober, !prober.isEmpty else { return nil }
+        return prober
+    }
+
     /// The routed deployments' states for `/api/v1/health` (none without a router).
-    func deploymentStatuses() -> [Router.DeploymentStatus] {
+    public func deploymentStatuses() -> [Router.DeploymentStatus] {
         (provider as? Router)?.deploymentStatuses() ?? []
     }
 }

@@ -186,7 +186,10 @@ struct NativeSurface {
         struct LoadedModel: Encodable { let name: String; let status: String; let queue_length: Int; let memory: Int }
         struct Memory: Encodable { let process_rss_bytes: Int?; let system_total_bytes: Int?; let system_available_bytes: Int? }
         struct CPU: Encodable { let cores: Int; let load_average_1m: Double?; let process_cpu_seconds: Double }
-        struct Deployment: Encodable { let deployment: String; let state: String; let latency_ms: Double?; let in_flight: Int }
+        struct Deployment: Encodable {
+            let deployment: String; let state: String; let latency_ms: Double?; let in_flight: Int
+            let checked_at: String?; let check_ms: Double?; let check_error: String?
+        }
         struct Model: Encodable { let name: String; let status: String; let error: String? }
         struct Health: Encodable {
             let status: String; let uptime_seconds: Double; let loaded_models: [LoadedModel]; let models: [Model]; let queue_length: Int
@@ -207,7 +210,9 @@ struct NativeSurface {
             memory: Memory(process_rss_bytes: SystemStats.residentBytes(), system_total_bytes: mem.total, system_available_bytes: mem.available),
             cpu: CPU(cores: ProcessInfo.processInfo.activeProcessorCount, load_average_1m: SystemStats.loadAverage(), process_cpu_seconds: SystemStats.cpuSeconds()),
             deployments: backend.deploymentStatuses().map {
-                Deployment(deployment: $0.deployment, state: $0.state, latency_ms: $0.latencySeconds.map { ($0 * 1000).rounded() }, in_flight: $0.inFlight)
+                Deployment(deployment: $0.deployment, state: $0.state, latency_ms: $0.latencySeconds.map { ($0 * 1000).rounded() }, in_flight: $0.inFlight,
+                           checked_at: $0.probe.map { ISO8601DateFormatter().string(from: $0.checkedAt) },
+                           check_ms: $0.probe.map { ($0.latency * 1000).rounded() }, check_error: $0.probe?.error)
             })
         return try json(h)
     }

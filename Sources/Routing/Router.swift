@@ -26,6 +26,10 @@ public final class Router: Provider {
     let random: @Sendable () -> Double
     /// The wait for a routed deployment's first event (and between events) when its declaration gives none.
     let defaultTimeout: Duration
+    /// Background checks of the remote providers, when the server runs them.
+    public let prober: HealthProber?
+    /// Where circuit changes are told (the server's log).
+    let log: @Sendable (String) -> Void
     private let state = Mutex(State())
 
     struct State {
@@ -46,18 +50,23 @@ public final class Router: Provider {
         public var state: String
         public var latencySeconds: Double?
         public var inFlight: Int
+        /// The provider's last background check.
+        public var probe: HealthProber.Result? = nil
     }
 
     public func deploymentStatuses() -> [DeploymentStatus] {
         let keys = Set(routes.values.flatMap { $0.deployments.map(\.key) }).sorted()
         return state.withLock { s in
             keys.map { key in
+                let provider = String(key.split(separator: "/", maxSplits: 1).first ?? "")
+                let probe = prober?.result(provider)
                 let circuit: String = switch s.breakers[key]?.state {
                 case .open?: "cooling down"
                 case .halfOpen?: "probing"
-                case .closed?, nil: "healthy"
+                case .closed?, nil: probe?.up == false ? "down" : "healthy"
                 }
-                return DeploymentStatus(deployment: key, state: circuit, latencySeconds: s.latency[key], inFlight: s.inFlight[key] ?? 0)
+                return DeploymentStatus(deployment: key, state: circuit, latencySeconds: s.latency[key], inFlight: s.inFlight[key] ?? 0,
+                                        probe: probe)
             }
         }
     }
@@ -70,9 +79,11 @@ public final class Router: Provider {
     /// `providers` by the names deployments use; `local` among them.
     public init(routes: [String: RouteDeclaration], providers: [String: any Provider], breakers: [String: BreakerSettings] = [:],
                 clock: RouterClock = .continuous, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-                defaultTimeout: Duration = .seconds(120)) {
+                defaultTimeout: Duration = .seconds(120), prober: HealthProber? = nil,
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.routes = routes; self.providers = providers; self.breakerSettings = breakers
         self.clock = clock; self.random = random; self.defaultTimeout = defaultTimeout
+        self.prober = prober; self.log = log
     }
 
     public func models() async throws -> [ModelInfo] {
@@ -274,14 +285,20 @@ public final class Router: Provider {
     private func report(_ d: DeploymentDeclaration, routed: Bool, _ verdict: Verdict) {
         guard routed else { return }
         let now = clock.now()
-        state.withLock { s in
-            guard var b = s.breakers[d.key] else { return }
+        let settings = breakerSettings[d.provider] ?? BreakerSettings()
+        let transition = state.withLock { s -> CircuitBreaker<ContinuousClock.Instant>.Transition in
+            guard var b = s.breakers[d.key] else { return .none }
+            defer { s.breakers[d.key] = b }
             switch verdict {
-            case .success: _ = b.succeeded(now: now)
-            case .failure: _ = b.failed(now: now)
-            case .neutral: b.release()
+            case .success: return b.succeeded(now: now)
+            case .failure: return b.failed(now: now)
+            case .neutral: b.release(); return .none
             }
-            s.breakers[d.key] = b
+        }
+        switch transition {
+        case .opened: log("circuit of \(d.key) opened after \(settings.failures) failures within \(settings.window); next try in \(settings.cooldown)")
+        case .closed: log("circuit of \(d.key) closed: the probe request succeeded")
+        case .none: break
         }
     }
 

@@ -116,6 +116,8 @@ struct Serve: AsyncParsableCommand {
             }
         }
         defer { reaper.cancel() }
+        let probing = Task { await backend.prober?.run() }
+        defer { probing.cancel() }
         let grace = ShutdownGrace(host: host, grace: .milliseconds(Int64(shutdownGrace * 1000)))
         try await app.runService()
         withExtendedLifetime(grace) {}

@@ -63,19 +63,33 @@ struct Unload: AsyncParsableCommand {
 }
 
 struct PS: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List the models a running server has loaded.")
+    static let configuration = CommandConfiguration(
+        commandName: "ps", abstract: "List the models a running server has loaded, and the state of its routed deployments.",
+        discussion: "A deployment is healthy, cooling down (its circuit is open after failures), probing (one request is testing it) or down (its provider failed the last background check).")
     @OptionGroup var address: ServerAddress
 
     func run() async throws {
         let r = try await address.call("GET", "/api/v1/health")
         let models = r["loaded_models"] as? [[String: Any]] ?? []
-        if models.isEmpty { print("no models loaded"); return }
-        print("NAME".padding(toLength: 24, withPad: " ", startingAt: 0) + "STATUS  QUEUE  MEMORY")
-        for m in models {
-            let name = (m["name"] as? String ?? "?").padding(toLength: 24, withPad: " ", startingAt: 0)
-            let status = (m["status"] as? String ?? "?").padding(toLength: 8, withPad: " ", startingAt: 0)
-            let queue = String(m["queue_length"] as? Int ?? 0).padding(toLength: 7, withPad: " ", startingAt: 0)
-            print(name + status + queue + String(format: "%.1f MB", Double(m["memory"] as? Int ?? 0) / 1e6))
+        func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count + 1), withPad: " ", startingAt: 0) }
+        if models.isEmpty { print("no models loaded") } else {
+            print(pad("NAME", 24) + "STATUS  QUEUE  MEMORY")
+            for m in models {
+                print(pad(m["name"] as? String ?? "?", 24) + pad(m["status"] as? String ?? "?", 8)
+                      + pad(String(m["queue_length"] as? Int ?? 0), 7) + String(format: "%.1f MB", Double(m["memory"] as? Int ?? 0) / 1e6))
+            }
+        }
+        let deployments = r["deployments"] as? [[String: Any]] ?? []
+        guard !deployments.isEmpty else { return }
+        print("")
+        print(pad("DEPLOYMENT", 32) + pad("STATE", 14) + pad("LATENCY", 10) + pad("IN FLIGHT", 11) + "LAST CHECK")
+        for d in deployments {
+            let latency = (d["latency_ms"] as? Double).map { "\(Int($0)) ms" } ?? "-"
+            var check = "-"
+            if let error = d["check_error"] as? String { check = "failed: " + error.prefix(60) }
+            else if let ms = d["check_ms"] as? Double { check = "ok in \(Int(ms)) ms" }
+            print(pad(d["deployment"] as? String ?? "?", 32) + pad(d["state"] as? String ?? "?", 14) + pad(latency, 10)
+                  + pad(String(d["in_flight"] as? Int ?? 0), 11) + check)
         }
     }
 }

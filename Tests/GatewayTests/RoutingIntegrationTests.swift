@@ -37,6 +37,10 @@ final class FakeUpstream: Sendable {
 
     func application() -> some ApplicationProtocol {
         let router = Router()
+        router.get("/v1/models") { _, _ -> Response in
+            let json = #"{"object":"list","data":[{"id":"smollm2","object":"model"}]}"#
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: json)))
+        }
         router.post("/v1/chat/completions") { request, _ -> Response in
             var request = request
             let body = try await request.collectBody(upTo: 1 << 20)
@@ -249,6 +253,41 @@ final class TestClock: Sendable {
                 #expect(s.text == "Hello" && s.error != nil)
                 fake.mode = .answer
             }
+        }
+    }
+}
+
+extension RoutingIntegrationTests {
+    func registryFor(port: Int) throws -> ModelRegistry {
+        try registry("""
+            providers:
+              upstream-a: { type: openai-compatible, base_url: "http://127.0.0.1:\(port)/v1" }
+            models:
+              fast: { deployments: [ {provider: upstream-a, model: smollm2}, {provider: local, model: smollm2} ] }
+            """)
+    }
+
+    @Test func backgroundChecksShowADeadUpstreamAsDownAndALiveOneAsHealthy() async throws {
+        _ = try Reference.smolLM2()
+        let dead = try await FakeUpstream().application().test(.live) { try #require($0.port) }
+        let down = Backend(host: Self.host, registry: try registryFor(port: dead))
+        let prober = try #require(down.prober)
+        await prober.probeOnce()
+        let status = try #require(down.deploymentStatuses().first { $0.deployment == "upstream-a/smollm2" })
+        #expect(status.state == "down")
+        #expect(status.probe?.error != nil)
+        try await Server(backend: down, options: .init()).application().test(.router) { client in
+            let health = String(buffer: try await client.execute(uri: "/api/v1/health", method: .get).body)
+            #expect(health.contains(#""state":"down""#) && health.contains("check_error"))
+        }
+
+        try await FakeUpstream().application().test(.live) { upstream in
+            let live = Backend(host: Self.host, registry: try registryFor(port: try #require(upstream.port)))
+            let prober = try #require(live.prober)
+            await prober.probeOnce()
+            let status = try #require(live.deploymentStatuses().first { $0.deployment == "upstream-a/smollm2" })
+            #expect(status.state == "healthy")
+            #expect(status.probe?.up == true && status.probe?.models == ["smollm2"])
         }
     }
 }
