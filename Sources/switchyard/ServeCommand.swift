@@ -67,7 +67,7 @@ struct Serve: AsyncParsableCommand {
             guard let b = Units.bytes(m) else { throw ValidationError("--kv-memory '\(m)' is not a size such as 256M") }
             kvBytes = b
         }
-        let access = try await accessGuard()
+        let (access, storage) = try await accessGuard()
         let registry = try config.registry()
         let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
                                             niceness: niceness, maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
@@ -86,8 +86,9 @@ struct Serve: AsyncParsableCommand {
                                                                       shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))),
                             access: access)
         let bindHost = self.host
+        let storageLine = storage?.description ?? "off"
         let app = server.application { port in
-            note("switchyard listening on http://\(bindHost):\(port) — models: \(names.isEmpty ? "(none; run switchyard pull smollm2)" : names.joined(separator: ", "))")
+            note("switchyard listening on http://\(bindHost):\(port) — models: \(names.isEmpty ? "(none; run switchyard pull smollm2)" : names.joined(separator: ", ")) — storage: \(storageLine)")
         }
         let reaper = Task {
             while !Task.isCancelled {
@@ -105,35 +106,43 @@ struct Serve: AsyncParsableCommand {
             let dropped = usage.statistics.dropped
             if dropped > 0 { note("\(dropped) usage records were dropped") }
         }
+        await storage?.close()
         note("switchyard stopped")
     }
 
-    /// Keys and usage from the database. Auth is on for a non-loopback address, `--require-auth` or
-    /// SWITCHYARD_REQUIRE_AUTH=1; then the server refuses to start without an active key. Without auth a database
-    /// that cannot be opened only turns usage accounting off.
-    private func accessGuard() async throws -> AccessGuard? {
+    /// Keys and usage from the database (SQLite, or PostgreSQL with --database-url). Auth is on for a non-loopback
+    /// address, `--require-auth` or SWITCHYARD_REQUIRE_AUTH=1; then the server refuses to start without an active
+    /// key. Without auth a database that cannot be opened only turns usage accounting off.
+    private func accessGuard() async throws -> (AccessGuard?, StorageDatabase?) {
         let env = ProcessInfo.processInfo.environment["SWITCHYARD_REQUIRE_AUTH"]?.lowercased()
         let loopback = AccessGuard.isLoopback(host)
         let auth = requireAuth || ["1", "true", "yes", "on"].contains(env ?? "") || !loopback
         let db: StorageDatabase
         do {
-            db = try database.open()
+            db = try await database.open()
         } catch {
             if auth { throw ValidationError("API keys are required but the key database cannot be opened: \(error)") }
             note("usage accounting is off: \(error)")
-            return nil
+            return (nil, nil)
         }
         if auth {
-            let active = try await KeyStore(db).list().filter { $0.state() == .active }
+            let active: [APIKey]
+            do {
+                active = try await KeyStore(db).list().filter { $0.state() == .active }
+            } catch {
+                await db.close()
+                throw error
+            }
             if active.isEmpty {
+                await db.close()
                 let why = loopback ? "auth is required (--require-auth or SWITCHYARD_REQUIRE_AUTH)"
                                    : "\(host) is not a loopback address, so every request needs an API key"
-                let create = "switchyard keys create --name NAME" + (database.path.map { " --database \($0)" } ?? "")
-                throw ValidationError("\(why), but \(db.path) holds no active key. Create one with\n  \(create)"
+                let create = "switchyard keys create --name NAME" + database.hint
+                throw ValidationError("\(why), but \(db.location) holds no active key. Create one with\n  \(create)"
                                       + (loopback ? "" : "\nor serve on 127.0.0.1 only."))
             }
-            note("API keys required (\(active.count) active in \(db.path)); key checks are cached for 5 s")
+            note("API keys required (\(active.count) active in \(db.location)); key checks are cached for 5 s")
         }
-        return AccessGuard(database: db, requireAuth: auth)
+        return (AccessGuard(database: db, requireAuth: auth), db)
     }
 }
