@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // GGUF files: read (mmap, zero-copy, validated) and write (tests build tiny models).
@@ -48,9 +49,12 @@ let package = Package(
         // Configuration (the model registry: models.yaml / .json, validated with file, key path and line) and the
         // router: deployments, strategies, retries, fallbacks, circuit breakers.
         .target(name: "Routing", dependencies: ["Core", .product(name: "Yams", package: "Yams")]),
-        // Keys and usage records: SQLite through GRDB (WAL, versioned migrations) in the data directory.
+        // Keys and usage records: SQLite through GRDB (WAL, versioned migrations) in the data directory by default,
+        // PostgreSQL through postgres-nio when a database URL is given (replicas share keys and usage).
         .target(name: "Storage", dependencies: [
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The HTTP server: OpenAI and native surfaces over the providers.
@@ -79,7 +83,12 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Core"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        // PostgreSQL cases run on SWITCHYARD_TEST_POSTGRES_URL, else on a throwaway server TestSupport starts.
+        .testTarget(name: "StorageTests", dependencies: [
+            "Storage", "TestSupport",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Providers", "Core", "Routing", "Storage", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -44,6 +44,26 @@ struct KeyRow: Codable, Sendable, FetchableRecord, PersistableRecord {
         self.localOnly = limits.localOnly
     }
 
+    /// A row as a database returns it.
+    init(id: String, name: String, keyHash: Data, salt: Data, keyPrefix: String, createdAt: Date, expiresAt: Date?,
+         revokedAt: Date?, rpm: Int?, tpm: Int?, budgetTokens: Int?, budgetUsd: Double?, allowedModels: [String],
+         localOnly: Bool) {
+        self.id = id
+        self.name = name
+        self.keyHash = keyHash
+        self.salt = salt
+        self.keyPrefix = keyPrefix
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.rpm = rpm
+        self.tpm = tpm
+        self.budgetTokens = budgetTokens
+        self.budgetUsd = budgetUsd
+        self.allowedModels = allowedModels
+        self.localOnly = localOnly
+    }
+
     var limits: KeyLimits {
         let budget: Budget? = budgetTokens.map(Budget.tokens) ?? budgetUsd.map(Budget.usd)
         return KeyLimits(requestsPerMinute: rpm, tokensPerMinute: tpm, budget: budget,

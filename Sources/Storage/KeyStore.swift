@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// API keys: create, list, revoke, rotate, verify.
 ///
@@ -23,35 +22,38 @@ public struct KeyStore: Sendable {
         if let expiresAt, expiresAt <= now {
             throw StorageError.invalid("the expiry date \(StorageDates.display(expiresAt)) has already passed")
         }
-        return try await database.write { db in
-            if try KeyRow.filter(Column("name") == name && Column("revoked_at") == nil).fetchOne(db) != nil {
-                throw StorageError.duplicateName(name)
+        // A fresh id collides with one in 62^12; try again rather than fail if it ever does.
+        for _ in 0..<4 {
+            let (id, text) = KeySecret.generate()
+            let row = KeyRow(id: id, name: name, key: text, createdAt: now, expiresAt: expiresAt, limits: limits)
+            switch try await backend.insertKey(row) {
+            case .written(let stored): return CreatedKey(key: stored.key, plaintext: text)
+            case .nameTaken: throw StorageError.duplicateName(name)
+            case .idTaken, .alreadyRevoked: continue
             }
-            return try Self.insertNew(db, name: name, limits: limits, expiresAt: expiresAt, now: now)
         }
+        throw StorageError.database("could not draw an unused key id")
     }
 
     /// Every key, active, expired and revoked, oldest first. No secret, no hash.
     public func list() async throws -> [APIKey] {
-        try await database.read { db in
-            try KeyRow.order(Column("created_at"), Column("name")).fetchAll(db).map(\.key)
-        }
+        try await backend.allKeys().map(\.key)
     }
 
     /// The key `reference` names (a name, an id or an `sk-sy-<id>` prefix).
     public func find(_ reference: String) async throws -> APIKey {
-        try await database.read { db in try Self.resolve(reference, db).key }
+        try await resolve(reference).key
     }
 
     /// Revokes a key at `now`; it is refused from then on. Returns it as it now stands.
     @discardableResult
     public func revoke(_ reference: String, now: Date = Date()) async throws -> APIKey {
-        try await database.write { db in
-            var row = try Self.resolve(reference, db)
-            if let at = row.revokedAt { throw StorageError.alreadyRevoked(name: row.name, id: row.id, at: at) }
-            row.revokedAt = now
-            try row.update(db)
-            return try Self.reread(row.id, db).key
+        let row = try await resolve(reference)
+        if let at = row.revokedAt { throw StorageError.alreadyRevoked(name: row.name, id: row.id, at: at) }
+        switch try await backend.revokeKey(id: row.id, at: now, replacement: nil) {
+        case .written(let revoked): return revoked.key
+        case .alreadyRevoked(let current): throw Self.alreadyRevoked(current, else: now)
+        case .idTaken, .nameTaken: throw StorageError.database("unexpected answer revoking key \(row.id)")
         }
     }
 
@@ -61,17 +63,23 @@ public struct KeyStore: Sendable {
         if let expiresAt, expiresAt <= now {
             throw StorageError.invalid("the expiry date \(StorageDates.display(expiresAt)) has already passed")
         }
-        return try await database.write { db in
-            var old = try Self.resolve(reference, db)
-            if let at = old.revokedAt { throw StorageError.alreadyRevoked(name: old.name, id: old.id, at: at) }
-            let newExpiry = expiresAt ?? old.expiresAt
-            if let newExpiry, newExpiry <= now {
-                throw StorageError.invalid("key '\(old.name)' expired on \(StorageDates.display(newExpiry)); give the new key a later expiry date")
-            }
-            old.revokedAt = now
-            try old.update(db)
-            return try Self.insertNew(db, name: old.name, limits: old.limits, expiresAt: newExpiry, now: now)
+        let old = try await resolve(reference)
+        if let at = old.revokedAt { throw StorageError.alreadyRevoked(name: old.name, id: old.id, at: at) }
+        let newExpiry = expiresAt ?? old.expiresAt
+        if let newExpiry, newExpiry <= now {
+            throw StorageError.invalid("key '\(old.name)' expired on \(StorageDates.display(newExpiry)); give the new key a later expiry date")
         }
+        for _ in 0..<4 {
+            let (id, text) = KeySecret.generate()
+            let row = KeyRow(id: id, name: old.name, key: text, createdAt: now, expiresAt: newExpiry, limits: old.limits)
+            switch try await backend.revokeKey(id: old.id, at: now, replacement: row) {
+            case .written(let stored): return CreatedKey(key: stored.key, plaintext: text)
+            case .alreadyRevoked(let current): throw Self.alreadyRevoked(current, else: now)
+            case .idTaken: continue
+            case .nameTaken: throw StorageError.duplicateName(old.name)
+            }
+        }
+        throw StorageError.database("could not draw an unused key id")
     }
 
     /// Checks a presented key: one primary-key lookup by its embedded id, then a constant-time hash comparison.
@@ -79,9 +87,7 @@ public struct KeyStore: Sendable {
     public func verify(_ presented: String, now: Date = Date()) async throws -> KeyVerification {
         let presented = presented.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let id = KeySecret.lookupID(of: presented) else { return .refused(.malformed) }
-        guard let row = try await database.read({ db in try KeyRow.fetchOne(db, key: id) }) else {
-            return .refused(.unknown)
-        }
+        guard let row = try await backend.key(id: id) else { return .refused(.unknown) }
         guard KeySecret.matches(presented, hash: row.keyHash, salt: row.salt) else { return .refused(.unknown) }
         if let at = row.revokedAt { return .refused(.revoked(at: at)) }
         if let at = row.expiresAt, at <= now { return .refused(.expired(at: at)) }
@@ -102,41 +108,36 @@ public struct KeyStore: Sendable {
         }
     }
 
-    private static func insertNew(_ db: Database, name: String, limits: KeyLimits, expiresAt: Date?, now: Date) throws -> CreatedKey {
-        // A fresh id collides with one in 62^12; try again rather than fail if it ever does.
-        for _ in 0..<4 {
-            let (id, text) = KeySecret.generate()
-            guard try KeyRow.fetchOne(db, key: id) == nil else { continue }
-            let row = KeyRow(id: id, name: name, key: text, createdAt: now, expiresAt: expiresAt, limits: limits)
-            try row.insert(db)
-            return CreatedKey(key: try reread(id, db).key, plaintext: text)
-        }
-        throw StorageError.database("could not draw an unused key id")
-    }
+    private var backend: any StorageBackend { database.backend }
 
-    /// A row as the database keeps it (dates to the millisecond), so that what a call returns equals what later
-    /// reads return.
-    private static func reread(_ id: String, _ db: Database) throws -> KeyRow {
-        guard let row = try KeyRow.fetchOne(db, key: id) else { throw StorageError.unknownKey(id) }
-        return row
+    /// Another writer revoked the key first.
+    private static func alreadyRevoked(_ row: KeyRow, else now: Date) -> StorageError {
+        .alreadyRevoked(name: row.name, id: row.id, at: row.revokedAt ?? now)
     }
 
     /// The row `reference` names: an `sk-sy-` prefix or id; else the active key of that name; else the latest key
     /// of that name.
-    static func resolve(_ reference: String, _ db: Database) throws -> KeyRow {
+    func resolve(_ reference: String) async throws -> KeyRow {
         let reference = reference.trimmingCharacters(in: .whitespaces)
         if reference.hasPrefix(KeySecret.scheme) {
             let id = reference.dropFirst(KeySecret.scheme.count).prefix(KeySecret.idLength)
-            if let row = try KeyRow.fetchOne(db, key: String(id)) { return row }
+            if let row = try await backend.key(id: String(id)) { return row }
             throw StorageError.unknownKey(reference)
         }
-        if let row = try KeyRow.filter(Column("name") == reference && Column("revoked_at") == nil).fetchOne(db) {
-            return row
-        }
-        if let row = try KeyRow.fetchOne(db, key: reference) { return row }
-        if let row = try KeyRow.filter(Column("name") == reference).order(Column("created_at").desc).fetchOne(db) {
-            return row
-        }
+        let rows = try await backend.keys(nameOrID: reference)   // oldest first
+        if let row = rows.first(where: { $0.name == reference && $0.revokedAt == nil }) { return row }
+        if let row = rows.first(where: { $0.id == reference }) { return row }
+        if let row = rows.last(where: { $0.name == reference }) { return row }
         throw StorageError.unknownKey(reference)
+    }
+
+    /// The ids `reference` stands for: every key with that name (oldest first), or the key with that id or prefix.
+    func ids(_ reference: String) async throws -> [String] {
+        let reference = reference.trimmingCharacters(in: .whitespaces)
+        if reference.hasPrefix(KeySecret.scheme) {
+            let id = String(reference.dropFirst(KeySecret.scheme.count).prefix(KeySecret.idLength))
+            return try await backend.key(id: id).map { [$0.id] } ?? []
+        }
+        return try await backend.keys(nameOrID: reference).map(\.id)
     }
 }

@@ -6,11 +6,13 @@ import GRDB
 /// cached answers outlive a restart. Expired rows are never returned; they are deleted as new ones are written
 /// (at most once a minute, in the writing transaction).
 public final class SQLiteCacheStore: Sendable {
-    public let database: StorageDatabase
+    let database: SQLiteBackend
     private let lastPurge = Mutex(Date.distantPast)
 
-    public init(_ database: StorageDatabase) {
-        self.database = database
+    /// A cache in `database`'s file; nil when the database is not SQLite.
+    public init?(_ database: StorageDatabase) {
+        guard let sqlite = database.sqlite else { return nil }
+        self.database = sqlite
     }
 
     public func get(_ key: String) async throws -> Data? {

@@ -1,25 +1,98 @@
 import Foundation
-import GRDB
 
-/// The SQLite database that holds keys and usage: one file, WAL mode (readers never wait for the writer),
-/// versioned migrations applied when it opens.
+/// Where keys and usage live: a SQLite file (the default: one machine, nothing to run) or a PostgreSQL database
+/// (several `switchyard serve` replicas share keys and usage).
 ///
-/// Its location is `--database PATH`, else `$SWITCHYARD_DATABASE`, else `~/.switchyard/switchyard.sqlite`.
-/// Several processes (the server and the CLI) may open the same file; a writer waits up to `busyTimeout` for another.
-public final class StorageDatabase: Sendable {
-    /// The environment variable that overrides the database path.
+/// The choice, most specific first: `--database-url URL` (PostgreSQL), `--database PATH` (SQLite),
+/// `$SWITCHYARD_DATABASE_URL`, `$SWITCHYARD_DATABASE`, else `~/.switchyard/switchyard.sqlite` — see `target`.
+/// Either way the schema is migrated when the database opens, and a database migrated by a newer switchyard is
+/// refused. `KeyStore` and `UsageStore` work the same over both.
+public final class StorageDatabase: Sendable, CustomStringConvertible {
+    /// The back ends.
+    public enum Kind: String, Sendable, Hashable {
+        case sqlite = "SQLite"
+        case postgres = "PostgreSQL"
+    }
+
+    /// Which database to open, as the command line and the environment choose it.
+    public enum Target: Sendable, Hashable {
+        case sqlite(URL)
+        /// A `postgres://` or `postgresql://` URL (it may hold a password: do not print it).
+        case postgres(String)
+    }
+
+    /// The environment variable that overrides the SQLite file's path.
     public static let environmentVariable = "SWITCHYARD_DATABASE"
+    /// The environment variable that selects PostgreSQL.
+    public static let urlEnvironmentVariable = "SWITCHYARD_DATABASE_URL"
     /// The file name in the data directory.
     public static let defaultFileName = "switchyard.sqlite"
 
-    /// The database file.
-    public let path: String
-    let pool: DatabasePool
+    let backend: any StorageBackend
 
-    /// The database path for this process's environment.
+    /// SQLite or PostgreSQL.
+    public var kind: Kind { backend.kind }
+    /// The SQLite file, or the PostgreSQL URL without its password.
+    public var location: String { backend.location }
+    /// `SQLite /path/switchyard.sqlite` or `PostgreSQL postgres://user@host:5432/db` (never a password).
+    public var description: String { "\(kind.rawValue) \(location)" }
+
+    init(backend: any StorageBackend) {
+        self.backend = backend
+    }
+
+    /// Opens (creating if needed) the SQLite database at `url` and applies every migration it lacks.
+    /// A new file and a new data directory are readable by their owner only: the file holds key hashes.
+    public convenience init(url: URL, busyTimeout: TimeInterval = 5) throws {
+        self.init(backend: try SQLiteBackend(url: url, busyTimeout: busyTimeout))
+    }
+
+    /// Connects to the PostgreSQL database `databaseURL` names (`postgres://user:password@host:5432/dbname`,
+    /// `?sslmode=disable` and the like as libpq takes them) and applies every migration it lacks, under an advisory
+    /// lock so that replicas starting together migrate once. Throws `StorageError.invalid` for a URL that cannot be
+    /// used and `StorageError.cannotOpen` when the server cannot be reached or refuses; neither message holds the
+    /// password.
+    public static func connect(databaseURL: String) async throws -> StorageDatabase {
+        StorageDatabase(backend: try await PostgresBackend.connect(try PostgresURL(parsing: databaseURL)))
+    }
+
+    /// Opens what `target` names.
+    public static func open(_ target: Target) async throws -> StorageDatabase {
+        switch target {
+        case .sqlite(let url): return try StorageDatabase(url: url)
+        case .postgres(let databaseURL): return try await connect(databaseURL: databaseURL)
+        }
+    }
+
+    /// Lets go of the database: PostgreSQL connections close (a SQLite file closes when the last reference goes).
+    /// Close the `UsageStore`s over it first.
+    public func close() async {
+        await backend.close()
+    }
+
+    /// The migrations applied to this database, oldest first.
+    public func appliedMigrations() async throws -> [String] {
+        try await backend.appliedMigrations()
+    }
+
+    // MARK: Choosing the database
+
+    /// The database for a command line's `--database-url` and `--database` (either may be nil; not both) and the
+    /// environment: a URL given as an option, else a path given as one, else `SWITCHYARD_DATABASE_URL`, else
+    /// `SWITCHYARD_DATABASE`, else `switchyard.sqlite` in `~/.switchyard`. Empty values count as unset.
+    public static func target(databaseURL: String? = nil, path: String? = nil,
+                              environment: [String: String] = ProcessInfo.processInfo.environment,
+                              home: URL? = nil) -> Target {
+        if let databaseURL, !databaseURL.isEmpty { return .postgres(databaseURL) }
+        if let path, !path.isEmpty { return .sqlite(URL(fileURLWithPath: (path as NSString).expandingTildeInPath)) }
+        if let value = environment[urlEnvironmentVariable], !value.isEmpty { return .postgres(value) }
+        return .sqlite(location(environment: environment, home: home))
+    }
+
+    /// The SQLite path for this process's environment.
     public static var defaultLocation: URL { location(environment: ProcessInfo.processInfo.environment) }
 
-    /// The database path for the given environment: `SWITCHYARD_DATABASE` if set and not empty,
+    /// The SQLite path for the given environment: `SWITCHYARD_DATABASE` if set and not empty,
     /// else `switchyard.sqlite` in the data directory `~/.switchyard`.
     public static func location(environment: [String: String], home: URL? = nil) -> URL {
         if let value = environment[environmentVariable], !value.isEmpty {
@@ -38,86 +111,10 @@ public final class StorageDatabase: Sendable {
             .appendingPathComponent(defaultFileName, isDirectory: false)
     }
 
-    /// Opens (creating if needed) the database at `url` and applies every migration it lacks.
-    /// A new file and a new data directory are readable by their owner only: the file holds key hashes.
-    public init(url: URL, busyTimeout: TimeInterval = 5) throws {
-        path = url.path
-        let fileManager = FileManager.default
-        let directory = url.deletingLastPathComponent()
-        var isDirectory: ObjCBool = false
-        if !fileManager.fileExists(atPath: directory.path, isDirectory: &isDirectory) {
-            do {
-                try fileManager.createDirectory(at: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-            } catch {
-                throw StorageError.cannotOpen(path: path, reason: "cannot create \(directory.path): \(error.localizedDescription)")
-            }
-        } else if !isDirectory.boolValue {
-            throw StorageError.cannotOpen(path: path, reason: "\(directory.path) is not a directory")
-        }
-        let isNew = !fileManager.fileExists(atPath: path)
+    // MARK: Back-end specifics (tests)
 
-        var configuration = Configuration()
-        configuration.label = "switchyard"
-        configuration.busyMode = .timeout(busyTimeout)
-        configuration.prepareDatabase { db in
-            // With WAL, NORMAL loses no committed transaction on a process crash, only on power loss.
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-        }
-        do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-        } catch {
-            throw StorageError.cannotOpen(path: path, reason: "\(error)")
-        }
-        if isNew { try? fileManager.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path) }
-
-        let migrator = Migrations.migrator
-        do {
-            let unknown = try pool.read { db in
-                try migrator.appliedIdentifiers(db).subtracting(migrator.migrations)
-            }
-            if !unknown.isEmpty { throw StorageError.newerSchema(path: path, unknownMigrations: unknown.sorted()) }
-            try migrator.migrate(pool)
-        } catch let error as StorageError {
-            throw error
-        } catch {
-            throw StorageError.cannotOpen(path: path, reason: "migration failed: \(error)")
-        }
-    }
-
-    /// The migrations applied to this file, oldest first.
-    public func appliedMigrations() throws -> [String] {
-        try read { db in try Migrations.migrator.appliedMigrations(db) }
-    }
-
-    /// The journal mode SQLite reports (`wal`).
-    public func journalMode() throws -> String {
-        try read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
-    }
-
-    // MARK: Access with errors mapped to StorageError
-
-    func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try mapErrors { try pool.read(body) }
-    }
-
-    func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await pool.read(body) } catch { throw Self.mapped(error) }
-    }
-
-    func write<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await pool.write(body) } catch { throw Self.mapped(error) }
-    }
-
-    private func mapErrors<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch { throw Self.mapped(error) }
-    }
-
-    static func mapped(_ error: any Error) -> any Error {
-        switch error {
-        case is StorageError, is CancellationError: return error
-        case let error as DatabaseError: return StorageError.database(error.description)
-        default: return error
-        }
-    }
+    /// The SQLite back end, when that is what this is.
+    var sqlite: SQLiteBackend? { backend as? SQLiteBackend }
+    /// The PostgreSQL back end, when that is what this is.
+    var postgres: PostgresBackend? { backend as? PostgresBackend }
 }

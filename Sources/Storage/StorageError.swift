@@ -2,9 +2,9 @@ import Foundation
 
 /// Everything that can go wrong in `Storage`, with a message that says what to do.
 public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The database file could not be opened, created or migrated.
+    /// The database (a SQLite file, a PostgreSQL URL without its password) could not be opened, created or migrated.
     case cannotOpen(path: String, reason: String)
-    /// The file was migrated by a newer switchyard than this one.
+    /// The database was migrated by a newer switchyard than this one.
     case newerSchema(path: String, unknownMigrations: [String])
     /// An argument is out of range or malformed (a key name, a limit, a date).
     case invalid(String)
@@ -14,7 +14,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownKey(String)
     /// The key was revoked and cannot be revoked or rotated again.
     case alreadyRevoked(name: String, id: String, at: Date)
-    /// SQLite refused a statement (disk full, locked for too long, corrupt file, …).
+    /// The database refused a statement (disk full, locked for too long, corrupt file, server unreachable, …).
     case database(String)
 
     public var description: String {
@@ -22,7 +22,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .cannotOpen(let path, let reason):
             return "cannot open the database \(path): \(reason)"
         case .newerSchema(let path, let unknown):
-            return "the database \(path) was written by a newer switchyard (migrations \(unknown.joined(separator: ", "))); upgrade switchyard or use another --database"
+            return "the database \(path) was written by a newer switchyard (migrations \(unknown.joined(separator: ", "))); upgrade switchyard or use another database"
         case .invalid(let message):
             return message
         case .duplicateName(let name):

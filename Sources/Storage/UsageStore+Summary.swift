@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 extension UsageStore {
     /// Totals over the records that match, and the same per model.
@@ -11,63 +10,51 @@ extension UsageStore {
     ///   - since: only requests that arrived at or after this date.
     /// Reads what is in the database: call `flush()` first to include records still queued.
     public func summary(key: String? = nil, model: String? = nil, since: Date? = nil) async throws -> UsageSummary {
-        try await database.read { db in
-            var conditions: [String] = []
-            var arguments = StatementArguments()
-            if let key {
-                let ids = try Self.keyIDs(key, db)
-                guard !ids.isEmpty else { throw StorageError.unknownKey(key) }
-                conditions.append("key_id IN (\(ids.map { _ in "?" }.joined(separator: ", ")))")
-                arguments += StatementArguments(ids)
-            }
-            if let model {
-                conditions.append("model = ?")
-                arguments += [model]
-            }
-            if let since {
-                conditions.append("requested_at >= ?")
-                arguments += [since]
-            }
-            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT model, COUNT(*) AS requests, SUM(status >= 400) AS failed,
-                       SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
-                       SUM(served_locally) AS served_locally, SUM(cost_usd) AS cost_usd,
-                       SUM(latency_ms) AS latency_ms, SUM(ttft_ms) AS ttft_ms, COUNT(ttft_ms) AS ttft_count,
-                       MIN(requested_at) AS first, MAX(requested_at) AS last
-                FROM usage \(filter)
-                GROUP BY model
-                ORDER BY requests DESC, model
-                """, arguments: arguments)
-            var summary = UsageSummary(totals: UsageTotals(), models: [])
-            for row in rows {
-                var t = UsageTotals()
-                t.requests = row["requests"]
-                t.failed = row["failed"] ?? 0
-                t.promptTokens = row["prompt_tokens"] ?? 0
-                t.completionTokens = row["completion_tokens"] ?? 0
-                t.servedLocally = row["served_locally"] ?? 0
-                t.costUSD = row["cost_usd"]
-                t.latencyMsSum = row["latency_ms"] ?? 0
-                t.timeToFirstTokenMsSum = row["ttft_ms"] ?? 0
-                t.timeToFirstTokenCount = row["ttft_count"] ?? 0
-                t.first = row["first"]
-                t.last = row["last"]
-                summary.models.append(.init(model: row["model"] ?? "", totals: t))
-                summary.totals.add(t)
-            }
-            return summary
+        var keyIDs: [String]?
+        if let key {
+            let ids = try await KeyStore(database).ids(key)
+            guard !ids.isEmpty else { throw StorageError.unknownKey(key) }
+            keyIDs = ids
         }
+        let models = try await database.backend.usageByModel(keyIDs: keyIDs, model: model, since: since)
+        var summary = UsageSummary(totals: UsageTotals(), models: models)
+        for row in models { summary.totals.add(row.totals) }
+        return summary
     }
 
-    /// The ids `reference` stands for: every key with that name, or the key with that id or prefix.
-    static func keyIDs(_ reference: String, _ db: Database) throws -> [String] {
-        let reference = reference.trimmingCharacters(in: .whitespaces)
-        if reference.hasPrefix(KeySecret.scheme) {
-            let id = String(reference.dropFirst(KeySecret.scheme.count).prefix(KeySecret.idLength))
-            return try String.fetchAll(db, sql: "SELECT id FROM api_keys WHERE id = ?", arguments: [id])
+    /// What the key with id `keyID` has spent: its prompt plus completion tokens and its estimated cost, over every
+    /// record of it since `since` (nil: ever) — the number a budget is checked against.
+    ///
+    /// Every record counts, whatever its status: a request that failed after the model ran still used its tokens,
+    /// and one refused before (401, 403, 429) carries none. A record without a cost estimate adds nothing to
+    /// `costUSD`. Only this id counts: a rotated key starts from zero under its new id (`summary(key: name)` covers
+    /// a name's whole history). Reads what is in the database: records this store still
+    /// holds in its queue are not included — call `flush()` first for them.
+    public func spent(keyID: String, since: Date? = nil) async throws -> UsageSpend {
+        try await database.backend.spent(keyIDs: [keyID], since: since)
+    }
+}
+
+/// What a key has spent (see `UsageStore.spent`).
+public struct UsageSpend: Sendable, Hashable {
+    /// Records counted.
+    public var requests: Int
+    /// Prompt plus completion tokens.
+    public var tokens: Int
+    /// Sum of the cost estimates, in US dollars; records without one count as 0.
+    public var costUSD: Double
+
+    public init(requests: Int = 0, tokens: Int = 0, costUSD: Double = 0) {
+        self.requests = requests
+        self.tokens = tokens
+        self.costUSD = costUSD
+    }
+
+    /// Whether `budget` is used up: spent tokens or dollars at or past it.
+    public func exhausts(_ budget: Budget) -> Bool {
+        switch budget {
+        case .tokens(let limit): return tokens >= limit
+        case .usd(let limit): return costUSD >= limit
         }
-        return try String.fetchAll(db, sql: "SELECT id FROM api_keys WHERE name = ? OR id = ? ORDER BY created_at",
-                                   arguments: [reference, reference])
     }
 }

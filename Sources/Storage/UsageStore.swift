@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Synchronization
 
 /// Usage records: appended from the request path without waiting, written in batches by one background task,
@@ -8,8 +7,9 @@ import Synchronization
 /// `record` only enqueues. The writer inserts what has queued when `batchSize` records are waiting or every
 /// `flushInterval`, one transaction per batch. `flush()` returns once everything recorded before it is in the
 /// database (or throws, keeping the records for the next try); `close()` flushes and stops the writer.
-/// A batch that fails is retried with the next one; `INSERT OR IGNORE` on the request id keeps a retry from
-/// writing a record twice. If the database stays unwritable, at most `maxPending` records wait; later ones are
+/// A batch that fails is retried with the next one; skipping request ids already present (`INSERT OR IGNORE` on
+/// SQLite, `ON CONFLICT DO NOTHING` on PostgreSQL) keeps a retry from writing a record twice, also when another
+/// replica's store wrote it. If the database stays unwritable, at most `maxPending` records wait; later ones are
 /// dropped and counted.
 public final class UsageStore: Sendable {
     /// How the writer batches.
@@ -142,7 +142,7 @@ public final class UsageStore: Sendable {
         guard !pending.isEmpty else { return nil }
         let batch = pending
         do {
-            let inserted = try await database.write { db in try insert(batch, db) }
+            let inserted = try await database.backend.insertUsage(batch)
             pending.removeAll(keepingCapacity: true)
             stats.mutex.withLock { $0.written += inserted }
             return nil
@@ -156,23 +156,5 @@ public final class UsageStore: Sendable {
             }
             return error
         }
-    }
-
-    /// Inserts records, skipping request ids already present; returns how many were new.
-    static func insert(_ records: [UsageRecord], _ db: Database) throws -> Int {
-        let statement = try db.cachedStatement(sql: """
-            INSERT OR IGNORE INTO usage (request_id, key_id, model, deployment, provider, prompt_tokens,
-                completion_tokens, latency_ms, ttft_ms, status, cost_usd, served_locally, requested_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        var inserted = 0
-        for r in records {
-            try statement.execute(arguments: [
-                r.requestID, r.keyID, r.model, r.deployment, r.provider, r.promptTokens, r.completionTokens,
-                r.latencyMs, r.timeToFirstTokenMs, r.status, r.costUSD, r.servedLocally, r.timestamp,
-            ])
-            inserted += db.changesCount
-        }
-        return inserted
     }
 }

@@ -2,16 +2,50 @@ import ArgumentParser
 import Foundation
 import Storage
 
-/// Which database file: `--database PATH`, `SWITCHYARD_DATABASE`, or `~/.switchyard/switchyard.sqlite`.
+/// Which database: `--database-url URL` (PostgreSQL, shared by replicas), `--database PATH` (SQLite),
+/// `SWITCHYARD_DATABASE_URL`, `SWITCHYARD_DATABASE`, or `~/.switchyard/switchyard.sqlite`.
 struct DatabaseLocation: ParsableArguments {
     @Option(name: .customLong("database"),
             help: ArgumentHelp("SQLite file holding keys and usage (env SWITCHYARD_DATABASE; default ~/.switchyard/switchyard.sqlite).",
                                valueName: "path"))
     var path: String?
 
-    func open() throws -> StorageDatabase {
-        let url = path.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? StorageDatabase.defaultLocation
-        return try StorageDatabase(url: url)
+    @Option(name: .customLong("database-url"),
+            help: ArgumentHelp("PostgreSQL database instead, shared by several servers: postgres://user:password@host:5432/dbname, ?sslmode=disable|require|verify-full (env SWITCHYARD_DATABASE_URL, which keeps the password out of the process list).",
+                               valueName: "url"))
+    var url: String?
+
+    func validate() throws {
+        if path != nil && url != nil {
+            throw ValidationError("--database (a SQLite file) and --database-url (PostgreSQL) are alternatives: give one")
+        }
+    }
+
+    var target: StorageDatabase.Target { StorageDatabase.target(databaseURL: url, path: path) }
+
+    func open() async throws -> StorageDatabase {
+        try await StorageDatabase.open(target)
+    }
+
+    /// Opens the database, runs `body`, closes it.
+    func with<T>(_ body: (StorageDatabase) async throws -> T) async throws -> T {
+        let database = try await open()
+        do {
+            let value = try await body(database)
+            await database.close()
+            return value
+        } catch {
+            await database.close()
+            throw error
+        }
+    }
+
+    /// The options that name this database again, for a hint (`--database PATH`, `--database-url URL` with the
+    /// password left out), or "" when it came from the environment or the default.
+    var hint: String {
+        if let path { return " --database \(path)" }
+        if url != nil { return " --database-url URL" }
+        return ""
     }
 }
 
@@ -57,9 +91,11 @@ struct Keys: AsyncParsableCommand {
             let budget: Budget? = budgetTokens.map(Budget.tokens) ?? budgetUSD.map(Budget.usd)
             let limits = KeyLimits(requestsPerMinute: rpm, tokensPerMinute: tpm, budget: budget,
                                    allowedModels: modelList, localOnly: localOnly)
-            let store = KeyStore(try database.open())
-            let created = try await store.create(name: name, limits: limits, expiresAt: try expires.map(parseExpiry))
-            announce(created, verb: "created", path: store.database.path)
+            let expiry = try expires.map(parseExpiry)
+            try await database.with { db in
+                let created = try await KeyStore(db).create(name: name, limits: limits, expiresAt: expiry)
+                announce(created, verb: "created", in: db)
+            }
         }
     }
 
@@ -69,11 +105,12 @@ struct Keys: AsyncParsableCommand {
         @Flag(name: .customLong("active"), help: "Leave out revoked and expired keys.") var activeOnly = false
 
         func run() async throws {
-            let db = try database.open()
             let now = Date()
-            let keys = try await KeyStore(db).list().filter { !activeOnly || $0.state(at: now) == .active }
+            let (keys, location) = try await database.with { db in
+                (try await KeyStore(db).list().filter { !activeOnly || $0.state(at: now) == .active }, db.location)
+            }
             if keys.isEmpty {
-                print("no keys in \(db.path); create one with `switchyard keys create --name NAME`")
+                print("no keys in \(location); create one with `switchyard keys create --name NAME\(database.hint)`")
                 return
             }
             let rows = keys.map { key in
@@ -91,7 +128,7 @@ struct Keys: AsyncParsableCommand {
         @Argument(help: ArgumentHelp("The key's name, id or sk-sy-<id> prefix.", valueName: "key")) var key: String
 
         func run() async throws {
-            let revoked = try await KeyStore(try database.open()).revoke(key)
+            let revoked = try await database.with { try await KeyStore($0).revoke(key) }
             print("revoked '\(revoked.name)' (\(revoked.prefix))")
         }
     }
@@ -109,9 +146,11 @@ struct Keys: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let store = KeyStore(try database.open())
-            let rotated = try await store.rotate(key, expiresAt: try expires.map(parseExpiry))
-            announce(rotated, verb: "rotated", path: store.database.path)
+            let expiry = try expires.map(parseExpiry)
+            try await database.with { db in
+                let rotated = try await KeyStore(db).rotate(key, expiresAt: expiry)
+                announce(rotated, verb: "rotated", in: db)
+            }
         }
     }
 }
@@ -124,9 +163,9 @@ private func parseExpiry(_ text: String) throws -> Date {
 }
 
 /// Prints a new key to stdout and what to do with it to stderr.
-private func announce(_ created: CreatedKey, verb: String, path: String) {
+private func announce(_ created: CreatedKey, verb: String, in database: StorageDatabase) {
     let key = created.key
-    note("\(verb) key '\(key.name)' (\(key.prefix)) in \(path)")
+    note("\(verb) key '\(key.name)' (\(key.prefix)) in \(database.location)")
     note("  limits: \(describe(key.limits)); expires: \(key.expiresAt.map(StorageDates.display) ?? "never")")
     note("")
     print(created.plaintext)

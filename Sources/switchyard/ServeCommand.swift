@@ -86,7 +86,7 @@ struct Serve: AsyncParsableCommand {
             guard let b = Units.bytes(m) else { throw ValidationError("--kv-memory '\(m)' is not a size such as 256M") }
             kvBytes = b
         }
-        let (access, db) = try await accessGuard()
+        let (access, storage) = try await accessGuard()
         let registry = try config.registry()
         let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
                                             niceness: niceness, maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
@@ -96,7 +96,7 @@ struct Serve: AsyncParsableCommand {
             note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) local models, \(registry.routes.count) routes, \(registry.providers.count) providers)")
         }
         let backend = Backend(host: host, registry: registry, environment: try providerEnvironment(),
-                              options: .init(cache: try responseCache(db), maxPromptCharacters: maxPromptLength), warn: { note($0) })
+                              options: .init(cache: try responseCache(storage), maxPromptCharacters: maxPromptLength), warn: { note($0) })
         for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
             _ = try await host.worker(for: name)
             note("preloaded \(name)")
@@ -106,8 +106,9 @@ struct Serve: AsyncParsableCommand {
                                                                       shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))),
                             access: access)
         let bindHost = self.host
+        let storageLine = storage?.description ?? "off"
         let app = server.application { port in
-            note("switchyard listening on http://\(bindHost):\(port) — models: \(names.isEmpty ? "(none; run switchyard pull smollm2)" : names.joined(separator: ", "))")
+            note("switchyard listening on http://\(bindHost):\(port) — models: \(names.isEmpty ? "(none; run switchyard pull smollm2)" : names.joined(separator: ", ")) — storage: \(storageLine)")
         }
         let reaper = Task {
             while !Task.isCancelled {
@@ -127,12 +128,14 @@ struct Serve: AsyncParsableCommand {
             let dropped = usage.statistics.dropped
             if dropped > 0 { note("\(dropped) usage records were dropped") }
         }
+        await storage?.close()
         note("switchyard stopped")
     }
 
-    /// Keys, limits and usage from the database. Auth is on for a non-loopback address, `--require-auth` or
-    /// SWITCHYARD_REQUIRE_AUTH=1; then the server refuses to start without an active key or an admin key. Without
-    /// auth a database that cannot be opened only turns usage accounting (and budgets) off.
+    /// Keys, limits and usage from the database (SQLite, or PostgreSQL with --database-url). Auth is on for a
+    /// non-loopback address, `--require-auth` or SWITCHYARD_REQUIRE_AUTH=1; then the server refuses to start without
+    /// an active key or an admin key. Without auth a database that cannot be opened only turns usage accounting (and
+    /// budgets) off.
     private func accessGuard() async throws -> (AccessGuard, StorageDatabase?) {
         let environment = ProcessInfo.processInfo.environment
         let env = environment["SWITCHYARD_REQUIRE_AUTH"]?.lowercased()
@@ -145,7 +148,7 @@ struct Serve: AsyncParsableCommand {
         let allowed = try allowIP.map { try IPAllowList(commaSeparated: $0) } ?? IPAllowList()
         let db: StorageDatabase
         do {
-            db = try database.open()
+            db = try await database.open()
         } catch {
             if auth { throw ValidationError("API keys are required but the key database cannot be opened: \(error)") }
             note("usage accounting is off: \(error)")
@@ -153,16 +156,23 @@ struct Serve: AsyncParsableCommand {
                                 maxConcurrentRequests: maxConcurrent), nil)
         }
         if auth {
-            let active = try await KeyStore(db).list().filter { $0.state() == .active }
+            let active: [APIKey]
+            do {
+                active = try await KeyStore(db).list().filter { $0.state() == .active }
+            } catch {
+                await db.close()
+                throw error
+            }
             if active.isEmpty && adminKey == nil {
+                await db.close()
                 let why = loopback ? "auth is required (--require-auth or SWITCHYARD_REQUIRE_AUTH)"
                                    : "\(host) is not a loopback address, so every request needs an API key"
-                let create = "switchyard keys create --name NAME" + (database.path.map { " --database \($0)" } ?? "")
-                throw ValidationError("\(why), but \(db.path) holds no active key and \(adminKeyEnv) is not set. Create one with\n  \(create)"
+                let create = "switchyard keys create --name NAME" + database.hint
+                throw ValidationError("\(why), but \(db.location) holds no active key and \(adminKeyEnv) is not set. Create one with\n  \(create)"
                                       + "\nor set an admin key (e.g. \(adminKeyEnv)=$(openssl rand -base64 32)) and create keys through /admin/keys"
                                       + (loopback ? "" : "\nor serve on 127.0.0.1 only."))
             }
-            note("API keys required (\(active.count) active in \(db.path)\(adminKey == nil ? "" : ", and the admin key")); key checks are cached for 5 s")
+            note("API keys required (\(active.count) active in \(db.location)\(adminKey == nil ? "" : ", and the admin key")); key checks are cached for 5 s")
         }
         if !allowed.isEmpty { note("clients allowed from: \(allowed)") }
         var access = AccessGuard(database: db, requireAuth: auth)
@@ -185,9 +195,11 @@ struct Serve: AsyncParsableCommand {
             note("response cache: in memory, up to \(cacheMemory), answers kept \(Int(cacheTTL)) s")
             return ResponseCache(store: MemoryCacheStore(maxBytes: bytes), ttl: ttl)
         case "sqlite":
-            guard let db else { throw ValidationError("--cache sqlite needs the database, which cannot be opened") }
-            note("response cache: in \(db.path), answers kept \(Int(cacheTTL)) s")
-            return ResponseCache(store: SQLiteCacheStore(db), ttl: ttl)
+            guard let db, let store = SQLiteCacheStore(db) else {
+                throw ValidationError("--cache sqlite needs the SQLite database (not --database-url; use --cache memory or redis)")
+            }
+            note("response cache: in \(db.location), answers kept \(Int(cacheTTL)) s")
+            return ResponseCache(store: store, ttl: ttl)
         default:
             return nil
         }

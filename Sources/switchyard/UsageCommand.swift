@@ -21,9 +21,18 @@ struct UsageReport: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = UsageStore(try database.open())
-        let summary = try await store.summary(key: key, model: model, since: try since.map(parseSince))
-        try await store.close()
+        let start = try since.map(parseSince)
+        let summary = try await database.with { db in
+            let store = UsageStore(db)
+            do {
+                let summary = try await store.summary(key: key, model: model, since: start)
+                try await store.close()
+                return summary
+            } catch {
+                try? await store.close()
+                throw error
+            }
+        }
         var scope = [key.map { "key \($0)" }, model.map { "model \($0)" }, since.map { "since \($0)" }].compactMap { $0 }
         if scope.isEmpty { scope = ["all requests"] }
         let t = summary.totals

@@ -228,7 +228,7 @@ extension GuardLimitsTests {
 
     @Test(arguments: ["memory", "sqlite"])
     func aCacheHitReturnsTheIdenticalBodyWithoutTheModel(store kind: String) async throws {
-        let store: any ResponseCacheStore = kind == "memory" ? MemoryCacheStore() : SQLiteCacheStore(try Self.database())
+        let store: any ResponseCacheStore = kind == "memory" ? MemoryCacheStore() : try #require(SQLiteCacheStore(try Self.database()))
         let (backend, counting) = try cachedBackend(store)
         try await app(nil, backend: backend).test(.router) { client in
             let miss = try await chat(client, key: nil)

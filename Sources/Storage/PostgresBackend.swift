@@ -1,0 +1,407 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Keys and usage in a PostgreSQL database that several replicas share, through postgres-nio's `PostgresClient`
+/// (a connection pool, run by a task this back end owns and cancels on `close`).
+///
+/// Opening migrates on one connection first, inside a transaction that holds an advisory lock, so that replicas
+/// starting together migrate once and any failure (unreachable server, wrong password, missing database) is
+/// reported at once with its cause. Usage batches are one multi-row `INSERT … ON CONFLICT (request_id) DO NOTHING`.
+final class PostgresBackend: StorageBackend {
+    let url: PostgresURL
+    let client: PostgresClient
+    private let logger: Logger
+    private let runner: Task<Void, Never>
+
+    var kind: StorageDatabase.Kind { .postgres }
+    var location: String { url.description }
+
+    /// Rows per INSERT statement (13 parameters each; a statement takes at most 65535).
+    static let usageRowsPerStatement = 1000
+
+    private init(url: PostgresURL, logger: Logger) {
+        self.url = url
+        self.logger = logger
+        let client = PostgresClient(configuration: url.clientConfiguration(), backgroundLogger: logger)
+        self.client = client
+        self.runner = Task { await client.run() }
+    }
+
+    deinit {
+        runner.cancel()
+    }
+
+    /// Connects, migrates, and starts the pool.
+    static func connect(_ url: PostgresURL) async throws -> PostgresBackend {
+        let logger = Logger(label: "switchyard.storage.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+        try await migrate(url, logger: logger)
+        return PostgresBackend(url: url, logger: logger)
+    }
+
+    func close() async {
+        runner.cancel()
+        await runner.value
+    }
+
+    // MARK: Migrations
+
+    /// Applies the migrations the database lacks, on one connection, holding `PostgresMigrations.lockKey` until
+    /// the transaction ends. Refuses a database with migrations this build does not know.
+    private static func migrate(_ url: PostgresURL, logger: Logger) async throws {
+        let location = url.description
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 0,
+                                                              logger: logger)
+        } catch {
+            throw StorageError.cannotOpen(path: location, reason: describe(error))
+        }
+        do {
+            try await transaction(on: connection, logger: logger) { connection in
+                try await run("SELECT pg_advisory_xact_lock(\(PostgresMigrations.lockKey))", on: connection, logger)
+                try await run(PostgresQuery(unsafeSQL: PostgresMigrations.createMigrationsTable), on: connection, logger)
+                let applied = Set(try await run("SELECT identifier FROM schema_migrations", on: connection, logger)
+                    .map { try $0.decode(String.self) })
+                let unknown = applied.subtracting(PostgresMigrations.identifiers)
+                if !unknown.isEmpty { throw StorageError.newerSchema(path: location, unknownMigrations: unknown.sorted()) }
+                for migration in PostgresMigrations.all where !applied.contains(migration.identifier) {
+                    for statement in migration.statements {
+                        try await run(PostgresQuery(unsafeSQL: statement), on: connection, logger)
+                    }
+                    try await run("INSERT INTO schema_migrations (identifier) VALUES (\(migration.identifier))",
+                                  on: connection, logger)
+                }
+            }
+        } catch {
+            try? await connection.close()
+            switch error {
+            case let error as StorageError: throw error
+            default: throw StorageError.cannotOpen(path: location, reason: "migration failed: \(describe(error))")
+            }
+        }
+        try? await connection.close()
+    }
+
+    func appliedMigrations() async throws -> [String] {
+        let applied = Set(try await query("SELECT identifier FROM schema_migrations").map { try $0.decode(String.self) })
+        return PostgresMigrations.identifiers.filter(applied.contains)
+    }
+
+    // MARK: Keys
+
+    static let keyColumns = "id, name, key_hash, salt, key_prefix, created_at, expires_at, revoked_at, rpm, tpm, budget_tokens, budget_usd, allowed_models, local_only"
+
+    func key(id: String) async throws -> KeyRow? {
+        try await query("SELECT \(unescaped: Self.keyColumns) FROM api_keys WHERE id = \(id)").first.map(Self.keyRow)
+    }
+
+    func keys(nameOrID reference: String) async throws -> [KeyRow] {
+        try await query("""
+            SELECT \(unescaped: Self.keyColumns) FROM api_keys WHERE name = \(reference) OR id = \(reference)
+            ORDER BY created_at, id
+            """).map(Self.keyRow)
+    }
+
+    func allKeys() async throws -> [KeyRow] {
+        try await query("SELECT \(unescaped: Self.keyColumns) FROM api_keys ORDER BY created_at, name COLLATE \"C\"")
+            .map(Self.keyRow)
+    }
+
+    func insertKey(_ row: KeyRow) async throws -> KeyWrite {
+        do {
+            let rows = try await client.query(try Self.insert(row), logger: logger).collect()
+            guard let stored = rows.first else { throw StorageError.database("the new key was not returned") }
+            return .written(try Self.keyRow(stored))
+        } catch {
+            switch Self.uniqueViolation(error) {
+            case "api_keys_pkey": return .idTaken
+            case "api_keys_active_name": return .nameTaken
+            default: throw Self.mapped(error)
+            }
+        }
+    }
+
+    func revokeKey(id: String, at: Date, replacement: KeyRow?) async throws -> KeyWrite {
+        let logger = self.logger
+        return try await transaction { connection in
+            let rows = try await Self.run("SELECT \(unescaped: Self.keyColumns) FROM api_keys WHERE id = \(id) FOR UPDATE",
+                                          on: connection, logger)
+            guard let first = rows.first else { throw StorageError.unknownKey(id) }
+            let current = try Self.keyRow(first)
+            if current.revokedAt != nil { return .alreadyRevoked(current) }
+            if let replacement {
+                let taken = try await Self.run("SELECT 1 FROM api_keys WHERE id = \(replacement.id)", on: connection, logger)
+                if !taken.isEmpty { return .idTaken }
+            }
+            let revoked = try await Self.run("""
+                UPDATE api_keys SET revoked_at = \(at) WHERE id = \(id) RETURNING \(unescaped: Self.keyColumns)
+                """, on: connection, logger)
+            if let replacement {
+                guard let stored = try await Self.run(try Self.insert(replacement), on: connection, logger).first else {
+                    throw StorageError.database("the new key was not returned")
+                }
+                return .written(try Self.keyRow(stored))
+            }
+            guard let row = revoked.first else { throw StorageError.unknownKey(id) }
+            return .written(try Self.keyRow(row))
+        }
+    }
+
+    private static func insert(_ row: KeyRow) throws -> PostgresQuery {
+        var binds = PostgresBindings(capacity: 14)
+        binds.append(row.id)
+        binds.append(row.name)
+        try binds.append(row.keyHash)
+        try binds.append(row.salt)
+        binds.append(row.keyPrefix)
+        binds.append(row.createdAt)
+        binds.append(row.expiresAt)
+        binds.append(row.revokedAt)
+        binds.append(row.rpm)
+        binds.append(row.tpm)
+        binds.append(row.budgetTokens)
+        binds.append(row.budgetUsd)
+        binds.append(row.allowedModels)
+        binds.append(row.localOnly)
+        return PostgresQuery(unsafeSQL: """
+            INSERT INTO api_keys (\(keyColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+            RETURNING \(keyColumns)
+            """, binds: binds)
+    }
+
+    private static func keyRow(_ row: PostgresRow) throws -> KeyRow {
+        let (id, name, hash, salt, prefix, created, expires, revoked, rpm, tpm, budgetTokens, budgetUsd, models, localOnly) =
+            try row.decode((String, String, Data, Data, String, Date, Date?, Date?, Int?, Int?, Int?, Double?, [String], Bool).self)
+        return KeyRow(id: id, name: name, keyHash: hash, salt: salt, keyPrefix: prefix, createdAt: created,
+                      expiresAt: expires, revokedAt: revoked, rpm: rpm, tpm: tpm, budgetTokens: budgetTokens,
+                      budgetUsd: budgetUsd, allowedModels: models, localOnly: localOnly)
+    }
+
+    // MARK: Usage
+
+    func insertUsage(_ records: [UsageRecord]) async throws -> Int {
+        guard !records.isEmpty else { return 0 }
+        // The same order in every replica, so that two inserting overlapping batches wait for each other instead of
+        // deadlocking.
+        let sorted = records.sorted { $0.requestID < $1.requestID }
+        let chunks = stride(from: 0, to: sorted.count, by: Self.usageRowsPerStatement).map {
+            Array(sorted[$0 ..< min($0 + Self.usageRowsPerStatement, sorted.count)])
+        }
+        let logger = self.logger
+        if chunks.count == 1 { return try Self.count(try await query(Self.insert(chunks[0]))) }
+        return try await transaction { connection in
+            var inserted = 0
+            for chunk in chunks { inserted += try Self.count(try await Self.run(Self.insert(chunk), on: connection, logger)) }
+            return inserted
+        }
+    }
+
+    /// One multi-row INSERT that skips request ids already present and answers how many rows it added.
+    private static func insert(_ records: [UsageRecord]) -> PostgresQuery {
+        var binds = PostgresBindings(capacity: records.count * 13)
+        var rows: [String] = []
+        rows.reserveCapacity(records.count)
+        for (i, r) in records.enumerated() {
+            let base = i * 13
+            rows.append("(" + (1...13).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+            binds.append(r.requestID)
+            binds.append(r.keyID)
+            binds.append(r.model)
+            binds.append(r.deployment)
+            binds.append(r.provider)
+            binds.append(r.promptTokens)
+            binds.append(r.completionTokens)
+            binds.append(r.latencyMs)
+            binds.append(r.timeToFirstTokenMs)
+            binds.append(r.status)
+            binds.append(r.costUSD)
+            binds.append(r.servedLocally)
+            binds.append(r.timestamp)
+        }
+        return PostgresQuery(unsafeSQL: """
+            WITH inserted AS (
+                INSERT INTO usage (request_id, key_id, model, deployment, provider, prompt_tokens, completion_tokens,
+                                   latency_ms, ttft_ms, status, cost_usd, served_locally, requested_at)
+                VALUES \(rows.joined(separator: ", "))
+                ON CONFLICT (request_id) DO NOTHING
+                RETURNING 1
+            )
+            SELECT COUNT(*) FROM inserted
+            """, binds: binds)
+    }
+
+    private static func count(_ rows: [PostgresRow]) throws -> Int {
+        try rows.first?.decode(Int.self) ?? 0
+    }
+
+    func usageByModel(keyIDs: [String]?, model: String?, since: Date?) async throws -> [UsageSummary.ModelUsage] {
+        var binds = PostgresBindings()
+        var conditions: [String] = []
+        if let keyIDs {
+            binds.append(keyIDs)
+            conditions.append("key_id = ANY($\(binds.count))")
+        }
+        if let model {
+            binds.append(model)
+            conditions.append("model = $\(binds.count)")
+        }
+        if let since {
+            binds.append(since)
+            conditions.append("requested_at >= $\(binds.count)")
+        }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let rows = try await query(PostgresQuery(unsafeSQL: """
+            SELECT model, COUNT(*) AS requests, COUNT(*) FILTER (WHERE status >= 400),
+                   COALESCE(SUM(prompt_tokens), 0)::bigint, COALESCE(SUM(completion_tokens), 0)::bigint,
+                   COUNT(*) FILTER (WHERE served_locally), SUM(cost_usd),
+                   COALESCE(SUM(latency_ms), 0), COALESCE(SUM(ttft_ms), 0), COUNT(ttft_ms),
+                   MIN(requested_at), MAX(requested_at)
+            FROM usage \(filter)
+            GROUP BY model
+            ORDER BY requests DESC, model COLLATE "C"
+            """, binds: binds))
+        return try rows.map { row in
+            let (model, requests, failed, prompt, completion, local, cost, latency, ttft, ttftCount, first, last) =
+                try row.decode((String, Int, Int, Int, Int, Int, Double?, Double, Double, Int, Date?, Date?).self)
+            var t = UsageTotals()
+            t.requests = requests
+            t.failed = failed
+            t.promptTokens = prompt
+            t.completionTokens = completion
+            t.servedLocally = local
+            t.costUSD = cost
+            t.latencyMsSum = latency
+            t.timeToFirstTokenMsSum = ttft
+            t.timeToFirstTokenCount = ttftCount
+            t.first = first
+            t.last = last
+            return UsageSummary.ModelUsage(model: model, totals: t)
+        }
+    }
+
+    func spent(keyIDs: [String], since: Date?) async throws -> UsageSpend {
+        guard !keyIDs.isEmpty else { return UsageSpend() }
+        var binds = PostgresBindings()
+        binds.append(keyIDs)
+        var filter = "key_id = ANY($1)"
+        if let since {
+            binds.append(since)
+            filter += " AND requested_at >= $2"
+        }
+        let rows = try await query(PostgresQuery(unsafeSQL: """
+            SELECT COUNT(*), COALESCE(SUM(prompt_tokens + completion_tokens), 0)::bigint, COALESCE(SUM(cost_usd), 0)
+            FROM usage WHERE \(filter)
+            """, binds: binds))
+        guard let row = rows.first else { return UsageSpend() }
+        let (requests, tokens, cost) = try row.decode((Int, Int, Double).self)
+        return UsageSpend(requests: requests, tokens: tokens, costUSD: cost)
+    }
+
+    // MARK: Running statements, errors mapped to StorageError
+
+    /// Runs one statement on a pooled connection and reads every row.
+    func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        do {
+            return try await client.query(query, logger: logger).collect()
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Runs `body` in a transaction on one pooled connection: committed when it returns, rolled back when it throws.
+    func transaction<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let logger = self.logger
+        do {
+            return try await client.withConnection { connection in
+                try await Self.transaction(on: connection, logger: logger, body)
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    private static func transaction<T: Sendable>(on connection: PostgresConnection, logger: Logger,
+                                                 _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await run("BEGIN", on: connection, logger)
+        do {
+            let value = try await body(connection)
+            try await run("COMMIT", on: connection, logger)
+            return value
+        } catch {
+            _ = try? await run("ROLLBACK", on: connection, logger)
+            throw error
+        }
+    }
+
+    @discardableResult
+    static func run(_ query: PostgresQuery, on connection: PostgresConnection, _ logger: Logger) async throws -> [PostgresRow] {
+        try await connection.query(query, logger: logger).collect()
+    }
+
+    /// The constraint a unique violation names, or nil for any other error.
+    private static func uniqueViolation(_ error: any Error) -> String? {
+        guard let error = error as? PSQLError, error.code == .server, error.serverInfo?[.sqlState] == "23505" else {
+            return nil
+        }
+        return error.serverInfo?[.constraintName] ?? ""
+    }
+
+    static func mapped(_ error: any Error) -> any Error {
+        switch error {
+        case is StorageError, is CancellationError: return error
+        case let error as PostgresTransactionError:
+            if let inner = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError {
+                return mapped(inner)
+            }
+            return StorageError.database("a transaction failed")
+        default: return StorageError.database(describe(error))
+        }
+    }
+
+    /// What went wrong, in words: the server's message and SQLSTATE, or what kept the connection from working.
+    /// postgres-nio's own descriptions say nothing (on purpose); this says what the server said, which never holds
+    /// the password.
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as StorageError:
+            return error.description
+        case let error as PSQLError:
+            let cause = error.underlying.map { ": \(describe($0))" } ?? ""
+            switch error.code {
+            case .server:
+                let info = error.serverInfo
+                var text = info?[.message] ?? "the server refused the statement"
+                if let detail = info?[.detail] { text += " (\(detail))" }
+                if let state = info?[.sqlState] { text += " [SQLSTATE \(state)]" }
+                return text
+            case .sslUnsupported:
+                return "the server does not accept TLS connections; add ?sslmode=disable to the database URL to connect without TLS"
+            case .failedToAddSSLHandler:
+                return "TLS could not be set up\(cause)"
+            case .authMechanismRequiresPassword:
+                return "the server asks for a password: give one in the database URL (postgres://user:password@host:5432/dbname)"
+            case .unsupportedAuthMechanism:
+                return "the server asks for an authentication method switchyard does not support"
+            case .connectionError:
+                return "cannot connect to the server\(cause)"
+            case .serverClosedConnection, .uncleanShutdown:
+                return "the server closed the connection\(cause)"
+            case .clientClosedConnection, .poolClosed:
+                return "the database connection is closed"
+            case .queryCancelled:
+                return "the statement was cancelled"
+            default:
+                return "\(error.code)\(cause)"
+            }
+        case is PostgresDecodingError:
+            return "a column read back is not of the type this switchyard expects (is the schema someone else's?)"
+        default:
+            let text = String(reflecting: error)
+            if text.contains("connectionCreationCircuitBreakerTripped") {
+                return "cannot reach the PostgreSQL server: new connections have kept failing"
+            }
+            return "\(error)"
+        }
+    }
+}

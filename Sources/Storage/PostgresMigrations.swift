@@ -1,0 +1,85 @@
+/// The PostgreSQL schema: the same tables, columns and indexes as `Migrations` (SQLite), in PostgreSQL's types, under
+/// the same migration identifiers, recorded in `schema_migrations`. Never edited once released: a change is a new
+/// migration, here and in `Migrations` alike.
+enum PostgresMigrations {
+    struct Migration: Sendable {
+        let identifier: String
+        /// One statement each (the extended query protocol runs one at a time).
+        let statements: [String]
+    }
+
+    static let all: [Migration] = [v1, v2]
+
+    static var identifiers: [String] { all.map(\.identifier) }
+
+    /// The advisory lock held while migrating, so that replicas starting together migrate one after the other.
+    /// ("SWYD" "MIGR" in ASCII.)
+    static let lockKey: Int64 = 0x5357_5944_4D49_4752
+
+    static let createMigrationsTable = """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            identifier text PRIMARY KEY,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+
+    /// Keys (only a salted hash of each secret) and one usage record per request.
+    static let v1 = Migration(identifier: "v1: api keys and usage", statements: [
+        """
+        CREATE TABLE api_keys (
+            id             text PRIMARY KEY,              -- the lookup id embedded in the key; not secret
+            name           text NOT NULL,
+            key_hash       bytea NOT NULL,                -- HMAC-SHA256(salt, key)
+            salt           bytea NOT NULL,
+            key_prefix     text NOT NULL,                 -- what lists show: sk-sy-<id>
+            created_at     timestamptz NOT NULL,
+            expires_at     timestamptz,
+            revoked_at     timestamptz,
+            rpm            bigint CHECK (rpm > 0),
+            tpm            bigint CHECK (tpm > 0),
+            budget_tokens  bigint CHECK (budget_tokens > 0),
+            budget_usd     double precision CHECK (budget_usd > 0),
+            allowed_models text[] NOT NULL DEFAULT '{}',  -- empty: every model
+            local_only     boolean NOT NULL DEFAULT false,
+            CHECK (budget_tokens IS NULL OR budget_usd IS NULL)
+        )
+        """,
+        // A name belongs to one active key; rotated and revoked keys keep theirs for the record.
+        "CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_at IS NULL",
+        "CREATE INDEX api_keys_name ON api_keys (name)",
+        """
+        CREATE TABLE usage (
+            id                bigserial PRIMARY KEY,
+            request_id        text NOT NULL UNIQUE,       -- a retried batch writes each request once
+            key_id            text,                       -- NULL when the request carried no key
+            model             text NOT NULL,
+            deployment        text,
+            provider          text NOT NULL,
+            prompt_tokens     bigint NOT NULL DEFAULT 0,
+            completion_tokens bigint NOT NULL DEFAULT 0,
+            latency_ms        double precision NOT NULL,
+            ttft_ms           double precision,
+            status            integer NOT NULL,           -- the HTTP status answered
+            cost_usd          double precision,
+            served_locally    boolean NOT NULL,
+            requested_at      timestamptz NOT NULL
+        )
+        """,
+        "CREATE INDEX usage_by_key ON usage (key_id, requested_at)",
+        "CREATE INDEX usage_by_model ON usage (model, requested_at)",
+        "CREATE INDEX usage_by_time ON usage (requested_at)",
+    ])
+
+    /// The response cache's table, as in SQLite (the cache itself is served from memory, SQLite or Redis; the table
+    /// keeps the two schemas at the same version).
+    static let v2 = Migration(identifier: "v2: response cache", statements: [
+        """
+        CREATE TABLE response_cache (
+            key        text PRIMARY KEY,
+            value      bytea NOT NULL,
+            expires_at double precision NOT NULL
+        )
+        """,
+        "CREATE INDEX response_cache_expiry ON response_cache (expires_at)",
+    ])
+}

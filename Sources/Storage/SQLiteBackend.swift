@@ -1,0 +1,228 @@
+import Foundation
+import GRDB
+
+/// Keys and usage in one SQLite file: WAL mode (readers never wait for the writer), versioned migrations applied
+/// when it opens. Several processes (the server and the CLI) may open the same file; a writer waits up to
+/// `busyTimeout` for another.
+final class SQLiteBackend: StorageBackend {
+    /// The database file.
+    let path: String
+    let pool: DatabasePool
+
+    var kind: StorageDatabase.Kind { .sqlite }
+    var location: String { path }
+
+    /// Opens (creating if needed) the database at `url` and applies every migration it lacks.
+    /// A new file and a new data directory are readable by their owner only: the file holds key hashes.
+    init(url: URL, busyTimeout: TimeInterval = 5) throws {
+        path = url.path
+        let fileManager = FileManager.default
+        let directory = url.deletingLastPathComponent()
+        var isDirectory: ObjCBool = false
+        if !fileManager.fileExists(atPath: directory.path, isDirectory: &isDirectory) {
+            do {
+                try fileManager.createDirectory(at: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw StorageError.cannotOpen(path: path, reason: "cannot create \(directory.path): \(error.localizedDescription)")
+            }
+        } else if !isDirectory.boolValue {
+            throw StorageError.cannotOpen(path: path, reason: "\(directory.path) is not a directory")
+        }
+        let isNew = !fileManager.fileExists(atPath: path)
+
+        var configuration = Configuration()
+        configuration.label = "switchyard"
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.prepareDatabase { db in
+            // With WAL, NORMAL loses no committed transaction on a process crash, only on power loss.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw StorageError.cannotOpen(path: path, reason: "\(error)")
+        }
+        if isNew { try? fileManager.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path) }
+
+        let migrator = Migrations.migrator
+        do {
+            let unknown = try pool.read { db in
+                try migrator.appliedIdentifiers(db).subtracting(migrator.migrations)
+            }
+            if !unknown.isEmpty { throw StorageError.newerSchema(path: path, unknownMigrations: unknown.sorted()) }
+            try migrator.migrate(pool)
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError.cannotOpen(path: path, reason: "migration failed: \(error)")
+        }
+    }
+
+    func appliedMigrations() async throws -> [String] {
+        try await read { db in try Migrations.migrator.appliedMigrations(db) }
+    }
+
+    /// The journal mode SQLite reports (`wal`).
+    func journalMode() throws -> String {
+        try read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    /// GRDB closes the pool when the last reference goes.
+    func close() async {}
+
+    // MARK: Keys
+
+    func key(id: String) async throws -> KeyRow? {
+        try await read { db in try KeyRow.fetchOne(db, key: id) }
+    }
+
+    func keys(nameOrID reference: String) async throws -> [KeyRow] {
+        try await read { db in
+            try KeyRow.filter(Column("name") == reference || Column("id") == reference)
+                .order(Column("created_at"), Column("id")).fetchAll(db)
+        }
+    }
+
+    func allKeys() async throws -> [KeyRow] {
+        try await read { db in try KeyRow.order(Column("created_at"), Column("name")).fetchAll(db) }
+    }
+
+    func insertKey(_ row: KeyRow) async throws -> KeyWrite {
+        try await write { db in
+            if try KeyRow.filter(Column("name") == row.name && Column("revoked_at") == nil).fetchOne(db) != nil {
+                return .nameTaken
+            }
+            if try KeyRow.fetchOne(db, key: row.id) != nil { return .idTaken }
+            try row.insert(db)
+            return .written(try Self.reread(row.id, db))
+        }
+    }
+
+    func revokeKey(id: String, at: Date, replacement: KeyRow?) async throws -> KeyWrite {
+        try await write { db in
+            guard var row = try KeyRow.fetchOne(db, key: id) else { throw StorageError.unknownKey(id) }
+            if row.revokedAt != nil { return .alreadyRevoked(row) }
+            if let replacement, try KeyRow.fetchOne(db, key: replacement.id) != nil { return .idTaken }
+            row.revokedAt = at
+            try row.update(db)
+            if let replacement { try replacement.insert(db) }
+            return .written(try Self.reread(replacement?.id ?? id, db))
+        }
+    }
+
+    /// A row as the database keeps it (dates to the millisecond), so that what a call returns equals what later
+    /// reads return.
+    private static func reread(_ id: String, _ db: Database) throws -> KeyRow {
+        guard let row = try KeyRow.fetchOne(db, key: id) else { throw StorageError.unknownKey(id) }
+        return row
+    }
+
+    // MARK: Usage
+
+    func insertUsage(_ records: [UsageRecord]) async throws -> Int {
+        try await write { db in try Self.insert(records, db) }
+    }
+
+    /// Inserts records, skipping request ids already present; returns how many were new.
+    static func insert(_ records: [UsageRecord], _ db: Database) throws -> Int {
+        let statement = try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO usage (request_id, key_id, model, deployment, provider, prompt_tokens,
+                completion_tokens, latency_ms, ttft_ms, status, cost_usd, served_locally, requested_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        var inserted = 0
+        for r in records {
+            try statement.execute(arguments: [
+                r.requestID, r.keyID, r.model, r.deployment, r.provider, r.promptTokens, r.completionTokens,
+                r.latencyMs, r.timeToFirstTokenMs, r.status, r.costUSD, r.servedLocally, r.timestamp,
+            ])
+            inserted += db.changesCount
+        }
+        return inserted
+    }
+
+    func usageByModel(keyIDs: [String]?, model: String?, since: Date?) async throws -> [UsageSummary.ModelUsage] {
+        try await read { db in
+            var conditions: [String] = []
+            var arguments = StatementArguments()
+            if let keyIDs {
+                conditions.append("key_id IN (\(keyIDs.map { _ in "?" }.joined(separator: ", ")))")
+                arguments += StatementArguments(keyIDs)
+            }
+            if let model {
+                conditions.append("model = ?")
+                arguments += [model]
+            }
+            if let since {
+                conditions.append("requested_at >= ?")
+                arguments += [since]
+            }
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT model, COUNT(*) AS requests, SUM(status >= 400) AS failed,
+                       SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
+                       SUM(served_locally) AS served_locally, SUM(cost_usd) AS cost_usd,
+                       SUM(latency_ms) AS latency_ms, SUM(ttft_ms) AS ttft_ms, COUNT(ttft_ms) AS ttft_count,
+                       MIN(requested_at) AS first, MAX(requested_at) AS last
+                FROM usage \(filter)
+                GROUP BY model
+                ORDER BY requests DESC, model
+                """, arguments: arguments)
+            return rows.map { row in
+                var t = UsageTotals()
+                t.requests = row["requests"]
+                t.failed = row["failed"] ?? 0
+                t.promptTokens = row["prompt_tokens"] ?? 0
+                t.completionTokens = row["completion_tokens"] ?? 0
+                t.servedLocally = row["served_locally"] ?? 0
+                t.costUSD = row["cost_usd"]
+                t.latencyMsSum = row["latency_ms"] ?? 0
+                t.timeToFirstTokenMsSum = row["ttft_ms"] ?? 0
+                t.timeToFirstTokenCount = row["ttft_count"] ?? 0
+                t.first = row["first"]
+                t.last = row["last"]
+                return UsageSummary.ModelUsage(model: row["model"] ?? "", totals: t)
+            }
+        }
+    }
+
+    func spent(keyIDs: [String], since: Date?) async throws -> UsageSpend {
+        guard !keyIDs.isEmpty else { return UsageSpend() }
+        return try await read { db in
+            var arguments = StatementArguments(keyIDs)
+            var filter = "key_id IN (\(keyIDs.map { _ in "?" }.joined(separator: ", ")))"
+            if let since {
+                filter += " AND requested_at >= ?"
+                arguments += [since]
+            }
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) AS requests, SUM(prompt_tokens + completion_tokens) AS tokens, SUM(cost_usd) AS cost_usd
+                FROM usage WHERE \(filter)
+                """, arguments: arguments) else { return UsageSpend() }
+            return UsageSpend(requests: row["requests"] ?? 0, tokens: row["tokens"] ?? 0, costUSD: row["cost_usd"] ?? 0)
+        }
+    }
+
+    // MARK: Access with errors mapped to StorageError
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try pool.read(body) } catch { throw Self.mapped(error) }
+    }
+
+    func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
+        do { return try await pool.read(body) } catch { throw Self.mapped(error) }
+    }
+
+    func write<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
+        do { return try await pool.write(body) } catch { throw Self.mapped(error) }
+    }
+
+    static func mapped(_ error: any Error) -> any Error {
+        switch error {
+        case is StorageError, is CancellationError: return error
+        case let error as DatabaseError: return StorageError.database(error.description)
+        default: return error
+        }
+    }
+}

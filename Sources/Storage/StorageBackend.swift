@@ -1,0 +1,51 @@
+import Foundation
+
+/// The few operations `KeyStore` and `UsageStore` need from a database, each atomic on its own; every back end
+/// (SQLite through GRDB, PostgreSQL through postgres-nio) writes them in its own SQL over the same tables.
+///
+/// The rules live above this line, in `KeyStore` and `UsageStore`: which key a reference names, what a name may be,
+/// what a rotation keeps. Below it each operation leans on the schema for what must hold across processes: the
+/// primary key on `api_keys.id`, the unique index on the active keys' names, the unique `usage.request_id`.
+/// Errors come out as `StorageError`.
+protocol StorageBackend: Sendable {
+    /// SQLite or PostgreSQL.
+    var kind: StorageDatabase.Kind { get }
+    /// The SQLite file, or the PostgreSQL URL without its password.
+    var location: String { get }
+
+    /// The key with this id.
+    func key(id: String) async throws -> KeyRow?
+    /// The keys whose name or id is `reference`, oldest first.
+    func keys(nameOrID reference: String) async throws -> [KeyRow]
+    /// Every key, by creation date then name.
+    func allKeys() async throws -> [KeyRow]
+    /// Inserts a new key unless its id is taken or an active key has its name. Answers `.written` with the row as
+    /// stored, `.idTaken` or `.nameTaken`.
+    func insertKey(_ row: KeyRow) async throws -> KeyWrite
+    /// In one transaction: revokes the key `id` at `at` (unless it already is) and inserts `replacement`, if any.
+    /// Answers `.written` with the replacement as stored (without one, the revoked key), `.alreadyRevoked` with the
+    /// key as it stands, or `.idTaken` when the replacement's id is in use (nothing changed).
+    /// Throws `StorageError.unknownKey` when no key has this id.
+    func revokeKey(id: String, at: Date, replacement: KeyRow?) async throws -> KeyWrite
+
+    /// Inserts usage records in one transaction, skipping request ids already present (a retried batch, another
+    /// replica's copy). Returns how many were new.
+    func insertUsage(_ records: [UsageRecord]) async throws -> Int
+    /// Totals per model over the records that match (nil: no condition), most requests first, then by name.
+    func usageByModel(keyIDs: [String]?, model: String?, since: Date?) async throws -> [UsageSummary.ModelUsage]
+    /// What the keys `keyIDs` have spent since `since` (nil: ever).
+    func spent(keyIDs: [String], since: Date?) async throws -> UsageSpend
+
+    /// The migrations applied to this database, oldest first.
+    func appliedMigrations() async throws -> [String]
+    /// Lets go of connections; nothing works after it.
+    func close() async
+}
+
+/// The outcome of a key write that the caller decides on.
+enum KeyWrite: Sendable {
+    case written(KeyRow)
+    case idTaken
+    case nameTaken
+    case alreadyRevoked(KeyRow)
+}
