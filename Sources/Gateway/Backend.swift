@@ -16,16 +16,24 @@ public final class Backend: Sendable {
     /// The counters and histograms behind GET /metrics.
     public let prometheus = PrometheusMetrics()
     public let startedAt = Date()
+    /// Where providers' API keys are read from (again on a profile switch).
+    let environment: [String: String]
+    /// Profile switches, one at a time.
+    let switches = SerialRunner()
 
-    public init(host: ModelHost, provider: (any Provider)? = nil) {
+    public init(host: ModelHost, provider: (any Provider)? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.host = host
         self.local = LocalProvider(host: host)
         self.provider = provider ?? local
+        self.environment = environment
     }
 
     /// Starts a completion and waits for its first event, so that failures (unknown model, prompt too long, queue
-    /// full) become proper status codes before any byte of a response is sent.
+    /// full) become proper status codes before any byte of a response is sent. A request made with a local-only
+    /// key (`RequestPolicy.localOnly`) is made local-only.
     func start(_ request: ChatRequest) async throws -> StartedCompletion {
+        var request = request
+        if RequestPolicy.localOnly { request.hints.localOnly = true }
         let stream = provider.chat(request)
         let started = StartedCompletion(stream: stream, model: request.model, metrics: metrics, prometheus: prometheus,
                                         defaultProvider: provider is LocalProvider ? "local" : provider.name)
@@ -73,9 +81,7 @@ final class StartedCompletion: @unchecked Sendable {
     }
 
     /// The provider that served (the first part of the routed deployment's key), else the backend's own.
-    var provider: String {
-        route.flatMap { $0.deployment.split(separator: "/", maxSplits: 1).first.map(String.init) } ?? defaultProvider
-    }
+    var provider: String { route?.provider ?? defaultProvider }
 
     /// Waits for the first event; a router's `.route` event is kept as `route` and the event after it is awaited too.
     func prime() async throws {
@@ -110,14 +116,16 @@ final class StartedCompletion: @unchecked Sendable {
         if !done { done = true; finishMetrics(error: false) }
     }
 
-    /// `x-switchyard-route` (the deployment that answered) and `x-switchyard-fallback-from` (those passed over).
+    /// `x-switchyard-served-by` (`local`, or the provider's name), and with a router `x-switchyard-route` (the
+    /// deployment that answered), `x-switchyard-fallback-from` (those passed over) and `x-switchyard-route-reason`
+    /// (how an alias, a role or `auto` chose the model).
     var routeHeaders: HTTPFields {
         var fields = HTTPFields()
+        fields[RouteHeaders.servedBy] = provider
         guard let route else { return fields }
-        if let name = HTTPField.Name("x-switchyard-route") { fields[name] = route.deployment }
-        if !route.fallbackFrom.isEmpty, let name = HTTPField.Name("x-switchyard-fallback-from") {
-            fields[name] = route.fallbackFrom.joined(separator: ", ")
-        }
+        fields[RouteHeaders.route] = route.deployment
+        if !route.fallbackFrom.isEmpty { fields[RouteHeaders.fallbackFrom] = route.fallbackFrom.joined(separator: ", ") }
+        if let reason = route.reason { fields[RouteHeaders.reason] = RouteHeaders.headerSafe(reason) }
         return fields
     }
 

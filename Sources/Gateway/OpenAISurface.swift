@@ -61,6 +61,7 @@ struct OpenAISurface {
         var core = ChatRequest(model: chat.model, messages: messages, sampling: try sampling.validated(), tools: tools,
                                stream: sampling.stream ?? false, logprobs: chat.logprobs ?? false, topLogprobs: chat.top_logprobs ?? 0)
         core.keepAlive = sampling.keep_alive?.duration
+        core.hints = try RequestHints.from(request, metadata: chat.metadata)
         let started = try await backend.start(core)
         let id = "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let created = Int(Date().timeIntervalSince1970)
@@ -113,6 +114,7 @@ struct OpenAISurface {
         var core = ChatRequest(model: c.model, messages: [], sampling: try sampling.validated(), stream: sampling.stream ?? false,
                                rawPrompt: prompt)
         core.keepAlive = sampling.keep_alive?.duration
+        core.hints = try RequestHints.from(request, metadata: c.metadata)
         let started = try await backend.start(core)
         let id = "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let created = Int(Date().timeIntervalSince1970)

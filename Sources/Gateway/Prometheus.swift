@@ -190,7 +190,7 @@ struct PrometheusMiddleware<Context: RequestContext>: RouterMiddleware {
 
     static var knownRoutes: Set<String> {
         ["/", "/v1/models", "/v1/chat/completions", "/v1/completions", "/api/v1/generate", "/api/v1/chat",
-         "/api/v1/models", "/api/v1/models/load", "/api/v1/models/unload", "/api/v1/health", "/api/v1/metrics", "/api/v1/usage"]
+         "/api/v1/models", "/api/v1/models/load", "/api/v1/models/unload", "/api/v1/health", "/api/v1/metrics", "/api/v1/usage", "/admin/profile"]
     }
 
     static func route(_ path: String) -> String {

@@ -22,11 +22,14 @@ public struct Server {
     public let options: Options
     /// Keys, limits and usage accounting; nil: none of them (every request is served, nothing recorded).
     public let access: AccessGuard?
+    /// The profiles `POST /admin/profile` may switch to; nil: none.
+    public let profiles: ProfileSource?
 
-    public init(backend: Backend, options: Options, access: AccessGuard? = nil) {
+    public init(backend: Backend, options: Options, access: AccessGuard? = nil, profiles: ProfileSource? = nil) {
         self.backend = backend
         self.options = options
         self.access = access
+        self.profiles = profiles
     }
 
     public func router() -> Router<BasicRequestContext> {
@@ -40,6 +43,7 @@ public struct Server {
         }
         OpenAISurface(backend: backend).register(on: router)
         NativeSurface(backend: backend).register(on: router)
+        AdminProfileRoutes(backend: backend, profiles: profiles).register(on: router)
         // Prometheus scrapes, open without a key like /api/v1/health (AccessGuard.openPaths).
         router.get("/metrics") { [backend] _, _ in try await Server.prometheusMetrics(backend) }
         router.get("/") { _, _ in
@@ -111,23 +115,28 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         }
         response.headers[RequestID.header] = id
-        log(request, id: id, status: response.status.code, start: start)
+        log(request, id: id, status: response.status.code, start: start,
+            route: response.headers[RouteHeaders.route], reason: response.headers[RouteHeaders.reason])
         return response
     }
 
-    private func log(_ request: Request, id: String, status: Int, start: ContinuousClock.Instant) {
+    /// With the route and its reason when the router chose one.
+    private func log(_ request: Request, id: String, status: Int, start: ContinuousClock.Instant, route: String? = nil, reason: String? = nil) {
         let elapsed = ContinuousClock.now - start
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         let line: String
         if json {
-            let fields: [String: Any] = [
+            var fields: [String: Any] = [
                 "time": ISO8601DateFormatter().string(from: Date()), "method": request.method.rawValue,
                 "path": request.uri.path, "status": status, "duration_ms": (ms * 10).rounded() / 10, "request_id": id,
             ]
+            if let route { fields["route"] = route }
+            if let reason { fields["route_reason"] = reason }
             let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             line = String(decoding: data, as: UTF8.self)
         } else {
             line = String(format: "%@ %@ %d %.1f ms %@", request.method.rawValue, request.uri.path, status, ms, id)
+                + (route.map { " route=\($0)" } ?? "") + (reason.map { " reason=\"\($0)\"" } ?? "")
         }
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }

@@ -18,6 +18,15 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         var request = request
         let model = request.method == .post ? try await Self.peekModel(&request) : nil
         let (key, limit) = try await admit(request, model: model)
+        // A local-only key makes every request it sends local-only (Backend.start reads this).
+        return try await RequestPolicy.$localOnly.withValue(key?.limits.localOnly ?? false) {
+            try await serve(request, context: context, next: next, key: key, limit: limit, model: model)
+        }
+    }
+
+    /// The handler, then the usage record once the response body is written.
+    private func serve(_ request: Request, context: Context, next: (Request, Context) async throws -> Response,
+                       key: APIKey?, limit: RateLimiter.Decision?, model: String?) async throws -> Response {
         guard let usage = access.usage, let model else {
             var response = try await next(request, context)
             if let limit { response.headers.append(contentsOf: Self.fields(limit)) }
