@@ -27,7 +27,9 @@ extension ModelRegistry {
                 let items: [ConfigValue] = if case .list(let xs) = f.value { xs } else { [f.value] }
                 for (i, item) in items.enumerated() {
                     let p = items.count == 1 && !(f.value.isList) ? path : "\(path)[\(i)]"
-                    if case .scalar(let s, let il) = item, !s.isEmpty {
+                    if case .scalar(let s, let il) = item, isReserved(s) {
+                        issue(p, il ?? l, reservedMessage(s))
+                    } else if case .scalar(let s, let il) = item, !s.isEmpty {
                         aliases.append(AliasDeclaration(name: s, target: name, owner: name, file: file, path: p, line: il ?? l))
                     } else {
                         issue(p, item.line ?? l, "expected an alias name, found \(item.kind)")
@@ -54,6 +56,7 @@ extension ModelRegistry {
         var out: [AliasDeclaration] = []
         for e in entries {
             let path = "aliases.\(e.key)", l = e.line ?? e.value.line
+            if isReserved(e.key) { issue(path, l, reservedMessage(e.key)); continue }
             if case .scalar(let target, _) = e.value, !target.isEmpty, !e.key.isEmpty {
                 out.append(AliasDeclaration(name: e.key, target: target, owner: nil, file: file, path: path, line: l))
             } else {
@@ -163,6 +166,12 @@ extension ModelRegistry {
         return out
     }
 
+    /// `auto` and `role:…` cannot be alias names.
+    static func isReserved(_ name: String) -> Bool { name == autoName || name.hasPrefix(rolePrefix) }
+    static func reservedMessage(_ name: String) -> String {
+        "'\(name)' is reserved and cannot be an alias (auto routes by task; role:NAME names a role)"
+    }
+
     static func isPlainName(_ s: String) -> Bool {
         !s.isEmpty && s.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0) }
     }
@@ -189,9 +198,6 @@ extension ModelRegistry {
         var reportedCycles: Set<String> = []
         func at(_ a: AliasDeclaration, _ message: String) { issues.append(ConfigIssue(file: a.file, path: a.path, line: a.line, message: message)) }
         for a in aliases.values.sorted(by: { ($0.file, $0.line ?? 0, $0.name) < ($1.file, $1.line ?? 0, $1.name) }) {
-            if a.name == Self.autoName || a.name.hasPrefix(Self.rolePrefix) {
-                at(a, "'\(a.name)' is reserved (auto routes by task; role:NAME names a role)"); continue
-            }
             if a.target == a.name { at(a, "alias '\(a.name)' names itself"); continue }
             if let shadowed = models[a.name].map({ ($0.file, $0.line) }) ?? routes[a.name].map({ ($0.file, $0.line) }) {
                 let whereDeclared = shadowed.0 + (shadowed.1.map { ":\($0)" } ?? "")
