@@ -46,8 +46,9 @@ let package = Package(
             "Core", "Inference", "Kernels", "ModelStore", "Routing",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
-        // Configuration (the model registry: models.yaml / .json, validated with file, key path and line) and the
-        // router: deployments, strategies, retries, fallbacks, circuit breakers.
+        // Configuration (the model registry: models.yaml / .json and profiles, validated with file, key path and line),
+        // name resolution (aliases, roles, the task classifier for `auto`) and the router: deployments, strategies,
+        // retries, fallbacks, circuit breakers, local-only plans.
         .target(name: "Routing", dependencies: ["Core", .product(name: "Yams", package: "Yams")]),
         // Keys and usage records: SQLite through GRDB (WAL, versioned migrations) in the data directory by default,
         // PostgreSQL through postgres-nio when a database URL is given (replicas share keys and usage).

@@ -54,6 +54,22 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
     }
 }
 
+/// What a caller says about a request beyond the model name: its task (for `auto` routing) and whether it may
+/// leave the machine.
+public struct RequestHints: Sendable, Equatable {
+    /// The kind of task (`code`, `general`, or a name the configuration's `routing.auto` rules know); nil: `auto`
+    /// classifies the messages.
+    public var task: String?
+    /// Where `task` came from (`x-switchyard-task header`, `metadata.task`), for the route reason.
+    public var taskSource: String?
+    /// Served only by local deployments (the built-in engine, or a provider declared `local: true`); a model with
+    /// none is refused rather than sent elsewhere.
+    public var localOnly: Bool
+    public init(task: String? = nil, taskSource: String? = nil, localOnly: Bool = false) {
+        self.task = task; self.taskSource = taskSource; self.localOnly = localOnly
+    }
+}
+
 public struct ChatRequest: Sendable, Equatable {
     /// A model name, alias, role (`role:coder`) or `auto`.
     public var model: String
@@ -68,6 +84,8 @@ public struct ChatRequest: Sendable, Equatable {
     public var rawPrompt: String?
     /// How long the model stays loaded after this request (Ollama's `keep_alive`; negative: forever).
     public var keepAlive: Duration?
+    /// Task and privacy hints for the router.
+    public var hints = RequestHints()
     public init(model: String, messages: [ChatMessage], sampling: SamplingSettings = SamplingSettings(),
                 tools: [ToolDefinition] = [], stream: Bool = false, logprobs: Bool = false, topLogprobs: Int = 0,
                 rawPrompt: String? = nil) {
@@ -112,7 +130,14 @@ public struct TokenLogprob: Sendable, Equatable {
 public struct RouteInfo: Sendable, Equatable {
     public var deployment: String
     public var fallbackFrom: [String]
-    public init(deployment: String, fallbackFrom: [String] = []) { self.deployment = deployment; self.fallbackFrom = fallbackFrom }
+    /// How the requested name became this deployment's model, when it was not a plain model name: an alias, a
+    /// role's choice, `auto`'s task (`task=code (fenced code block); routing.auto.code -> smollm2`).
+    public var reason: String?
+    public init(deployment: String, fallbackFrom: [String] = [], reason: String? = nil) {
+        self.deployment = deployment; self.fallbackFrom = fallbackFrom; self.reason = reason
+    }
+    /// The provider part of `deployment` (`local` for the built-in engine).
+    public var provider: String { deployment.split(separator: "/", maxSplits: 1).first.map(String.init) ?? deployment }
 }
 
 /// What every provider yields, in order: text and tool-call pieces, then the finish reason, then usage.

@@ -2,6 +2,7 @@ import Core
 import Foundation
 import Hummingbird
 import Inference
+import Routing
 
 /// An error as the HTTP surfaces report it: status, OpenAI-style type and code, the parameter at fault.
 public struct APIError: Error, Sendable {
@@ -46,6 +47,15 @@ public struct APIError: Error, Sendable {
                 return APIError(.contentTooLarge, e.description, param: "messages", code: "context_length_exceeded")
             case .upstreamDown: return APIError(.badGateway, e.description, type: "api_error", code: "upstream_unreachable")
             case .timeout: return APIError(.gatewayTimeout, e.description, type: "api_error", code: "timeout")
+            }
+        case let e as RoutingError:
+            switch e {
+            case .roleUnmet:
+                return APIError(.unprocessableContent, e.description, param: "model", code: "role_unmet")
+            case .noLocalDeployment:
+                return APIError(.forbidden, e.description, param: "model", code: "no_local_deployment")
+            case .misconfigured:
+                return APIError(.internalServerError, e.description, type: "api_error", code: "routing_misconfigured")
             }
         case let e as InferenceError:
             if case .contextOverflow = e {

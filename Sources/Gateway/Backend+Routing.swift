@@ -2,6 +2,7 @@ import Core
 import Foundation
 import Providers
 import Routing
+import Synchronization
 
 extension Backend {
     /// A backend whose completions go through a router built from the registry: its providers (API keys read from
@@ -9,12 +10,14 @@ extension Backend {
     public convenience init(host: ModelHost, registry: ModelRegistry,
                             environment: [String: String] = ProcessInfo.processInfo.environment,
                             clock: RouterClock = .continuous, options: Options = Options(), warn: (String) -> Void = { _ in }) {
-        self.init(host: host, provider: Self.router(host: host, registry: registry, environment: environment, clock: clock, warn: warn),
-                  options: options)
+        let configuration = Router.Configuration(registry: registry, providers: Self.providers(host: host, registry: registry, environment: environment, warn: warn))
+        let router = Router(configuration, clock: clock, localMemory: { [host] in host.memoryEstimate(source: $0) }, log: Self.log)
+        self.init(host: host, provider: router, options: options, environment: environment)
     }
 
-    static func router(host: ModelHost, registry: ModelRegistry, environment: [String: String], clock: RouterClock,
-                       warn: (String) -> Void) -> Router {
+    /// The local engine as `local`, and one provider per declaration (its API key read from `environment`).
+    static func providers(host: ModelHost, registry: ModelRegistry, environment: [String: String],
+                          warn: (String) -> Void) -> [String: any Provider] {
         var providers: [String: any Provider] = ["local": LocalProvider(host: host)]
         for (name, p) in registry.providers.sorted(by: { $0.key < $1.key }) {
             var key: String?
@@ -24,9 +27,24 @@ extension Backend {
             }
             providers[name] = p.makeProvider(apiKey: key)
         }
-        let log = Self.log
-        return Router(routes: registry.routes, providers: providers, breakers: registry.providers.mapValues(\.breaker), clock: clock,
-                      prober: HealthProber(providers: providers, log: log), log: log)
+        return providers
+    }
+
+    /// The router completions go through, if the backend has one.
+    public var router: Router? { provider as? Router }
+
+    /// Serves from `registry` from now on (a profile switch): the router's routes, aliases, roles, rules and
+    /// providers are replaced at once, and the model host's declarations. Requests in flight finish with the
+    /// configuration they started with. Switches run one at a time.
+    public func apply(_ registry: ModelRegistry, warn: (String) -> Void = { _ in }) async throws {
+        guard let router else {
+            throw APIError(.badRequest, "this server does not route (it was started without a model registry)", code: "not_routed")
+        }
+        let providers = Self.providers(host: host, registry: registry, environment: environment, warn: warn)
+        try await switches.run {
+            await self.host.redeclare(registry.declared)
+            router.reconfigure(Router.Configuration(registry: registry, providers: providers))
+        }
     }
 }
 
@@ -36,15 +54,26 @@ extension Backend {
         FileHandle.standardError.write(Data("routing: \(line)\n".utf8))
     }
 
-    /// The background health checks of the remote providers (nil without a router or remote providers); `serve`
-    /// runs them.
-    public var prober: HealthProber? {
-        guard let prober = (provider as? Router)?.prober, !prober.isEmpty else { return nil }
-        return prober
-    }
-
     /// The routed deployments' states for `/api/v1/health` (none without a router).
     public func deploymentStatuses() -> [Router.DeploymentStatus] {
         (provider as? Router)?.deploymentStatuses() ?? []
+    }
+}
+
+/// Runs bodies one after another, in the order they were submitted.
+final class SerialRunner: Sendable {
+    private let tail = Mutex<Task<Void, Never>?>(nil)
+
+    func run(_ body: @escaping @Sendable () async throws -> Void) async throws {
+        let task: Task<Void, Error> = tail.withLock { tail in
+            let previous = tail
+            let task = Task<Void, Error> {
+                await previous?.value
+                try await body()
+            }
+            tail = Task { _ = try? await task.value }
+            return task
+        }
+        try await task.value
     }
 }

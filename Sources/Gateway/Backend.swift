@@ -17,6 +17,10 @@ public final class Backend: Sendable {
     public let prometheus = PrometheusMetrics()
     public let startedAt = Date()
     public let options: Options
+    /// Where providers' API keys are read from (again on a profile switch).
+    let environment: [String: String]
+    /// Profile switches, one at a time.
+    let switches = SerialRunner()
 
     /// What the backend does before a request reaches a provider.
     public struct Options: Sendable {
@@ -32,18 +36,23 @@ public final class Backend: Sendable {
         }
     }
 
-    public init(host: ModelHost, provider: (any Provider)? = nil, options: Options = Options()) {
+    public init(host: ModelHost, provider: (any Provider)? = nil, options: Options = Options(),
+                environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.host = host
         self.local = LocalProvider(host: host)
         self.provider = provider ?? local
         self.options = options
+        self.environment = environment
     }
 
     /// Starts a completion and waits for its first event, so that failures (unknown model, prompt too long, queue
-    /// full) become proper status codes before any byte of a response is sent. A cacheable request (see
-    /// `ResponseCache`) is answered from the cache when it can be, and its answer stored when it cannot.
-    /// `kind` tells the surfaces' request shapes apart in cache keys.
+    /// full) become proper status codes before any byte of a response is sent. A request made with a local-only
+    /// key (`RequestPolicy.localOnly`) is made local-only. A cacheable request (see `ResponseCache`) is answered
+    /// from the cache when it can be, and its answer stored when it cannot; `kind` tells the surfaces' request
+    /// shapes apart in cache keys.
     func start(_ request: ChatRequest, kind: String = "chat", cache directive: CacheDirective = .auto) async throws -> StartedCompletion {
+        var request = request
+        if RequestPolicy.localOnly { request.hints.localOnly = true }
         try checkPromptLength(request)
         var cacheSlot: (ResponseCache, String)?
         if let cache = options.cache, let key = ResponseCache.key(for: request, kind: kind, directive: directive) {
@@ -159,9 +168,7 @@ final class StartedCompletion: @unchecked Sendable {
     }
 
     /// The provider that served (the first part of the routed deployment's key), else the backend's own.
-    var provider: String {
-        route.flatMap { $0.deployment.split(separator: "/", maxSplits: 1).first.map(String.init) } ?? defaultProvider
-    }
+    var provider: String { route?.provider ?? defaultProvider }
 
     /// Waits for the first event; a router's `.route` event is kept as `route` and the event after it is awaited too.
     func prime() async throws {
@@ -202,18 +209,20 @@ final class StartedCompletion: @unchecked Sendable {
         if !done { done = true; finishMetrics(error: false) }
     }
 
-    /// `x-switchyard-route` (the deployment that answered), `x-switchyard-fallback-from` (those passed over) and
-    /// `x-switchyard-cache` (hit or miss, for a cacheable request).
+    /// `x-switchyard-served-by` (`local`, `cache`, or the provider's name), `x-switchyard-cache` (hit or miss, for a
+    /// cacheable request), and with a router `x-switchyard-route` (the deployment that answered),
+    /// `x-switchyard-fallback-from` (those passed over) and `x-switchyard-route-reason` (how an alias, a role or
+    /// `auto` chose the model).
     var routeHeaders: HTTPFields {
         var fields = HTTPFields()
+        fields[RouteHeaders.servedBy] = provider
         if replayed != nil || cacheSlot != nil, let name = HTTPField.Name("x-switchyard-cache") {
             fields[name] = replayed != nil ? "hit" : "miss"
         }
         guard let route else { return fields }
-        if let name = HTTPField.Name("x-switchyard-route") { fields[name] = route.deployment }
-        if !route.fallbackFrom.isEmpty, let name = HTTPField.Name("x-switchyard-fallback-from") {
-            fields[name] = route.fallbackFrom.joined(separator: ", ")
-        }
+        fields[RouteHeaders.route] = route.deployment
+        if !route.fallbackFrom.isEmpty { fields[RouteHeaders.fallbackFrom] = route.fallbackFrom.joined(separator: ", ") }
+        if let reason = route.reason { fields[RouteHeaders.reason] = RouteHeaders.headerSafe(reason) }
         return fields
     }
 

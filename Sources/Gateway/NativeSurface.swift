@@ -24,6 +24,7 @@ struct NativeSurface {
         let stop: OpenAI.Stop?
         let stream: Bool?
         let keep_alive: OpenAI.KeepAlive?
+        let metadata: [String: MetadataValue]?
     }
 
     struct Answer: Encodable {
@@ -81,6 +82,7 @@ struct NativeSurface {
         let began = Date()
         var core = ChatRequest(model: g.model, messages: messages, sampling: sampling, stream: g.stream ?? false, rawPrompt: raw)
         core.keepAlive = g.keep_alive?.duration
+        core.hints = try RequestHints.from(request, metadata: g.metadata)
         let started = try await backend.start(core)
         let model = g.model
         @Sendable func answer(_ r: CollectedCompletion) -> Answer {

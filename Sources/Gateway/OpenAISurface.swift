@@ -66,6 +66,7 @@ struct OpenAISurface {
         var core = ChatRequest(model: chat.model, messages: messages, sampling: try sampling.validated(), tools: tools,
                                stream: sampling.stream ?? false, logprobs: chat.logprobs ?? false, topLogprobs: chat.top_logprobs ?? 0)
         core.keepAlive = sampling.keep_alive?.duration
+        core.hints = try RequestHints.from(request, metadata: chat.metadata)
         let started = try await backend.start(core, kind: "chat", cache: CacheDirective(request.headers))
         let (id, created) = started.identity { (Self.newID("chatcmpl-"), Int(Date().timeIntervalSince1970)) }
         if core.stream {
@@ -117,6 +118,7 @@ struct OpenAISurface {
         var core = ChatRequest(model: c.model, messages: [], sampling: try sampling.validated(), stream: sampling.stream ?? false,
                                rawPrompt: prompt)
         core.keepAlive = sampling.keep_alive?.duration
+        core.hints = try RequestHints.from(request, metadata: c.metadata)
         let started = try await backend.start(core, kind: c.echo == true ? "completion+echo" : "completion",
                                               cache: CacheDirective(request.headers))
         let (id, created) = started.identity { (Self.newID("cmpl-"), Int(Date().timeIntervalSince1970)) }

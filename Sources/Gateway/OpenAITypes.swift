@@ -138,6 +138,8 @@ enum OpenAI {
         let tools: [WireTool]?
         let logprobs: Bool?
         let top_logprobs: Int?
+        /// Routing hints: `task`, `local_only` (see `RequestHints.from`).
+        let metadata: [String: MetadataValue]?
     }
 
     struct CompletionRequestBody: Decodable {
@@ -146,6 +148,7 @@ enum OpenAI {
         let logprobs: Int?
         let echo: Bool?
         let suffix: String?
+        let metadata: [String: MetadataValue]?
     }
 
     // ---- responses

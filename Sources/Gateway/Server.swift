@@ -34,11 +34,14 @@ public struct Server {
     public let options: Options
     /// Keys, limits and usage accounting; nil: none of them (every request is served, nothing recorded).
     public let access: AccessGuard?
+    /// The profiles `POST /admin/profile` may switch to; nil: none.
+    public let profiles: ProfileSource?
 
-    public init(backend: Backend, options: Options, access: AccessGuard? = nil) {
+    public init(backend: Backend, options: Options, access: AccessGuard? = nil, profiles: ProfileSource? = nil) {
         self.backend = backend
         self.options = options
         self.access = access
+        self.profiles = profiles
     }
 
     public func router() -> Router<GatewayContext> {
@@ -53,6 +56,7 @@ public struct Server {
         }
         OpenAISurface(backend: backend).register(on: router)
         NativeSurface(backend: backend).register(on: router)
+        AdminProfileRoutes(backend: backend, profiles: profiles).register(on: router)
         // Prometheus scrapes, open without a key like /api/v1/health (AccessGuard.openPaths).
         router.get("/metrics") { [backend] _, _ in try await Server.prometheusMetrics(backend) }
         router.get("/") { _, _ in
@@ -125,16 +129,18 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         }
         response.headers[RequestID.header] = id
-        log(request, id: id, status: response.status.code, start: start, slot.fields)
+        log(request, id: id, status: response.status.code, start: start, slot.fields,
+            reason: response.headers[RouteHeaders.reason])
         return response
     }
 
     /// Method, path, status, time to the response's head, request id; and, where known, the model, the key's name,
-    /// the deployment that answered and the cache's verdict.
-    private func log(_ request: Request, id: String, status: Int, start: ContinuousClock.Instant, _ f: MetricsSlot.Fields) {
+    /// the deployment that answered (and why the router chose it) and the cache's verdict.
+    private func log(_ request: Request, id: String, status: Int, start: ContinuousClock.Instant, _ f: MetricsSlot.Fields,
+                     reason: String? = nil) {
         let elapsed = ContinuousClock.now - start
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        let extra = [("model", f.model), ("key", f.key), ("route", f.deployment), ("cache", f.cache)].compactMap { k, v in v.map { (k, $0) } }
+        let extra = [("model", f.model), ("key", f.key), ("route", f.deployment), ("cache", f.cache), ("route_reason", reason)].compactMap { k, v in v.map { (k, $0) } }
         let line: String
         if json {
             var fields: [String: Any] = [

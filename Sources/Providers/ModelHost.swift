@@ -46,7 +46,7 @@ public actor ModelHost {
     }
 
     /// A model declared in configuration (the registry), with its own settings.
-    public struct Declared: Sendable {
+    public struct Declared: Sendable, Equatable {
         public var source: String          // catalogue name, file name in the model directory, or path
         public var contextLength: Int?
         public var threads: Int?
@@ -69,12 +69,30 @@ public actor ModelHost {
     }
 
     public let options: Options
+    /// The declared models now: `options.declared`, until a profile switch replaces them (`redeclare`).
+    private var declared: [String: Declared]
     private var workers: [String: EngineWorker] = [:]
     private var loading: [String: Task<EngineWorker, Error>] = [:]
     /// Why each model's last load failed (cleared when one succeeds).
     private var failures: [String: String] = [:]
 
-    public init(options: Options = Options()) { self.options = options }
+    public init(options: Options = Options()) { self.options = options; self.declared = options.declared }
+
+    /// Replaces the declared models (a profile switch). A loaded model whose declaration changed or went is
+    /// unloaded if idle, so that its next request loads it as now declared; a busy one finishes its requests
+    /// and keeps its old settings until it is unloaded.
+    public func redeclare(_ new: [String: Declared]) {
+        let changed = Set(declared.keys).union(new.keys).filter { declared[$0] != new[$0] }
+        declared = new
+        for name in changed { if let w = workers[name], w.isIdle { unload(name) } }
+    }
+
+    /// Memory a model would take if loaded (its file and default-sized caches), by catalogue name, file name or
+    /// path; nil when it does not resolve to a file.
+    public nonisolated func memoryEstimate(source: String) -> Int? {
+        guard let path = try? ModelResolver.resolve(source, in: options.directory) else { return nil }
+        return Self.estimate(path: path, contextLength: options.contextLength, parallel: options.parallel, kvMemoryBytes: options.kvMemoryBytes)
+    }
 
     /// Models that can be served: pulled catalogue models by their catalogue name, other .gguf files by file name
     /// without the extension.
@@ -84,7 +102,7 @@ public actor ModelHost {
             let name = m.catalogueName ?? m.name
             entries[name] = Entry(name: name, path: m.path, sizeBytes: m.size, loaded: workers[name] != nil)
         }
-        for (name, d) in options.declared {
+        for (name, d) in declared {
             guard let url = try? ModelResolver.resolve(d.source, in: options.directory) else { continue }
             let size = (try? FileManager.default.attributesOfItem(atPath: url.resolvingSymlinksInPath().path)[.size] as? Int64) ?? 0
             entries[name] = Entry(name: name, path: url, sizeBytes: size, loaded: workers[name] != nil)
@@ -116,7 +134,7 @@ public actor ModelHost {
         if let w = workers[name] { return w }
         if let pending = loading[name] { return try await pending.value }
         let names = available().map(\.name)
-        let declared = options.declared[name]
+        let declared = self.declared[name]
         let path: URL
         do {
             path = try ModelResolver.resolve(declared?.source ?? name, in: options.directory)

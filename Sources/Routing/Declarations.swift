@@ -37,6 +37,9 @@ public struct ProviderDeclaration: Sendable, Equatable {
     public var breaker: BreakerSettings
     /// openrouter: only models whose prompt and completion prices are both 0 are listed and served.
     public var freeOnly: Bool = false
+    /// `local: true`: the upstream runs on this machine (an Ollama or llama-server on loopback, say), so
+    /// local-only requests may use it like the built-in engine.
+    public var local: Bool = false
     public var file: String
     public var line: Int?
 }
@@ -112,5 +115,88 @@ public struct RouteDeclaration: Sendable, Equatable {
                 fallbacks: [String] = [], file: String = "", line: Int? = nil) {
         self.name = name; self.deployments = deployments; self.strategy = strategy; self.fallbacks = fallbacks
         self.file = file; self.line = line
+    }
+}
+
+/// Another name for a model (or for a role, or `auto`), resolved before routing.
+///
+/// ```yaml
+/// aliases:
+///   gpt-4o: smart              # a name clients already send → a model
+///   coder: role:coder          # → a role
+/// models:
+///   smollm2: { catalogue: smollm2, aliases: [small, tiny] }
+/// ```
+public struct AliasDeclaration: Sendable, Equatable {
+    public var name: String
+    public var target: String
+    /// The model whose `aliases:` declared it (it goes when that model is declared again); nil: under `aliases:`.
+    public var owner: String?
+    public var file: String
+    public var path: String
+    public var line: Int?
+}
+
+/// What a model offers, as declared in its entry (`context:`, `tools:`, `memory:`): what roles' requirements are
+/// checked against, since a remote model's abilities (and a local one's before it is loaded) are not otherwise known.
+public struct ModelCapabilities: Sendable, Equatable {
+    /// Context length in tokens (a local model's `context_length` counts too).
+    public var context: Int?
+    /// Whether it handles tool calls.
+    public var tools: Bool?
+    /// Memory it takes on this machine when loaded.
+    public var memoryBytes: Int?
+    public init(context: Int? = nil, tools: Bool? = nil, memoryBytes: Int? = nil) {
+        self.context = context; self.tools = tools; self.memoryBytes = memoryBytes
+    }
+}
+
+/// A role: an ordered list of preferred models and what the chosen one must offer. A request names it as
+/// `role:NAME`.
+///
+/// ```yaml
+/// roles:
+///   coder:
+///     prefer: [qwen-coder, fast, smollm2]
+///     requires: { context: 8192, tools: true, local_only: true, max_memory: 4G }
+/// ```
+public struct RoleDeclaration: Sendable, Equatable {
+    public struct Requirements: Sendable, Equatable {
+        /// At least this context length (declared `context:` or `context_length:`).
+        public var context: Int?
+        /// Declared `tools: true`.
+        public var tools: Bool
+        /// Only local deployments (the role's plan keeps only those).
+        public var localOnly: Bool
+        /// A local deployment takes at most this much memory (declared `memory:` / `max_memory:`, else the
+        /// model file's size estimate when the server can tell).
+        public var maxMemoryBytes: Int?
+        public init(context: Int? = nil, tools: Bool = false, localOnly: Bool = false, maxMemoryBytes: Int? = nil) {
+            self.context = context; self.tools = tools; self.localOnly = localOnly; self.maxMemoryBytes = maxMemoryBytes
+        }
+    }
+    public var name: String
+    public var prefer: [String]
+    public var requires: Requirements
+    public var file: String
+    public var line: Int?
+    public init(name: String, prefer: [String], requires: Requirements = Requirements(), file: String = "", line: Int? = nil) {
+        self.name = name; self.prefer = prefer; self.requires = requires; self.file = file; self.line = line
+    }
+}
+
+/// `routing.auto`: the model each task goes to when a request names `auto`.
+///
+/// ```yaml
+/// routing:
+///   auto: { code: smollm2, general: smart, default: fast }
+/// ```
+public struct AutoRule: Sendable, Equatable {
+    public var task: String
+    public var target: String
+    public var file: String
+    public var line: Int?
+    public init(task: String, target: String, file: String = "", line: Int? = nil) {
+        self.task = task; self.target = target; self.file = file; self.line = line
     }
 }

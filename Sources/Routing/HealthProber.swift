@@ -19,14 +19,10 @@ public final class HealthProber: Sendable {
 
     public let interval: Duration
     public let timeout: Duration
-    private let providers: [String: any Provider]
     private let log: @Sendable (String) -> Void
     private let results = Mutex<[String: Result]>([:])
 
-    /// `providers` by name; `local` is left out (the engine has its own health).
-    public init(providers: [String: any Provider], interval: Duration = .seconds(30), timeout: Duration = .seconds(5),
-                log: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.providers = providers.filter { $0.key != "local" }
+    public init(interval: Duration = .seconds(30), timeout: Duration = .seconds(5), log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.interval = interval
         self.timeout = timeout
         self.log = log
@@ -35,12 +31,11 @@ public final class HealthProber: Sendable {
     /// The last check of `provider`, if any.
     public func result(_ provider: String) -> Result? { results.withLock { $0[provider] } }
 
-    public var isEmpty: Bool { providers.isEmpty }
-
-    /// Checks every provider once, concurrently; returns when all have answered or timed out.
-    public func probeOnce() async {
+    /// Checks each of `providers` once (by name; `local`, the engine, has its own health), concurrently; returns
+    /// when all have answered or timed out.
+    public func probeOnce(_ providers: [String: any Provider]) async {
         await withTaskGroup(of: (String, Result).self) { group in
-            for (name, provider) in providers {
+            for (name, provider) in providers where name != "local" {
                 group.addTask { [timeout] in (name, await Self.check(provider, timeout: timeout)) }
             }
             for await (name, result) in group {
@@ -56,15 +51,6 @@ public final class HealthProber: Sendable {
                     }
                 }
             }
-        }
-    }
-
-    /// Probes every `interval` until the task is cancelled.
-    public func run() async {
-        guard !providers.isEmpty else { return }
-        while !Task.isCancelled {
-            await probeOnce()
-            try? await Task.sleep(for: interval)
         }
     }
 

@@ -73,6 +73,11 @@ extension ModelRegistry {
         }
     }
 
+    /// true/yes/on or false/no/off.
+    static func bool(_ s: String) -> Bool? {
+        ["true": true, "yes": true, "on": true, "false": false, "no": false, "off": false][s.lowercased()]
+    }
+
     static func parseTimeout(_ value: ConfigValue, path: String, line: Int?, issue: Report) -> Double? {
         if case .scalar(let s, _) = value, let v = seconds(s), v > 0, v <= 86_400 { return v }
         issue(path, line, "expected a duration such as 500ms, 30s or 2m, found \(value.kind)")
@@ -121,9 +126,9 @@ extension ModelRegistry {
                     issue(path, l, "expected an http:// or https:// URL such as http://127.0.0.1:9001/v1, found '\(s)'"); ok = false
                 }
             case "api_key_env": p.apiKeyEnv = string()
-            case "free_only":
+            case "free_only", "local":
                 guard let s = string() else { continue }
-                if let b = ["true": true, "yes": true, "on": true, "false": false, "no": false, "off": false][s.lowercased()] { p.freeOnly = b }
+                if let b = bool(s) { if f.key == "local" { p.local = b } else { p.freeOnly = b } }
                 else { issue(path, l, "expected true or false, found '\(s)'"); ok = false }
             case "headers":
                 guard case .map(let headers) = f.value else { issue(path, l, "expected a mapping of header names to values, found \(f.value.kind)"); ok = false; continue }
@@ -148,7 +153,7 @@ extension ModelRegistry {
                     }
                 }
             default:
-                issue(path, l, "unknown setting (expected: type, base_url, api_key_env, headers, breaker, free_only)"); ok = false
+                issue(path, l, "unknown setting (expected: type, base_url, api_key_env, headers, breaker, free_only, local)"); ok = false
             }
         }
         let types = ProviderDeclaration.Kind.allCases.map(\.rawValue).joined(separator: ", ")

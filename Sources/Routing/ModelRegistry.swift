@@ -34,6 +34,7 @@ public struct ModelDeclaration: Sendable, Equatable {
     public var maxTokens: Int?
     /// The file that declared it (the last layer wins).
     public var file: String
+    public var line: Int? = nil
 }
 
 /// The model registry: `models.yaml`, then `models.json`, then `user_models.json` from a configuration folder;
@@ -63,6 +64,20 @@ public struct ModelRegistry: Sendable {
     public var providers: [String: ProviderDeclaration]
     /// Names served through deployments, fallbacks or both.
     public var routes: [String: RouteDeclaration]
+    /// Other names for models, roles or `auto` (see `resolve`).
+    public var aliases: [String: AliasDeclaration] = [:]
+    /// Roles a request may name as `role:NAME`.
+    public var roles: [String: RoleDeclaration] = [:]
+    /// `routing.auto`, by task (`code`, `general`, `default`, …).
+    public var autoRules: [String: AutoRule] = [:]
+    /// What each model declares it offers (`context`, `tools`, `memory`), by model name.
+    public var capabilities: [String: ModelCapabilities] = [:]
+    /// Model and route names in the order they were declared (file by file), for defaults such as "the first
+    /// local model".
+    public var order: [String] = []
+    /// The profile merged over the files, if any, and its file.
+    public var profile: String?
+    public var profileFile: String?
     public var files: [String]
 
     public static let fileNames = ["models.yaml", "models.yml", "models.json", "user_models.json"]
@@ -77,11 +92,22 @@ public struct ModelRegistry: Sendable {
         public var models: [ModelDeclaration] = []
         public var providers: [ProviderDeclaration] = []
         public var routes: [RouteDeclaration] = []
+        public var aliases: [AliasDeclaration] = []
+        public var roles: [RoleDeclaration] = []
+        public var autoRules: [AutoRule] = []
+        public var capabilities: [String: ModelCapabilities] = [:]
+        /// Names under `models:`, in order.
+        public var order: [String] = []
         public var issues: [ConfigIssue] = []
     }
 
     /// Reads every registry file present in `directory`; throws `ConfigError` listing every problem found.
-    public static func load(directory: URL) throws -> ModelRegistry {
+    /// With `profile`, the file `NAME.yaml` in `profilesDirectory` (default: `profiles/` in `directory`) is merged
+    /// over them (see `ModelRegistry+Profiles`).
+    public static func load(directory: URL, profile: String? = nil, profilesDirectory: URL? = nil) throws -> ModelRegistry {
+        if let profile {
+            return try load(directory: directory, profile: profile, in: profilesDirectory ?? defaultProfilesDirectory(for: directory))
+        }
         var registry = ModelRegistry()
         var issues: [ConfigIssue] = []
         for name in fileNames {
@@ -100,14 +126,24 @@ public struct ModelRegistry: Sendable {
     /// Adds a later layer: each name it declares replaces the earlier declaration, whatever its kind.
     mutating func merge(_ layer: Layer) {
         for p in layer.providers { providers[p.name] = p }
-        for name in Set(layer.models.map(\.name) + layer.routes.map(\.name)) { models[name] = nil; routes[name] = nil }
+        let declared = Set(layer.models.map(\.name) + layer.routes.map(\.name))
+        for name in declared {
+            models[name] = nil; routes[name] = nil; capabilities[name] = nil
+            for (alias, a) in aliases where a.owner == name { aliases[alias] = nil }
+        }
         for m in layer.models { models[m.name] = m }
         for r in layer.routes { routes[r.name] = r }
+        for (name, c) in layer.capabilities where declared.contains(name) { capabilities[name] = c }
+        for a in layer.aliases { aliases[a.name] = a }
+        for r in layer.roles { roles[r.name] = r }
+        for r in layer.autoRules { autoRules[r.task] = r }
+        for name in layer.order where declared.contains(name) && !order.contains(name) { order.append(name) }
     }
 
-    /// Problems visible only once every file is read: deployments of providers no file declares.
+    /// Problems visible only once every file is read: deployments of providers no file declares; aliases that
+    /// loop, hide a model or name an unknown role; roles and `routing.auto` rules that name unknown roles.
     func crossCheck() -> [ConfigIssue] {
-        var issues: [ConfigIssue] = []
+        var issues: [ConfigIssue] = checkNames()
         let known = ["local"] + providers.keys.sorted()
         for route in routes.values.sorted(by: { $0.name < $1.name }) {
             for d in route.deployments where d.provider != "local" && providers[d.provider] == nil {
@@ -157,12 +193,26 @@ public struct ModelRegistry: Sendable {
                     continue
                 }
                 for m in models {
-                    let (local, route) = parseModel(name: m.key, m.value, line: m.line, file: file, issue: issue)
-                    if let local { layer.models.append(local) }
+                    let (value, aliases, capabilities) = extractModelExtras(name: m.key, m.value, line: m.line, file: file, issue: issue)
+                    let (local, route) = parseModel(name: m.key, value, line: m.line, file: file, issue: issue)
+                    if var local { local.line = m.line; layer.models.append(local) }
                     if let route { layer.routes.append(route) }
+                    layer.order.append(m.key)
+                    layer.aliases += aliases
+                    if capabilities != ModelCapabilities() { layer.capabilities[m.key] = capabilities }
+                }
+            case "aliases":
+                layer.aliases += parseAliases(entry.value, line: entry.line, file: file, issue: issue)
+            case "roles":
+                layer.roles += parseRoles(entry.value, line: entry.line, file: file, issue: issue)
+            case "routing":
+                layer.autoRules += parseRouting(entry.value, line: entry.line, file: file, issue: issue)
+            case "description":
+                if case .scalar = entry.value {} else if case .null = entry.value {} else {
+                    issue("description", entry.line, "expected a line of text, found \(entry.value.kind)")
                 }
             default:
-                issue(entry.key, entry.line, "unknown key (expected: providers, models)")
+                issue(entry.key, entry.line, "unknown key (expected: providers, models, aliases, roles, routing, description)")
             }
         }
         return layer
@@ -240,7 +290,7 @@ public struct ModelRegistry: Sendable {
                     }
                 }
             default:
-                issue(path, line, "unknown setting (expected: provider, path, catalogue, model, deployments, strategy, fallbacks, timeout, retries, context_length, threads, keep_alive, max_memory, defaults)")
+                issue(path, line, "unknown setting (expected: provider, path, catalogue, model, deployments, strategy, fallbacks, timeout, retries, context_length, threads, keep_alive, max_memory, defaults, aliases, context, tools, memory)")
             }
         }
         let isLocal = provider == nil || provider == "local"

@@ -16,19 +16,40 @@ public struct RouterClock: Sendable {
 /// gives, then its fallbacks' deployments) and tries them in turn. A deployment that fails before its first event
 /// (refused, 5xx, 429, timed out) is retried as its policy allows, then passed over for the next; once events have
 /// reached the client, a failure ends the stream with that error, never with a silently shortened answer.
-/// Names that no route declares go to the local engine as they are.
+/// Names that no route declares go to the local engine as they are. Aliases, roles and `auto` are resolved first
+/// (`ModelRegistry.resolve`); a local-only request keeps only local deployments.
+///
+/// `reconfigure` swaps the whole configuration at once (a profile switch): each request reads it once, when it
+/// starts, and keeps that plan and those providers to its end. Circuit breakers, latencies and counters are kept
+/// by deployment key across switches.
 public final class Router: Provider {
     public var name: String { "router" }
-    public let routes: [String: RouteDeclaration]
-    let providers: [String: any Provider]
-    let breakerSettings: [String: BreakerSettings]
+
+    /// What a profile switch replaces: the registry (routes, aliases, roles, rules), the providers by name
+    /// (`local` among them) and their breaker settings.
+    public struct Configuration: Sendable {
+        public var registry: ModelRegistry
+        public var providers: [String: any Provider]
+        public var breakers: [String: BreakerSettings]
+        public init(registry: ModelRegistry, providers: [String: any Provider], breakers: [String: BreakerSettings]? = nil) {
+            self.registry = registry; self.providers = providers
+            self.breakers = breakers ?? registry.providers.mapValues(\.breaker)
+        }
+    }
+    private let configuration: Mutex<Configuration>
+    /// The configuration new requests are planned with.
+    public var current: Configuration { configuration.withLock { $0 } }
+    public var registry: ModelRegistry { current.registry }
+    public var routes: [String: RouteDeclaration] { current.registry.routes }
     let clock: RouterClock
     let random: @Sendable () -> Double
     /// The wait for a routed deployment's first event (and between events) when its declaration gives none.
     let defaultTimeout: Duration
-    /// Background checks of the remote providers, when the server runs them.
-    public let prober: HealthProber?
-    /// Where circuit changes are told (the server's log).
+    /// Memory a local model takes, by its source, when the configuration does not say (roles' `max_memory`).
+    let localMemory: @Sendable (String) -> Int?
+    /// Background checks of the remote providers (run by the server: `runHealthChecks`).
+    public let prober: HealthProber
+    /// Where circuit and provider state changes are told (the server's log).
     let log: @Sendable (String) -> Void
     private let state = Mutex(State())
 
@@ -59,7 +80,7 @@ public final class Router: Provider {
         return state.withLock { s in
             keys.map { key in
                 let provider = String(key.split(separator: "/", maxSplits: 1).first ?? "")
-                let probe = prober?.result(provider)
+                let probe = prober.result(provider)
                 let circuit: String = switch s.breakers[key]?.state {
                 case .open?: "cooling down"
                 case .halfOpen?: "probing"
@@ -77,19 +98,62 @@ public final class Router: Provider {
     }
 
     /// `providers` by the names deployments use; `local` among them.
-    public init(routes: [String: RouteDeclaration], providers: [String: any Provider], breakers: [String: BreakerSettings] = [:],
-                clock: RouterClock = .continuous, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-                defaultTimeout: Duration = .seconds(120), prober: HealthProber? = nil,
-                log: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.routes = routes; self.providers = providers; self.breakerSettings = breakers
-        self.clock = clock; self.random = random; self.defaultTimeout = defaultTimeout
-        self.prober = prober; self.log = log
+    public convenience init(routes: [String: RouteDeclaration], providers: [String: any Provider], breakers: [String: BreakerSettings] = [:],
+                            clock: RouterClock = .continuous, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+                            defaultTimeout: Duration = .seconds(120)) {
+        self.init(Configuration(registry: ModelRegistry(routes: routes), providers: providers, breakers: breakers),
+                  clock: clock, random: random, defaultTimeout: defaultTimeout)
     }
 
+    public init(_ configuration: Configuration, clock: RouterClock = .continuous,
+                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }, defaultTimeout: Duration = .seconds(120),
+                localMemory: @escaping @Sendable (String) -> Int? = { _ in nil },
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.configuration = Mutex(configuration)
+        self.clock = clock; self.random = random; self.defaultTimeout = defaultTimeout; self.localMemory = localMemory
+        self.log = log
+        self.prober = HealthProber(log: log)
+    }
+
+    /// Whether any provider is remote (and so worth checking in the background).
+    public var hasRemoteProviders: Bool { current.providers.keys.contains { $0 != "local" } }
+
+    /// Checks every remote provider of the current configuration once.
+    public func checkProviders() async { await prober.probeOnce(current.providers) }
+
+    /// Checks the remote providers every `prober.interval` until the task is cancelled.
+    public func runHealthChecks() async {
+        while !Task.isCancelled {
+            if hasRemoteProviders { await checkProviders() }
+            try? await Task.sleep(for: prober.interval)
+        }
+    }
+
+    /// Replaces the configuration for requests that start from now on; requests in flight finish with the one
+    /// they started with. Breakers of providers whose breaker settings changed start afresh.
+    public func reconfigure(_ new: Configuration) {
+        let old = configuration.withLock { c in
+            let old = c
+            c = new
+            return old
+        }
+        let changed = Set(new.breakers.keys).union(old.breakers.keys).filter { new.breakers[$0] != old.breakers[$0] }
+        guard !changed.isEmpty else { return }
+        state.withLock { s in
+            for key in s.breakers.keys where changed.contains(String(key.split(separator: "/", maxSplits: 1).first ?? "")) {
+                s.breakers[key] = nil
+            }
+        }
+    }
+
+    /// The local engine's models, then every routed name and alias it does not list.
     public func models() async throws -> [ModelInfo] {
-        var out = try await providers["local"]?.models() ?? []
-        let names = Set(out.map(\.name))
-        for name in routes.keys.sorted() where !names.contains(name) { out.append(ModelInfo(name: name, provider: self.name)) }
+        let config = current
+        var out = try await config.providers["local"]?.models() ?? []
+        var names = Set(out.map(\.name))
+        for name in config.registry.routes.keys.sorted() + config.registry.aliases.keys.sorted() where names.insert(name).inserted {
+            out.append(ModelInfo(name: name, provider: self.name))
+        }
         return out
     }
 
@@ -108,7 +172,14 @@ public final class Router: Provider {
     /// The deployments one request tries, in order: the route's (by its strategy), then each fallback's, without
     /// repeats. A fallback that no route declares is a local model. Nil for a name no route declares.
     func plan(for name: String) -> [DeploymentDeclaration]? {
+        let routes = self.routes
         guard routes[name] != nil else { return nil }
+        return plan([name], withFallbacks: true, routes: routes)
+    }
+
+    /// The deployments of `names` in turn (each by its strategy), each followed by its fallbacks' if
+    /// `withFallbacks`, without repeats.
+    func plan(_ names: [String], withFallbacks: Bool, routes: [String: RouteDeclaration]) -> [DeploymentDeclaration] {
         var out: [DeploymentDeclaration] = []
         var seenRoutes: Set<String> = [], seenKeys: Set<String> = []
         func add(_ routeName: String, depth: Int) {
@@ -124,15 +195,46 @@ public final class Router: Provider {
                 return route.strategy.order(route.deployments, turn: turn, inFlight: s.inFlight, latency: s.latency, random: random())
             }
             for d in ordered where seenKeys.insert(d.key).inserted { out.append(d) }
-            for f in route.fallbacks { add(f, depth: depth + 1) }
+            if withFallbacks { for f in route.fallbacks { add(f, depth: depth + 1) } }
         }
-        add(name, depth: 0)
+        for name in names { add(name, depth: 0) }
         return out
     }
 
+    /// Whether a deployment's circuit is open now (not yet probing).
+    func isCoolingDown(_ d: DeploymentDeclaration) -> Bool {
+        let now = clock.now()
+        return state.withLock { s in
+            if case .open(let until)? = s.breakers[d.key]?.state { return now < until }
+            return false
+        }
+    }
+
+    /// Resolves the request's name and plans its deployments, with the configuration it started under.
+    func route(_ request: ChatRequest, _ config: Configuration) async throws -> (plan: [DeploymentDeclaration], routed: Bool, reason: String?) {
+        let registry = config.registry
+        var discovered: [String] = []
+        if registry.order.isEmpty, registry.followAliases(request.model)?.target == ModelRegistry.autoName {
+            discovered = (try? await config.providers["local"]?.models().map(\.name)) ?? []
+        }
+        let resolution = try registry.resolve(request, coolingDown: isCoolingDown, localMemory: localMemory, discovered: discovered)
+        let routed = resolution.role != nil || resolution.models.contains { registry.routes[$0] != nil }
+        var planned = self.plan(resolution.models, withFallbacks: resolution.withFallbacks, routes: registry.routes)
+        if resolution.localOnly {
+            let all = planned
+            planned = all.filter(registry.isLocal)
+            if planned.isEmpty { throw RoutingError.noLocalDeployment(model: resolution.models.first ?? request.model, deployments: all.map(\.key)) }
+        }
+        return (planned, routed, resolution.reason)
+    }
+
     private func serve(_ request: ChatRequest, out: AsyncThrowingStream<ChatEvent, Error>.Continuation) async {
-        let routed = routes[request.model] != nil
-        let plan = self.plan(for: request.model) ?? [DeploymentDeclaration(provider: "local", model: request.model)]
+        let config = current
+        let routing: (plan: [DeploymentDeclaration], routed: Bool, reason: String?)
+        do { routing = try await route(request, config) } catch {
+            out.finish(throwing: error); return
+        }
+        let (plan, routed, reason) = routing
         var passed: [String] = []
         var lastError: Error?
         var reopens: ContinuousClock.Instant?
@@ -142,12 +244,12 @@ public final class Router: Provider {
             var retry = 0
             attempts: while true {
                 if Task.isCancelled { out.finish(); return }
-                if routed, case .rejected(let at) = admit(d) {
+                if routed, case .rejected(let at) = admit(d, settings: config.breakers[d.provider]) {
                     if let at { reopens = min(reopens ?? at, at) }
                     break attempts
                 }
-                let outcome = await attempt(d, request: request, timeout: timeout,
-                                            route: RouteInfo(deployment: d.key, fallbackFrom: passed), out: out)
+                let outcome = await attempt(d, provider: config.providers[d.provider], request: request, timeout: timeout,
+                                            route: RouteInfo(deployment: d.key, fallbackFrom: passed, reason: reason), out: out)
                 switch outcome {
                 case .completed:
                     report(d, routed: routed, .success)
@@ -163,7 +265,7 @@ public final class Router: Provider {
                     case .final:
                         // The request itself was refused (or cancelled): the deployment is fine, others would refuse too.
                         report(d, routed: routed, error is CancellationError ? .neutral : .success)
-                        out.finish(throwing: routed ? error : withRoutedNames(error)); return
+                        out.finish(throwing: routed ? error : withRoutedNames(error, config.registry)); return
                     case .failover(let retryable, let retryAfter):
                         report(d, routed: routed, .failure)
                         lastError = error
@@ -176,7 +278,7 @@ public final class Router: Provider {
             passed.append(d.key)
         }
         if let lastError {
-            out.finish(throwing: routed ? lastError : withRoutedNames(lastError))
+            out.finish(throwing: routed ? lastError : withRoutedNames(lastError, config.registry))
         } else {
             let seconds = reopens.map { max(1, Int(($0 - clock.now()).components.seconds) + 1) }
             out.finish(throwing: CoreError.unavailable("every deployment of '\(request.model)' is cooling down after failures (\(passed.joined(separator: ", ")))",
@@ -184,10 +286,10 @@ public final class Router: Provider {
         }
     }
 
-    /// An unknown local name: the error lists the routed names too.
-    private func withRoutedNames(_ error: Error) -> Error {
+    /// An unknown local name: the error lists the routed names and aliases too.
+    private func withRoutedNames(_ error: Error, _ registry: ModelRegistry) -> Error {
         guard case CoreError.unknownModel(let name, let available) = error else { return error }
-        return CoreError.unknownModel(name, available: Array(Set(available + routes.keys)).sorted())
+        return CoreError.unknownModel(name, available: Array(Set(available + registry.routes.keys + registry.aliases.keys)).sorted())
     }
 
     enum Outcome {
@@ -200,9 +302,9 @@ public final class Router: Provider {
 
     /// Runs one deployment, forwarding its events to `out` (after `.route`, once the first one arrives). A watchdog
     /// ends the attempt with `CoreError.timeout` when `timeout` passes without an event.
-    private func attempt(_ d: DeploymentDeclaration, request: ChatRequest, timeout: Duration?, route: RouteInfo,
+    private func attempt(_ d: DeploymentDeclaration, provider: (any Provider)?, request: ChatRequest, timeout: Duration?, route: RouteInfo,
                          out: AsyncThrowingStream<ChatEvent, Error>.Continuation) async -> Outcome {
-        guard let provider = providers[d.provider] else {
+        guard let provider else {
             return .failedBeforeFirstEvent(CoreError.upstream("no provider '\(d.provider)' is configured"))
         }
         state.withLock { $0.inFlight[d.key, default: 0] += 1 }
@@ -262,9 +364,9 @@ public final class Router: Provider {
 
     enum Verdict { case success, failure, neutral }
 
-    private func admit(_ d: DeploymentDeclaration) -> CircuitBreaker<ContinuousClock.Instant>.Admission {
+    private func admit(_ d: DeploymentDeclaration, settings: BreakerSettings?) -> CircuitBreaker<ContinuousClock.Instant>.Admission {
         let now = clock.now()
-        let settings = breakerSettings[d.provider] ?? BreakerSettings()
+        let settings = settings ?? BreakerSettings()
         return state.withLock { s in
             var b = s.breakers[d.key] ?? CircuitBreaker(settings: settings)
             let admission = b.acquire(now: now)
@@ -285,7 +387,7 @@ public final class Router: Provider {
     private func report(_ d: DeploymentDeclaration, routed: Bool, _ verdict: Verdict) {
         guard routed else { return }
         let now = clock.now()
-        let settings = breakerSettings[d.provider] ?? BreakerSettings()
+        let settings = current.breakers[d.provider] ?? BreakerSettings()
         let transition = state.withLock { s -> CircuitBreaker<ContinuousClock.Instant>.Transition in
             guard var b = s.breakers[d.key] else { return .none }
             defer { s.breakers[d.key] = b }
@@ -310,6 +412,7 @@ public final class Router: Provider {
     }
 
     static func classify(_ error: Error) -> Classification {
+        if error is RoutingError { return .final }
         guard let e = error as? CoreError else { return error is CancellationError ? .final : .failover(retryable: false, retryAfter: nil) }
         switch e {
         case .badRequest, .contextTooLong, .contextLengthExceeded: return .final

@@ -10,19 +10,19 @@ struct ConfigLocation: ParsableArguments {
     @Option(name: .customLong("config"), help: "Configuration folder holding models.yaml / models.json (env SWITCHYARD_CONFIG; default ./config).")
     var directory: String = ProcessInfo.processInfo.environment["SWITCHYARD_CONFIG"] ?? "config"
 
+    @Option(name: .customLong("profiles"), help: ArgumentHelp("Folder of profiles, NAME.yaml each (env SWITCHYARD_PROFILES; default: profiles/ in the configuration folder).", valueName: "dir"))
+    var profilesDirectory: String?
+
     var url: URL { URL(fileURLWithPath: (directory as NSString).expandingTildeInPath) }
 
-    func registry() throws -> ModelRegistry { try ModelRegistry.load(directory: url) }
-}
+    var profilesURL: URL {
+        let given = profilesDirectory ?? ProcessInfo.processInfo.environment["SWITCHYARD_PROFILES"].flatMap { $0.isEmpty ? nil : $0 }
+        return given.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? ModelRegistry.defaultProfilesDirectory(for: url)
+    }
 
-extension ModelRegistry {
-    /// The declarations as the model host takes them.
-    var declared: [String: ModelHost.Declared] {
-        models.mapValues { d in
-            ModelHost.Declared(source: d.source, contextLength: d.contextLength, threads: d.threads,
-                               keepAlive: d.keepAliveSeconds.map { .milliseconds(Int64($0 * 1000)) }, maxMemoryBytes: d.maxMemoryBytes,
-                               defaults: SamplingSettings(temperature: d.temperature, topP: d.topP, topK: d.topK, maxTokens: d.maxTokens))
-        }
+    /// The registry files, with `profile` merged over them.
+    func registry(profile: String? = nil) throws -> ModelRegistry {
+        try ModelRegistry.load(directory: url, profile: profile, profilesDirectory: profilesURL)
     }
 }
 
@@ -32,7 +32,7 @@ struct Config: ParsableCommand {
     struct Validate: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate the model registry and report every error with file, line, key path and what was expected.",
-            discussion: "Also checks that each declared model's path or catalogue entry resolves to a file. Exits 1 if anything is wrong.")
+            discussion: "Also checks that each declared model's path or catalogue entry resolves to a file, and that every profile merges cleanly over the registry. Exits 1 if anything is wrong.")
         @OptionGroup var config: ConfigLocation
 
         func run() throws {
@@ -77,6 +77,23 @@ struct Config: ParsableCommand {
             for (name, r) in registry.routes.sorted(by: { $0.key < $1.key }) {
                 print("  route \(name): \(r.deployments.map(\.key).joined(separator: ", ")) [\(r.strategy.rawValue)]" + (r.fallbacks.isEmpty ? "" : " → \(r.fallbacks.joined(separator: ", "))"))
             }
+            for (name, a) in registry.aliases.sorted(by: { $0.key < $1.key }) { print("  alias \(name) → \(a.target)") }
+            for (name, r) in registry.roles.sorted(by: { $0.key < $1.key }) {
+                let needs = r.requires.summary(localOnly: r.requires.localOnly)
+                print("  role \(name): \(r.prefer.joined(separator: ", "))" + (needs.isEmpty ? "" : " (requires \(needs))"))
+            }
+            for (task, rule) in registry.autoRules.sorted(by: { $0.key < $1.key }) { print("  auto \(task) → \(rule.target)") }
+            var broken = false
+            for profile in ModelRegistry.profileNames(in: config.profilesURL) {
+                do {
+                    _ = try config.registry(profile: profile)
+                    print("  profile \(profile): ok")
+                } catch let e as ConfigError {
+                    print("profile \(profile): " + e.description)
+                    broken = true
+                }
+            }
+            if broken { throw ExitCode(1) }
         }
     }
 }

@@ -37,6 +37,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat: String = "text"
     @Option(help: "Load these models at start (comma-separated).") var preload: String?
     @OptionGroup var config: ConfigLocation
+    @Option(help: ArgumentHelp("Profile to start with (env SWITCHYARD_PROFILE; default: the one `switchyard profiles use` recorded; \"\": none).", valueName: "name"))
+    var profile: String?
     @Option(name: .customLong("max-memory"), help: "Memory budget for loaded models, e.g. 4G or 800M (default: half of RAM). Loading past it unloads the least recently used idle model.")
     var maxMemory: String?
     @Option(name: .customLong("keep-alive"), help: "Seconds a model stays loaded after its last request (default 300; -1: for ever). Requests may set keep_alive.")
@@ -87,7 +89,7 @@ struct Serve: AsyncParsableCommand {
             kvBytes = b
         }
         let (access, storage) = try await accessGuard()
-        let registry = try config.registry()
+        let registry = try config.registry(choosing: profile)
         let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
                                             niceness: niceness, maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
                                             declared: registry.declared, parallel: parallel,
@@ -95,6 +97,7 @@ struct Serve: AsyncParsableCommand {
         if !registry.files.isEmpty {
             note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) local models, \(registry.routes.count) routes, \(registry.providers.count) providers)")
         }
+        if let p = registry.profile { note("profile: \(p) (\(registry.profileFile ?? ""))") }
         let backend = Backend(host: host, registry: registry, environment: try providerEnvironment(),
                               options: .init(cache: try responseCache(storage), maxPromptCharacters: maxPromptLength), warn: { note($0) })
         for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
@@ -104,7 +107,7 @@ struct Serve: AsyncParsableCommand {
         let names = (try? await backend.provider.models().map(\.name)) ?? []
         let server = Server(backend: backend, options: .init(host: self.host, port: port, jsonLogs: logFormat == "json",
                                                                       shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))),
-                            access: access)
+                            access: access, profiles: .directory(config.url, profiles: config.profilesURL))
         let bindHost = self.host
         let storageLine = storage?.description ?? "off"
         let app = server.application { port in
@@ -117,7 +120,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         defer { reaper.cancel() }
-        let probing = Task { await backend.prober?.run() }
+        let probing = Task { await backend.router?.runHealthChecks() }
         defer { probing.cancel() }
         let grace = ShutdownGrace(host: host, grace: .milliseconds(Int64(shutdownGrace * 1000)))
         try await app.runService()

@@ -271,8 +271,7 @@ extension RoutingIntegrationTests {
         _ = try Reference.smolLM2()
         let dead = try await FakeUpstream().application().test(.live) { try #require($0.port) }
         let down = Backend(host: Self.host, registry: try registryFor(port: dead))
-        let prober = try #require(down.prober)
-        await prober.probeOnce()
+        await try #require(down.router).checkProviders()
         let status = try #require(down.deploymentStatuses().first { $0.deployment == "upstream-a/smollm2" })
         #expect(status.state == "down")
         #expect(status.probe?.error != nil)
@@ -283,8 +282,7 @@ extension RoutingIntegrationTests {
 
         try await FakeUpstream().application().test(.live) { upstream in
             let live = Backend(host: Self.host, registry: try registryFor(port: try #require(upstream.port)))
-            let prober = try #require(live.prober)
-            await prober.probeOnce()
+            await try #require(live.router).checkProviders()
             let status = try #require(live.deploymentStatuses().first { $0.deployment == "upstream-a/smollm2" })
             #expect(status.state == "healthy")
             #expect(status.probe?.up == true && status.probe?.models == ["smollm2"])

@@ -58,6 +58,9 @@ public final class ResponseCache: Sendable {
         var rawPrompt: String?
         var tools: [ToolDefinition]
         var sampling: SamplingSettings
+        /// What steers routing (`auto`'s task, local-only) can change which model answers.
+        var task: String?
+        var localOnly: Bool
     }
 
     /// The cache key of `request`, or nil when it must not be cached: log-probabilities asked for (not kept), or
@@ -67,7 +70,8 @@ public final class ResponseCache: Sendable {
         let deterministic = request.sampling.temperature == 0 || request.sampling.seed != nil
         guard deterministic || directive == .force else { return nil }
         let material = KeyMaterial(kind: kind, model: request.model, messages: request.rawPrompt == nil ? request.messages : [],
-                                   rawPrompt: request.rawPrompt, tools: request.tools, sampling: request.sampling)
+                                   rawPrompt: request.rawPrompt, tools: request.tools, sampling: request.sampling,
+                                   task: request.hints.task, localOnly: request.hints.localOnly)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         guard let data = try? encoder.encode(material) else { return nil }

@@ -37,7 +37,7 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         let limits = try await admit(caller, model: model)
         guard let model else {
-            var response = try await GuardContext.$current.withValue(GuardContext(caller: caller)) { try await next(request, context) }
+            var response = try await Self.within(caller) { try await next(request, context) }
             response.headers.append(contentsOf: limits)
             return response
         }
@@ -63,7 +63,7 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         var response: Response
         do {
             response = try await RequestMeter.$current.withValue(meter) {
-                try await GuardContext.$current.withValue(GuardContext(caller: caller)) { try await next(request, context) }
+                try await Self.within(caller) { try await next(request, context) }
             }
         } catch {
             await finish(Self.status(of: error))
@@ -83,6 +83,14 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
             await finish(status)
         }
         return response
+    }
+
+    /// Runs `body` with the caller known to the handlers below: the usage route (`GuardContext`) and `Backend.start`,
+    /// which makes every request of a local-only key local-only (`RequestPolicy`).
+    static func within<T>(_ caller: GuardCaller, _ body: () async throws -> T) async throws -> T {
+        try await RequestPolicy.$localOnly.withValue(caller.key?.limits.localOnly ?? false) {
+            try await GuardContext.$current.withValue(GuardContext(caller: caller)) { try await body() }
+        }
     }
 
     /// `/admin/*`: the admin key when one is set; with none, open only while auth is off (a loopback server).
