@@ -57,9 +57,16 @@ extension ModelRegistry {
         throw RoutingError.misconfigured("'\(request.model)' does not resolve to a model (aliases loop)")
     }
 
-    /// The deployments that serve a public name: its route's, or the local engine's model of that name.
+    /// The deployments that serve a public name: its route's; else, for `PROVIDER/MODEL` with a declared provider,
+    /// that provider's model (how an Ollama upstream's discovered models, or any upstream model, are asked for by
+    /// name); else the local engine's model of that name.
     public func deployments(of name: String) -> [DeploymentDeclaration] {
-        routes[name]?.deployments ?? [DeploymentDeclaration(provider: "local", model: name)]
+        if let route = routes[name] { return route.deployments }
+        let parts = name.split(separator: "/", maxSplits: 1).map(String.init)
+        if parts.count == 2, parts[0] != "local", providers[parts[0]] != nil, !parts[1].isEmpty {
+            return [DeploymentDeclaration(provider: parts[0], model: parts[1])]
+        }
+        return [DeploymentDeclaration(provider: "local", model: name)]
     }
 
     /// Whether a deployment stays on this machine: the built-in engine, or a provider declared `local: true`.

@@ -154,6 +154,12 @@ public final class Router: Provider {
         for name in config.registry.routes.keys.sorted() + config.registry.aliases.keys.sorted() where names.insert(name).inserted {
             out.append(ModelInfo(name: name, provider: self.name))
         }
+        // What the background checks found on each upstream, as PROVIDER/MODEL (served by that provider directly).
+        for provider in config.providers.keys.sorted() where provider != "local" {
+            for model in prober.result(provider)?.models ?? [] where names.insert("\(provider)/\(model)").inserted {
+                out.append(ModelInfo(name: "\(provider)/\(model)", provider: provider))
+            }
+        }
         return out
     }
 
@@ -172,21 +178,22 @@ public final class Router: Provider {
     /// The deployments one request tries, in order: the route's (by its strategy), then each fallback's, without
     /// repeats. A fallback that no route declares is a local model. Nil for a name no route declares.
     func plan(for name: String) -> [DeploymentDeclaration]? {
-        let routes = self.routes
-        guard routes[name] != nil else { return nil }
-        return plan([name], withFallbacks: true, routes: routes)
+        let registry = self.registry
+        guard registry.routes[name] != nil else { return nil }
+        return plan([name], withFallbacks: true, registry: registry)
     }
 
     /// The deployments of `names` in turn (each by its strategy), each followed by its fallbacks' if
-    /// `withFallbacks`, without repeats.
-    func plan(_ names: [String], withFallbacks: Bool, routes: [String: RouteDeclaration]) -> [DeploymentDeclaration] {
+    /// `withFallbacks`, without repeats. A name no route declares is served as `ModelRegistry.deployments(of:)` says
+    /// (`PROVIDER/MODEL` by that provider, anything else by the local engine).
+    func plan(_ names: [String], withFallbacks: Bool, registry: ModelRegistry) -> [DeploymentDeclaration] {
+        let routes = registry.routes
         var out: [DeploymentDeclaration] = []
         var seenRoutes: Set<String> = [], seenKeys: Set<String> = []
         func add(_ routeName: String, depth: Int) {
             guard depth < 8, seenRoutes.insert(routeName).inserted else { return }
             guard let route = routes[routeName] else {
-                let d = DeploymentDeclaration(provider: "local", model: routeName)
-                if seenKeys.insert(d.key).inserted { out.append(d) }
+                for d in registry.deployments(of: routeName) where seenKeys.insert(d.key).inserted { out.append(d) }
                 return
             }
             let ordered = state.withLock { s in
@@ -218,8 +225,10 @@ public final class Router: Provider {
             discovered = (try? await config.providers["local"]?.models().map(\.name)) ?? []
         }
         let resolution = try registry.resolve(request, coolingDown: isCoolingDown, localMemory: localMemory, discovered: discovered)
-        let routed = resolution.role != nil || resolution.models.contains { registry.routes[$0] != nil }
-        var planned = self.plan(resolution.models, withFallbacks: resolution.withFallbacks, routes: registry.routes)
+        let routed = resolution.role != nil || resolution.models.contains {
+            registry.routes[$0] != nil || registry.deployments(of: $0).contains { $0.provider != "local" }
+        }
+        var planned = self.plan(resolution.models, withFallbacks: resolution.withFallbacks, registry: registry)
         if resolution.localOnly {
             let all = planned
             planned = all.filter(registry.isLocal)

@@ -286,6 +286,15 @@ extension RoutingIntegrationTests {
             let status = try #require(live.deploymentStatuses().first { $0.deployment == "upstream-a/smollm2" })
             #expect(status.state == "healthy")
             #expect(status.probe?.up == true && status.probe?.models == ["smollm2"])
+            // Discovered models are listed as PROVIDER/MODEL and served by that provider when asked for by that name.
+            try await Server(backend: live, options: .init()).application().test(.router) { client in
+                let models = String(buffer: try await client.execute(uri: "/v1/models", method: .get).body)
+                #expect(models.contains(#""id":"upstream-a\/smollm2""#) || models.contains(#""id":"upstream-a/smollm2""#))
+                let r = try await chat(client, model: "upstream-a/smollm2")
+                #expect(r.status == .ok)
+                #expect(r.headers[route] == "upstream-a/smollm2")
+                #expect(try content(r) == "Hello there")
+            }
         }
     }
 }
