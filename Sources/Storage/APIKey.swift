@@ -18,14 +18,17 @@ public struct KeyLimits: Sendable, Hashable {
     public var allowedModels: [String]
     /// Only local models (never a remote provider).
     public var localOnly: Bool
+    /// Client addresses or CIDR ranges the key may be used from (`IPAllowList`); empty: any.
+    public var allowedIPs: [String]
 
     public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, budget: Budget? = nil,
-                allowedModels: [String] = [], localOnly: Bool = false) {
+                allowedModels: [String] = [], localOnly: Bool = false, allowedIPs: [String] = []) {
         self.requestsPerMinute = requestsPerMinute
         self.tokensPerMinute = tokensPerMinute
         self.budget = budget
         self.allowedModels = allowedModels
         self.localOnly = localOnly
+        self.allowedIPs = allowedIPs
     }
 
     /// Whether the key may use `model`.
@@ -43,6 +46,7 @@ public struct KeyLimits: Sendable, Hashable {
         if allowedModels.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             throw StorageError.invalid("allowed model names must not be empty")
         }
+        do { _ = try IPAllowList(allowedIPs) } catch { throw StorageError.invalid("\(error)") }
     }
 }
 

@@ -22,6 +22,8 @@ struct KeyRow: Codable, Sendable, FetchableRecord, PersistableRecord {
     /// Stored as a JSON array.
     var allowedModels: [String]
     var localOnly: Bool
+    /// Stored as a JSON array (SQLite) or a text array (PostgreSQL).
+    var allowedIps: [String]
 
     init(id: String, name: String, key: String, createdAt: Date, expiresAt: Date?, limits: KeyLimits) {
         let salt = KeySecret.salt()
@@ -42,12 +44,13 @@ struct KeyRow: Codable, Sendable, FetchableRecord, PersistableRecord {
         }
         self.allowedModels = limits.allowedModels
         self.localOnly = limits.localOnly
+        self.allowedIps = limits.allowedIPs
     }
 
     /// A row as a database returns it.
     init(id: String, name: String, keyHash: Data, salt: Data, keyPrefix: String, createdAt: Date, expiresAt: Date?,
          revokedAt: Date?, rpm: Int?, tpm: Int?, budgetTokens: Int?, budgetUsd: Double?, allowedModels: [String],
-         localOnly: Bool) {
+         localOnly: Bool, allowedIps: [String]) {
         self.id = id
         self.name = name
         self.keyHash = keyHash
@@ -62,12 +65,13 @@ struct KeyRow: Codable, Sendable, FetchableRecord, PersistableRecord {
         self.budgetUsd = budgetUsd
         self.allowedModels = allowedModels
         self.localOnly = localOnly
+        self.allowedIps = allowedIps
     }
 
     var limits: KeyLimits {
         let budget: Budget? = budgetTokens.map(Budget.tokens) ?? budgetUsd.map(Budget.usd)
         return KeyLimits(requestsPerMinute: rpm, tokensPerMinute: tpm, budget: budget,
-                         allowedModels: allowedModels, localOnly: localOnly)
+                         allowedModels: allowedModels, localOnly: localOnly, allowedIPs: allowedIps)
     }
 
     /// The public view, without hash and salt.

@@ -6,6 +6,7 @@ enum Migrations {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: api keys and usage", migrate: v1)
         migrator.registerMigration("v2: response cache", migrate: v2)
+        migrator.registerMigration("v3: key ip allow-lists", migrate: v3)
         return migrator
     }
 
@@ -65,5 +66,10 @@ enum Migrations {
             );
             CREATE INDEX response_cache_expiry ON response_cache(expires_at);
             """)
+    }
+
+    /// Per-key client address allow-lists (JSON array; empty: any address).
+    static func v3(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE api_keys ADD COLUMN allowed_ips TEXT NOT NULL DEFAULT '[]'")
     }
 }

@@ -90,7 +90,7 @@ final class PostgresBackend: StorageBackend {
 
     // MARK: Keys
 
-    static let keyColumns = "id, name, key_hash, salt, key_prefix, created_at, expires_at, revoked_at, rpm, tpm, budget_tokens, budget_usd, allowed_models, local_only"
+    static let keyColumns = "id, name, key_hash, salt, key_prefix, created_at, expires_at, revoked_at, rpm, tpm, budget_tokens, budget_usd, allowed_models, local_only, allowed_ips"
 
     func key(id: String) async throws -> KeyRow? {
         try await query("SELECT \(unescaped: Self.keyColumns) FROM api_keys WHERE id = \(id)").first.map(Self.keyRow)
@@ -149,7 +149,7 @@ final class PostgresBackend: StorageBackend {
     }
 
     private static func insert(_ row: KeyRow) throws -> PostgresQuery {
-        var binds = PostgresBindings(capacity: 14)
+        var binds = PostgresBindings(capacity: 15)
         binds.append(row.id)
         binds.append(row.name)
         try binds.append(row.keyHash)
@@ -164,18 +164,19 @@ final class PostgresBackend: StorageBackend {
         binds.append(row.budgetUsd)
         binds.append(row.allowedModels)
         binds.append(row.localOnly)
+        binds.append(row.allowedIps)
         return PostgresQuery(unsafeSQL: """
-            INSERT INTO api_keys (\(keyColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+            INSERT INTO api_keys (\(keyColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
             RETURNING \(keyColumns)
             """, binds: binds)
     }
 
     private static func keyRow(_ row: PostgresRow) throws -> KeyRow {
-        let (id, name, hash, salt, prefix, created, expires, revoked, rpm, tpm, budgetTokens, budgetUsd, models, localOnly) =
-            try row.decode((String, String, Data, Data, String, Date, Date?, Date?, Int?, Int?, Int?, Double?, [String], Bool).self)
+        let (id, name, hash, salt, prefix, created, expires, revoked, rpm, tpm, budgetTokens, budgetUsd, models, localOnly, ips) =
+            try row.decode((String, String, Data, Data, String, Date, Date?, Date?, Int?, Int?, Int?, Double?, [String], Bool, [String]).self)
         return KeyRow(id: id, name: name, keyHash: hash, salt: salt, keyPrefix: prefix, createdAt: created,
                       expiresAt: expires, revokedAt: revoked, rpm: rpm, tpm: tpm, budgetTokens: budgetTokens,
-                      budgetUsd: budgetUsd, allowedModels: models, localOnly: localOnly)
+                      budgetUsd: budgetUsd, allowedModels: models, localOnly: localOnly, allowedIps: ips)
     }
 
     // MARK: Usage

@@ -8,7 +8,7 @@ enum PostgresMigrations {
         let statements: [String]
     }
 
-    static let all: [Migration] = [v1, v2]
+    static let all: [Migration] = [v1, v2, v3]
 
     static var identifiers: [String] { all.map(\.identifier) }
 
@@ -81,5 +81,10 @@ enum PostgresMigrations {
         )
         """,
         "CREATE INDEX response_cache_expiry ON response_cache (expires_at)",
+    ])
+
+    /// Per-key client address allow-lists.
+    static let v3 = Migration(identifier: "v3: key ip allow-lists", statements: [
+        "ALTER TABLE api_keys ADD COLUMN allowed_ips text[] NOT NULL DEFAULT '{}'",
     ])
 }

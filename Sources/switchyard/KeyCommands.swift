@@ -76,6 +76,8 @@ struct Keys: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Comma-separated model names the key may use (default: every model).", valueName: "a,b"))
         var models: String?
         @Flag(name: .customLong("local-only"), help: "Only local models, never a remote provider.") var localOnly = false
+        @Option(name: .customLong("allow-ip"), help: ArgumentHelp("Comma-separated client addresses or CIDR ranges the key may be used from (default: any).", valueName: "list"))
+        var allowIP: String?
         @Option(help: ArgumentHelp("When the key stops working (default: never).", valueName: "date")) var expires: String?
 
         func validate() throws {
@@ -90,7 +92,8 @@ struct Keys: AsyncParsableCommand {
             if models != nil && modelList.isEmpty { throw ValidationError("--models needs at least one model name") }
             let budget: Budget? = budgetTokens.map(Budget.tokens) ?? budgetUSD.map(Budget.usd)
             let limits = KeyLimits(requestsPerMinute: rpm, tokensPerMinute: tpm, budget: budget,
-                                   allowedModels: modelList, localOnly: localOnly)
+                                   allowedModels: modelList, localOnly: localOnly,
+                                   allowedIPs: (allowIP ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
             let expiry = try expires.map(parseExpiry)
             try await database.with { db in
                 let created = try await KeyStore(db).create(name: name, limits: limits, expiresAt: expiry)
@@ -186,6 +189,7 @@ func describe(_ limits: KeyLimits) -> String {
     }
     if !limits.allowedModels.isEmpty { parts.append("models " + limits.allowedModels.joined(separator: " ")) }
     if limits.localOnly { parts.append("local only") }
+    if !limits.allowedIPs.isEmpty { parts.append("from " + limits.allowedIPs.joined(separator: " ")) }
     return parts.isEmpty ? "none" : parts.joined(separator: ", ")
 }
 

@@ -7,6 +7,7 @@ import HummingbirdTesting
 import Providers
 import Storage
 import TestSupport
+import Synchronization
 import Testing
 
 /// Tokens per minute, budgets, the admin key and API, the IP allow-list, the prompt-length cap and the response
@@ -309,5 +310,42 @@ extension GuardLimitsTests {
         other = base
         other.sampling = SamplingSettings(temperature: 0.8, seed: 7)
         #expect(ResponseCache.key(for: other, kind: "chat", directive: .auto) != nil)
+    }
+}
+
+extension GuardLimitsTests {
+    @Test func aKeysOwnAllowListRefusesOtherAddresses() async throws {
+        let db = try Self.database()
+        let keys = KeyStore(db)
+        let elsewhere = try await keys.create(name: "office", limits: KeyLimits(allowedIPs: ["10.0.0.0/8"])).plaintext
+        let here = try await keys.create(name: "box", limits: KeyLimits(allowedIPs: ["127.0.0.1", "::1"])).plaintext
+        await #expect(throws: StorageError.self) { try await keys.create(name: "bad", limits: KeyLimits(allowedIPs: ["10.0.0.0/40"])) }
+        #expect(try await keys.find("office").limits.allowedIPs == ["10.0.0.0/8"])
+        try await app(AccessGuard(database: db, requireAuth: true)).test(.live) { client in
+            let refused = try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer \(elsewhere)"])
+            #expect(refused.status == .forbidden)
+            #expect(try errorCode(refused) == "ip_not_allowed")
+            let allowed = try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer \(here)"])
+            #expect(allowed.status == .ok)
+        }
+    }
+}
+
+extension GuardLimitsTests {
+    @Test func spendingNeverReadsLowerThanWhatThisProcessCharged() async throws {
+        let recorded = Mutex(SpendTracker.Spend())
+        let tracker = SpendTracker(ttl: .milliseconds(10)) { _ in recorded.withLock { $0 } }
+        #expect(try await tracker.spent("k") == SpendTracker.Spend())
+        tracker.charge("k", tokens: 30, usd: 0.5)
+        #expect(try await tracker.spent("k").tokens == 30)
+        try await Task.sleep(for: .milliseconds(30))
+        // The records are not written yet: the charge still counts.
+        #expect(try await tracker.spent("k").tokens == 30)
+        // Once they are (and another replica's too), the database's figure wins.
+        recorded.withLock { $0 = SpendTracker.Spend(tokens: 100, usd: 2) }
+        try await Task.sleep(for: .milliseconds(30))
+        #expect(try await tracker.spent("k") == SpendTracker.Spend(tokens: 100, usd: 2))
+        #expect(SpendTracker.exhausted(.tokens(100), by: SpendTracker.Spend(tokens: 100)))
+        #expect(!SpendTracker.exhausted(.usd(2.5), by: SpendTracker.Spend(usd: 2)))
     }
 }

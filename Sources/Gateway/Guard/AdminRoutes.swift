@@ -6,7 +6,7 @@ import Storage
 ///
 /// - `GET /admin/keys` — every key (never a secret or hash)
 /// - `POST /admin/keys` `{"name", "rpm"?, "tpm"?, "budget_tokens"?, "budget_usd"?, "models"?, "local_only"?,
-///   "expires"?}` — 201 with the key's text, shown this once
+///   "allowed_ips"?, "expires"?}` — 201 with the key's text, shown this once
 /// - `GET /admin/keys/{key}` — one key, by name, id or `sk-sy-<id>` prefix
 /// - `POST /admin/keys/{key}/revoke` (or `DELETE /admin/keys/{key}`) — refused from now on, by every server within
 ///   the key cache's time to live (at once by this one)
@@ -25,6 +25,7 @@ struct AdminRoutes {
         var budget_usd: Double?
         var models: [String]
         var local_only: Bool
+        var allowed_ips: [String]
 
         init(_ k: APIKey, now: Date = Date()) {
             let f = ISO8601DateFormatter()
@@ -34,7 +35,7 @@ struct AdminRoutes {
             rpm = k.limits.requestsPerMinute; tpm = k.limits.tokensPerMinute
             if case .tokens(let n) = k.limits.budget { budget_tokens = n }
             if case .usd(let x) = k.limits.budget { budget_usd = x }
-            models = k.limits.allowedModels; local_only = k.limits.localOnly
+            models = k.limits.allowedModels; local_only = k.limits.localOnly; allowed_ips = k.limits.allowedIPs
         }
     }
 
@@ -49,6 +50,7 @@ struct AdminRoutes {
         var budget_usd: Double?
         var models: [String]?
         var local_only: Bool?
+        var allowed_ips: [String]?
         var expires: String?
     }
 
@@ -83,7 +85,8 @@ struct AdminRoutes {
         }
         let budget: Budget? = body.budget_tokens.map(Budget.tokens) ?? body.budget_usd.map(Budget.usd)
         let limits = KeyLimits(requestsPerMinute: body.rpm, tokensPerMinute: body.tpm, budget: budget,
-                               allowedModels: body.models ?? [], localOnly: body.local_only ?? false)
+                               allowedModels: body.models ?? [], localOnly: body.local_only ?? false,
+                               allowedIPs: body.allowed_ips ?? [])
         let created = try await mapped {
             try await store.create(name: body.name, limits: limits, expiresAt: try body.expires.map(Self.date))
         }

@@ -35,7 +35,7 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         case .key(let k): MetricsSlot.current?.key = k.name
         case .anonymous: break
         }
-        let limits = try await admit(caller, model: model)
+        let limits = try await admit(caller, model: model, clientIP: (context as? GatewayContext)?.clientIP)
         guard let model else {
             var response = try await Self.within(caller) { try await next(request, context) }
             response.headers.append(contentsOf: limits)
@@ -117,9 +117,13 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         return .anonymous
     }
 
-    /// A key's model list, requests and tokens per minute and budget; the rate-limit headers to answer with.
-    private func admit(_ caller: GuardCaller, model: String?) async throws -> HTTPFields {
+    /// A key's addresses, model list, requests and tokens per minute and budget; the rate-limit headers to answer with.
+    private func admit(_ caller: GuardCaller, model: String?, clientIP: String?) async throws -> HTTPFields {
         guard let key = caller.key else { return [:] }
+        if !key.limits.allowedIPs.isEmpty, !((try? IPAllowList(key.limits.allowedIPs))?.allows(clientIP) ?? false) {
+            throw APIError(.forbidden, "this API key may not be used from \(clientIP ?? "this address")", type: "invalid_request_error",
+                           code: "ip_not_allowed")
+        }
         if let model, !key.limits.allows(model: model) {
             throw APIError(.forbidden, "this API key may not use model '\(model)'", type: "invalid_request_error",
                            param: "model", code: "model_not_allowed")

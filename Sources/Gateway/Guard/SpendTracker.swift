@@ -47,16 +47,21 @@ public final class SpendTracker: Sendable {
         if let e = entries.withLock({ $0[keyID] }), e.until > now {
             return Spend(tokens: e.recorded.tokens + e.local.tokens, usd: e.recorded.usd + e.local.usd)
         }
-        let recorded = try await fetch(keyID)
+        let fetched = try await fetch(keyID)
         return entries.withLock { table in
             if table[keyID] == nil, table.count >= capacity {
                 table = table.filter { $0.value.until > now }
                 if table.count >= capacity, let k = table.keys.first { table.removeValue(forKey: k) }
             }
-            // Charges made while reading may or may not be in `recorded`; keeping none of them errs by at most
-            // the answers that finished during one read.
-            table[keyID] = Entry(recorded: recorded, local: Spend(), until: now + ttl)
-            return recorded
+            // Spending only grows: this process's charges may not be written yet (usage records are written in the
+            // background), so what was known stays the floor.
+            var known = fetched
+            if let old = table[keyID] {
+                known.tokens = max(fetched.tokens, old.recorded.tokens + old.local.tokens)
+                known.usd = max(fetched.usd, old.recorded.usd + old.local.usd)
+            }
+            table[keyID] = Entry(recorded: known, local: Spend(), until: now + ttl)
+            return known
         }
     }
 
