@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // GGUF files: read (mmap, zero-copy, validated) and write (tests build tiny models).
@@ -53,6 +54,12 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // A Redis client (RESP2 over SwiftNIO): pooled, pipelined connections for counters and the cache shared by replicas.
+        .target(name: "Redis", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // The HTTP server: OpenAI and native surfaces over the providers.
         .target(name: "Gateway", dependencies: [
             "Core", "Providers", "Routing", "GGUF", "Storage",
@@ -80,6 +87,11 @@ let package = Package(
         ]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Core"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        .testTarget(name: "RedisTests", dependencies: [
+            "Redis", "TestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "GatewayTests", dependencies: [
             "Gateway", "Providers", "Core", "Routing", "Storage", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

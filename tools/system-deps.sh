@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs the system packages the build needs, when missing (Debian/Ubuntu): the SQLite headers GRDB compiles
-# against. Does nothing when they are present; says what to run when it cannot install (not root, no apt-get).
+# Installs the system packages the build and the tests need, when missing (Debian/Ubuntu): the SQLite headers GRDB
+# compiles against, and redis-server, which the Redis tests start on a free loopback port. Does nothing when they are
+# present; says what to run when it cannot install (not root, no apt-get).
 set -euo pipefail
 missing=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
+command -v redis-server >/dev/null 2>&1 || dpkg -s redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "installing ${missing[*]} (apt-get)…" >&2
