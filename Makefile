@@ -8,7 +8,7 @@ PROMPT ?= What is the capital of France? Answer in one sentence.
 
 all: release
 
-# System packages the build and tests need (the SQLite headers, PostgreSQL), installed when missing.
+# System packages the build and the tests need (the SQLite headers, PostgreSQL, redis-server), installed when missing.
 deps:
 	bash tools/system-deps.sh
 

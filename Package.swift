@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // GGUF files: read (mmap, zero-copy, validated) and write (tests build tiny models).
@@ -58,15 +59,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // A Redis client (RESP2 over SwiftNIO): pooled, pipelined connections for counters and the cache shared by replicas.
+        .target(name: "Redis", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // The HTTP server: OpenAI and native surfaces over the providers.
         .target(name: "Gateway", dependencies: [
-            "Core", "Providers", "Routing", "GGUF", "Storage",
+            "Core", "Providers", "Routing", "GGUF", "Storage", "Redis",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "switchyard", dependencies: [
-            "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Core", "ModelStore", "Providers", "Gateway", "Routing", "Storage",
+            "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Core", "ModelStore", "Providers", "Gateway", "Routing", "Storage", "Redis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hot),
 
@@ -90,8 +97,13 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
+        .testTarget(name: "RedisTests", dependencies: [
+            "Redis", "TestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Providers", "Core", "Routing", "Storage", "TestSupport",
+            "Gateway", "Providers", "Core", "Routing", "Storage", "Redis", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ],

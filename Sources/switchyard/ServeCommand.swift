@@ -5,6 +5,7 @@ import Gateway
 import Inference
 import ModelStore
 import Providers
+import Redis
 import Routing
 import Storage
 
@@ -56,7 +57,9 @@ struct Serve: AsyncParsableCommand {
     var maxConcurrent: Int? = Int(ProcessInfo.processInfo.environment["SWITCHYARD_MAX_CONCURRENT"] ?? "")
     @Option(name: .customLong("max-prompt-length"), help: "Longest prompt accepted, in characters of message text; longer is 400 prompt_too_long (env MAX_PROMPT_LENGTH; default: the model's context decides).")
     var maxPromptLength: Int? = Int(ProcessInfo.processInfo.environment["MAX_PROMPT_LENGTH"] ?? "")
-    @Option(help: "Response cache for deterministic requests (temperature 0 or a seed; `x-switchyard-cache: on` opts others in): off, memory or sqlite (env SWITCHYARD_CACHE).")
+    @Option(name: .customLong("redis-url"), help: ArgumentHelp("Redis for state shared by replicas: the per-key rate-limit buckets, and the response cache with --cache redis (env SWITCHYARD_REDIS_URL), e.g. redis://:PASSWORD@10.0.0.5:6379/0.", valueName: "url"))
+    var redisURL: String? = ProcessInfo.processInfo.environment["SWITCHYARD_REDIS_URL"]
+    @Option(help: "Response cache for deterministic requests (temperature 0 or a seed; `x-switchyard-cache: on` opts others in): off, memory, sqlite or redis (env SWITCHYARD_CACHE).")
     var cache: String = ProcessInfo.processInfo.environment["SWITCHYARD_CACHE"] ?? "off"
     @Flag(name: .customLong("no-usage"), help: "Do not record usage (no usage records, so no budgets); keys and limits still apply.")
     var noUsage = false
@@ -70,7 +73,11 @@ struct Serve: AsyncParsableCommand {
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
         guard KVCacheType(rawValue: kvCache) != nil else { throw ValidationError("--kv-cache must be f16 or q8") }
         guard (0...19).contains(niceness) else { throw ValidationError("--niceness must be between 0 and 19") }
-        guard ["off", "memory", "sqlite"].contains(cache) else { throw ValidationError("--cache must be off, memory or sqlite") }
+        guard ["off", "memory", "sqlite", "redis"].contains(cache) else { throw ValidationError("--cache must be off, memory, sqlite or redis") }
+        if cache == "redis" && (redisURL ?? "").isEmpty { throw ValidationError("--cache redis needs --redis-url (or SWITCHYARD_REDIS_URL)") }
+        if let redisURL, !redisURL.isEmpty {
+            do { _ = try RedisConfiguration(url: redisURL) } catch { throw ValidationError("--redis-url: \(error)") }
+        }
         guard cacheTTL > 0 else { throw ValidationError("--cache-ttl must be positive") }
         if let m = maxConcurrent, m < 1 { throw ValidationError("--max-concurrent must be at least 1") }
         if let m = maxPromptLength, m < 1 { throw ValidationError("--max-prompt-length must be at least 1") }
@@ -88,7 +95,12 @@ struct Serve: AsyncParsableCommand {
             guard let b = Units.bytes(m) else { throw ValidationError("--kv-memory '\(m)' is not a size such as 256M") }
             kvBytes = b
         }
-        let (access, storage) = try await accessGuard()
+        let redis = try redisClient()
+        var (access, storage) = try await accessGuard()
+        if let redis {
+            access.limiter = RedisRateLimiter(client: redis, log: { note($0) })
+            note("rate limits shared through Redis at \(redis.configuration.endpoint)")
+        }
         let registry = try config.registry(choosing: profile)
         let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
                                             niceness: niceness, maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
@@ -99,7 +111,7 @@ struct Serve: AsyncParsableCommand {
         }
         if let p = registry.profile { note("profile: \(p) (\(registry.profileFile ?? ""))") }
         let backend = Backend(host: host, registry: registry, environment: try providerEnvironment(),
-                              options: .init(cache: try responseCache(storage), maxPromptCharacters: maxPromptLength), warn: { note($0) })
+                              options: .init(cache: try responseCache(storage, redis: redis), maxPromptCharacters: maxPromptLength), warn: { note($0) })
         for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
             _ = try await host.worker(for: name)
             note("preloaded \(name)")
@@ -132,6 +144,7 @@ struct Serve: AsyncParsableCommand {
             if dropped > 0 { note("\(dropped) usage records were dropped") }
         }
         await storage?.close()
+        await redis?.close()
         note("switchyard stopped")
     }
 
@@ -190,7 +203,13 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// The response cache `--cache` asks for.
-    private func responseCache(_ db: StorageDatabase?) throws -> ResponseCache? {
+    /// The Redis client `--redis-url` names (connections are made on first use).
+    private func redisClient() throws -> RedisClient? {
+        guard let redisURL, !redisURL.isEmpty else { return nil }
+        do { return try RedisClient(url: redisURL) } catch { throw ValidationError("--redis-url: \(error)") }
+    }
+
+    private func responseCache(_ db: StorageDatabase?, redis: RedisClient?) throws -> ResponseCache? {
         let ttl = Duration.milliseconds(Int64(cacheTTL * 1000))
         switch cache {
         case "memory":
@@ -203,6 +222,10 @@ struct Serve: AsyncParsableCommand {
             }
             note("response cache: in \(db.location), answers kept \(Int(cacheTTL)) s")
             return ResponseCache(store: store, ttl: ttl)
+        case "redis":
+            guard let redis else { throw ValidationError("--cache redis needs --redis-url") }
+            note("response cache: in Redis at \(redis.configuration.endpoint), answers kept \(Int(cacheTTL)) s")
+            return ResponseCache(store: RedisCacheStore(client: redis), ttl: ttl)
         default:
             return nil
         }

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Providers
+import Redis
 import Storage
 import TestSupport
 import Synchronization
@@ -347,5 +348,45 @@ extension GuardLimitsTests {
         #expect(try await tracker.spent("k") == SpendTracker.Spend(tokens: 100, usd: 2))
         #expect(SpendTracker.exhausted(.tokens(100), by: SpendTracker.Spend(tokens: 100)))
         #expect(!SpendTracker.exhausted(.usd(2.5), by: SpendTracker.Spend(usd: 2)))
+    }
+}
+
+/// The shared state of replicas in a real Redis: one bucket for two limiters, and the cache.
+@Suite(.serialized) struct SharedStateTests {
+    @Test func twoLimitersOnOneRedisShareOneBucket() async throws {
+        let server = try await RedisServerProcess.start()
+        let a = RedisRateLimiter(client: try RedisClient(url: server.url))
+        let b = RedisRateLimiter(client: try RedisClient(url: server.url))
+        var allowed = 0
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<40 {
+                group.addTask { try await (i % 2 == 0 ? a : b).take("rpm:k", perMinute: 10, cost: 1, need: 1).allowed }
+            }
+            for try await ok in group where ok { allowed += 1 }
+        }
+        #expect(allowed == 10)
+        let refused = try await a.take("rpm:k", perMinute: 10, cost: 1, need: 1)
+        #expect(!refused.allowed && (1...6).contains(refused.retryAfterSeconds))
+        // Tokens: charged in any case, down to a debt; then refused until refilled.
+        #expect(try await b.take("tpm:k", perMinute: 100, cost: 0, need: 1).allowed)
+        _ = try await b.take("tpm:k", perMinute: 100, cost: 150, need: nil)
+        let owing = try await a.take("tpm:k", perMinute: 100, cost: 0, need: 1)
+        #expect(!owing.allowed && owing.remaining == 0)
+        await server.stop()
+        // Redis gone: each limiter falls back to counting in process instead of refusing everyone.
+        #expect(try await a.take("rpm:other", perMinute: 5, cost: 1, need: 1).allowed)
+    }
+
+    @Test func aCachedAnswerIsSharedThroughRedis() async throws {
+        let server = try await RedisServerProcess.start()
+        let one = RedisCacheStore(client: try RedisClient(url: server.url))
+        let two = RedisCacheStore(client: try RedisClient(url: server.url))
+        let value = Data((0..<5000).map { UInt8(truncatingIfNeeded: $0) })
+        try await one.put("sy:cache:test", value, ttl: .seconds(30))
+        #expect(try await two.get("sy:cache:test") == value)
+        try await one.put("sy:cache:short", Data([1]), ttl: .milliseconds(50))
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(try await two.get("sy:cache:short") == nil)
+        await server.stop()
     }
 }
