@@ -11,8 +11,6 @@ and after the restart the upstream must be serving again.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -21,41 +19,23 @@ import time
 import httpx
 import pytest
 from openai import OpenAI
+from support import free_port, stop, switchyard_binary, wait_ready
 
 CLIENTS = 32
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(binary: str, env: dict[str, str], port: int, log_path: str, *extra: str) -> subprocess.Popen:
-    log = open(log_path, "a")
     proc = subprocess.Popen([binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--parallel", "4", *extra],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    with open(log_path) as f:
-        pytest.fail(f"serve on port {port} did not come up:\n{f.read()[-3000:]}")
+                            env=env, stdout=open(log_path, "a"), stderr=subprocess.STDOUT)
+    wait_ready(f"http://127.0.0.1:{port}/api/v1/health", proc, log_path)
+    return proc
 
 
 @pytest.fixture(scope="module")
 def pair():
-    binary = os.environ.get("SWITCHYARD_BIN", "").strip()
-    if not binary:
-        pytest.fail("SWITCHYARD_BIN is not set: run these tests through Tests/clients/run.sh PATH_TO_SWITCHYARD_BINARY")
+    binary = switchyard_binary()
     with tempfile.TemporaryDirectory() as tmp:
-        up_port, gw_port = _free_port(), _free_port()
+        up_port, gw_port = free_port(), free_port()
         config = os.path.join(tmp, "config")
         os.makedirs(config)
         with open(os.path.join(config, "models.yaml"), "w") as f:
@@ -78,14 +58,7 @@ models:
         try:
             yield state
         finally:
-            for proc in (state["up"], gw):
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+            stop(state["up"], gw)
 
 
 def test_no_request_is_lost_or_answered_twice_while_the_upstream_dies_and_returns(pair):

@@ -9,23 +9,14 @@ through piece by piece, the route headers, and the fallback once llama-server is
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 
-import httpx
 import pytest
 from openai import OpenAI
+from support import free_port, stop, switchyard_binary, wait_ready
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _llama_server() -> str:
@@ -39,32 +30,15 @@ def _llama_server() -> str:
     return os.path.join(ROOT, out.stdout.strip().splitlines()[-1])
 
 
-def _wait(url: str, proc: subprocess.Popen, log_path: str, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.25)
-    with open(log_path) as f:
-        pytest.fail(f"{url} did not come up:\n{f.read()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def servers():
-    binary = os.environ.get("SWITCHYARD_BIN", "").strip()
-    if not binary:
-        pytest.fail("SWITCHYARD_BIN is not set: run these tests through Tests/clients/run.sh PATH_TO_SWITCHYARD_BINARY")
+    binary = switchyard_binary()
     llama = _llama_server()
     gguf = subprocess.run([binary, "list", "--paths"], capture_output=True, text=True, timeout=60).stdout
     gguf = next(line for line in gguf.splitlines() if "SmolLM2" in line)
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
-        lport, gport = _free_port(), _free_port()
+        lport, gport = free_port(), free_port()
         llog = os.path.join(tmp, "llama.log")
         lproc = subprocess.Popen([llama, "-m", gguf, "--host", "127.0.0.1", "--port", str(lport), "-c", "4096", "-t", "2",
                                   "-np", "2", "--jinja"], stdout=open(llog, "w"), stderr=subprocess.STDOUT)
@@ -85,18 +59,11 @@ models:
                                  stdout=open(glog, "w"), stderr=subprocess.STDOUT)
         procs.append(gproc)
         try:
-            _wait(f"http://127.0.0.1:{lport}/health", lproc, llog)
-            _wait(f"http://127.0.0.1:{gport}/api/v1/health", gproc, glog)
+            wait_ready(f"http://127.0.0.1:{lport}/health", lproc, llog)
+            wait_ready(f"http://127.0.0.1:{gport}/api/v1/health", gproc, glog)
             yield {"gateway": f"http://127.0.0.1:{gport}", "llama": lproc, "direct": f"http://127.0.0.1:{lport}"}
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-                        p.wait()
+            stop(*procs)
 
 
 def test_llama_server_answers_through_the_gateway(servers):

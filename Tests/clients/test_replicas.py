@@ -14,7 +14,6 @@ import glob
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,15 +21,10 @@ import time
 
 import httpx
 import pytest
+from support import free_port, stop, switchyard_binary, wait_ready
 
 RPM = 30
 CLIENTS = 100
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _postgres_bin(name: str) -> str:
@@ -58,9 +52,7 @@ def _wait(check, what: str, timeout: float = 60) -> None:
 
 @pytest.fixture(scope="module")
 def cluster():
-    binary = os.environ.get("SWITCHYARD_BIN", "").strip()
-    if not binary:
-        pytest.fail("SWITCHYARD_BIN is not set: run these tests through Tests/clients/run.sh PATH_TO_SWITCHYARD_BINARY")
+    binary = switchyard_binary()
     redis_server = shutil.which("redis-server")
     if not redis_server:
         pytest.fail("redis-server not found: run `make deps`")
@@ -76,7 +68,7 @@ def cluster():
             shutil.chown(data, "postgres")
         subprocess.run(_as_postgres([_postgres_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]),
                        check=True, capture_output=True, timeout=120)
-        pg_port = _free_port()
+        pg_port = free_port()
         procs.append(subprocess.Popen(_as_postgres([_postgres_bin("postgres"), "-D", data, "-p", str(pg_port), "-k", sockets,
                                                     "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                                                     "-c", "max_connections=200"]),
@@ -85,7 +77,7 @@ def cluster():
         psql = _postgres_bin("psql")
         _wait(lambda: subprocess.run([psql, url, "-Atc", "select 1"], capture_output=True).returncode == 0, "PostgreSQL")
 
-        redis_port = _free_port()
+        redis_port = free_port()
         procs.append(subprocess.Popen([redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                                        "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL))
         redis_url = f"redis://127.0.0.1:{redis_port}"
@@ -103,23 +95,16 @@ def cluster():
         keys = {"limited": key("--name", "limited", "--rpm", str(RPM)), "bulk": key("--name", "bulk")}
         replicas = []
         for name in ("a", "b"):
-            port = _free_port()
+            port = free_port()
             log = open(os.path.join(tmp, f"{name}.log"), "w")
             procs.append(subprocess.Popen([binary, "serve", "--require-auth", "--port", str(port), "--redis-url", redis_url,
                                            "--cache", "redis", "--preload", "smollm2"], env=env, stdout=log, stderr=subprocess.STDOUT))
             replicas.append(f"http://127.0.0.1:{port}")
-        for r in replicas:
-            _wait(lambda: httpx.get(r + "/api/v1/health", timeout=2).status_code == 200, f"replica {r}", timeout=120)
+        for name, r, p in zip(("a", "b"), replicas, procs[-2:]):
+            wait_ready(r + "/api/v1/health", p, os.path.join(tmp, f"{name}.log"))
         yield {"replicas": replicas, "keys": keys, "psql": psql, "url": url, "tmp": tmp}
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop(*reversed(procs))
         shutil.rmtree(tmp, ignore_errors=True)
 
 

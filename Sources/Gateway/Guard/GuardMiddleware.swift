@@ -93,6 +93,19 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
+    /// Takes `cost` from a key's bucket of `unit` (requests or tokens) if it holds one; adds the `x-ratelimit-*`
+    /// headers to `fields`; throws 429 with Retry-After when the bucket is empty.
+    private func check(_ bucket: String, unit: String, perMinute limit: Int, cost: Int, into fields: inout HTTPFields) async throws {
+        let decision = try await access.limiter.take(bucket, perMinute: limit, cost: cost, need: 1)
+        fields.append(contentsOf: Self.fields(decision.headerValues(for: unit)))
+        guard decision.allowed else {
+            metrics?.rateLimited()
+            throw APIError(.tooManyRequests,
+                           "rate limit reached for \(unit): \(limit) per minute for this API key; retry in \(decision.retryAfterSeconds) s",
+                           type: unit, code: "rate_limit_exceeded", retryAfter: decision.retryAfterSeconds, headers: fields)
+        }
+    }
+
     /// `/admin/*`: the admin key when one is set; with none, open only while auth is off (a loopback server).
     private func checkAdmin(_ request: Request) throws {
         guard let admin = access.adminKey else {
@@ -130,27 +143,11 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         var fields = HTTPFields()
         if let rpm = key.limits.requestsPerMinute {
-            let decision = try await access.limiter.take("rpm:" + key.id, perMinute: rpm, cost: 1, need: 1)
-            fields.append(contentsOf: Self.fields(decision.headerValues(for: "requests")))
-            guard decision.allowed else {
-                metrics?.rateLimited()
-                throw APIError(.tooManyRequests,
-                               "rate limit reached for requests: \(rpm) per minute for this API key; retry in \(decision.retryAfterSeconds) s",
-                               type: "requests", code: "rate_limit_exceeded",
-                               retryAfter: decision.retryAfterSeconds, headers: fields)
-            }
+            try await check("rpm:" + key.id, unit: "requests", perMinute: rpm, cost: 1, into: &fields)
         }
         if let tpm = key.limits.tokensPerMinute {
             // Let in while the bucket holds a token; the answer's tokens are charged when it ends.
-            let decision = try await access.limiter.take("tpm:" + key.id, perMinute: tpm, cost: 0, need: 1)
-            fields.append(contentsOf: Self.fields(decision.headerValues(for: "tokens")))
-            guard decision.allowed else {
-                metrics?.rateLimited()
-                throw APIError(.tooManyRequests,
-                               "rate limit reached for tokens: \(tpm) per minute for this API key; retry in \(decision.retryAfterSeconds) s",
-                               type: "tokens", code: "rate_limit_exceeded",
-                               retryAfter: decision.retryAfterSeconds, headers: fields)
-            }
+            try await check("tpm:" + key.id, unit: "tokens", perMinute: tpm, cost: 0, into: &fields)
         }
         if let budget = key.limits.budget, let spending = access.spending {
             let spent = try await spending.spent(key.id)

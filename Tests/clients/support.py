@@ -1,0 +1,54 @@
+"""What the client tests that start their own processes share: free ports, the binary under test, waiting for a
+server to answer, and stopping processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def switchyard_binary() -> str:
+    binary = os.environ.get("SWITCHYARD_BIN", "").strip()
+    if not binary:
+        pytest.fail("SWITCHYARD_BIN is not set: run these tests through Tests/clients/run.sh PATH_TO_SWITCHYARD_BINARY")
+    return binary
+
+
+def wait_ready(url: str, proc: subprocess.Popen, log_path: str, timeout: float = 120) -> None:
+    """Returns once GET `url` answers 200; fails the test with the end of the log if `proc` exits or time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    with open(log_path) as f:
+        pytest.fail(f"{url} did not come up:\n{f.read()[-3000:]}")
+
+
+def stop(*procs: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 20 s, for each process still running."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
