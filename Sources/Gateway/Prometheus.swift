@@ -91,6 +91,8 @@ public struct Histogram: Sendable, Equatable {
     public static let durationBounds: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
     /// Seconds until the first token.
     public static let firstTokenBounds: [Double] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+    /// Generation speeds, tokens per second.
+    public static let speedBounds: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 }
 
 /// The counters and histograms behind `GET /metrics` (gauges are read when scraped).
@@ -106,6 +108,7 @@ public final class PrometheusMetrics: Sendable {
         var requests: [RequestKey: Int] = [:]
         var durations: [String: Histogram] = [:]
         var firstToken: [String: Histogram] = [:]
+        var speed: [String: Histogram] = [:]
         var tokens: [TokenKey: Int] = [:]
         var rateLimited = 0
         var upstreamErrors: [String: Int] = [:]
@@ -125,6 +128,10 @@ public final class PrometheusMetrics: Sendable {
         state.withLock { s in
             s.durations[model, default: Histogram(bounds: Histogram.durationBounds)].observe(seconds)
             if let firstToken { s.firstToken[model, default: Histogram(bounds: Histogram.firstTokenBounds)].observe(firstToken) }
+            // Completion tokens over the time from the first to the last (a one-token answer has no speed).
+            if let firstToken, completionTokens > 1, seconds - firstToken > 0 {
+                s.speed[model, default: Histogram(bounds: Histogram.speedBounds)].observe(Double(completionTokens - 1) / (seconds - firstToken))
+            }
             s.tokens[TokenKey(model: model, direction: "prompt"), default: 0] += promptTokens
             s.tokens[TokenKey(model: model, direction: "completion"), default: 0] += completionTokens
         }
@@ -158,6 +165,8 @@ public final class PrometheusMetrics: Sendable {
         for (m, h) in s.durations.sorted(by: { $0.key < $1.key }) { w.histogram("switchyard_request_duration_seconds", [("model", m)], h) }
         w.family("switchyard_time_to_first_token_seconds", type: "histogram", help: "Time from the start of a completion to its first text, by model.")
         for (m, h) in s.firstToken.sorted(by: { $0.key < $1.key }) { w.histogram("switchyard_time_to_first_token_seconds", [("model", m)], h) }
+        w.family("switchyard_generation_tokens_per_second", type: "histogram", help: "Completion tokens per second after the first, per completion, by model.")
+        for (m, h) in s.speed.sorted(by: { $0.key < $1.key }) { w.histogram("switchyard_generation_tokens_per_second", [("model", m)], h) }
         w.family("switchyard_tokens_total", type: "counter", help: "Tokens processed, by model and direction (prompt or completion).")
         for (k, v) in s.tokens.sorted(by: { ($0.key.model, $0.key.direction) < ($1.key.model, $1.key.direction) }) {
             w.sample("switchyard_tokens_total", [("model", k.model), ("direction", k.direction)], Double(v))

@@ -57,7 +57,8 @@ import Testing
         let text = m.render(g)
         for family in ["switchyard_requests_total", "switchyard_request_duration_seconds", "switchyard_time_to_first_token_seconds",
                        "switchyard_tokens_total", "switchyard_rate_limited_total", "switchyard_upstream_errors_total",
-                       "switchyard_model_loaded", "switchyard_queue_depth", "switchyard_model_memory_bytes", "switchyard_circuit_open"] {
+                       "switchyard_model_loaded", "switchyard_queue_depth", "switchyard_model_memory_bytes", "switchyard_circuit_open",
+                       "switchyard_generation_tokens_per_second", "switchyard_cache_requests_total"] {
             #expect(text.contains("# HELP \(family) "))
             #expect(text.contains("# TYPE \(family) "))
         }
@@ -67,6 +68,9 @@ import Testing
         #expect(lines.contains(#"switchyard_tokens_total{model="smollm2",direction="completion"} 4"#))
         #expect(lines.contains(#"switchyard_request_duration_seconds_bucket{model="smollm2",le="+Inf"} 1"#))
         #expect(lines.contains(#"switchyard_time_to_first_token_seconds_bucket{model="smollm2",le="0.025"} 1"#))
+        // 3 tokens after the first in 0.28 s: 10.7 tokens/s, in the bucket up to 20 and not in the one up to 10.
+        #expect(lines.contains(#"switchyard_generation_tokens_per_second_bucket{model="smollm2",le="10"} 0"#))
+        #expect(lines.contains(#"switchyard_generation_tokens_per_second_bucket{model="smollm2",le="20"} 1"#))
         #expect(lines.contains("switchyard_rate_limited_total 1"))
         #expect(lines.contains(#"switchyard_upstream_errors_total{provider="upstream-a"} 1"#))
         #expect(lines.contains(#"switchyard_queue_depth{model="smollm2"} 2"#))

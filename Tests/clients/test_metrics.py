@@ -77,6 +77,7 @@ def test_metrics_counters_match_requests(base_url: str):
     assert delta("switchyard_tokens_total", model=MODEL, direction="completion") == completion
     assert delta("switchyard_request_duration_seconds_count", model=MODEL) == N + 1
     assert delta("switchyard_time_to_first_token_seconds_count", model=MODEL) == N + 1
+    assert delta("switchyard_generation_tokens_per_second_count", model=MODEL) == N + 1
     # Histogram buckets are cumulative and end at +Inf == _count.
     buckets = sorted(((float(dict(k[1])["le"]), v) for k, v in after.items()
                       if k[0] == "switchyard_request_duration_seconds_bucket" and dict(k[1])["model"] == MODEL))
