@@ -109,18 +109,19 @@ func uniqueKey(_ name: String = "k") -> String { "sy-test:\(UUID().uuidString):\
             try await withClient(url) { client in
                 let key = uniqueKey()
                 let start = ContinuousClock.now
-                try await client.set(key, "soon gone", expiresIn: .milliseconds(150))
-                guard case .expiresIn(let left) = try await client.pttl(key) else {
-                    Issue.record("no expiry on \(key)")
-                    return
+                try await client.set(key, "soon gone", expiresIn: .milliseconds(400))
+                switch try await client.pttl(key) {
+                case .expiresIn(let left): #expect(left > .zero && left <= .milliseconds(400))
+                // On a loaded machine the key may be gone already; only if its time has passed.
+                case .noKey: #expect(ContinuousClock.now - start >= .milliseconds(390))
+                case .noExpiry: Issue.record("no expiry on \(key)")
                 }
-                #expect(left > .zero && left <= .milliseconds(150))
-                #expect(try await client.get(key) != nil || ContinuousClock.now - start >= .milliseconds(150))
+                #expect(try await client.get(key) != nil || ContinuousClock.now - start >= .milliseconds(390))
                 while try await client.get(key) != nil {
                     #expect(ContinuousClock.now - start < .seconds(5), "the key did not expire")
                     try await Task.sleep(for: .milliseconds(20))
                 }
-                #expect(ContinuousClock.now - start >= .milliseconds(140))
+                #expect(ContinuousClock.now - start >= .milliseconds(390))
                 #expect(try await client.pttl(key) == .noKey)
 
                 try await client.set(key, "kept")
@@ -354,16 +355,17 @@ func uniqueKey(_ name: String = "k") -> String { "sy-test:\(UUID().uuidString):\
             try await withClient(server.url, poolSize: 1, commandTimeout: .milliseconds(200)) { client in
                 try await client.ping()
                 try await withClient(server.url, poolSize: 1) { other in
-                    // Redis holds every client's commands (but answers this one) for 1 s.
-                    _ = try await other.send(["CLIENT", "PAUSE", "1000", "ALL"])
+                    // Redis holds every client's commands (but answers this one) for 3 s.
+                    _ = try await other.send(["CLIENT", "PAUSE", "3000", "ALL"])
                     let start = ContinuousClock.now
                     await #expect(throws: RedisError.timeout) { try await client.ping() }
                     let waited = ContinuousClock.now - start
-                    #expect(waited >= .milliseconds(190) && waited < .milliseconds(900))
+                    // Well before the pause ends (only a pathologically slow machine takes longer).
+                    #expect(waited >= .milliseconds(190) && waited < .milliseconds(2900))
                     try await waitUntilDisconnected(client)   // the timeout closed the connection
                 }
                 // A new connection on the next command, answered once the pause is over.
-                try await Task.sleep(for: .milliseconds(900))
+                try await Task.sleep(for: .milliseconds(3000))
                 try await client.ping()
             }
         }
