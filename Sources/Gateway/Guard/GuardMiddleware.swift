@@ -28,7 +28,10 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         }
         var request = request
-        let model = request.method == .post ? try await Self.peekModel(&request) : nil
+        // The model matters to a key's model list, usage records and the cap on requests in flight; without any of
+        // them the body is left for the handler alone to read.
+        let needsModel = access.requireAuth || access.usage != nil || access.maxConcurrentRequests != nil
+        let model = request.method == .post && needsModel ? try await Self.peekModel(&request) : nil
         let caller = try await identify(request, model: model)
         switch caller {
         case .admin: MetricsSlot.current?.key = "(admin)"
