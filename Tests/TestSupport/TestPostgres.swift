@@ -150,6 +150,8 @@ public actor TestPostgres {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: command[0])
             process.arguments = Array(command.dropFirst())
+            // A directory the postgres user can read (the checkout may be in root's home).
+            process.currentDirectoryURL = FileManager.default.temporaryDirectory
             _ = FileManager.default.createFile(atPath: log, contents: nil)
             let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             process.standardOutput = logHandle
@@ -240,6 +242,7 @@ public actor TestPostgres {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        process.currentDirectoryURL = FileManager.default.temporaryDirectory
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = handle
         process.standardError = handle

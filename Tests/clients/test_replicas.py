@@ -66,13 +66,14 @@ def cluster():
             shutil.chown(sockets, "postgres")
             os.makedirs(data)
             shutil.chown(data, "postgres")
+        # cwd: a directory the postgres user can read (the checkout may be in root's home).
         subprocess.run(_as_postgres([_postgres_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]),
-                       check=True, capture_output=True, timeout=120)
+                       check=True, capture_output=True, timeout=120, cwd=tmp)
         pg_port = free_port()
         procs.append(subprocess.Popen(_as_postgres([_postgres_bin("postgres"), "-D", data, "-p", str(pg_port), "-k", sockets,
                                                     "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                                                     "-c", "max_connections=200"]),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp))
         url = f"postgres://postgres@127.0.0.1:{pg_port}/postgres?sslmode=disable"
         psql = _postgres_bin("psql")
         _wait(lambda: subprocess.run([psql, url, "-Atc", "select 1"], capture_output=True).returncode == 0, "PostgreSQL")
