@@ -151,7 +151,8 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
             let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             line = String(decoding: data, as: UTF8.self)
         } else {
-            line = String(format: "%@ %@ %d %.1f ms %@", request.method.rawValue, request.uri.path, status, ms, id)
+            let tenths = Int((ms * 10).rounded())
+            line = "\(request.method.rawValue) \(request.uri.path) \(status) \(tenths / 10).\(tenths % 10) ms \(id)"
                 + extra.map { " \($0.0)=\($0.1)" }.joined()
         }
         FileHandle.standardError.write(Data((line + "\n").utf8))

@@ -187,6 +187,8 @@ extension GuardTests {
         #expect(RateLimiter.Decision.openAIDuration(.milliseconds(1500)) == "1.5s")
         #expect(RateLimiter.Decision.openAIDuration(.seconds(60)) == "1m0s")
         #expect(RateLimiter.Decision.openAIDuration(.milliseconds(59_999)) == "59.999s")
+        #expect(RateLimiter.Decision.openAIDuration(.milliseconds(1_050)) == "1.05s")
+        #expect(RateLimiter.Decision.openAIDuration(.milliseconds(61_005)) == "1m1.005s")
     }
 }
 

@@ -75,7 +75,7 @@ public final class ResponseCache: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         guard let data = try? encoder.encode(material) else { return nil }
-        return "sy:cache:v1:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        return "sy:cache:v1:" + KeyDigest.hex(SHA256.hash(data: data))
     }
 
     /// The cached answer for `key`, if any (a store error or an unreadable entry is a miss).

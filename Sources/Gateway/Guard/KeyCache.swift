@@ -74,7 +74,17 @@ public final class KeyCache: Sendable {
 
 /// SHA-256 in hex, for cache keys that do not hold a secret.
 enum KeyDigest {
-    static func hex(_ text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    static func hex(_ text: String) -> String { hex(SHA256.hash(data: Data(text.utf8))) }
+
+    /// Lower-case hex of a digest (on the request path: no Foundation formatting).
+    static func hex(_ digest: SHA256.Digest) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(SHA256.byteCount * 2)
+        for byte in digest {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

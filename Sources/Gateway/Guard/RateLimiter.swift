@@ -138,9 +138,14 @@ extension RateLimiter.Decision {
         let ms = Int(d.components.seconds) * 1000 + Int(d.components.attoseconds / 1_000_000_000_000_000)
         if ms < 1000 { return "\(ms)ms" }
         let minutes = ms / 60_000
-        var seconds = String(format: "%.3f", Double(ms % 60_000) / 1000)
-        while seconds.hasSuffix("0") { seconds.removeLast() }
-        if seconds.hasSuffix(".") { seconds.removeLast() }
+        let rest = ms % 60_000
+        var seconds = String(rest / 1000)
+        if rest % 1000 > 0 {
+            var fraction = String(rest % 1000)
+            fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
+            while fraction.hasSuffix("0") { fraction.removeLast() }
+            seconds += "." + fraction
+        }
         return minutes > 0 ? "\(minutes)m\(seconds)s" : "\(seconds)s"
     }
 }
