@@ -161,3 +161,21 @@ extension ModelHostTests {
         await host.unloadAll()
     }
 }
+
+extension ModelHostTests {
+    @Test func statusesTellStoppedReadyAndErrorApart() async throws {
+        let dir = try directory(["good"])
+        try Data("not a gguf file at all".utf8).write(to: dir.appendingPathComponent("broken.gguf"))
+        let host = ModelHost(options: .init(directory: dir, queueCapacity: 2, parallel: 1))
+        func state(_ name: String) async -> ModelHost.Status? { await host.statuses().first { $0.name == name } }
+        #expect(await state("good")?.state == "stopped")
+        _ = try await host.worker(for: "good")
+        #expect(["ready", "busy"].contains(await state("good")?.state))
+        await #expect(throws: (any Error).self) { _ = try await host.worker(for: "broken") }
+        let broken = await state("broken")
+        #expect(broken?.state == "error")
+        #expect(broken?.detail?.isEmpty == false)
+        #expect(await host.unload("good"))
+        #expect(await state("good")?.state == "stopped")
+    }
+}

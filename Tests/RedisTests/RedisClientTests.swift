@@ -355,17 +355,18 @@ func uniqueKey(_ name: String = "k") -> String { "sy-test:\(UUID().uuidString):\
             try await withClient(server.url, poolSize: 1, commandTimeout: .milliseconds(200)) { client in
                 try await client.ping()
                 try await withClient(server.url, poolSize: 1) { other in
-                    // Redis holds every client's commands (but answers this one) for 3 s.
-                    _ = try await other.send(["CLIENT", "PAUSE", "3000", "ALL"])
+                    // Redis holds every client's commands (but answers this one) for 10 s: long enough that the
+                    // 200 ms timeout fires first even when the test machine is saturated.
+                    _ = try await other.send(["CLIENT", "PAUSE", "10000", "ALL"])
                     let start = ContinuousClock.now
                     await #expect(throws: RedisError.timeout) { try await client.ping() }
                     let waited = ContinuousClock.now - start
                     // Well before the pause ends (only a pathologically slow machine takes longer).
-                    #expect(waited >= .milliseconds(190) && waited < .milliseconds(2900))
+                    #expect(waited >= .milliseconds(190) && waited < .milliseconds(9500))
                     try await waitUntilDisconnected(client)   // the timeout closed the connection
                 }
                 // A new connection on the next command, answered once the pause is over.
-                try await Task.sleep(for: .milliseconds(3000))
+                try await Task.sleep(for: .milliseconds(10_000))
                 try await client.ping()
             }
         }
