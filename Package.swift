@@ -46,6 +46,9 @@ let package = Package(
         .target(name: "Providers", dependencies: [
             "Core", "Inference", "Kernels", "ModelStore", "Routing",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // Configuration (the model registry: models.yaml / .json and profiles, validated with file, key path and line),
         // name resolution (aliases, roles, the task classifier for `auto`) and the router: deployments, strategies,

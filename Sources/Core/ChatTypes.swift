@@ -218,4 +218,42 @@ public protocol Provider: Sendable {
     var name: String { get }
     func models() async throws -> [ModelInfo]
     func chat(_ request: ChatRequest) -> ChatStream
+    /// Whether `complete` reads a whole answer in one piece, without a stream in between (an HTTP upstream's single
+    /// response), and honours its `timeout` for the whole answer. False by default.
+    var answersWhole: Bool { get }
+    /// The whole answer to a request, its events in order. The default reads `chat` to its end (and leaves the
+    /// timeout to whoever reads it); providers that answer whole wait at most `timeout` for the answer.
+    func complete(_ request: ChatRequest, timeout: Duration?) async throws -> CompletedAnswer
+}
+
+/// A whole answer: its events in the order a stream would carry them, and when the first text arrived.
+public struct CompletedAnswer: Sendable {
+    public var events: [ChatEvent] = []
+    /// When the first `.text` event arrived (a stream read to its end), or the answer (read whole); nil if none.
+    public var firstTextAt: ContinuousClock.Instant?
+
+    public init(events: [ChatEvent] = []) {
+        self.events = []
+        for e in events { append(e) }
+    }
+
+    public mutating func append(_ event: ChatEvent) {
+        if firstTextAt == nil, case .text = event { firstTextAt = .now }
+        events.append(event)
+    }
+}
+
+extension Provider {
+    public var answersWhole: Bool { false }
+
+    public func complete(_ request: ChatRequest, timeout: Duration?) async throws -> CompletedAnswer {
+        let stream = chat(request)
+        var answer = CompletedAnswer()
+        try await withTaskCancellationHandler {
+            for try await e in stream.events { answer.append(e) }
+        } onCancel: {
+            stream.cancel()
+        }
+        return answer
+    }
 }

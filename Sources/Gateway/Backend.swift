@@ -68,22 +68,31 @@ public final class Backend: Sendable {
             MetricsSlot.current?.cache = "miss"
             cacheSlot = (cache, key)
         }
-        let stream = provider.chat(request)
-        let started = StartedCompletion(stream: stream, model: request.model, metrics: metrics, prometheus: prometheus,
-                                        defaultProvider: provider is LocalProvider ? "local" : provider.name, cache: cacheSlot)
+        let defaultProvider = provider is LocalProvider ? "local" : provider.name
         do {
+            let started: StartedCompletion
+            if request.stream || !provider.answersWhole {
+                started = StartedCompletion(stream: provider.chat(request), model: request.model, metrics: metrics,
+                                            prometheus: prometheus, defaultProvider: defaultProvider, cache: cacheSlot)
+            } else {
+                // Not streamed to the client: read whole, with no stream between the upstream and the surface.
+                let began = Date()
+                let answer = try await provider.complete(request, timeout: nil)
+                started = StartedCompletion(answer: answer, began: began, model: request.model, metrics: metrics,
+                                            prometheus: prometheus, defaultProvider: defaultProvider, cache: cacheSlot)
+            }
             try await started.prime()
+            MetricsSlot.current?.model = request.model
+            return started
         } catch {
             // Names of models that do not exist are not kept (a client could send any number of them).
             let known = if case CoreError.unknownModel = error { false } else { true }
             let label = known ? request.model : "(unknown model)"
             metrics.record(model: label, error: true)
             MetricsSlot.current?.model = label
-            if known, APIError.from(error).status.code >= 500 { prometheus.upstreamError(provider: started.provider) }
+            if known, APIError.from(error).status.code >= 500 { prometheus.upstreamError(provider: defaultProvider) }
             throw error
         }
-        MetricsSlot.current?.model = request.model
-        return started
     }
 
     private func checkPromptLength(_ request: ChatRequest) throws {
@@ -97,7 +106,10 @@ public final class Backend: Sendable {
 
 /// A completion whose first event has arrived. Reading it to the end records its metrics.
 final class StartedCompletion: @unchecked Sendable {
-    private var iterator: AsyncThrowingStream<ChatEvent, Error>.AsyncIterator
+    /// Where events come from: a stream, or (`queued`) a whole answer.
+    private var iterator: AsyncThrowingStream<ChatEvent, Error>.AsyncIterator?
+    private var queued: [ChatEvent] = []
+    private var queuedAt = 0
     private var pending: ChatEvent?
     private var done = false
     private let cancelStream: @Sendable () -> Void
@@ -105,7 +117,7 @@ final class StartedCompletion: @unchecked Sendable {
     private let metrics: ServerMetrics
     private let prometheus: PrometheusMetrics
     private let defaultProvider: String
-    private let began = Date()
+    private let began: Date
     private var firstToken: Date?
     private var usage: Usage?
     /// Where the completion is served, when a router chose it.
@@ -130,6 +142,42 @@ final class StartedCompletion: @unchecked Sendable {
         self.defaultProvider = defaultProvider
         self.cacheSlot = cache.map { (cache: $0.0, key: $0.1) }
         self.replayed = nil
+        self.began = Date()
+    }
+
+    /// A whole answer, read since `began`; its first text counts as the first token.
+    init(answer: CompletedAnswer, began: Date, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics,
+         defaultProvider: String, cache: (ResponseCache, String)? = nil) {
+        iterator = nil
+        queued = answer.events
+        cancelStream = {}
+        self.model = model
+        self.metrics = metrics
+        self.prometheus = prometheus
+        self.defaultProvider = defaultProvider
+        self.cacheSlot = cache.map { (cache: $0.0, key: $0.1) }
+        self.replayed = nil
+        self.began = began
+        wholeFirstText = answer.firstTextAt
+    }
+
+    /// When a whole answer's first text arrived (taken as the first token when it is read).
+    private var wholeFirstText: ContinuousClock.Instant?
+
+    private static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    /// The next event of the source.
+    private func pull() async throws -> ChatEvent? {
+        if let it = iterator {
+            var it = it
+            defer { iterator = it }
+            return try await it.next()
+        }
+        guard queuedAt < queued.count else { return nil }
+        queuedAt += 1
+        return queued[queuedAt - 1]
     }
 
     /// A completion replayed from the cache: its events, served by `cache`.
@@ -155,6 +203,7 @@ final class StartedCompletion: @unchecked Sendable {
         self.defaultProvider = "cache"
         self.cacheSlot = nil
         self.replayed = hit
+        self.began = Date()
     }
 
     /// The id and creation time of the answer: the cached ones on a hit, else `make()`'s (kept with the answer
@@ -172,12 +221,12 @@ final class StartedCompletion: @unchecked Sendable {
 
     /// Waits for the first event; a router's `.route` event is kept as `route` and the event after it is awaited too.
     func prime() async throws {
-        pending = try await iterator.next()
+        pending = try await pull()
         if case .route(let r) = pending {
             route = r
             meter?.route(r)
             MetricsSlot.current?.deployment = r.deployment
-            pending = try await iterator.next()
+            pending = try await pull()
         }
         if pending == nil { done = true }
     }
@@ -187,8 +236,8 @@ final class StartedCompletion: @unchecked Sendable {
         if let p = pending { pending = nil; return observe(p) }
         if done { return nil }
         do {
-            var event = try await iterator.next()
-            while case .route = event { event = try await iterator.next() }
+            var event = try await pull()
+            while case .route = event { event = try await pull() }
             guard let e = event else {
                 done = true
                 finishMetrics(error: false)
@@ -229,7 +278,15 @@ final class StartedCompletion: @unchecked Sendable {
     private func observe(_ e: ChatEvent) -> ChatEvent {
         switch e {
         case .text(let t, _):
-            if firstToken == nil { firstToken = Date(); meter?.firstToken() }
+            if firstToken == nil {
+                if let at = wholeFirstText {
+                    firstToken = Date(timeIntervalSinceNow: -Self.seconds(ContinuousClock.now - at))
+                    meter?.firstToken(at: at)
+                } else {
+                    firstToken = Date()
+                    meter?.firstToken()
+                }
+            }
             if cacheSlot != nil { recorded.append(.text(t)) }
         case .usage(let u):
             usage = u

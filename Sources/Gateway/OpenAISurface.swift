@@ -29,7 +29,14 @@ struct OpenAISurface {
 
     /// `prefix` and 24 random hex digits, as OpenAI's ids look.
     static func newID(_ prefix: String) -> String {
-        prefix + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        var random = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef".utf8)
+        let a = random.next() as UInt64, b = random.next() as UInt64
+        let hex = (0..<24).map { i -> UInt8 in
+            let word = i < 16 ? a : b
+            return digits[Int((word >> UInt64((i % 16) * 4)) & 15)]
+        }
+        return prefix + String(decoding: hex, as: UTF8.self)
     }
 
     private func chat(_ request: Request) async throws -> Response {
@@ -37,8 +44,8 @@ struct OpenAISurface {
         let body = try await request.collectBody(upTo: Self.maxBody)
         let data = Data(buffer: body)
         let decoder = JSONDecoder()
-        let chat = try decoder.decode(OpenAI.ChatRequestBody.self, from: data)
-        let sampling = try decoder.decode(OpenAI.Sampling.self, from: data)
+        let decoded = try decoder.decode(OpenAI.WithSampling<OpenAI.ChatRequestBody>.self, from: data)
+        let chat = decoded.body, sampling = decoded.sampling
         var messages: [ChatMessage] = []
         for (i, m) in chat.messages.enumerated() {
             let role: ChatMessage.Role
@@ -109,8 +116,8 @@ struct OpenAISurface {
         let body = try await request.collectBody(upTo: Self.maxBody)
         let data = Data(buffer: body)
         let decoder = JSONDecoder()
-        let c = try decoder.decode(OpenAI.CompletionRequestBody.self, from: data)
-        let sampling = try decoder.decode(OpenAI.Sampling.self, from: data)
+        let decoded = try decoder.decode(OpenAI.WithSampling<OpenAI.CompletionRequestBody>.self, from: data)
+        let c = decoded.body, sampling = decoded.sampling
         guard c.prompt.values.count == 1, let prompt = c.prompt.values.first else {
             throw APIError(.badRequest, "prompt must be one string", param: "prompt")
         }

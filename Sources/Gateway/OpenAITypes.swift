@@ -142,6 +142,16 @@ enum OpenAI {
         let metadata: [String: MetadataValue]?
     }
 
+    /// A request body and its sampling settings, read from one parse of the JSON.
+    struct WithSampling<Body: Decodable>: Decodable {
+        let body: Body
+        let sampling: Sampling
+        init(from decoder: Decoder) throws {
+            body = try Body(from: decoder)
+            sampling = try Sampling(from: decoder)
+        }
+    }
+
     struct CompletionRequestBody: Decodable {
         let model: String
         let prompt: Stop   // a string or a one-element array

@@ -165,9 +165,27 @@ public final class Router: Provider {
 
     public func chat(_ request: ChatRequest) -> ChatStream {
         let (stream, out) = AsyncThrowingStream<ChatEvent, Error>.makeStream()
-        let task = Task { await self.serve(request, out: out) }
+        let task = Task {
+            do {
+                try await self.serve(request, whole: false) { if case .terminated = out.yield($0) { false } else { true } }
+                out.finish()
+            } catch {
+                out.finish(throwing: error)
+            }
+        }
         out.onTermination = { _ in task.cancel() }
         return ChatStream(events: stream, cancel: { task.cancel() })
+    }
+
+    public var answersWhole: Bool { true }
+
+    /// The whole answer, `.route` first, through the same retries, fallbacks and circuits as `chat`: read in one
+    /// piece from providers that answer whole (the deployment's timeout then bounds the whole answer), else from
+    /// their streams. The router's own `timeout` is not used (each deployment has its own).
+    public func complete(_ request: ChatRequest, timeout: Duration?) async throws -> CompletedAnswer {
+        var answer = CompletedAnswer()
+        try await serve(request, whole: true) { answer.append($0); return true }
+        return answer
     }
 
     /// A deployment's circuit, for health reports and tests.
@@ -237,13 +255,12 @@ public final class Router: Provider {
         return (planned, routed, resolution.reason)
     }
 
-    private func serve(_ request: ChatRequest, out: AsyncThrowingStream<ChatEvent, Error>.Continuation) async {
+    /// Tries the request's deployments in turn, passing the events of the one that answers to `emit` (which says
+    /// false once the consumer has gone away); returns when the answer ended (or the consumer went), throws what
+    /// ended it otherwise. `whole`: the answer is wanted in one piece (see `complete`).
+    private func serve(_ request: ChatRequest, whole: Bool, emit: (ChatEvent) -> Bool) async throws {
         let config = current
-        let routing: (plan: [DeploymentDeclaration], routed: Bool, reason: String?)
-        do { routing = try await route(request, config) } catch {
-            out.finish(throwing: error); return
-        }
-        let (plan, routed, reason) = routing
+        let (plan, routed, reason) = try await route(request, config)
         var passed: [String] = []
         var lastError: Error?
         var reopens: ContinuousClock.Instant?
@@ -252,34 +269,39 @@ public final class Router: Provider {
             let timeout: Duration? = d.timeoutSeconds.map { .milliseconds(Int64($0 * 1000)) } ?? (routed ? defaultTimeout : nil)
             var retry = 0
             attempts: while true {
-                if Task.isCancelled { out.finish(); return }
+                if Task.isCancelled { return }
                 if routed, case .rejected(let at) = admit(d, settings: config.breakers[d.provider]) {
                     if let at { reopens = min(reopens ?? at, at) }
                     break attempts
                 }
-                let outcome = await attempt(d, provider: config.providers[d.provider], request: request, timeout: timeout,
-                                            route: RouteInfo(deployment: d.key, fallbackFrom: passed, reason: reason), out: out)
+                let provider = config.providers[d.provider]
+                let route = RouteInfo(deployment: d.key, fallbackFrom: passed, reason: reason)
+                let outcome = if whole, let provider, provider.answersWhole {
+                    await attemptWhole(d, provider: provider, request: request, timeout: timeout, route: route, emit: emit)
+                } else {
+                    await attempt(d, provider: provider, request: request, timeout: timeout, route: route, emit: emit)
+                }
                 switch outcome {
                 case .completed:
                     report(d, routed: routed, .success)
-                    out.finish(); return
+                    return
                 case .stopped:
                     report(d, routed: routed, .neutral)
-                    out.finish(); return
+                    return
                 case .failedAfterFirstEvent(let error):
                     report(d, routed: routed, .failure)
-                    out.finish(throwing: error); return
+                    throw error
                 case .failedBeforeFirstEvent(let error):
                     switch Self.classify(error) {
                     case .final:
                         // The request itself was refused (or cancelled): the deployment is fine, others would refuse too.
                         report(d, routed: routed, error is CancellationError ? .neutral : .success)
-                        out.finish(throwing: routed ? error : withRoutedNames(error, config.registry)); return
+                        throw routed ? error : withRoutedNames(error, config.registry)
                     case .failover(let retryable, let retryAfter):
                         report(d, routed: routed, .failure)
                         lastError = error
                         guard retryable, let wait = policy.delay(beforeRetry: retry + 1, retryAfter: retryAfter, random: random()) else { break attempts }
-                        do { try await clock.sleep(wait) } catch { out.finish(); return }
+                        do { try await clock.sleep(wait) } catch { return }
                         retry += 1
                     }
                 }
@@ -287,12 +309,11 @@ public final class Router: Provider {
             passed.append(d.key)
         }
         if let lastError {
-            out.finish(throwing: routed ? lastError : withRoutedNames(lastError, config.registry))
-        } else {
-            let seconds = reopens.map { max(1, Int(($0 - clock.now()).components.seconds) + 1) }
-            out.finish(throwing: CoreError.unavailable("every deployment of '\(request.model)' is cooling down after failures (\(passed.joined(separator: ", ")))",
-                                                       retryAfterSeconds: seconds))
+            throw routed ? lastError : withRoutedNames(lastError, config.registry)
         }
+        let seconds = reopens.map { max(1, Int(($0 - clock.now()).components.seconds) + 1) }
+        throw CoreError.unavailable("every deployment of '\(request.model)' is cooling down after failures (\(passed.joined(separator: ", ")))",
+                                    retryAfterSeconds: seconds)
     }
 
     /// An unknown local name: the error lists the routed names and aliases too.
@@ -311,8 +332,33 @@ public final class Router: Provider {
 
     /// Runs one deployment, forwarding its events to `out` (after `.route`, once the first one arrives). A watchdog
     /// ends the attempt with `CoreError.timeout` when `timeout` passes without an event.
+    /// Runs one deployment that answers whole: the answer within `timeout`, its events passed to `emit` after `.route`.
+    private func attemptWhole(_ d: DeploymentDeclaration, provider: any Provider, request: ChatRequest, timeout: Duration?,
+                              route: RouteInfo, emit: (ChatEvent) -> Bool) async -> Outcome {
+        state.withLock { $0.inFlight[d.key, default: 0] += 1 }
+        let began = ContinuousClock.now
+        defer { state.withLock { $0.inFlight[d.key, default: 1] -= 1 } }
+        var upstreamRequest = request
+        upstreamRequest.model = d.model
+        let answer: CompletedAnswer
+        do {
+            answer = try await provider.complete(upstreamRequest, timeout: timeout)
+        } catch {
+            if Task.isCancelled { return .stopped }
+            if case CoreError.timeout = error, let timeout, ContinuousClock.now - began >= timeout {
+                return .failedBeforeFirstEvent(CoreError.timeout("\(d.key) sent nothing for \(timeout)"))
+            }
+            return .failedBeforeFirstEvent(error)
+        }
+        guard !answer.events.isEmpty else { return .failedBeforeFirstEvent(CoreError.upstream("\(d.key) ended without an answer")) }
+        recordLatency(d.key, ContinuousClock.now - began)
+        guard emit(.route(route)) else { return .stopped }
+        for e in answer.events { guard emit(e) else { return .stopped } }
+        return .completed
+    }
+
     private func attempt(_ d: DeploymentDeclaration, provider: (any Provider)?, request: ChatRequest, timeout: Duration?, route: RouteInfo,
-                         out: AsyncThrowingStream<ChatEvent, Error>.Continuation) async -> Outcome {
+                         emit: (ChatEvent) -> Bool) async -> Outcome {
         guard let provider else {
             return .failedBeforeFirstEvent(CoreError.upstream("no provider '\(d.provider)' is configured"))
         }
@@ -356,9 +402,9 @@ public final class Router: Provider {
                     if !started {
                         started = true
                         recordLatency(d.key, ContinuousClock.now - began)
-                        out.yield(.route(route))
+                        guard emit(.route(route)) else { throw CancellationError() }
                     }
-                    if case .terminated = out.yield(e) { throw CancellationError() }
+                    guard emit(e) else { throw CancellationError() }
                 }
             } onCancel: {
                 upstream.cancel()

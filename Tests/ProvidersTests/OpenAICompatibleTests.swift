@@ -91,13 +91,31 @@ import Testing
         ], sampling: SamplingSettings(temperature: 0, maxTokens: 5, stop: ["\n"]),
            tools: [ToolDefinition(name: "f", parametersJSON: #"{"type":"object"}"#)], stream: true)
         r.logprobs = true
-        let body = OpenAICompatibleProvider.body(for: r)
+        let bytes = try OpenAICompatibleProvider.body(for: r)
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any])
         #expect(body["model"] as? String == "m" && body["stream"] as? Bool == true && body["max_tokens"] as? Int == 5)
         #expect((body["stream_options"] as? [String: Bool])?["include_usage"] == true && body["top_k"] == nil)
         let messages = try #require(body["messages"] as? [[String: Any]])
         #expect(messages[1]["tool_call_id"] as? String == "c1" && (messages[0]["tool_calls"] as? [[String: Any]])?.count == 1)
         let tool = try #require((body["tools"] as? [[String: Any]])?.first?["function"] as? [String: Any])
         #expect((tool["parameters"] as? [String: Any])?["type"] as? String == "object")
-        #expect(JSONSerialization.isValidJSONObject(body))
+        #expect(body["temperature"] as? Double == 0 && (body["stop"] as? [String]) == ["\n"] && body["logprobs"] as? Bool == true)
+    }
+
+    @Test func theRequestBodyIsValidJSONForAnyText() throws {
+        // Quotes, backslashes, control characters, non-ASCII and a schema that is not JSON (left out).
+        let texts = ["plain", "say \"hi\"", "back\\slash", "line\nbreak\ttab\r", "\u{01}\u{1f}\u{7f}", "héllo 🌍 中文", ""]
+        for text in texts {
+            let r = ChatRequest(model: text, messages: [ChatMessage(role: .user, content: text)],
+                                sampling: SamplingSettings(temperature: 0.7, topP: 1e-5, stop: [text]),
+                                tools: [ToolDefinition(name: text, description: text, parametersJSON: "{not json")])
+            let bytes = try OpenAICompatibleProvider.body(for: r)
+            let body = try #require(try JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any])
+            let messages = try #require(body["messages"] as? [[String: Any]])
+            #expect(body["model"] as? String == text && messages.first?["content"] as? String == text && (body["stop"] as? [String]) == [text])
+            #expect(body["temperature"] as? Double == 0.7 && body["top_p"] as? Double == 1e-5)
+            let function = try #require((body["tools"] as? [[String: Any]])?.first?["function"] as? [String: Any])
+            #expect(function["name"] as? String == text && function["parameters"] == nil)
+        }
     }
 }

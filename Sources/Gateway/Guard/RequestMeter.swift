@@ -21,7 +21,8 @@ final class RequestMeter: Sendable {
     private let state = Mutex(Reading())
 
     func route(_ route: RouteInfo) { state.withLock { $0.deployment = route.deployment } }
-    func firstToken() { state.withLock { if $0.firstToken == nil { $0.firstToken = .now } } }
+    /// The first token arrived `at` (now by default).
+    func firstToken(at: ContinuousClock.Instant = .now) { state.withLock { if $0.firstToken == nil { $0.firstToken = at } } }
     func usage(_ usage: Usage) {
         state.withLock { $0.promptTokens = usage.promptTokens; $0.completionTokens = usage.completionTokens }
     }

@@ -144,6 +144,14 @@ enum UpstreamHTTP {
                 return CoreError.timeout("\(url): \(e)")
             }
         }
+        if let e = error as? PlainHTTPClient.Failure {
+            switch e {
+            case .timedOut: return CoreError.timeout("\(url): \(e)")
+            case .bodyTooLarge: return CoreError.upstream("\(url) \(e)")
+            case .closed, .malformed: return CoreError.upstreamDown("\(url): \(e)")
+            }
+        }
+        if let e = error as? ChannelError, case .connectTimeout = e { return CoreError.timeout("\(url): connecting took too long") }
         if let e = error as? ServerSentEventParser.Failure, case .eventTooLong(let limit) = e {
             return CoreError.upstream("\(url) sent an event longer than \(limit) bytes")
         }
@@ -177,6 +185,17 @@ enum UpstreamHTTP {
             throw UpstreamErrorBody.parse(body, status: status).coreError(status: status, retryAfter: retryAfter(response.headers))
         }
         return response
+    }
+
+    /// An answer read whole by the plain client; outside 2xx, the canonical error its body and status say.
+    static func check(_ response: PlainHTTPClient.Response) throws -> ByteBuffer {
+        guard (200..<300).contains(response.status) else {
+            var body = response.body
+            let capped = body.readSlice(length: min(body.readableBytes, 64 << 10)) ?? ByteBuffer()
+            throw UpstreamErrorBody.parse(capped, status: response.status)
+                .coreError(status: response.status, retryAfter: retryAfter(response.headers))
+        }
+        return response.body
     }
 
     /// A whole JSON answer of `type`, read up to `limit` bytes.

@@ -1,47 +1,87 @@
 import Core
 import Foundation
+import NIOCore
 
 /// The OpenAI chat-completions wire format, both ways: a canonical request as a JSON body, and answers (whole or
 /// streamed chunk by chunk) as canonical events.
 extension OpenAICompatibleProvider {
     /// The JSON body for `/chat/completions` (or `/completions` for a raw prompt).
-    static func body(for request: ChatRequest) -> [String: Any] {
-        var body: [String: Any] = ["model": request.model, "stream": request.stream]
+    static func body(for request: ChatRequest) throws -> ByteBuffer {
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("model", request.model)
+        w.field("stream", request.stream)
         if let raw = request.rawPrompt {
-            body["prompt"] = raw
+            w.field("prompt", raw)
         } else {
-            body["messages"] = request.messages.map { m -> [String: Any] in
-                var out: [String: Any] = ["role": m.role.rawValue, "content": m.content]
-                if let id = m.toolCallID { out["tool_call_id"] = id }
+            w.key("messages")
+            w.beginArray()
+            for m in request.messages {
+                w.beginObject()
+                w.field("role", m.role.rawValue)
+                w.field("content", m.content)
+                if let id = m.toolCallID { w.field("tool_call_id", id) }
                 if !m.toolCalls.isEmpty {
-                    out["tool_calls"] = m.toolCalls.map {
-                        ["id": $0.id, "type": "function", "function": ["name": $0.name, "arguments": $0.arguments]] as [String: Any]
+                    w.key("tool_calls")
+                    w.beginArray()
+                    for c in m.toolCalls {
+                        w.beginObject()
+                        w.field("id", c.id)
+                        w.field("type", "function")
+                        w.key("function")
+                        w.beginObject(); w.field("name", c.name); w.field("arguments", c.arguments); w.endObject()
+                        w.endObject()
                     }
+                    w.endArray()
                 }
-                return out
+                w.endObject()
             }
+            w.endArray()
         }
-        if request.stream { body["stream_options"] = ["include_usage": true] }
+        if request.stream {
+            w.key("stream_options")
+            w.beginObject(); w.field("include_usage", true); w.endObject()
+        }
         let s = request.sampling
-        if let v = s.temperature { body["temperature"] = v }
-        if let v = s.topP { body["top_p"] = v }
-        if let v = s.maxTokens { body["max_tokens"] = v }
-        if let v = s.seed { body["seed"] = v }
-        if let v = s.presencePenalty { body["presence_penalty"] = v }
-        if let v = s.frequencyPenalty { body["frequency_penalty"] = v }
+        if let v = s.temperature { w.field("temperature", v) }
+        if let v = s.topP { w.field("top_p", v) }
+        if let v = s.maxTokens { w.field("max_tokens", v) }
+        if let v = s.seed { w.field("seed", v) }
+        if let v = s.presencePenalty { w.field("presence_penalty", v) }
+        if let v = s.frequencyPenalty { w.field("frequency_penalty", v) }
         // Extensions that llama-server, vLLM and Switchyard accept; sent only when the client set them.
-        if let v = s.topK { body["top_k"] = v }
-        if let v = s.minP { body["min_p"] = v }
-        if let v = s.repeatPenalty { body["repeat_penalty"] = v }
-        if !s.stop.isEmpty { body["stop"] = s.stop }
+        if let v = s.topK { w.field("top_k", v) }
+        if let v = s.minP { w.field("min_p", v) }
+        if let v = s.repeatPenalty { w.field("repeat_penalty", v) }
+        if !s.stop.isEmpty {
+            w.key("stop")
+            w.beginArray(); for x in s.stop { w.string(x) }; w.endArray()
+        }
         if request.logprobs {
-            body["logprobs"] = true
-            if request.topLogprobs > 0 { body["top_logprobs"] = request.topLogprobs }
+            w.field("logprobs", true)
+            if request.topLogprobs > 0 { w.field("top_logprobs", request.topLogprobs) }
         }
         if !request.tools.isEmpty {
-            body["tools"] = UpstreamHTTP.functionTools(request.tools)
+            w.key("tools")
+            w.beginArray()
+            for t in request.tools {
+                w.beginObject()
+                w.field("type", "function")
+                w.key("function")
+                w.beginObject()
+                w.field("name", t.name)
+                if let d = t.description { w.field("description", d) }
+                // A schema that is not JSON is left out (as the upstream would refuse it).
+                if let p = t.parametersJSON, (try? JSONSerialization.jsonObject(with: Data(p.utf8), options: .fragmentsAllowed)) != nil {
+                    w.key("parameters"); w.raw(p)
+                }
+                w.endObject()
+                w.endObject()
+            }
+            w.endArray()
         }
-        return body
+        w.endObject()
+        return w.buffer
     }
 
     /// A streamed chunk or a whole answer: `choices[0].delta` (stream), `.message` (chat) or `.text` (completions).

@@ -47,9 +47,23 @@ public struct OpenAICompatibleProvider: Provider {
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
 
+    /// Where a plain-HTTP upstream is (its answers read whole go through `PlainHTTPClient`); nil for HTTPS.
+    let plain: (endpoint: PlainHTTPClient.Endpoint, path: String)?
+    let plainClient: PlainHTTPClient
+
     public init(_ configuration: Configuration, client: HTTPClient = OpenAICompatibleProvider.sharedClient) {
         self.configuration = configuration
         self.client = client
+        self.plainClient = .shared
+        self.plain = Self.plainEndpoint(configuration.baseURL)
+    }
+
+    /// Host, port and path of an `http://` base URL without user information, query or fragment.
+    static func plainEndpoint(_ baseURL: String) -> (endpoint: PlainHTTPClient.Endpoint, path: String)? {
+        guard let c = URLComponents(string: baseURL), c.scheme?.lowercased() == "http", let host = c.host, !host.isEmpty,
+              c.user == nil, c.password == nil, c.query == nil, c.fragment == nil else { return nil }
+        let path = c.percentEncodedPath.hasSuffix("/") ? String(c.percentEncodedPath.dropLast()) : c.percentEncodedPath
+        return (PlainHTTPClient.Endpoint(host: host, port: c.port ?? 80), path)
     }
 
     /// The upstream's `/models`.
@@ -76,24 +90,70 @@ public struct OpenAICompatibleProvider: Provider {
     func request(_ url: String, method: HTTPMethod) -> HTTPClientRequest {
         var r = HTTPClientRequest(url: url)
         r.method = method
-        for (k, v) in configuration.headers { r.headers.add(name: k, value: v) }
-        if let key = configuration.apiKey, !key.isEmpty { r.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(key)") }
-        r.headers.replaceOrAdd(name: "Accept", value: method == .POST ? "application/json, text/event-stream" : "application/json")
+        r.headers = headers(method: method, json: false)
         return r
     }
 
-    private func run(_ chat: ChatRequest, url: String, continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) async throws {
+    /// The configured headers, the API key, `Accept`, and (`json`) `Content-Type: application/json`.
+    func headers(method: HTTPMethod, json: Bool) -> HTTPHeaders {
+        var h = HTTPHeaders()
+        for (k, v) in configuration.headers { h.add(name: k, value: v) }
+        if let key = configuration.apiKey, !key.isEmpty { h.replaceOrAdd(name: "Authorization", value: "Bearer \(key)") }
+        h.replaceOrAdd(name: "Accept", value: method == .POST ? "application/json, text/event-stream" : "application/json")
+        if json { h.replaceOrAdd(name: "Content-Type", value: "application/json") }
+        return h
+    }
+
+    public var answersWhole: Bool { true }
+
+    /// The answer to a request read in one piece (asked for unstreamed whatever `stream` says), within `timeout`
+    /// and the configuration's `maxDuration`.
+    public func complete(_ chat: ChatRequest, timeout: Duration?) async throws -> CompletedAnswer {
+        var chat = chat
+        chat.stream = false
+        let url = configuration.baseURL + (chat.rawPrompt == nil ? "/chat/completions" : "/completions")
+        do {
+            var limit = configuration.maxDuration
+            if let timeout {
+                let c = timeout.components
+                limit = min(limit, .nanoseconds(max(1, c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000)))
+            }
+            let body: ByteBuffer
+            if let plain {
+                let path = plain.path + (chat.rawPrompt == nil ? "/chat/completions" : "/completions")
+                let answer = try await plainClient.execute(plain.endpoint, method: .POST, path: path, headers: headers(method: .POST, json: true),
+                                                           body: try Self.body(for: chat), timeout: limit, maxBody: configuration.maxBodyBytes)
+                body = try UpstreamHTTP.check(answer)
+            } else {
+                let response = try await UpstreamHTTP.send(try post(chat, url: url), client: client, timeout: limit, url: url)
+                body = try await UpstreamHTTP.read(response.body, limit: configuration.maxBodyBytes, url: url)
+            }
+            var mapper = EventMapper(maxToolCallBytes: configuration.maxEventBytes)
+            return CompletedAnswer(events: try mapper.events(for: try Self.decode(body.readableBytesView, url: url)) + mapper.close())
+        } catch {
+            throw UpstreamHTTP.mapTransport(error, url: url)
+        }
+    }
+
+    /// The POST of `chat` to `url`, its body written directly as JSON.
+    private func post(_ chat: ChatRequest, url: String) throws -> HTTPClientRequest {
         var r = request(url, method: .POST)
         r.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
-        r.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: Self.body(for: chat))))
-        let response = try await UpstreamHTTP.send(r, client: client, timeout: configuration.maxDuration, url: url)
-        var mapper = EventMapper(maxToolCallBytes: configuration.maxEventBytes)
-        let decoder = JSONDecoder()
-        func decode(_ data: Data) throws -> Answer {
-            do { return try decoder.decode(Answer.self, from: data) } catch {
-                throw CoreError.upstream("\(url) sent an answer that is not a chat completion: \(String(decoding: data.prefix(200), as: UTF8.self))")
-            }
+        r.body = .bytes(try Self.body(for: chat))
+        return r
+    }
+
+    private static func decode(_ bytes: some Collection<UInt8>, url: String) throws -> Answer {
+        let data = Data(bytes)
+        do { return try JSONDecoder().decode(Answer.self, from: data) } catch {
+            throw CoreError.upstream("\(url) sent an answer that is not a chat completion: \(String(decoding: data.prefix(200), as: UTF8.self))")
         }
+    }
+
+    private func run(_ chat: ChatRequest, url: String, continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) async throws {
+        let response = try await UpstreamHTTP.send(try post(chat, url: url), client: client, timeout: configuration.maxDuration, url: url)
+        var mapper = EventMapper(maxToolCallBytes: configuration.maxEventBytes)
+        func decode(_ data: Data) throws -> Answer { try Self.decode(data, url: url) }
         guard chat.stream else {
             let body = try await UpstreamHTTP.read(response.body, limit: configuration.maxBodyBytes, url: url)
             guard continuation.yieldAll(try mapper.events(for: try decode(Data(body.readableBytesView)))), continuation.yieldAll(mapper.close()) else { return }
