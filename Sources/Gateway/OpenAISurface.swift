@@ -108,7 +108,9 @@ struct OpenAISurface {
                               logprobs: core.logprobs ? OpenAI.Logprobs(content: result.logprobs.map(OpenAI.TokenLogprob.init)) : nil,
                               finish_reason: OpenAI.finishReason(result.finish)),
         ], usage: OpenAI.Usage(result.usage))
-        return try json(response, headers: started.routeHeaders)
+        var headers: HTTPFields = [.contentType: "application/json"]
+        headers.append(contentsOf: started.routeHeaders)
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: response.json))
     }
 
     private func completion(_ request: Request) async throws -> Response {

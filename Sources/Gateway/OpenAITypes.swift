@@ -1,4 +1,6 @@
 import Core
+import NIOCore
+import Providers
 import Foundation
 
 /// The OpenAI wire format (chat completions, legacy completions, models), as the official SDKs send and expect it.
@@ -207,6 +209,66 @@ enum OpenAI {
         let choices: [ChatChoice]
         let usage: Usage
         var system_fingerprint = "switchyard"
+
+        /// The same JSON as `JSONEncoder` with sorted keys gives, written directly (every answer that is not
+        /// streamed is one of these).
+        var json: ByteBuffer {
+            var w = JSONWriter()
+            w.beginObject()
+            w.key("choices")
+            w.beginArray()
+            for c in choices {
+                w.beginObject()
+                w.field("finish_reason", c.finish_reason)
+                w.field("index", c.index)
+                w.key("logprobs")
+                if let lp = c.logprobs {
+                    w.beginObject()
+                    w.key("content")
+                    w.beginArray()
+                    for t in lp.content {
+                        w.beginObject()
+                        w.key("bytes"); w.beginArray(); for b in t.bytes { w.int(b) }; w.endArray()
+                        w.field("logprob", t.logprob)
+                        w.field("token", t.token)
+                        w.key("top_logprobs")
+                        w.beginArray()
+                        for top in t.top_logprobs {
+                            w.beginObject()
+                            w.key("bytes"); w.beginArray(); for b in top.bytes { w.int(b) }; w.endArray()
+                            w.field("logprob", top.logprob)
+                            w.field("token", top.token)
+                            w.endObject()
+                        }
+                        w.endArray()
+                        w.endObject()
+                    }
+                    w.endArray()
+                    w.endObject()
+                } else {
+                    w.null()
+                }
+                w.key("message")
+                w.beginObject(); w.field("content", c.message.content); w.field("role", c.message.role); w.endObject()
+                w.endObject()
+            }
+            w.endArray()
+            w.field("created", created)
+            w.field("id", id)
+            w.field("model", model)
+            w.field("object", object)
+            w.field("system_fingerprint", system_fingerprint)
+            w.key("usage")
+            w.beginObject()
+            w.field("completion_tokens", usage.completion_tokens)
+            w.field("prompt_tokens", usage.prompt_tokens)
+            w.key("prompt_tokens_details")
+            w.beginObject(); w.field("cached_tokens", usage.prompt_tokens_details.cached_tokens); w.endObject()
+            w.field("total_tokens", usage.total_tokens)
+            w.endObject()
+            w.endObject()
+            return w.buffer
+        }
     }
 
     struct Delta: Encodable {

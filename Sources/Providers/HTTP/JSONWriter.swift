@@ -4,41 +4,41 @@ import NIOCore
 /// Writes JSON text straight into a buffer, for request bodies built on every request (where a `[String: Any]`
 /// through JSONSerialization costs more than the rest of the request). Commas are placed by the writer; a key is
 /// followed by exactly one value. Numbers that JSON cannot carry (NaN, infinities) are written as `null`.
-struct JSONWriter {
-    private(set) var buffer: ByteBuffer
+public struct JSONWriter {
+    public private(set) var buffer: ByteBuffer
     /// One entry per open object or array: whether nothing has been written in it yet.
     private var empty: [Bool] = []
     private var afterKey = false
 
-    init(capacity: Int = 512) { buffer = ByteBuffer(); buffer.reserveCapacity(capacity) }
+    public init(capacity: Int = 512) { buffer = ByteBuffer(); buffer.reserveCapacity(capacity) }
 
-    mutating func beginObject() { separate(); buffer.writeInteger(UInt8(ascii: "{")); empty.append(true) }
-    mutating func endObject() { buffer.writeInteger(UInt8(ascii: "}")); empty.removeLast() }
-    mutating func beginArray() { separate(); buffer.writeInteger(UInt8(ascii: "[")); empty.append(true) }
-    mutating func endArray() { buffer.writeInteger(UInt8(ascii: "]")); empty.removeLast() }
+    public mutating func beginObject() { separate(); buffer.writeInteger(UInt8(ascii: "{")); empty.append(true) }
+    public mutating func endObject() { buffer.writeInteger(UInt8(ascii: "}")); empty.removeLast() }
+    public mutating func beginArray() { separate(); buffer.writeInteger(UInt8(ascii: "[")); empty.append(true) }
+    public mutating func endArray() { buffer.writeInteger(UInt8(ascii: "]")); empty.removeLast() }
 
-    mutating func key(_ name: String) {
+    public mutating func key(_ name: String) {
         separate()
         writeQuoted(name)
         buffer.writeInteger(UInt8(ascii: ":"))
         afterKey = true
     }
 
-    mutating func string(_ value: String) { separate(); writeQuoted(value) }
-    mutating func int<I: BinaryInteger>(_ value: I) { separate(); buffer.writeString(String(value)) }
-    mutating func double(_ value: Double) {
+    public mutating func string(_ value: String) { separate(); writeQuoted(value) }
+    public mutating func int<I: BinaryInteger>(_ value: I) { separate(); buffer.writeString(String(value)) }
+    public mutating func double(_ value: Double) {
         separate()
         buffer.writeString(value.isFinite ? (value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)") : "null")
     }
-    mutating func bool(_ value: Bool) { separate(); buffer.writeString(value ? "true" : "false") }
-    mutating func null() { separate(); buffer.writeString("null") }
+    public mutating func bool(_ value: Bool) { separate(); buffer.writeString(value ? "true" : "false") }
+    public mutating func null() { separate(); buffer.writeString("null") }
     /// `json` as it is: the caller vouches that it is one valid JSON value.
-    mutating func raw(_ json: String) { separate(); buffer.writeString(json) }
+    public mutating func raw(_ json: String) { separate(); buffer.writeString(json) }
 
-    mutating func field(_ name: String, _ value: String) { key(name); string(value) }
-    mutating func field(_ name: String, _ value: Bool) { key(name); bool(value) }
-    mutating func field(_ name: String, _ value: Double) { key(name); double(value) }
-    mutating func field<I: BinaryInteger>(_ name: String, _ value: I) { key(name); int(value) }
+    public mutating func field(_ name: String, _ value: String) { key(name); string(value) }
+    public mutating func field(_ name: String, _ value: Bool) { key(name); bool(value) }
+    public mutating func field(_ name: String, _ value: Double) { key(name); double(value) }
+    public mutating func field<I: BinaryInteger>(_ name: String, _ value: I) { key(name); int(value) }
 
     private mutating func separate() {
         if afterKey { afterKey = false; return }
