@@ -171,8 +171,8 @@ extension AnthropicProvider {
     }
 }
 
-/// Any JSON value, decoded and encoded again unchanged (a tool call's `input` object).
-enum JSONValue: Codable, Sendable {
+/// Any JSON value, decoded and encoded again unchanged (a tool call's `input` object); also what `JSONReader` reads.
+enum JSONValue: Codable, Sendable, Equatable {
     case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
 
     init(from decoder: Decoder) throws {

@@ -195,3 +195,89 @@ extension OpenAICompatibleProvider {
         }
     }
 }
+
+extension OpenAICompatibleProvider.Answer {
+    /// A member of the wrong type.
+    struct ShapeError: Error, CustomStringConvertible {
+        let path: String
+        var description: String { "\(path) has the wrong type" }
+    }
+
+    /// Reads an answer from parsed JSON by the rules of its `Decodable` conformance: absent and null members are
+    /// nil, unknown ones ignored, a member of the wrong type an error. (An `error` member is read by `Decodable`.)
+    init(json: JSONValue) throws {
+        func string(_ v: JSONValue?, _ path: @autoclosure () -> String) throws -> String? {
+            guard let v else { return nil }
+            guard case .string(let s) = v else { throw ShapeError(path: path()) }
+            return s
+        }
+        func double(_ v: JSONValue?, _ path: @autoclosure () -> String) throws -> Double? {
+            guard let v else { return nil }
+            guard case .number(let d) = v else { throw ShapeError(path: path()) }
+            return d
+        }
+        func int(_ v: JSONValue?, _ path: @autoclosure () -> String) throws -> Int? {
+            guard let d = try double(v, path()) else { return nil }
+            guard d == d.rounded(), abs(d) < 9e15 else { throw ShapeError(path: path()) }
+            return Int(d)
+        }
+        func array(_ v: JSONValue?, _ path: @autoclosure () -> String) throws -> [JSONValue]? {
+            guard let v else { return nil }
+            guard case .array(let a) = v else { throw ShapeError(path: path()) }
+            return a
+        }
+        func object(_ v: JSONValue?, _ path: @autoclosure () -> String) throws -> JSONValue? {
+            guard let v else { return nil }
+            guard case .object = v else { throw ShapeError(path: path()) }
+            return v
+        }
+        func message(_ v: JSONValue?, _ path: String) throws -> Message? {
+            guard let m = try object(v, path) else { return nil }
+            let calls = try array(m["tool_calls"], path + ".tool_calls")?.enumerated().map { i, c -> ToolCallPiece in
+                let p = "\(path).tool_calls[\(i)]"
+                guard let c = try object(c, p) else { return ToolCallPiece() }
+                let f = try object(c["function"], p + ".function").map {
+                    Function(name: try string($0["name"], p + ".function.name"), arguments: try string($0["arguments"], p + ".function.arguments"))
+                }
+                return ToolCallPiece(index: try int(c["index"], p + ".index"), id: try string(c["id"], p + ".id"), function: f)
+            }
+            return Message(content: try string(m["content"], path + ".content"), tool_calls: calls)
+        }
+        func entry(_ v: JSONValue, _ path: String) throws -> (token: String, logprob: Double, top: [JSONValue]?) {
+            guard let e = try object(v, path), let token = try string(e["token"], path + ".token"),
+                  let logprob = try double(e["logprob"], path + ".logprob") else { throw ShapeError(path: path) }
+            return (token, logprob, try array(e["top_logprobs"], path + ".top_logprobs"))
+        }
+
+        self.init()
+        choices = try array(json["choices"], "choices")?.enumerated().map { i, c -> Choice in
+            let p = "choices[\(i)]"
+            guard let c = try object(c, p) else { return Choice() }
+            var choice = Choice()
+            choice.delta = try message(c["delta"], p + ".delta")
+            choice.message = try message(c["message"], p + ".message")
+            choice.text = try string(c["text"], p + ".text")
+            choice.finish_reason = try string(c["finish_reason"], p + ".finish_reason")
+            if let lp = try object(c["logprobs"], p + ".logprobs") {
+                let content = try array(lp["content"], p + ".logprobs.content")?.enumerated().map { j, e -> Entry in
+                    let q = "\(p).logprobs.content[\(j)]"
+                    let (token, logprob, top) = try entry(e, q)
+                    let alternatives = try top?.enumerated().map { k, t -> Alternative in
+                        let (token, logprob, _) = try entry(t, "\(q).top_logprobs[\(k)]")
+                        return Alternative(token: token, logprob: logprob)
+                    }
+                    return Entry(token: token, logprob: logprob, top_logprobs: alternatives)
+                }
+                choice.logprobs = Logprobs(content: content)
+            }
+            return choice
+        }
+        if let u = try object(json["usage"], "usage") {
+            let details = try object(u["prompt_tokens_details"], "usage.prompt_tokens_details").map {
+                UsageBody.Details(cached_tokens: try int($0["cached_tokens"], "usage.prompt_tokens_details.cached_tokens"))
+            }
+            usage = UsageBody(prompt_tokens: try int(u["prompt_tokens"], "usage.prompt_tokens"),
+                              completion_tokens: try int(u["completion_tokens"], "usage.completion_tokens"), prompt_tokens_details: details)
+        }
+    }
+}

@@ -144,6 +144,8 @@ public struct OpenAICompatibleProvider: Provider {
     }
 
     private static func decode(_ bytes: some Collection<UInt8>, url: String) throws -> Answer {
+        // Read directly; an answer carrying an error object (rare) goes through Decodable, which knows its shapes.
+        if let json = try? JSONReader.parse(bytes), json["error"] == nil, let answer = try? Answer(json: json) { return answer }
         let data = Data(bytes)
         do { return try JSONDecoder().decode(Answer.self, from: data) } catch {
             throw CoreError.upstream("\(url) sent an answer that is not a chat completion: \(String(decoding: data.prefix(200), as: UTF8.self))")
