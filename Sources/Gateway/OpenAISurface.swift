@@ -42,9 +42,8 @@ struct OpenAISurface {
     private func chat(_ request: Request) async throws -> Response {
         var request = request
         let body = try await request.collectBody(upTo: Self.maxBody)
-        let data = Data(buffer: body)
-        let decoder = JSONDecoder()
-        let decoded = try decoder.decode(OpenAI.WithSampling<OpenAI.ChatRequestBody>.self, from: data)
+        let decoded = try OpenAI.WithSampling.direct(body)
+            ?? JSONDecoder().decode(OpenAI.WithSampling<OpenAI.ChatRequestBody>.self, from: Data(buffer: body))
         let chat = decoded.body, sampling = decoded.sampling
         var messages: [ChatMessage] = []
         for (i, m) in chat.messages.enumerated() {

@@ -8,6 +8,7 @@ enum OpenAI {
     /// `content` is a string, an array of parts (`{"type": "text", "text": …}`), or null.
     struct Content: Decodable {
         let text: String
+        init(text: String) { self.text = text }
         init(from decoder: Decoder) throws {
             let c = try decoder.singleValueContainer()
             if c.decodeNil() { text = ""; return }
@@ -76,6 +77,7 @@ enum OpenAI {
     /// `stop` is a string or an array of up to 4 strings.
     struct Stop: Decodable {
         let values: [String]
+        init(values: [String]) { self.values = values }
         init(from decoder: Decoder) throws {
             let c = try decoder.singleValueContainer()
             if c.decodeNil() { values = []; return }
@@ -148,6 +150,7 @@ enum OpenAI {
     struct WithSampling<Body: Decodable>: Decodable {
         let body: Body
         let sampling: Sampling
+        init(body: Body, sampling: Sampling) { self.body = body; self.sampling = sampling }
         init(from decoder: Decoder) throws {
             body = try Body(from: decoder)
             sampling = try Sampling(from: decoder)

@@ -30,3 +30,36 @@ import Testing
         }
     }
 }
+
+/// Chat requests read directly say what Decodable reads from them; anything beyond the common shape is left to it.
+@Suite struct OpenAIDirectRequestTests {
+    func decoded(_ text: String) throws -> OpenAI.WithSampling<OpenAI.ChatRequestBody> {
+        try JSONDecoder().decode(OpenAI.WithSampling<OpenAI.ChatRequestBody>.self, from: Data(text.utf8))
+    }
+
+    @Test(arguments: [
+        #"{"model":"echo","messages":[{"role":"user","content":"Hi"}]}"#,
+        #"{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Say \"hi\" \u00e9 🌍"},{"role":"assistant","content":null},{"role":"tool","content":"42","tool_call_id":"c1"}],"temperature":0.7,"top_p":0.9,"top_k":40,"min_p":0.05,"repeat_penalty":1.1,"max_tokens":16,"max_completion_tokens":8,"stop":"\n","seed":1234567890123,"presence_penalty":-0.5,"frequency_penalty":0.25,"n":1,"user":"u","stream":true,"stream_options":{"include_usage":true},"logprobs":true,"top_logprobs":3,"unknown":{"x":[1,2]}}"#,
+        #"{"model":"m","messages":[],"stop":["a","b"],"stream":false,"temperature":null,"stream_options":{}}"#,
+    ])
+    func theCommonShapeReadsAsDecodableReadsIt(_ text: String) throws {
+        let direct = try #require(OpenAI.WithSampling.direct(ByteBuffer(string: text)))
+        #expect("\(direct)" == "\(try decoded(text))")
+    }
+
+    @Test(arguments: [
+        #"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]}]}"#,
+        #"{"model":"m","messages":[{"role":"assistant","content":"","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]}"#,
+        #"{"model":"m","messages":[{"role":"user","content":"Hi"}],"tools":[{"type":"function","function":{"name":"f"}}]}"#,
+        #"{"model":"m","messages":[{"role":"user","content":"Hi"}],"metadata":{"task":"code"}}"#,
+        #"{"model":"m","messages":[{"role":"user","content":"Hi"}],"keep_alive":"5m"}"#,
+        #"{"model":"m","messages":[{"role":"user","content":"Hi"}],"temperature":"hot"}"#,
+        #"{"model":"m","messages":[{"role":"user","content":"Hi"}],"max_tokens":1.5}"#,
+        #"{"model":5,"messages":[]}"#, #"{"messages":[]}"#, #"{"model":"m"}"#, #"[1]"#, "not json",
+        #"{"model":"m","messages":[{"role":"user","content":"Hi"}],"stop":[1]}"#,
+        #"{"model":"m","messages":[{"role":"user","content":"Hi"}],"seed":12345678901234567890}"#,
+    ])
+    func anythingElseIsLeftToDecodable(_ text: String) {
+        #expect(OpenAI.WithSampling.direct(ByteBuffer(string: text)) == nil)
+    }
+}

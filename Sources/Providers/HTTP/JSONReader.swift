@@ -1,6 +1,6 @@
 extension JSONValue {
     /// The member `key` of an object (nil when absent, null, or this is not an object).
-    subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self, let v = members[key], v != .null else { return nil }
         return v
     }
@@ -9,14 +9,14 @@ extension JSONValue {
 /// Reads JSON text (RFC 8259) into `JSONValue`s: for the answers an upstream sends on every request, where decoding
 /// through `Codable` costs more than the rest of the request. Nesting is bounded; anything that is not JSON is an
 /// error naming the offset.
-struct JSONReader {
-    struct Failure: Error, CustomStringConvertible {
-        let offset: Int
-        let reason: String
-        var description: String { "not JSON at byte \(offset): \(reason)" }
+public struct JSONReader {
+    public struct Failure: Error, CustomStringConvertible {
+        public let offset: Int
+        public let reason: String
+        public var description: String { "not JSON at byte \(offset): \(reason)" }
     }
 
-    static func parse(_ bytes: some Collection<UInt8>, maxDepth: Int = 128) throws -> JSONValue {
+    public static func parse(_ bytes: some Collection<UInt8>, maxDepth: Int = 128) throws -> JSONValue {
         let array = Array(bytes)
         return try array.withUnsafeBufferPointer { buffer in
             var reader = JSONReader(bytes: buffer, maxDepth: maxDepth)
