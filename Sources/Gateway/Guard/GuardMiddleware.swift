@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HTTPTypes
+import Providers
 import Storage
 
 /// The guard on the request path: address → key (or the admin key) → allowed model → requests and tokens per
@@ -199,13 +200,11 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         return nil
     }
 
-    private struct ModelField: Decodable { var model: String? }
-
     /// The `model` of a JSON body, if there is one; the body stays readable by the handler.
     static func peekModel(_ request: inout Request) async throws -> String? {
         let body = try await request.collectBody(upTo: OpenAISurface.maxBody)
-        guard body.readableBytes > 0 else { return nil }
-        return (try? JSONDecoder().decode(ModelField.self, from: Data(buffer: body)))?.model
+        guard body.readableBytes > 0, case .string(let model)? = (try? JSONReader.parse(body.readableBytesView))?["model"] else { return nil }
+        return model
     }
 
     static func fields(_ values: [(String, String)]) -> HTTPFields {
