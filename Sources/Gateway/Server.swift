@@ -141,7 +141,7 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
         let elapsed = ContinuousClock.now - start
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         let extra = [("model", f.model), ("key", f.key), ("route", f.deployment), ("cache", f.cache), ("route_reason", reason)].compactMap { k, v in v.map { (k, $0) } }
-        let line: String
+        var line: String
         if json {
             var fields: [String: Any] = [
                 "time": ISO8601DateFormatter().string(from: Date()), "method": request.method.rawValue,
@@ -152,9 +152,27 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
             line = String(decoding: data, as: UTF8.self)
         } else {
             let tenths = Int((ms * 10).rounded())
-            line = "\(request.method.rawValue) \(request.uri.path) \(status) \(tenths / 10).\(tenths % 10) ms \(id)"
-                + extra.map { " \($0.0)=\($0.1)" }.joined()
+            line = request.method.rawValue
+            line.reserveCapacity(160)
+            for part in [" ", request.uri.path, " ", String(status), " ", String(tenths / 10), ".", String(tenths % 10), " ms ", id] {
+                line += part
+            }
+            for (k, v) in extra { line += " "; line += k; line += "="; line += v }
         }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        line += "\n"
+        Self.writeToStderr(line)
+    }
+
+    /// One `write(2)` per line (no Foundation buffering or locking; a line of a few hundred bytes is written whole).
+    static func writeToStderr(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return }
+            var offset = 0
+            while offset < bytes.count {
+                let n = write(2, base + offset, bytes.count - offset)
+                if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
+            }
+        }
     }
 }
