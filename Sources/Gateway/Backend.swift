@@ -108,7 +108,7 @@ public final class Backend: Sendable {
 final class StartedCompletion: @unchecked Sendable {
     /// Where events come from: a stream, or (`queued`) a whole answer.
     private var iterator: AsyncThrowingStream<ChatEvent, Error>.AsyncIterator?
-    private var queued: [ChatEvent] = []
+    private let queued: [ChatEvent]
     private var queuedAt = 0
     private var pending: ChatEvent?
     private var done = false
@@ -132,33 +132,33 @@ final class StartedCompletion: @unchecked Sendable {
     /// The id and creation time the surface gave the answer.
     private var identity: (id: String, created: Int)?
 
-    init(stream: ChatStream, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics, defaultProvider: String,
-         cache: (ResponseCache, String)? = nil) {
-        iterator = stream.events.makeAsyncIterator()
-        cancelStream = stream.cancel
+    private init(iterator: AsyncThrowingStream<ChatEvent, Error>.AsyncIterator?, queued: [ChatEvent], cancel: @escaping @Sendable () -> Void,
+                 began: Date, firstText: ContinuousClock.Instant?, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics,
+                 defaultProvider: String, cache: (ResponseCache, String)?, replayed: CachedCompletion?) {
+        self.iterator = iterator
+        self.queued = queued
+        cancelStream = cancel
+        self.began = began
+        wholeFirstText = firstText
         self.model = model
         self.metrics = metrics
         self.prometheus = prometheus
         self.defaultProvider = defaultProvider
         self.cacheSlot = cache.map { (cache: $0.0, key: $0.1) }
-        self.replayed = nil
-        self.began = Date()
+        self.replayed = replayed
+    }
+
+    convenience init(stream: ChatStream, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics, defaultProvider: String,
+                     cache: (ResponseCache, String)? = nil) {
+        self.init(iterator: stream.events.makeAsyncIterator(), queued: [], cancel: stream.cancel, began: Date(), firstText: nil, model: model,
+                  metrics: metrics, prometheus: prometheus, defaultProvider: defaultProvider, cache: cache, replayed: nil)
     }
 
     /// A whole answer, read since `began`; its first text counts as the first token.
-    init(answer: CompletedAnswer, began: Date, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics,
-         defaultProvider: String, cache: (ResponseCache, String)? = nil) {
-        iterator = nil
-        queued = answer.events
-        cancelStream = {}
-        self.model = model
-        self.metrics = metrics
-        self.prometheus = prometheus
-        self.defaultProvider = defaultProvider
-        self.cacheSlot = cache.map { (cache: $0.0, key: $0.1) }
-        self.replayed = nil
-        self.began = began
-        wholeFirstText = answer.firstTextAt
+    convenience init(answer: CompletedAnswer, began: Date, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics,
+                     defaultProvider: String, cache: (ResponseCache, String)? = nil) {
+        self.init(iterator: nil, queued: answer.events, cancel: {}, began: began, firstText: answer.firstTextAt, model: model,
+                  metrics: metrics, prometheus: prometheus, defaultProvider: defaultProvider, cache: cache, replayed: nil)
     }
 
     /// When a whole answer's first text arrived (taken as the first token when it is read).
@@ -181,29 +181,17 @@ final class StartedCompletion: @unchecked Sendable {
     }
 
     /// A completion replayed from the cache: its events, served by `cache`.
-    init(replaying hit: CachedCompletion, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics) {
-        let events = hit.events
-        let stream = AsyncThrowingStream<ChatEvent, Error> { continuation in
-            continuation.yield(.route(RouteInfo(deployment: "cache")))
-            for e in events {
-                switch e {
-                case .text(let t): continuation.yield(.text(t, nil))
-                case .toolCall(let c): continuation.yield(.toolCall(c))
-                case .usage(let u): continuation.yield(.usage(u))
-                case .finished(let f): continuation.yield(.finished(f))
-                }
+    convenience init(replaying hit: CachedCompletion, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics) {
+        let events: [ChatEvent] = [.route(RouteInfo(deployment: "cache"))] + hit.events.map { e in
+            switch e {
+            case .text(let t): .text(t, nil)
+            case .toolCall(let c): .toolCall(c)
+            case .usage(let u): .usage(u)
+            case .finished(let f): .finished(f)
             }
-            continuation.finish()
         }
-        iterator = stream.makeAsyncIterator()
-        cancelStream = {}
-        self.model = model
-        self.metrics = metrics
-        self.prometheus = prometheus
-        self.defaultProvider = "cache"
-        self.cacheSlot = nil
-        self.replayed = hit
-        self.began = Date()
+        self.init(iterator: nil, queued: events, cancel: {}, began: Date(), firstText: nil, model: model, metrics: metrics,
+                  prometheus: prometheus, defaultProvider: "cache", cache: nil, replayed: hit)
     }
 
     /// The id and creation time of the answer: the cached ones on a hit, else `make()`'s (kept with the answer
