@@ -198,3 +198,23 @@ extension GuardTests {
         for h in ["0.0.0.0", "::", "192.168.1.4", "example.com"] { #expect(!AccessGuard.isLoopback(h)) }
     }
 }
+
+@Suite struct PresentedKeyTests {
+    func request(_ fields: HTTPFields) -> Request {
+        Request(head: HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/v1/models", headerFields: fields),
+                body: RequestBody(buffer: ByteBuffer()))
+    }
+
+    @Test func bearerOrXAPIKeyWithoutSurroundingBlanks() {
+        let apiKey = HTTPField.Name("x-api-key")!
+        #expect(GuardMiddleware<GatewayContext>.presentedKey(request([.authorization: "Bearer sk-sy-a-b"])) == "sk-sy-a-b")
+        #expect(GuardMiddleware<GatewayContext>.presentedKey(request([.authorization: "bEaReR   sk-sy-a-b \t"])) == "sk-sy-a-b")
+        #expect(GuardMiddleware<GatewayContext>.presentedKey(request([apiKey: " sk-sy-c "])) == "sk-sy-c")
+        #expect(GuardMiddleware<GatewayContext>.presentedKey(request([.authorization: "Basic dXNlcg==", apiKey: "k2"])) == "k2")
+        #expect(GuardMiddleware<GatewayContext>.presentedKey(request([.authorization: "Bearer   "])) == nil)
+        #expect(GuardMiddleware<GatewayContext>.presentedKey(request([.authorization: "Bearersk-sy-a-b"])) == nil)
+        #expect(GuardMiddleware<GatewayContext>.presentedKey(request([.authorization: "Bearer"])) == nil)
+        #expect(GuardMiddleware<GatewayContext>.presentedKey(request([:])) == nil)
+        #expect(GuardMiddleware<GatewayContext>.presentedKey(request([.authorization: "Bearer ключ-é"])) == "ключ-é")
+    }
+}

@@ -130,7 +130,7 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     private func identify(_ request: Request, model: String?) async throws -> GuardCaller {
         let presented = Self.presentedKey(request)
         if let presented, let admin = access.adminKey, admin.matches(presented) { return .admin }
-        if access.requireAuth { return .key(try await authenticate(request)) }
+        if access.requireAuth { return .key(try await authenticate(presented)) }
         return .anonymous
     }
 
@@ -168,8 +168,8 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     /// The key the request carries, verified; throws 401 naming what is wrong.
-    private func authenticate(_ request: Request) async throws -> APIKey {
-        guard let presented = Self.presentedKey(request) else {
+    private func authenticate(_ presented: String?) async throws -> APIKey {
+        guard let presented else {
             throw Self.unauthorized("missing API key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
         }
         guard let keys = access.keys else { throw Self.unauthorized("invalid API key") }
@@ -185,19 +185,26 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         APIError(.unauthorized, message, type: "invalid_request_error", code: "invalid_api_key")
     }
 
-    /// `Authorization: Bearer KEY` (scheme case-insensitive), else `X-API-Key: KEY`.
+    /// `Authorization: Bearer KEY` (scheme case-insensitive), else `X-API-Key: KEY`; spaces and tabs around the key
+    /// are not part of it. (Read on every request: bytes compared directly, no Foundation string functions.)
     static func presentedKey(_ request: Request) -> String? {
         if let auth = request.headers[.authorization] {
-            let parts = auth.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" {
-                let key = parts[1].trimmingCharacters(in: .whitespaces)
-                if !key.isEmpty { return key }
+            let bytes = Array(auth.utf8)
+            let scheme = Array("bearer".utf8)
+            if bytes.count > scheme.count, bytes[scheme.count] == UInt8(ascii: " "),
+               zip(bytes, scheme).allSatisfy({ $0 | 0x20 == $1 }), let key = trimmed(bytes[(scheme.count + 1)...]) {
+                return key
             }
         }
-        if let name = HTTPField.Name("x-api-key"), let key = request.headers[name]?.trimmingCharacters(in: .whitespaces), !key.isEmpty {
-            return key
-        }
+        if let name = GuardHeaders.apiKey, let value = request.headers[name], let key = trimmed(Array(value.utf8)[...]) { return key }
         return nil
+    }
+
+    /// `bytes` without leading and trailing spaces and tabs, as text; nil when nothing is left.
+    private static func trimmed(_ bytes: ArraySlice<UInt8>) -> String? {
+        func blank(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
+        guard let first = bytes.firstIndex(where: { !blank($0) }), let last = bytes.lastIndex(where: { !blank($0) }) else { return nil }
+        return String(decoding: bytes[first...last], as: UTF8.self)
     }
 
     /// The `model` of a JSON body, if there is one; the body stays readable by the handler.
@@ -230,6 +237,10 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
                            timeToFirstTokenMs: r.firstToken.map { ($0 - meter.started).milliseconds },
                            status: status, costUSD: local ? 0 : nil, servedLocally: local, timestamp: arrived)
     }
+}
+
+enum GuardHeaders {
+    static let apiKey = HTTPField.Name("x-api-key")
 }
 
 /// Who the guard admitted, for the handlers below it (the usage route shows a key only its own usage).
