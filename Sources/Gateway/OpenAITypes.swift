@@ -229,20 +229,18 @@ enum OpenAI {
                     w.beginObject()
                     w.key("content")
                     w.beginArray()
-                    for t in lp.content {
+                    /// Opens an entry and writes its `bytes`, `logprob` and `token` (keys after them may follow).
+                    func open(_ token: String, _ logprob: Double, _ bytes: [UInt8]) {
                         w.beginObject()
-                        w.key("bytes"); w.beginArray(); for b in t.bytes { w.int(b) }; w.endArray()
-                        w.field("logprob", t.logprob)
-                        w.field("token", t.token)
+                        w.key("bytes"); w.beginArray(); for b in bytes { w.int(b) }; w.endArray()
+                        w.field("logprob", logprob)
+                        w.field("token", token)
+                    }
+                    for t in lp.content {
+                        open(t.token, t.logprob, t.bytes)
                         w.key("top_logprobs")
                         w.beginArray()
-                        for top in t.top_logprobs {
-                            w.beginObject()
-                            w.key("bytes"); w.beginArray(); for b in top.bytes { w.int(b) }; w.endArray()
-                            w.field("logprob", top.logprob)
-                            w.field("token", top.token)
-                            w.endObject()
-                        }
+                        for top in t.top_logprobs { open(top.token, top.logprob, top.bytes); w.endObject() }
                         w.endArray()
                         w.endObject()
                     }
