@@ -355,19 +355,21 @@ func uniqueKey(_ name: String = "k") -> String { "sy-test:\(UUID().uuidString):\
             try await withClient(server.url, poolSize: 1, commandTimeout: .milliseconds(200)) { client in
                 try await client.ping()
                 try await withClient(server.url, poolSize: 1) { other in
-                    // Redis holds every client's commands (but answers this one) for 10 s: long enough that the
-                    // 200 ms timeout fires first even when the test machine is saturated.
-                    _ = try await other.send(["CLIENT", "PAUSE", "10000", "ALL"])
+                    // Redis holds every write command for 60 s: far longer than any test machine, however loaded,
+                    // takes to see the 200 ms timeout fire. The write is answered only after the pause, so a
+                    // `.timeout` (rather than the answer) is itself the proof that the client gave up first.
+                    _ = try await other.send(["CLIENT", "PAUSE", "60000", "WRITE"])
+                    let key = uniqueKey()
                     let start = ContinuousClock.now
-                    await #expect(throws: RedisError.timeout) { try await client.ping() }
-                    let waited = ContinuousClock.now - start
-                    // Well before the pause ends (only a pathologically slow machine takes longer).
-                    #expect(waited >= .milliseconds(190) && waited < .milliseconds(9500))
+                    await #expect(throws: RedisError.timeout) { _ = try await client.send(["SET", key, "v"]) }
+                    #expect(ContinuousClock.now - start >= .milliseconds(190))
                     try await waitUntilDisconnected(client)   // the timeout closed the connection
+                    // CLIENT UNPAUSE is not a write, so the pause does not hold it.
+                    _ = try await other.send(["CLIENT", "UNPAUSE"])
                 }
-                // A new connection on the next command, answered once the pause is over.
-                try await Task.sleep(for: .milliseconds(10_000))
+                // A new connection on the next command.
                 try await client.ping()
+                #expect(try await client.send(["SET", uniqueKey(), "w"]) == .simpleString("OK"))
             }
         }
     }
