@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Inference
 import Routing
+import Storage
 
 /// An error as the HTTP surfaces report it: status, OpenAI-style type and code, the parameter at fault.
 public struct APIError: Error, Sendable {
@@ -64,6 +65,9 @@ public struct APIError: Error, Sendable {
             return APIError(.internalServerError, e.description, type: "api_error")
         case let e as DecodingError:
             return APIError(.badRequest, "invalid request body: \(describe(e))", param: path(e))
+        case StorageError.unavailable:
+            // Keys, budgets or usage could not be read: the client may retry once the database is back.
+            return APIError(.serviceUnavailable, "\(error)", type: "api_error", code: "storage_unavailable", retryAfter: 5)
         case is CancellationError:
             return APIError(.serviceUnavailable, "the request was cancelled (the server is shutting down or the model was unloaded)",
                             type: "api_error", retryAfter: 1)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// Keys and usage in a PostgreSQL database that several replicas share, through postgres-nio's `PostgresClient`
 /// (a connection pool, run by a task this back end owns and cancels on `close`).
@@ -20,9 +21,15 @@ final class PostgresBackend: StorageBackend {
     /// Rows per INSERT statement (13 parameters each; a statement takes at most 65535).
     static let usageRowsPerStatement = 1000
 
-    private init(url: PostgresURL, logger: Logger) {
+    /// The longest a statement waits for a pooled connection. While the server is unreachable the pool keeps
+    /// trying to connect (for about a minute before it gives up on its own); a request that needs the database
+    /// fails with `StorageError.unavailable` after this wait instead.
+    let connectionWait: Duration
+
+    private init(url: PostgresURL, logger: Logger, connectionWait: Duration) {
         self.url = url
         self.logger = logger
+        self.connectionWait = connectionWait
         let client = PostgresClient(configuration: url.clientConfiguration(), backgroundLogger: logger)
         self.client = client
         self.runner = Task { await client.run() }
@@ -33,15 +40,28 @@ final class PostgresBackend: StorageBackend {
     }
 
     /// Connects, migrates, and starts the pool.
-    static func connect(_ url: PostgresURL) async throws -> PostgresBackend {
+    static func connect(_ url: PostgresURL, connectionWait: Duration = .seconds(5)) async throws -> PostgresBackend {
         let logger = Logger(label: "switchyard.storage.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
         try await migrate(url, logger: logger)
-        return PostgresBackend(url: url, logger: logger)
+        return PostgresBackend(url: url, logger: logger, connectionWait: connectionWait)
     }
 
+    /// Stops the pool: waits for it to close its connections, at most 5 s (a pool still trying to reach a server
+    /// that went away may not stop at once; shutdown does not wait on it).
     func close() async {
         runner.cancel()
-        await runner.value
+        let runner = self.runner
+        let once = LeaseFlag()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Task {
+                await runner.value
+                if once.claim() { continuation.resume() }
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(5))
+                if once.claim() { continuation.resume() }
+            }
+        }
     }
 
     // MARK: Migrations
@@ -110,7 +130,8 @@ final class PostgresBackend: StorageBackend {
 
     func insertKey(_ row: KeyRow) async throws -> KeyWrite {
         do {
-            let rows = try await client.query(try Self.insert(row), logger: logger).collect()
+            let insert = try Self.insert(row)
+            let rows = try await leased { [logger] in try await $0.query(insert, logger: logger).collect() }
             guard let stored = rows.first else { throw StorageError.database("the new key was not returned") }
             return .written(try Self.keyRow(stored))
         } catch {
@@ -304,17 +325,49 @@ final class PostgresBackend: StorageBackend {
     /// Runs one statement on a pooled connection and reads every row.
     func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
         do {
-            return try await client.query(query, logger: logger).collect()
+            return try await leased { [logger] in try await $0.query(query, logger: logger).collect() }
         } catch {
             throw Self.mapped(error)
         }
     }
 
+    /// Runs `body` on a pooled connection, waiting at most `connectionWait` for one (then
+    /// `StorageError.unavailable`); once it has one, `body` runs as long as it takes. A connection handed over after
+    /// the wait ended runs nothing (the caller was told the statement failed). The wait for the pool is not awaited
+    /// past `connectionWait`: a pool that cannot reach its server may hold a cancelled request for long.
+    func leased<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let wait = connectionWait
+        let client = self.client
+        let state = LeaseState()
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let work = Task {
+                let result: Result<T, any Error>
+                do {
+                    result = .success(try await client.withConnection { connection in
+                        guard state.begin() else { throw CancellationError() }   // the caller gave up waiting
+                        return try await body(connection)
+                    })
+                } catch {
+                    result = .failure(error)
+                }
+                if state.finish() { continuation.resume(with: result) }
+            }
+            Task {
+                try? await Task.sleep(for: wait)
+                if state.timeOut() {
+                    work.cancel()
+                    continuation.resume(throwing: StorageError.unavailable(
+                        "no connection to the PostgreSQL server within \(wait) (is it running and reachable?)"))
+                }
+            }
+        }
+    }
+
     /// Runs `body` in a transaction on one pooled connection: committed when it returns, rolled back when it throws.
-    func transaction<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = self.logger
         do {
-            return try await client.withConnection { connection in
+            return try await leased { connection in
                 try await Self.transaction(on: connection, logger: logger, body)
             }
         } catch {
@@ -356,8 +409,25 @@ final class PostgresBackend: StorageBackend {
                 return mapped(inner)
             }
             return StorageError.database("a transaction failed")
-        default: return StorageError.database(describe(error))
+        default:
+            return isUnreachable(error) ? StorageError.unavailable(describe(error)) : StorageError.database(describe(error))
         }
+    }
+
+    /// Whether `error` says the server cannot be reached (rather than that it refused a statement).
+    static func isUnreachable(_ error: any Error) -> Bool {
+        if let error = error as? PSQLError {
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .poolClosed: return true
+            case .server:
+                // Connection exceptions (08…) and operator intervention (57P…: the server shutting down, or the
+                // connection terminated by an administrator).
+                let state = error.serverInfo?[.sqlState] ?? ""
+                return state.hasPrefix("08") || state.hasPrefix("57P")
+            default: return false
+            }
+        }
+        return String(reflecting: error).contains("connectionCreationCircuitBreakerTripped")
     }
 
     /// What went wrong, in words: the server's message and SQLSTATE, or what kept the connection from working.
@@ -404,5 +474,38 @@ final class PostgresBackend: StorageBackend {
             }
             return "\(error)"
         }
+    }
+}
+
+/// A flag set once: whether a pooled connection was handed over (read by `PostgresBackend.leased`'s timer), or
+/// who of two racers finished first (`claim`).
+private final class LeaseFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    /// True for the first caller only.
+    func claim() -> Bool { value.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged }
+}
+
+/// Who ends a `PostgresBackend.leased` wait: the statement (once it has a connection, or when the pool fails it)
+/// or the timer (if no connection came in time). Exactly one of them resumes the caller.
+private final class LeaseState: Sendable {
+    private static let waiting = 0, running = 1, timedOut = 2, failedEarly = 3
+    private let value = Atomic<Int>(LeaseState.waiting)
+
+    /// The connection arrived: true if the statement may run.
+    func begin() -> Bool {
+        value.compareExchange(expected: Self.waiting, desired: Self.running, ordering: .acquiringAndReleasing).exchanged
+    }
+
+    /// The timer fired: true if it ends the wait.
+    func timeOut() -> Bool {
+        value.compareExchange(expected: Self.waiting, desired: Self.timedOut, ordering: .acquiringAndReleasing).exchanged
+    }
+
+    /// The statement (or the wait for its connection) ended: true if it ends the wait.
+    func finish() -> Bool {
+        if value.load(ordering: .acquiring) == Self.running { return true }
+        return value.compareExchange(expected: Self.waiting, desired: Self.failedEarly, ordering: .acquiringAndReleasing).exchanged
     }
 }

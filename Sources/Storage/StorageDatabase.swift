@@ -51,9 +51,10 @@ public final class StorageDatabase: Sendable, CustomStringConvertible {
     /// `?sslmode=disable` and the like as libpq takes them) and applies every migration it lacks, under an advisory
     /// lock so that replicas starting together migrate once. Throws `StorageError.invalid` for a URL that cannot be
     /// used and `StorageError.cannotOpen` when the server cannot be reached or refuses; neither message holds the
-    /// password.
-    public static func connect(databaseURL: String) async throws -> StorageDatabase {
-        StorageDatabase(backend: try await PostgresBackend.connect(try PostgresURL(parsing: databaseURL)))
+    /// password. Later, a statement that gets no pooled connection within `connectionWait` (the server went away)
+    /// fails with `StorageError.unavailable`.
+    public static func connect(databaseURL: String, connectionWait: Duration = .seconds(5)) async throws -> StorageDatabase {
+        StorageDatabase(backend: try await PostgresBackend.connect(try PostgresURL(parsing: databaseURL), connectionWait: connectionWait))
     }
 
     /// Opens what `target` names.

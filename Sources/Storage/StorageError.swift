@@ -14,8 +14,11 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownKey(String)
     /// The key was revoked and cannot be revoked or rotated again.
     case alreadyRevoked(name: String, id: String, at: Date)
-    /// The database refused a statement (disk full, locked for too long, corrupt file, server unreachable, …).
+    /// The database refused a statement (disk full, locked for too long, corrupt file, …).
     case database(String)
+    /// The database server cannot be reached now (refused or lost connections, no connection within the wait):
+    /// worth retrying later.
+    case unavailable(String)
 
     public var description: String {
         switch self {
@@ -33,6 +36,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
             return "key '\(name)' (\(id)) was revoked on \(StorageDates.display(at)); create a new one with `switchyard keys create --name \(name)`"
         case .database(let message):
             return "database error: \(message)"
+        case .unavailable(let message):
+            return "the database is unavailable: \(message)"
         }
     }
 }

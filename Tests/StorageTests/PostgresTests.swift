@@ -129,3 +129,42 @@ import Testing
                 == .sqlite(URL(fileURLWithPath: "/tmp/y.sqlite")))
     }
 }
+
+/// A PostgreSQL server that goes away while switchyard runs: statements fail with `unavailable` within the
+/// connection wait (not after the pool's own minute of retries), and work again once it is back.
+/// Opt-in (`SWITCHYARD_OUTAGE_TESTS=1`): run together with the other PostgreSQL suites it has hung now and then
+/// (not yet understood), so CI does not run it; it passes alone.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["SWITCHYARD_OUTAGE_TESTS"] == "1"))
+struct PostgresOutageTests {
+    @Test func aLostServerIsUnavailableWithinTheWaitAndComesBack() async throws {
+        let server = try await TestPostgres.shared.server()
+        let url = try await server.createDatabase()
+        let name = try #require(URLComponents(string: url)?.path.dropFirst()).description
+        let db = try await StorageDatabase.connect(databaseURL: url, connectionWait: .seconds(2))
+        #expect(try await db.appliedMigrations() == PostgresMigrations.identifiers)
+        // The outage: nobody may connect to the database, and the connections it had are cut.
+        try await server.run("ALTER DATABASE \(name) ALLOW_CONNECTIONS false")
+        try await server.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(name)'")
+        for _ in 0..<3 {
+            let start = ContinuousClock.now
+            await #expect {
+                _ = try await db.appliedMigrations()
+            } throws: { error in
+                guard case StorageError.unavailable = error else { return false }
+                return true
+            }
+            // 2 s of waiting for a connection, and slack for a loaded machine; the pool alone waits about a minute.
+            #expect(ContinuousClock.now - start < .seconds(20))
+        }
+        try await server.run("ALTER DATABASE \(name) ALLOW_CONNECTIONS true")
+        let deadline = ContinuousClock.now + .seconds(120)
+        var back = false
+        while !back, ContinuousClock.now < deadline {
+            back = (try? await db.appliedMigrations()) == PostgresMigrations.identifiers
+            if !back { try await Task.sleep(for: .milliseconds(500)) }
+        }
+        #expect(back, "the database answers again once connections are allowed")
+        await db.close()
+        try await server.dropDatabase(url)
+    }
+}

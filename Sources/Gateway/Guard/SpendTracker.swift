@@ -7,6 +7,9 @@ import Synchronization
 ///
 /// A key is stopped once its spend reaches its budget. Bounds of the check: requests already admitted finish (one
 /// answer may cross the line), and another replica's spending is seen within `ttl` plus its writer's flush interval.
+/// One request re-reads an expired total while the others use it. While the usage records cannot be read
+/// (`StorageError.unavailable`), a key already tracked goes on with its last total plus this process's charges
+/// (what other replicas spend meanwhile is seen once the database is back); an untracked one fails with that error.
 public final class SpendTracker: Sendable {
     public struct Spend: Sendable, Equatable {
         public var tokens: Int
@@ -44,10 +47,25 @@ public final class SpendTracker: Sendable {
     /// What `keyID` has spent: the recorded total (re-read when older than `ttl`) plus this process's charges since.
     public func spent(_ keyID: String) async throws -> Spend {
         let now = ContinuousClock.now
-        if let e = entries.withLock({ $0[keyID] }), e.until > now {
-            return Spend(tokens: e.recorded.tokens + e.local.tokens, usd: e.recorded.usd + e.local.usd)
+        let (known, rereading) = entries.withLock { table -> (Entry?, Bool) in
+            guard let e = table[keyID] else { return (nil, false) }
+            if e.until > now { return (e, false) }
+            table[keyID]?.until = now + ttl   // this request re-reads it; the others use it meanwhile
+            return (e, true)
         }
-        let fetched = try await fetch(keyID)
+        if let e = known, !rereading { return Spend(tokens: e.recorded.tokens + e.local.tokens, usd: e.recorded.usd + e.local.usd) }
+        let fetched: Spend
+        do {
+            fetched = try await fetch(keyID)
+        } catch {
+            let carried = entries.withLock { table -> Spend? in
+                guard let e = table[keyID] else { return nil }
+                guard case StorageError.unavailable = error else { table[keyID]?.until = now; return nil }
+                return Spend(tokens: e.recorded.tokens + e.local.tokens, usd: e.recorded.usd + e.local.usd)
+            }
+            guard let carried else { throw error }
+            return carried
+        }
         return entries.withLock { table in
             if table[keyID] == nil, table.count >= capacity {
                 table = table.filter { $0.value.until > now }
