@@ -104,6 +104,12 @@ public final class KeyCache: Sendable {
         }
     }
 
+    /// Marks every answer as due for a re-read (tests).
+    func expireAll() {
+        let now = ContinuousClock.now
+        entries.withLock { table in for id in table.entries.keys { table.entries[id]?.until = now } }
+    }
+
     /// Forgets every answer (tests, or after an admin change).
     public func removeAll() { entries.withLock { $0.entries.removeAll() } }
 
