@@ -477,12 +477,9 @@ final class PostgresBackend: StorageBackend {
     }
 }
 
-/// A flag set once: whether a pooled connection was handed over (read by `PostgresBackend.leased`'s timer), or
-/// who of two racers finished first (`claim`).
+/// Which of two racers finished first (`PostgresBackend.close`).
 private final class LeaseFlag: Sendable {
     private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
     /// True for the first caller only.
     func claim() -> Bool { value.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged }
 }

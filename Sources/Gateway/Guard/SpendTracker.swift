@@ -23,6 +23,8 @@ public final class SpendTracker: Sendable {
         var recorded: Spend
         var local: Spend
         var until: ContinuousClock.Instant
+        /// What was recorded plus what this process charged since.
+        var total: Spend { Spend(tokens: recorded.tokens + local.tokens, usd: recorded.usd + local.usd) }
     }
 
     public let ttl: Duration
@@ -53,7 +55,7 @@ public final class SpendTracker: Sendable {
             table[keyID]?.until = now + ttl   // this request re-reads it; the others use it meanwhile
             return (e, true)
         }
-        if let e = known, !rereading { return Spend(tokens: e.recorded.tokens + e.local.tokens, usd: e.recorded.usd + e.local.usd) }
+        if let e = known, !rereading { return e.total }
         let fetched: Spend
         do {
             fetched = try await fetch(keyID)
@@ -61,7 +63,7 @@ public final class SpendTracker: Sendable {
             let carried = entries.withLock { table -> Spend? in
                 guard let e = table[keyID] else { return nil }
                 guard case StorageError.unavailable = error else { table[keyID]?.until = now; return nil }
-                return Spend(tokens: e.recorded.tokens + e.local.tokens, usd: e.recorded.usd + e.local.usd)
+                return e.total
             }
             guard let carried else { throw error }
             return carried
@@ -75,8 +77,8 @@ public final class SpendTracker: Sendable {
             // background), so what was known stays the floor.
             var known = fetched
             if let old = table[keyID] {
-                known.tokens = max(fetched.tokens, old.recorded.tokens + old.local.tokens)
-                known.usd = max(fetched.usd, old.recorded.usd + old.local.usd)
+                known.tokens = max(fetched.tokens, old.total.tokens)
+                known.usd = max(fetched.usd, old.total.usd)
             }
             table[keyID] = Entry(recorded: known, local: Spend(), until: now + ttl)
             return known
