@@ -2,6 +2,7 @@ import Core
 import Foundation
 import Hummingbird
 import Inference
+import NIOCore
 import Routing
 import Storage
 
@@ -63,6 +64,8 @@ public struct APIError: Error, Sendable {
                 return APIError(.contentTooLarge, e.description, param: "messages", code: "context_length_exceeded")
             }
             return APIError(.internalServerError, e.description, type: "api_error")
+        case is NIOTooManyBytesError:
+            return BodyLimit.tooLarge(limit: nil)
         case let e as DecodingError:
             return APIError(.badRequest, "invalid request body: \(describe(e))", param: path(e))
         case StorageError.unavailable:

@@ -56,7 +56,7 @@ struct AdminProfileRoutes {
 
     private func switchProfile(_ request: Request) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: 64 << 10)
+        let body = try await request.collectBody(limit: 64 << 10)
         let wanted = try JSONDecoder().decode(SwitchBody.self, from: Data(buffer: body)).profile
         guard let profiles else {
             throw APIError(.badRequest, "this server has no profiles (it was started without a configuration folder)", code: "profiles_unavailable")

@@ -53,6 +53,7 @@ public final class Backend: Sendable {
     func start(_ request: ChatRequest, kind: String = "chat", cache directive: CacheDirective = .auto) async throws -> StartedCompletion {
         var request = request
         if RequestPolicy.localOnly { request.hints.localOnly = true }
+        if !RequestPolicy.mayKeepAlive { request.keepAlive = nil }
         try checkPromptLength(request)
         var cacheSlot: (ResponseCache, String)?
         if let cache = options.cache, let key = ResponseCache.key(for: request, kind: kind, directive: directive) {

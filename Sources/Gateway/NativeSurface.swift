@@ -57,7 +57,7 @@ struct NativeSurface {
 
     private func generate(_ request: Request, chat: Bool) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: OpenAISurface.maxBody)
+        let body = try await request.collectBody(limit: BodyLimit.maxBytes)
         let g = try JSONDecoder().decode(GenerateBody.self, from: Data(buffer: body))
         if let t = g.temperature, !(0...2).contains(t) { throw APIError(.badRequest, "temperature must be between 0 and 2", param: "temperature") }
         if let p = g.top_p, !(0...1).contains(p) { throw APIError(.badRequest, "top_p must be between 0 and 1", param: "top_p") }
@@ -165,7 +165,7 @@ struct NativeSurface {
 
     private func load(_ request: Request) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: 1 << 16)
+        let body = try await request.collectBody(limit: 1 << 16)
         let m = try JSONDecoder().decode(ModelName.self, from: Data(buffer: body))
         let t0 = Date()
         let w = try await backend.host.worker(for: m.model)
@@ -176,7 +176,7 @@ struct NativeSurface {
 
     private func unload(_ request: Request) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: 1 << 16)
+        let body = try await request.collectBody(limit: 1 << 16)
         let m = try JSONDecoder().decode(ModelName.self, from: Data(buffer: body))
         let was = await backend.host.unload(m.model)
         struct Unloaded: Encodable { let model: String; let unloaded: Bool }

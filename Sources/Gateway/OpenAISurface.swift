@@ -5,7 +5,6 @@ import Hummingbird
 /// `/v1/models`, `/v1/chat/completions`, `/v1/completions` in OpenAI's exact wire format.
 struct OpenAISurface {
     let backend: Backend
-    static let maxBody = 4 << 20
 
     func register(on router: Router<GatewayContext>) {
         router.get("/v1/models") { _, _ in try await models() }
@@ -41,7 +40,7 @@ struct OpenAISurface {
 
     private func chat(_ request: Request) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: Self.maxBody)
+        let body = try await request.collectBody(limit: BodyLimit.maxBytes)
         let decoded = try OpenAI.WithSampling.direct(body)
             ?? JSONDecoder().decode(OpenAI.WithSampling<OpenAI.ChatRequestBody>.self, from: Data(buffer: body))
         let chat = decoded.body, sampling = decoded.sampling
@@ -114,7 +113,7 @@ struct OpenAISurface {
 
     private func completion(_ request: Request) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: Self.maxBody)
+        let body = try await request.collectBody(limit: BodyLimit.maxBytes)
         let data = Data(buffer: body)
         let decoder = JSONDecoder()
         let decoded = try decoder.decode(OpenAI.WithSampling<OpenAI.CompletionRequestBody>.self, from: data)

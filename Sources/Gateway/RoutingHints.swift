@@ -24,6 +24,9 @@ enum RouteHeaders {
 enum RequestPolicy {
     /// The request's API key is local-only: nothing it sends leaves the machine.
     @TaskLocal static var localOnly = false
+    /// The request may set how long its model stays loaded (`keep_alive`), which changes the server for everyone:
+    /// not for an ordinary API key while auth is on (its `keep_alive` is ignored), as loading and unloading are not.
+    @TaskLocal static var mayKeepAlive = true
 }
 
 /// A value of a request's `metadata` (OpenAI sends strings; a boolean or a number is taken as its text).

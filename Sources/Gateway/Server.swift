@@ -49,6 +49,7 @@ public struct Server {
         router.add(middleware: RequestLogMiddleware(json: options.jsonLogs))
         router.add(middleware: PrometheusMiddleware(metrics: backend.prometheus))
         router.add(middleware: ErrorMiddleware())
+        router.add(middleware: BodyLimitMiddleware())
         if let access {
             router.add(middleware: GuardMiddleware(access: access, metrics: backend.prometheus))
             if let usage = access.usage { UsageRoute(usage: usage).register(on: router) }

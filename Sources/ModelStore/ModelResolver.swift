@@ -45,6 +45,59 @@ public enum ModelResolver {
         )
     }
 
+    /// Resolves a model name that arrived from outside (an HTTP request): only what the server serves, never a path.
+    ///
+    /// Accepted: a catalogue name or alias (its file must have been pulled), or the name of a `.gguf` file in
+    /// `directory`, with or without the extension, whose real location (symbolic links followed) is inside
+    /// `directory`. Refused, as ``ModelStoreError/unknownModel(name:catalogue:localFiles:directory:)`` whatever the
+    /// reason so that nothing is learnt about files elsewhere: anything with `/`, `\\` or a NUL, names starting with
+    /// `.` or `~`, other file types, and links that lead out of the directory. The CLI's ``resolve(_:in:catalogue:)``
+    /// also takes paths; this is the stricter function the server uses.
+    public static func resolveServed(_ name: String,
+                                     in directory: URL = ModelDirectory.default,
+                                     catalogue: ModelCatalogue = .builtIn) throws -> URL {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        if let entry = catalogue.entry(named: trimmed) {
+            let url = directory.appendingPathComponent(entry.fileName, isDirectory: false)
+            guard isRegularFile(url), isInside(url, directory) else {
+                throw ModelStoreError.modelNotPulled(name: entry.name, fileName: entry.fileName, directory: directory.path)
+            }
+            return url
+        }
+        if isPlainFileName(trimmed) {
+            let fileName = trimmed.lowercased().hasSuffix(".gguf") ? trimmed : trimmed + ".gguf"
+            let url = directory.appendingPathComponent(fileName, isDirectory: false)
+            if isRegularFile(url), isInside(url, directory) { return url }
+        }
+        throw ModelStoreError.unknownModel(
+            name: name,
+            catalogue: catalogue.names,
+            localFiles: ModelDirectory.listModels(in: directory, catalogue: catalogue).filter { isInside($0.path, directory) }.map(\.fileName),
+            directory: directory.path
+        )
+    }
+
+    /// A name that can only mean a file directly in a directory: not empty, no path separators or NUL, not hidden
+    /// (which also rules out `.` and `..`), not home-relative.
+    public static func isPlainFileName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first != ".", first != "~" else { return false }
+        return !name.unicodeScalars.contains { $0 == "/" || $0 == "\\" || $0 == "\u{0}" }
+    }
+
+    /// Whether `url`, with every symbolic link followed, lies inside `directory` (itself resolved the same way).
+    public static func isInside(_ url: URL, _ directory: URL) -> Bool {
+        guard let file = realPath(url.path), let base = realPath(directory.path) else { return false }
+        let prefix = base.hasSuffix("/") ? base : base + "/"
+        return file.hasPrefix(prefix)
+    }
+
+    /// `realpath(3)`: the absolute path with every link, `.` and `..` resolved; nil when it does not exist.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// Whether `url` names a regular file (following symbolic links).
     static func isRegularFile(_ url: URL) -> Bool {
         var isDirectory: ObjCBool = false

@@ -19,6 +19,9 @@ public actor ModelHost {
         public var keepAlive: Duration
         /// Models declared in configuration, by name; they come before files discovered in the directory.
         public var declared: [String: Declared]
+        /// Models declared on the command line (`serve --preload PATH`): kept across profile switches, and overridden
+        /// by a configuration that declares the same name.
+        public var pinned: [String: Declared] = [:]
         /// Sequences each model generates at once (continuous batching); each has its own KV cache.
         public var parallel: Int
         public var kvCache: KVCacheType
@@ -76,12 +79,16 @@ public actor ModelHost {
     /// Why each model's last load failed (cleared when one succeeds).
     private var failures: [String: String] = [:]
 
-    public init(options: Options = Options()) { self.options = options; self.declared = options.declared }
+    public init(options: Options = Options()) {
+        self.options = options
+        self.declared = options.pinned.merging(options.declared) { _, configured in configured }
+    }
 
     /// Replaces the declared models (a profile switch). A loaded model whose declaration changed or went is
     /// unloaded if idle, so that its next request loads it as now declared; a busy one finishes its requests
     /// and keeps its old settings until it is unloaded.
     public func redeclare(_ new: [String: Declared]) {
+        let new = options.pinned.merging(new) { _, configured in configured }
         let changed = Set(declared.keys).union(new.keys).filter { declared[$0] != new[$0] }
         declared = new
         for name in changed { if let w = workers[name], w.isIdle { unload(name) } }
@@ -98,7 +105,7 @@ public actor ModelHost {
     /// without the extension.
     public func available() -> [Entry] {
         var entries: [String: Entry] = [:]
-        for m in listModels(in: options.directory) {
+        for m in listModels(in: options.directory) where ModelResolver.isInside(m.path, options.directory) {
             let name = m.catalogueName ?? m.name
             entries[name] = Entry(name: name, path: m.path, sizeBytes: m.size, loaded: workers[name] != nil)
         }
@@ -129,7 +136,9 @@ public actor ModelHost {
         }
     }
 
-    /// The worker for `name`, loading it first if needed.
+    /// The worker for `name`, loading it first if needed. `name` may come from a client: it is a declared model
+    /// (whose source, from configuration, may be any path) or resolved by ``ModelResolver/resolveServed(_:in:catalogue:)``
+    /// — a catalogue name or a `.gguf` file inside the model directory, never a path.
     public func worker(for name: String) async throws -> EngineWorker {
         if let w = workers[name] { return w }
         if let pending = loading[name] { return try await pending.value }
@@ -137,10 +146,19 @@ public actor ModelHost {
         let declared = self.declared[name]
         let path: URL
         do {
-            path = try ModelResolver.resolve(declared?.source ?? name, in: options.directory)
+            if let declared {
+                path = try ModelResolver.resolve(declared.source, in: options.directory)
+            } else {
+                path = try ModelResolver.resolveServed(name, in: options.directory)
+            }
         } catch {
             if let declared { throw CoreError.modelLoadFailed(name, reason: "its source '\(declared.source)': \(error)") }
             throw CoreError.unknownModel(name, available: names)
+        }
+        // Another spelling of a file the host lists ("x.gguf" for "x"): one worker under the listed name, so a file
+        // is never loaded twice.
+        if declared == nil, let listed = available().first(where: { $0.path == path })?.name, listed != name {
+            return try await worker(for: listed)
         }
         var o = options
         if let d = declared {

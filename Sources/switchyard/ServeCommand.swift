@@ -36,7 +36,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Scheduling niceness of the compute threads, 0 (normal) to 19 (lowest): above 0, the HTTP threads and other processes are served first when the cores are busy.")
     var niceness: Int32 = 5
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat: String = "text"
-    @Option(help: "Load these models at start (comma-separated).") var preload: String?
+    @Option(help: "Load these models at start (comma-separated names; a path to a .gguf file is served under its file name without .gguf).") var preload: String?
     @OptionGroup var config: ConfigLocation
     @Option(help: ArgumentHelp("Profile to start with (env SWITCHYARD_PROFILE; default: the one `switchyard profiles use` recorded; \"\": none).", valueName: "name"))
     var profile: String?
@@ -102,17 +102,30 @@ struct Serve: AsyncParsableCommand {
             note("rate limits shared through Redis at \(redis.configuration.endpoint)")
         }
         let registry = try config.registry(choosing: profile)
-        let host = ModelHost(options: .init(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
+        // A path given to --preload is the operator's own choice: it is declared, so requests name it by its stem
+        // (requests themselves never reach a path).
+        var pinned: [String: ModelHost.Declared] = [:]
+        var preloads: [String] = []
+        for item in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            guard item.contains("/") || item.hasPrefix("~") else { preloads.append(item); continue }
+            let url = try ModelResolver.resolve(item)
+            let name = url.deletingPathExtension().lastPathComponent
+            pinned[name] = ModelHost.Declared(source: url.path)
+            preloads.append(name)
+        }
+        var hostOptions = ModelHost.Options(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
                                             niceness: niceness, maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
                                             declared: registry.declared, parallel: parallel,
-                                            kvCache: KVCacheType(rawValue: kvCache) ?? .f16, kvMemoryBytes: kvBytes))
+                                            kvCache: KVCacheType(rawValue: kvCache) ?? .f16, kvMemoryBytes: kvBytes)
+        hostOptions.pinned = pinned
+        let host = ModelHost(options: hostOptions)
         if !registry.files.isEmpty {
             note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) local models, \(registry.routes.count) routes, \(registry.providers.count) providers)")
         }
         if let p = registry.profile { note("profile: \(p) (\(registry.profileFile ?? ""))") }
         let backend = Backend(host: host, registry: registry, environment: try providerEnvironment(),
                               options: .init(cache: try responseCache(storage, redis: redis), maxPromptCharacters: maxPromptLength), warn: { note($0) })
-        for name in (preload ?? "").split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+        for name in preloads {
             _ = try await host.worker(for: name)
             note("preloaded \(name)")
         }

@@ -147,3 +147,95 @@ import Testing
         #expect(throws: ModelStoreError.self) { try ModelResolver.resolve("", in: temp.url) }
     }
 }
+
+/// The server's resolver (`resolveServed`): names that arrive over HTTP reach only what the server serves — catalogue
+/// names and `.gguf` files inside the model directory — never a path, unlike the CLI's `resolve`.
+@Suite struct ServedResolverTests {
+    /// Expects `name` to be refused as an unknown model (the same error whatever the reason, so a caller learns
+    /// nothing about files elsewhere), listing only what the directory serves.
+    func expectRefused(_ name: String, in directory: URL, sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            let url = try ModelResolver.resolveServed(name, in: directory)
+            Issue.record("'\(name)' resolved to \(url.path)", sourceLocation: sourceLocation)
+        } catch let error as ModelStoreError {
+            guard case let .unknownModel(refused, _, _, _) = error else {
+                Issue.record("'\(name)': expected unknownModel, got \(error)", sourceLocation: sourceLocation)
+                return
+            }
+            #expect(refused == name, sourceLocation: sourceLocation)
+            for leak in ["/etc", "root", "GGUF", "magic"] where !name.contains(leak) {
+                #expect(!error.description.contains(leak), "'\(leak)' in: \(error.description)", sourceLocation: sourceLocation)
+            }
+        } catch {
+            Issue.record("'\(name)': expected a ModelStoreError, got \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func catalogueNamesAndFileNamesInTheDirectoryResolve() throws {
+        let temp = try TempDirectory()
+        defer { temp.remove() }
+        try Data([1]).write(to: temp.file("SmolLM2-135M-Instruct.Q4_1.gguf"))
+        try Data([1]).write(to: temp.file("tiny.gguf"))
+        #expect(try ModelResolver.resolveServed("smollm2", in: temp.url) == temp.file("SmolLM2-135M-Instruct.Q4_1.gguf"))
+        #expect(try ModelResolver.resolveServed("tiny", in: temp.url) == temp.file("tiny.gguf"))
+        #expect(try ModelResolver.resolveServed("tiny.gguf", in: temp.url) == temp.file("tiny.gguf"))
+        // A catalogue name not pulled says how to pull it, as the CLI's does.
+        #expect(throws: ModelStoreError.modelNotPulled(name: "gemma3-270m", fileName: "gemma-3-270m-q4_k_m.gguf", directory: temp.url.path)) {
+            try ModelResolver.resolveServed("gemma3-270m", in: temp.url)
+        }
+    }
+
+    @Test func pathsAreRefusedThoughTheCLIResolverTakesThem() throws {
+        let models = try TempDirectory("models")
+        let elsewhere = try TempDirectory("elsewhere")
+        defer { models.remove(); elsewhere.remove() }
+        let outside = elsewhere.file("custom.gguf")
+        try Data([1]).write(to: outside)
+        try Data([1]).write(to: models.file("inside.gguf"))
+        // The CLI takes a path to a file anywhere (an operator's own command)…
+        #expect(try ModelResolver.resolve(outside.path, in: models.url).standardizedFileURL == outside.standardizedFileURL)
+        #expect(try ModelResolver.resolve("/etc/passwd", in: models.url).path == "/etc/passwd")
+        // …the server takes none of them, nor any other spelling of a path, even to a file inside the directory.
+        for name in [outside.path, "/etc/passwd", "/etc/hostname", "../../../../etc/passwd", "../elsewhere/custom",
+                     "~/.bashrc", "~root/.profile", "./inside", "./inside.gguf", models.file("inside.gguf").path,
+                     "sub/../inside", ".", "..", "", "inside\u{0}.gguf", "..\\inside", ".hidden"] {
+            expectRefused(name, in: models.url)
+        }
+    }
+
+    @Test func symbolicLinksOutOfTheDirectoryAreRefusedAndNotListed() throws {
+        let models = try TempDirectory("models")
+        let elsewhere = try TempDirectory("elsewhere")
+        defer { models.remove(); elsewhere.remove() }
+        let outside = elsewhere.file("real.gguf")
+        try Data([1]).write(to: outside)
+        try Data([1]).write(to: models.file("kept.gguf"))
+        let fm = FileManager.default
+        try fm.createSymbolicLink(atPath: models.file("escape.gguf").path, withDestinationPath: outside.path)
+        try fm.createSymbolicLink(atPath: models.file("passwd.gguf").path, withDestinationPath: "/etc/passwd")
+        try fm.createSymbolicLink(atPath: models.file("relative.gguf").path, withDestinationPath: "../\(elsewhere.url.lastPathComponent)/real.gguf")
+        // A link that stays inside the directory is an ordinary alias.
+        try fm.createSymbolicLink(atPath: models.file("alias.gguf").path, withDestinationPath: "kept.gguf")
+        for name in ["escape", "escape.gguf", "passwd", "relative"] { expectRefused(name, in: models.url) }
+        #expect(try ModelResolver.resolveServed("alias", in: models.url) == models.file("alias.gguf"))
+        #expect(!ModelResolver.isInside(models.file("escape.gguf"), models.url))
+        #expect(ModelResolver.isInside(models.file("alias.gguf"), models.url))
+        // The refusal lists only what is served.
+        do {
+            _ = try ModelResolver.resolveServed("nonesuch", in: models.url)
+            Issue.record("nonesuch resolved")
+        } catch let ModelStoreError.unknownModel(_, _, localFiles, _) {
+            #expect(localFiles == ["alias.gguf", "kept.gguf"])
+        }
+    }
+
+    @Test func aModelDirectoryReachedThroughALinkStillServesItsFiles() throws {
+        let real = try TempDirectory("real")
+        defer { real.remove() }
+        try Data([1]).write(to: real.file("m.gguf"))
+        let link = real.url.deletingLastPathComponent().appendingPathComponent("link-\(UUID().uuidString)")
+        try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: real.url.path)
+        defer { try? FileManager.default.removeItem(at: link) }
+        #expect(try ModelResolver.resolveServed("m", in: link) == link.appendingPathComponent("m.gguf"))
+    }
+}

@@ -6,13 +6,26 @@ import Testing
 
 /// Model lifecycle over the real SmolLM2 file (linked twice into a temporary model directory).
 @Suite(.serialized) struct ModelHostTests {
-    /// A model directory holding `names` as symbolic links to the real model.
+    /// A model directory holding `names` as hard links to the real model (copies where the temporary directory is on
+    /// another file system). Not symbolic links: the host serves no file whose real location is outside its directory.
     func directory(_ names: [String]) throws -> URL {
         let model = try Reference.smolLM2()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-host-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for n in names { try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent(n + ".gguf").path, withDestinationPath: model) }
+        for n in names {
+            let target = dir.appendingPathComponent(n + ".gguf").path
+            do { try FileManager.default.linkItem(atPath: model, toPath: target) } catch { try FileManager.default.copyItem(atPath: model, toPath: target) }
+        }
         return dir
+    }
+
+    @Test func aSymbolicLinkOutOfTheDirectoryIsNotServed() async throws {
+        let dir = try directory([])
+        try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("escape.gguf").path, withDestinationPath: try Reference.smolLM2())
+        let host = ModelHost(options: .init(directory: dir))
+        #expect(await host.available().isEmpty)
+        await #expect(throws: CoreError.unknownModel("escape", available: [])) { _ = try await host.worker(for: "escape") }
+        await #expect(throws: CoreError.unknownModel(try Reference.smolLM2(), available: [])) { _ = try await host.worker(for: try Reference.smolLM2()) }
     }
 
     func chat(_ model: String, _ text: String = "Hi", max: Int = 4) -> ChatRequest {

@@ -52,6 +52,14 @@ public struct AccessGuard: Sendable {
     /// Paths that never need a key.
     static let openPaths: Set<String> = ["/api/v1/health", "/metrics"]
 
+    /// Operations outside `/admin/` that change the server for everyone: loading and unloading models.
+    static let adminOnlyPaths: Set<String> = ["/api/v1/models/load", "/api/v1/models/unload"]
+
+    /// Whether `path` needs the admin key (whenever one is set or auth is on): `/admin/*` and `adminOnlyPaths`.
+    static func isAdminPath(_ path: String) -> Bool {
+        path.hasPrefix("/admin/") || path == "/admin" || adminOnlyPaths.contains(path)
+    }
+
     /// Whether `host` names only this machine (127.0.0.0/8, ::1, localhost).
     public static func isLoopback(_ host: String) -> Bool {
         let h = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()

@@ -69,7 +69,7 @@ struct AdminRoutes {
         router.post("/admin/keys/{key}/rotate") { request, context in
             let reference = try context.parameters.require("key")
             var request = request
-            let body = try await request.collectBody(upTo: 64 << 10)
+            let body = try await request.collectBody(limit: 64 << 10)
             let expires = body.readableBytes == 0 ? nil : try JSONDecoder().decode(RotateBody.self, from: Data(buffer: body)).expires
             let rotated = try await mapped { try await store.rotate(reference, expiresAt: try expires.map(Self.date)) }
             cache?.removeAll()
@@ -79,7 +79,7 @@ struct AdminRoutes {
 
     private func create(_ request: Request) async throws -> Response {
         var request = request
-        let body = try JSONDecoder().decode(CreateBody.self, from: Data(buffer: try await request.collectBody(upTo: 64 << 10)))
+        let body = try JSONDecoder().decode(CreateBody.self, from: Data(buffer: try await request.collectBody(limit: 64 << 10)))
         if body.budget_tokens != nil && body.budget_usd != nil {
             throw APIError(.badRequest, "budget_tokens and budget_usd are alternatives: give one", param: "budget_tokens")
         }

@@ -24,8 +24,8 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
             }
         }
         if AccessGuard.openPaths.contains(request.uri.path) { return try await next(request, context) }
-        if request.uri.path.hasPrefix("/admin/") || request.uri.path == "/admin" {
-            try checkAdmin(request)
+        if AccessGuard.isAdminPath(request.uri.path) {
+            try await checkAdmin(request)
             return try await next(request, context)
         }
         var request = request
@@ -93,7 +93,9 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     /// which makes every request of a local-only key local-only (`RequestPolicy`).
     static func within<T>(_ caller: GuardCaller, _ body: () async throws -> T) async throws -> T {
         try await RequestPolicy.$localOnly.withValue(caller.key?.limits.localOnly ?? false) {
-            try await GuardContext.$current.withValue(GuardContext(caller: caller)) { try await body() }
+            try await RequestPolicy.$mayKeepAlive.withValue(caller.key == nil) {
+                try await GuardContext.$current.withValue(GuardContext(caller: caller)) { try await body() }
+            }
         }
     }
 
@@ -110,19 +112,42 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    /// `/admin/*`: the admin key when one is set; with none, open only while auth is off (a loopback server).
-    private func checkAdmin(_ request: Request) throws {
+    /// Operations that change the server for everyone (`AccessGuard.isAdminPath`): the admin key when one is set.
+    /// With auth on, an ordinary API key is refused 403 `admin_required` and anything else 401; with no admin key
+    /// set they are refused 403 `admin_api_disabled`. With auth off and no admin key they are open (a loopback
+    /// server whose callers are trusted); with auth off and an admin key, the admin key is needed.
+    private func checkAdmin(_ request: Request) async throws {
+        let presented = Self.presentedKey(request)
         guard let admin = access.adminKey else {
-            if access.requireAuth {
-                throw APIError(.forbidden, "the admin API is off: start the server with SWITCHYARD_ADMIN_KEY set",
-                               type: "invalid_request_error", code: "admin_api_disabled")
+            if !access.requireAuth { return }
+            if try await isOrdinaryKey(presented) {
+                throw Self.adminRequired("this operation needs the admin key, and the server has none: start it with SWITCHYARD_ADMIN_KEY set")
             }
-            return
+            throw APIError(.forbidden, "the admin API is off: start the server with SWITCHYARD_ADMIN_KEY set",
+                           type: "invalid_request_error", code: "admin_api_disabled")
         }
-        guard let presented = Self.presentedKey(request) else {
+        guard let presented else {
             throw Self.unauthorized("missing admin key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
         }
-        guard admin.matches(presented) else { throw Self.unauthorized("invalid admin key") }
+        if admin.matches(presented) {
+            MetricsSlot.current?.key = "(admin)"
+            return
+        }
+        if try await isOrdinaryKey(presented) {
+            throw Self.adminRequired("this operation needs the admin key; an API key may use models, not change the server")
+        }
+        throw Self.unauthorized("invalid admin key")
+    }
+
+    /// Whether `presented` is a valid (active) API key of the key store.
+    private func isOrdinaryKey(_ presented: String?) async throws -> Bool {
+        guard let presented, let keys = access.keys, case .accepted(let key) = try await keys.check(presented) else { return false }
+        MetricsSlot.current?.key = key.name
+        return true
+    }
+
+    static func adminRequired(_ message: String) -> APIError {
+        APIError(.forbidden, message, type: "invalid_request_error", code: "admin_required")
     }
 
     /// The caller: with auth on, the admin key or a verified API key (401 otherwise); with auth off, the admin when
@@ -209,7 +234,7 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
 
     /// The `model` of a JSON body, if there is one; the body stays readable by the handler.
     static func peekModel(_ request: inout Request) async throws -> String? {
-        let body = try await request.collectBody(upTo: OpenAISurface.maxBody)
+        let body = try await request.collectBody(limit: BodyLimit.maxBytes)
         guard body.readableBytes > 0, case .string(let model)? = (try? JSONReader.parse(body.readableBytesView))?["model"] else { return nil }
         return model
     }
