@@ -23,6 +23,50 @@ public struct ToolCall: Sendable, Equatable, Codable {
     public init(id: String, name: String, arguments: String) { self.id = id; self.name = name; self.arguments = arguments }
 }
 
+/// A piece of a tool call as it streams: which call it belongs to (`index`, the call's position among the answer's
+/// calls), the call's id and function name (carried by its first piece), and the next fragment of its arguments' JSON
+/// text. A call that arrives whole is one piece with all of them.
+public struct ToolCallDelta: Sendable, Equatable, Codable {
+    public var index: Int
+    public var id: String?
+    public var name: String?
+    public var arguments: String
+    public init(index: Int, id: String? = nil, name: String? = nil, arguments: String = "") {
+        self.index = index; self.id = id; self.name = name; self.arguments = arguments
+    }
+
+    /// `call` as one piece.
+    public static func whole(_ call: ToolCall, index: Int) -> ToolCallDelta {
+        ToolCallDelta(index: index, id: call.id, name: call.name, arguments: call.arguments)
+    }
+}
+
+/// Joins the pieces of an answer's tool calls into whole calls, ordered by index. A call that never got an id is
+/// `call_<index>`; one whose arguments never came has `{}`.
+public struct ToolCallAccumulator: Sendable, Equatable {
+    private var pieces: [Int: (id: String?, name: String, arguments: String)] = [:]
+
+    public init() {}
+
+    public var isEmpty: Bool { pieces.isEmpty }
+
+    public mutating func add(_ delta: ToolCallDelta) {
+        var call = pieces[delta.index] ?? (id: nil, name: "", arguments: "")
+        if let id = delta.id, !id.isEmpty { call.id = id }
+        if let name = delta.name { call.name += name }
+        call.arguments += delta.arguments
+        pieces[delta.index] = call
+    }
+
+    public var calls: [ToolCall] {
+        pieces.keys.sorted().compactMap { i in
+            pieces[i].map { ToolCall(id: $0.id ?? "call_\(i)", name: $0.name, arguments: $0.arguments.isEmpty ? "{}" : $0.arguments) }
+        }
+    }
+
+    public static func == (a: ToolCallAccumulator, b: ToolCallAccumulator) -> Bool { a.calls == b.calls }
+}
+
 public struct ToolDefinition: Sendable, Equatable, Codable {
     public var name: String
     public var description: String?
@@ -146,7 +190,8 @@ public enum ChatEvent: Sendable, Equatable {
     case route(RouteInfo)
     /// Generated text, with the log-probability of the token it came from when requested.
     case text(String, TokenLogprob?)
-    case toolCall(ToolCall)
+    /// A piece of a tool call (a provider that gets calls whole yields each as one piece).
+    case toolCall(ToolCallDelta)
     case usage(Usage)
     case finished(FinishReason)
 }
@@ -229,7 +274,7 @@ public protocol Provider: Sendable {
 /// A whole answer: its events in the order a stream would carry them, and when the first text arrived.
 public struct CompletedAnswer: Sendable {
     public var events: [ChatEvent] = []
-    /// When the first `.text` event arrived (a stream read to its end), or the answer (read whole); nil if none.
+    /// When the first `.text` or `.toolCall` event arrived (a stream read to its end), or the answer (read whole); nil if none.
     public var firstTextAt: ContinuousClock.Instant?
 
     public init(events: [ChatEvent] = []) {
@@ -238,7 +283,10 @@ public struct CompletedAnswer: Sendable {
     }
 
     public mutating func append(_ event: ChatEvent) {
-        if firstTextAt == nil, case .text = event { firstTextAt = .now }
+        switch event {
+        case .text, .toolCall: if firstTextAt == nil { firstTextAt = .now }
+        default: break
+        }
         events.append(event)
     }
 }

@@ -264,24 +264,29 @@ final class StartedCompletion: @unchecked Sendable {
         return fields
     }
 
+    /// The first text or tool call is the first token.
+    private func markFirstToken() {
+        guard firstToken == nil else { return }
+        if let at = wholeFirstText {
+            firstToken = Date(timeIntervalSinceNow: -Self.seconds(ContinuousClock.now - at))
+            meter?.firstToken(at: at)
+        } else {
+            firstToken = Date()
+            meter?.firstToken()
+        }
+    }
+
     private func observe(_ e: ChatEvent) -> ChatEvent {
         switch e {
         case .text(let t, _):
-            if firstToken == nil {
-                if let at = wholeFirstText {
-                    firstToken = Date(timeIntervalSinceNow: -Self.seconds(ContinuousClock.now - at))
-                    meter?.firstToken(at: at)
-                } else {
-                    firstToken = Date()
-                    meter?.firstToken()
-                }
-            }
+            markFirstToken()
             if cacheSlot != nil { recorded.append(.text(t)) }
         case .usage(let u):
             usage = u
             meter?.usage(u)
             if cacheSlot != nil { recorded.append(.usage(u)) }
         case .toolCall(let c):
+            markFirstToken()
             if cacheSlot != nil { recorded.append(.toolCall(c)) }
         case .finished(let f):
             if cacheSlot != nil { recorded.append(.finished(f)) }

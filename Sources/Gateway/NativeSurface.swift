@@ -14,6 +14,7 @@ struct NativeSurface {
         let model: String
         let prompt: String?
         let messages: [OpenAI.Message]?
+        let tools: [OpenAI.WireTool]?
         let system: String?
         let raw: Bool?
         let max_tokens: Int?
@@ -36,6 +37,9 @@ struct NativeSurface {
         let processing_time: Double
         let timestamp: String
         let finish_reason: String
+        /// The tool calls the model made, whole (`{"id", "type": "function", "function": {"name", "arguments"}}`); left
+        /// out when there are none.
+        var tool_calls: [OpenAI.ToolCallOut]? = nil
         var done = true
     }
 
@@ -66,10 +70,7 @@ struct NativeSurface {
         var raw: String?
         if chat {
             guard let ms = g.messages, !ms.isEmpty else { throw APIError(.badRequest, "messages must be a non-empty list", param: "messages") }
-            for m in ms {
-                guard let role = ChatMessage.Role(rawValue: m.role) else { throw APIError(.badRequest, "unknown role '\(m.role)'", param: "messages") }
-                messages.append(ChatMessage(role: role, content: m.content?.text ?? ""))
-            }
+            messages = try OpenAI.canonical(ms)
         } else {
             guard let prompt = g.prompt else { throw APIError(.badRequest, "prompt is required", param: "prompt") }
             if g.raw ?? false { raw = prompt } else {
@@ -80,15 +81,18 @@ struct NativeSurface {
         let sampling = SamplingSettings(temperature: g.temperature, topP: g.top_p, topK: g.top_k, seed: g.seed.map { UInt64(bitPattern: $0) },
                                         maxTokens: g.max_tokens, stop: g.stop?.values ?? [])
         let began = Date()
-        var core = ChatRequest(model: g.model, messages: messages, sampling: sampling, stream: g.stream ?? false, rawPrompt: raw)
+        var core = ChatRequest(model: g.model, messages: messages, sampling: sampling, tools: try OpenAI.canonical(g.tools ?? []),
+                               stream: g.stream ?? false, rawPrompt: raw)
         core.keepAlive = g.keep_alive?.duration
         core.hints = try RequestHints.from(request, metadata: g.metadata)
         let started = try await backend.start(core)
         let model = g.model
         @Sendable func answer(_ r: CollectedCompletion) -> Answer {
-            Answer(response: r.text, model: model, tokens_used: r.usage.totalTokens, prompt_tokens: r.usage.promptTokens,
-                   completion_tokens: r.usage.completionTokens, processing_time: Date().timeIntervalSince(began),
-                   timestamp: ISO8601DateFormatter().string(from: Date()), finish_reason: OpenAI.finishReason(r.finish))
+            let calls = r.toolCalls.calls
+            return Answer(response: r.text, model: model, tokens_used: r.usage.totalTokens, prompt_tokens: r.usage.promptTokens,
+                          completion_tokens: r.usage.completionTokens, processing_time: Date().timeIntervalSince(began),
+                          timestamp: ISO8601DateFormatter().string(from: Date()), finish_reason: OpenAI.finishReason(r.finish),
+                          tool_calls: calls.isEmpty ? nil : calls.map { OpenAI.ToolCallOut(id: $0.id, function: .init(name: $0.name, arguments: $0.arguments)) })
         }
         guard g.stream ?? false else { return try json(answer(try await collect(started)), headers: started.routeHeaders) }
         var headers: HTTPFields = [.contentType: "application/x-ndjson"]
@@ -109,13 +113,13 @@ struct NativeSurface {
                         try await line(Piece(response: t, model: model))
                     case .usage(let u): totals.usage = u
                     case .finished(let f): totals.finish = f
-                    case .toolCall, .route: break
+                    case .toolCall(let piece): totals.toolCalls.add(piece)
+                    case .route: break
                     }
                 }
-                var last = answer(totals)
-                last = Answer(response: "", model: last.model, tokens_used: last.tokens_used, prompt_tokens: last.prompt_tokens,
-                              completion_tokens: last.completion_tokens, processing_time: last.processing_time,
-                              timestamp: last.timestamp, finish_reason: last.finish_reason)
+                // The last line: the totals and the tool calls whole; the text was sent piece by piece.
+                totals.text = ""
+                let last = answer(totals)
                 try await line(last)
                 try await writer.finish(nil)
             } catch {

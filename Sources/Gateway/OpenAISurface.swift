@@ -44,28 +44,8 @@ struct OpenAISurface {
         let decoded = try OpenAI.WithSampling.direct(body)
             ?? JSONDecoder().decode(OpenAI.WithSampling<OpenAI.ChatRequestBody>.self, from: Data(buffer: body))
         let chat = decoded.body, sampling = decoded.sampling
-        var messages: [ChatMessage] = []
-        for (i, m) in chat.messages.enumerated() {
-            let role: ChatMessage.Role
-            switch m.role {
-            case "system", "developer": role = .system
-            case "user": role = .user
-            case "assistant": role = .assistant
-            case "tool": role = .tool
-            default: throw APIError(.badRequest, "messages[\(i)].role '\(m.role)' is not one of system, developer, user, assistant, tool", param: "messages[\(i)].role")
-            }
-            let calls = (m.tool_calls ?? []).enumerated().map { j, call in
-                ToolCall(id: call.id ?? "call_\(i)_\(j)", name: call.function.name, arguments: call.function.arguments ?? "{}")
-            }
-            messages.append(ChatMessage(role: role, content: m.content?.text ?? "", toolCallID: m.tool_call_id, toolCalls: calls))
-        }
-        var tools: [ToolDefinition] = []
-        for (i, tool) in (chat.tools ?? []).enumerated() {
-            guard tool.type == "function", let f = tool.function else {
-                throw APIError(.badRequest, "tools[\(i)] must be {\"type\": \"function\", \"function\": {…}}", param: "tools[\(i)]")
-            }
-            tools.append(ToolDefinition(name: f.name, description: f.description, parametersJSON: f.parameters?.text))
-        }
+        let messages = try OpenAI.canonical(chat.messages)
+        let tools = try OpenAI.canonical(chat.tools ?? [])
         guard !messages.isEmpty else { throw APIError(.badRequest, "messages must not be empty", param: "messages") }
         if let t = chat.top_logprobs, !(0...20).contains(t) { throw APIError(.badRequest, "top_logprobs must be between 0 and 20", param: "top_logprobs") }
         var core = ChatRequest(model: chat.model, messages: messages, sampling: try sampling.validated(), tools: tools,
@@ -91,7 +71,11 @@ struct OpenAISurface {
                 case .usage(let u):
                     guard includeUsage else { return [] }
                     return [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [], usage: OpenAI.Usage(u)))]
-                case .toolCall, .route:
+                case .toolCall(let piece):
+                    return [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
+                        OpenAI.ChunkChoice(index: 0, delta: OpenAI.Delta(tool_calls: [OpenAI.ToolCallDeltaOut(piece)]), logprobs: nil, finish_reason: nil),
+                    ], usage: nil))]
+                case .route:
                     return []
                 }
             } first: { encoder in
@@ -102,7 +86,7 @@ struct OpenAISurface {
         }
         let result = try await collect(started)
         let response = OpenAI.ChatCompletion(id: id, created: created, model: chat.model, choices: [
-            OpenAI.ChatChoice(index: 0, message: OpenAI.ResponseMessage(role: "assistant", content: result.text),
+            OpenAI.ChatChoice(index: 0, message: OpenAI.ResponseMessage(role: "assistant", text: result.text, toolCalls: result.toolCalls.calls),
                               logprobs: core.logprobs ? OpenAI.Logprobs(content: result.logprobs.map(OpenAI.TokenLogprob.init)) : nil,
                               finish_reason: OpenAI.finishReason(result.finish)),
         ], usage: OpenAI.Usage(result.usage))
@@ -158,6 +142,7 @@ struct OpenAISurface {
 /// A whole completion, read to the end.
 struct CollectedCompletion {
     var text = ""
+    var toolCalls = ToolCallAccumulator()
     var logprobs: [TokenLogprob] = []
     var usage = Usage(promptTokens: 0, completionTokens: 0)
     var finish = FinishReason.stop
@@ -172,7 +157,8 @@ func collect(_ started: StartedCompletion) async throws -> CollectedCompletion {
             if let lp { r.logprobs.append(lp) }
         case .usage(let u): r.usage = u
         case .finished(let f): r.finish = f
-        case .toolCall, .route: break
+        case .toolCall(let piece): r.toolCalls.add(piece)
+        case .route: break
         }
     }
     return r

@@ -35,6 +35,34 @@ enum OpenAI {
     struct WireFunction: Decodable { let name: String; let description: String?; let parameters: JSONText? }
     struct WireTool: Decodable { let type: String; let function: WireFunction? }
 
+    /// Chat messages in canonical form: roles checked (`developer` is a system message), tool calls and results kept.
+    static func canonical(_ wire: [Message]) throws -> [ChatMessage] {
+        try wire.enumerated().map { i, m in
+            let role: ChatMessage.Role
+            switch m.role {
+            case "system", "developer": role = .system
+            case "user": role = .user
+            case "assistant": role = .assistant
+            case "tool": role = .tool
+            default: throw APIError(.badRequest, "messages[\(i)].role '\(m.role)' is not one of system, developer, user, assistant, tool", param: "messages[\(i)].role")
+            }
+            let calls = (m.tool_calls ?? []).enumerated().map { j, call in
+                ToolCall(id: call.id ?? "call_\(i)_\(j)", name: call.function.name, arguments: call.function.arguments ?? "{}")
+            }
+            return ChatMessage(role: role, content: m.content?.text ?? "", toolCallID: m.tool_call_id, toolCalls: calls)
+        }
+    }
+
+    /// Function tools in canonical form; any other kind of tool is a 400 naming it.
+    static func canonical(_ wire: [WireTool]) throws -> [ToolDefinition] {
+        try wire.enumerated().map { i, tool in
+            guard tool.type == "function", let f = tool.function else {
+                throw APIError(.badRequest, "tools[\(i)] must be {\"type\": \"function\", \"function\": {…}}", param: "tools[\(i)]")
+            }
+            return ToolDefinition(name: f.name, description: f.description, parametersJSON: f.parameters?.text)
+        }
+    }
+
     /// Any JSON value, kept as compact JSON text (object keys sorted, so equal schemas give equal prompts).
     struct JSONText: Decodable {
         let text: String
@@ -190,7 +218,63 @@ enum OpenAI {
     }
     struct Logprobs: Encodable { let content: [TokenLogprob] }
 
-    struct ResponseMessage: Encodable { let role: String; let content: String }
+    /// An answer's message: `content` is null when the answer is only tool calls (as OpenAI sends it), and
+    /// `tool_calls` is left out when there are none.
+    struct ResponseMessage: Encodable {
+        let role: String
+        let content: String?
+        var tool_calls: [ToolCallOut]? = nil
+        enum CodingKeys: CodingKey { case content, role, tool_calls }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(content, forKey: .content)
+            try c.encode(role, forKey: .role)
+            try c.encodeIfPresent(tool_calls, forKey: .tool_calls)
+        }
+
+        init(role: String, text: String, toolCalls: [ToolCall]) {
+            self.role = role
+            content = text.isEmpty && !toolCalls.isEmpty ? nil : text
+            tool_calls = toolCalls.isEmpty ? nil : toolCalls.map { ToolCallOut(id: $0.id, function: .init(name: $0.name, arguments: $0.arguments)) }
+        }
+    }
+
+    /// `{"id", "type": "function", "function": {"name", "arguments"}}` of a whole answer.
+    struct ToolCallOut: Encodable {
+        struct Function: Encodable { let name: String; let arguments: String }
+        let id: String
+        var type = "function"
+        let function: Function
+    }
+
+    /// A tool call's piece in a streamed delta: `index` always; `id`, `type` and the name with the call's first piece;
+    /// the next fragment of the arguments.
+    struct ToolCallDeltaOut: Encodable {
+        struct Function: Encodable {
+            let name: String?
+            let arguments: String
+            enum CodingKeys: CodingKey { case arguments, name }
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(arguments, forKey: .arguments)
+                try c.encodeIfPresent(name, forKey: .name)
+            }
+        }
+        let index: Int
+        let id: String?
+        let function: Function
+        enum CodingKeys: CodingKey { case function, id, index, type }
+        init(_ d: ToolCallDelta) {
+            index = d.index; id = d.id; function = Function(name: d.name, arguments: d.arguments)
+        }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(function, forKey: .function)
+            try c.encodeIfPresent(id, forKey: .id)
+            try c.encode(index, forKey: .index)
+            if id != nil { try c.encode("function", forKey: .type) }
+        }
+    }
     struct ChatChoice: Encodable {
         let index: Int
         let message: ResponseMessage
@@ -250,7 +334,24 @@ enum OpenAI {
                     w.null()
                 }
                 w.key("message")
-                w.beginObject(); w.field("content", c.message.content); w.field("role", c.message.role); w.endObject()
+                w.beginObject()
+                w.key("content")
+                if let content = c.message.content { w.string(content) } else { w.null() }
+                w.field("role", c.message.role)
+                if let calls = c.message.tool_calls {
+                    w.key("tool_calls")
+                    w.beginArray()
+                    for call in calls {
+                        w.beginObject()
+                        w.key("function")
+                        w.beginObject(); w.field("arguments", call.function.arguments); w.field("name", call.function.name); w.endObject()
+                        w.field("id", call.id)
+                        w.field("type", call.type)
+                        w.endObject()
+                    }
+                    w.endArray()
+                }
+                w.endObject()
                 w.endObject()
             }
             w.endArray()
@@ -275,6 +376,7 @@ enum OpenAI {
     struct Delta: Encodable {
         var role: String?
         var content: String?
+        var tool_calls: [ToolCallDeltaOut]?
     }
     struct ChunkChoice: Encodable {
         let index: Int

@@ -18,7 +18,7 @@ import Testing
         for text in texts {
             let lp = Core.TokenLogprob(token: text, logprob: -0.125, top: [.init(token: "a\"b", logprob: -1.5), .init(token: "é", logprob: -2)])
             let completion = OpenAI.ChatCompletion(id: "chatcmpl-1", created: 1_700_000_000, model: "m/\(text)", choices: [
-                OpenAI.ChatChoice(index: 0, message: OpenAI.ResponseMessage(role: "assistant", content: text),
+                OpenAI.ChatChoice(index: 0, message: OpenAI.ResponseMessage(role: "assistant", text: text, toolCalls: []),
                                   logprobs: withLogprobs ? OpenAI.Logprobs(content: [OpenAI.TokenLogprob(lp)]) : nil, finish_reason: "stop"),
             ], usage: OpenAI.Usage(Usage(promptTokens: 9, completionTokens: 3, cachedPromptTokens: 2)))
             let direct = try JSONSerialization.jsonObject(with: Data(completion.json.readableBytesView))
@@ -28,6 +28,45 @@ import Testing
             #expect(text.hasPrefix(#"{"choices":[{"finish_reason":"stop","index":0,"logprobs":"#))
             #expect(text.hasSuffix(#""total_tokens":12}}"#))
         }
+    }
+}
+
+extension OpenAIWireTests {
+    @Test(arguments: ["", "Checking the weather."])
+    func toolCallsWrittenDirectlyEqualTheEncodersJSON(text: String) throws {
+        let calls = [ToolCall(id: "call_1", name: "get_weather", arguments: #"{"city":"Paris \"Île\""}"#),
+                     ToolCall(id: "toolu_2", name: "lookup", arguments: "{}")]
+        let completion = OpenAI.ChatCompletion(id: "chatcmpl-2", created: 1_700_000_000, model: "m", choices: [
+            OpenAI.ChatChoice(index: 0, message: OpenAI.ResponseMessage(role: "assistant", text: text, toolCalls: calls),
+                              logprobs: nil, finish_reason: "tool_calls"),
+        ], usage: OpenAI.Usage(Usage(promptTokens: 9, completionTokens: 3)))
+        let direct = try #require(try JSONSerialization.jsonObject(with: Data(completion.json.readableBytesView)) as? NSDictionary)
+        #expect(direct == (try viaEncoder(completion) as? NSDictionary))
+        let message = try #require(((direct["choices"] as? [NSDictionary])?.first)?["message"] as? NSDictionary)
+        // No text: content is null, as OpenAI sends it.
+        #expect(text.isEmpty ? message["content"] is NSNull : message["content"] as? String == text)
+        let wire = try #require(message["tool_calls"] as? [NSDictionary])
+        #expect(wire.map { $0["id"] as? String } == ["call_1", "toolu_2"])
+        #expect(wire.allSatisfy { $0["type"] as? String == "function" })
+        #expect(wire.map { ($0["function"] as? NSDictionary)?["arguments"] as? String } == calls.map(\.arguments))
+    }
+
+    @Test func aStreamedPieceCarriesIdTypeAndNameOnlyWhenItHasThem() throws {
+        let first = try #require(try viaEncoder(OpenAI.ToolCallDeltaOut(ToolCallDelta(index: 1, id: "call_1", name: "get"))) as? NSDictionary)
+        #expect(first == ["index": 1, "id": "call_1", "type": "function", "function": ["name": "get", "arguments": ""]] as NSDictionary)
+        let next = try #require(try viaEncoder(OpenAI.ToolCallDeltaOut(ToolCallDelta(index: 1, arguments: #"{"a""#))) as? NSDictionary)
+        #expect(next == ["index": 1, "function": ["arguments": #"{"a""#]] as NSDictionary)
+    }
+
+    @Test func piecesJoinIntoWholeCallsInIndexOrder() {
+        var calls = ToolCallAccumulator()
+        for piece in [ToolCallDelta(index: 1, id: "b", name: "second"), ToolCallDelta(index: 0, id: "a", name: "fir"),
+                      ToolCallDelta(index: 0, name: "st", arguments: #"{"x""#), ToolCallDelta(index: 0, arguments: ":1}"),
+                      ToolCallDelta(index: 2, name: "third")] {
+            calls.add(piece)
+        }
+        #expect(calls.calls == [ToolCall(id: "a", name: "first", arguments: #"{"x":1}"#), ToolCall(id: "b", name: "second", arguments: "{}"),
+                                ToolCall(id: "call_2", name: "third", arguments: "{}")])
     }
 }
 

@@ -91,15 +91,20 @@ import Testing
         #expect(sent.json?["stream"] as? Bool == true && sent.json?["system"] as? String == "Be brief." && sent.json?["max_tokens"] as? Int == 1024)
     }
 
-    @Test func streamedToolUseBecomesOneToolCall() async throws {
+    @Test func streamedToolUseBecomesOneToolCallInPieces() async throws {
         let server = Self.server { _ in .init(headers: ["content-type": "text/event-stream"], pieces: StandInServer.events(Self.toolStream, size: 13)) }
         try await server.run { base in
             let tools = [ToolDefinition(name: "get_weather", parametersJSON: #"{"type":"object"}"#)]
             let events = try await collect(provider(base).chat(request(stream: true, tools: tools)))
+            // The id and name when the block starts, then the JSON as it streams (the empty first piece dropped).
             #expect(events == [
-                .text("Checking.", nil), .toolCall(ToolCall(id: "toolu_01", name: "get_weather", arguments: #"{"location": "San Francisco"}"#)),
+                .text("Checking.", nil),
+                .toolCall(ToolCallDelta(index: 0, id: "toolu_01", name: "get_weather")),
+                .toolCall(ToolCallDelta(index: 0, arguments: #"{"location": "San Fra"#)),
+                .toolCall(ToolCallDelta(index: 0, arguments: #"ncisco"}"#)),
                 .finished(.toolCalls), .usage(Usage(promptTokens: 50, completionTokens: 89, cachedPromptTokens: 10)),
             ])
+            #expect(joinedToolCalls(events) == [ToolCall(id: "toolu_01", name: "get_weather", arguments: #"{"location": "San Francisco"}"#)])
         }
         #expect((server.requests.first?.json?["tools"] as? [[String: Any]])?.first?["input_schema"] != nil)
     }
@@ -113,7 +118,7 @@ import Testing
             #expect(events.first == .text("Paris.", nil) && events.dropFirst(2).first == .finished(.length))
             #expect(events.last == .usage(Usage(promptTokens: 9, completionTokens: 3)))
             guard case .toolCall(let call) = events[1] else { Issue.record("expected a tool call: \(events)"); return }
-            #expect(call.id == "toolu_9" && call.name == "lookup")
+            #expect(call.index == 0 && call.id == "toolu_9" && call.name == "lookup")
             let arguments = try #require(JSONSerialization.jsonObject(with: Data(call.arguments.utf8)) as? [String: Any])
             #expect(arguments["q"] as? String == "Paris" && arguments["n"] as? Int == 2)
             // A 200 whose body is an error object is that error.

@@ -61,7 +61,7 @@ import Testing
             var r = request(stream: false)
             r.tools = [ToolDefinition(name: "get_current_weather", parametersJSON: #"{"type":"object"}"#)]
             let events = try await collect(provider(base).chat(r))
-            #expect(events == [.toolCall(ToolCall(id: "call_0", name: "get_current_weather", arguments: #"{"format":"celsius","location":"Paris, FR"}"#)),
+            #expect(events == [.toolCall(.whole(ToolCall(id: "call_0", name: "get_current_weather", arguments: #"{"format":"celsius","location":"Paris, FR"}"#), index: 0)),
                                .finished(.toolCalls), .usage(Usage(promptTokens: 122, completionTokens: 25))])
         }
         #expect((server.requests.first?.json?["tools"] as? [[String: Any]])?.count == 1)

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -77,4 +78,11 @@ final class StandInServer: Sendable {
         let bytes = Array(text.utf8)
         return stride(from: 0, to: bytes.count, by: size).map { String(decoding: bytes[$0..<min($0 + size, bytes.count)], as: UTF8.self) }
     }
+}
+
+/// The tool calls of `events`, their pieces joined.
+func joinedToolCalls(_ events: [ChatEvent]) -> [ToolCall] {
+    var calls = ToolCallAccumulator()
+    for case .toolCall(let piece) in events { calls.add(piece) }
+    return calls.calls
 }

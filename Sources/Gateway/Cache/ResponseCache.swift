@@ -16,7 +16,7 @@ public protocol ResponseCacheStore: Sendable {
 public struct CachedCompletion: Codable, Sendable, Equatable {
     public enum Event: Codable, Sendable, Equatable {
         case text(String)
-        case toolCall(ToolCall)
+        case toolCall(ToolCallDelta)
         case usage(Usage)
         case finished(FinishReason)
     }

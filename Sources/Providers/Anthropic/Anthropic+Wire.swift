@@ -82,11 +82,14 @@ extension AnthropicProvider {
         var stop_reason: String?
     }
 
-    /// Turns events into canonical ones: text as it streams, each tool call whole when its block stops, then
-    /// `.finished` and `.usage` at `message_stop`.
+    /// Turns events into canonical ones: text and tool-call pieces as they stream (a call's id and name when its
+    /// block starts, then its JSON as it comes), then `.finished` and `.usage` at `message_stop`. Calls are numbered
+    /// among the answer's calls, not its content blocks.
     struct EventMapper {
         let maxToolCallBytes: Int
-        private var tools: [Int: (id: String, name: String, json: String)] = [:]
+        /// Open tool-use blocks by block index: the call's index and the bytes of JSON seen.
+        private var tools: [Int: (call: Int, bytes: Int)] = [:]
+        private var callCount = 0
         private var reason: FinishReason = .stop
         private var promptTokens = 0, cachedTokens = 0, outputTokens = 0
         private(set) var finished = false
@@ -103,22 +106,26 @@ extension AnthropicProvider {
             case "content_block_start":
                 guard let block = e.content_block, let index = e.index else { return [] }
                 if block.type == "tool_use" {
-                    guard tools.count < 128 else { throw CoreError.upstream("the answer has too many tool calls") }
-                    tools[index] = (block.id ?? "toolu_\(index)", block.name ?? "", "")
+                    guard callCount < 128 else { throw CoreError.upstream("the answer has too many tool calls") }
+                    tools[index] = (callCount, 0)
+                    callCount += 1
+                    return [.toolCall(ToolCallDelta(index: callCount - 1, id: block.id ?? "toolu_\(callCount - 1)", name: block.name ?? ""))]
                 } else if block.type == "text", let text = block.text, !text.isEmpty {
                     return [.text(text, nil)]
                 }
             case "content_block_delta":
                 guard let d = e.delta, let index = e.index else { return [] }
                 if d.type == "text_delta", let text = d.text, !text.isEmpty { return [.text(text, nil)] }
-                if d.type == "input_json_delta", let piece = d.partial_json, var call = tools[index] {
-                    call.json += piece
-                    guard call.json.utf8.count <= maxToolCallBytes else { throw CoreError.upstream("a tool call's arguments pass \(maxToolCallBytes) bytes") }
+                if d.type == "input_json_delta", let piece = d.partial_json, !piece.isEmpty, var call = tools[index] {
+                    call.bytes += piece.utf8.count
+                    guard call.bytes <= maxToolCallBytes else { throw CoreError.upstream("a tool call's arguments pass \(maxToolCallBytes) bytes") }
                     tools[index] = call
+                    return [.toolCall(ToolCallDelta(index: call.call, arguments: piece))]
                 }
             case "content_block_stop":
-                guard let index = e.index, let call = tools.removeValue(forKey: index) else { return [] }
-                return [.toolCall(ToolCall(id: call.id, name: call.name, arguments: call.json.isEmpty ? "{}" : call.json))]
+                // A call with no input at all: `{}`, so that what a client joins is JSON.
+                guard let index = e.index, let call = tools.removeValue(forKey: index), call.bytes == 0 else { return [] }
+                return [.toolCall(ToolCallDelta(index: call.call, arguments: "{}"))]
             case "message_delta":
                 if let r = e.delta?.stop_reason { reason = Self.finishReason(r) }
                 if let u = e.usage { count(u) }
@@ -139,7 +146,8 @@ extension AnthropicProvider {
                 if block.type == "text", let text = block.text, !text.isEmpty { out.append(.text(text, nil)) }
                 if block.type == "tool_use" {
                     let arguments = block.input?.jsonText ?? "{}"
-                    out.append(.toolCall(ToolCall(id: block.id ?? "toolu_\(out.count)", name: block.name ?? "", arguments: arguments)))
+                    out.append(.toolCall(ToolCallDelta(index: callCount, id: block.id ?? "toolu_\(callCount)", name: block.name ?? "", arguments: arguments)))
+                    callCount += 1
                 }
             }
             if let r = e.stop_reason { reason = Self.finishReason(r) }

@@ -79,7 +79,7 @@ extension OllamaProvider {
                 calls += 1
                 guard calls <= 128 else { throw CoreError.upstream("the answer has too many tool calls") }
                 let arguments = call.function.arguments?.jsonText ?? "{}"
-                out.append(.toolCall(ToolCall(id: "call_\(calls - 1)", name: call.function.name, arguments: arguments)))
+                out.append(.toolCall(ToolCallDelta(index: calls - 1, id: "call_\(calls - 1)", name: call.function.name, arguments: arguments)))
             }
             if a.done == true {
                 finished = true

@@ -127,11 +127,12 @@ extension OpenAICompatibleProvider {
         var error: ErrorBody?
     }
 
-    /// Turns answers into events in the canonical order: text and tool calls, `.finished`, then `.usage`.
-    /// Tool calls stream in pieces; they are joined and yielded whole when the choice finishes.
+    /// Turns answers into events in the canonical order: text and tool-call pieces as they arrive, `.finished`, then
+    /// `.usage`. A call's first piece carries its id (`call_<index>` when the upstream sends none) and name.
     struct EventMapper {
         let maxToolCallBytes: Int
-        private var calls: [Int: (id: String, name: String, arguments: String)] = [:]
+        /// Bytes of arguments seen per call index.
+        private var calls: [Int: Int] = [:]
         private var usage: Usage?
         private(set) var finished = false
 
@@ -151,13 +152,14 @@ extension OpenAICompatibleProvider {
             }
             for (i, piece) in (message?.tool_calls ?? []).enumerated() {
                 let index = piece.index ?? i
-                guard calls[index] != nil || calls.count < 128 else { throw CoreError.upstream("the answer has too many tool calls") }
-                var call = calls[index] ?? (id: "", name: "", arguments: "")
-                if let id = piece.id { call.id = id }
-                if let name = piece.function?.name { call.name += name }
-                if let args = piece.function?.arguments { call.arguments += args }
-                guard call.arguments.utf8.count <= maxToolCallBytes else { throw CoreError.upstream("a tool call's arguments pass \(maxToolCallBytes) bytes") }
-                calls[index] = call
+                let first = calls[index] == nil
+                guard !first || calls.count < 128 else { throw CoreError.upstream("the answer has too many tool calls") }
+                let arguments = piece.function?.arguments ?? ""
+                let size = (calls[index] ?? 0) + arguments.utf8.count
+                guard size <= maxToolCallBytes else { throw CoreError.upstream("a tool call's arguments pass \(maxToolCallBytes) bytes") }
+                calls[index] = size
+                let id = piece.id.flatMap { $0.isEmpty ? nil : $0 } ?? (first ? "call_\(index)" : nil)
+                out.append(.toolCall(ToolCallDelta(index: index, id: id, name: piece.function?.name, arguments: arguments)))
             }
             if let reason = choice.finish_reason { out += finish(Self.finishReason(reason)) }
             return out
@@ -172,13 +174,10 @@ extension OpenAICompatibleProvider {
 
         private mutating func finish(_ reason: FinishReason) -> [ChatEvent] {
             finished = true
-            var out: [ChatEvent] = calls.keys.sorted().compactMap { i in
-                guard let c = calls[i] else { return nil }
-                return .toolCall(ToolCall(id: c.id.isEmpty ? "call_\(i)" : c.id, name: c.name, arguments: c.arguments.isEmpty ? "{}" : c.arguments))
-            }
+            // A call whose arguments never came gets `{}`, so that what a client joins is JSON.
+            let out: [ChatEvent] = calls.keys.sorted().filter { calls[$0] == 0 }.map { .toolCall(ToolCallDelta(index: $0, arguments: "{}")) }
             calls = [:]
-            out.append(.finished(reason))
-            return out
+            return out + [.finished(reason)]
         }
 
         static func logprob(_ e: Answer.Entry) -> TokenLogprob {
