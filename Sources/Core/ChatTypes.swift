@@ -89,12 +89,15 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
     public var seed: UInt64?
     public var maxTokens: Int?
     public var stop: [String]
+    /// Generate past the model's end-of-generation tokens, up to `maxTokens` (for benchmarks; llama-server's and
+    /// vLLM's `ignore_eos`).
+    public var ignoreEOS: Bool
     public init(temperature: Double? = nil, topP: Double? = nil, topK: Int? = nil, minP: Double? = nil,
                 repeatPenalty: Double? = nil, presencePenalty: Double? = nil, frequencyPenalty: Double? = nil,
-                seed: UInt64? = nil, maxTokens: Int? = nil, stop: [String] = []) {
+                seed: UInt64? = nil, maxTokens: Int? = nil, stop: [String] = [], ignoreEOS: Bool = false) {
         self.temperature = temperature; self.topP = topP; self.topK = topK; self.minP = minP
         self.repeatPenalty = repeatPenalty; self.presencePenalty = presencePenalty; self.frequencyPenalty = frequencyPenalty
-        self.seed = seed; self.maxTokens = maxTokens; self.stop = stop
+        self.seed = seed; self.maxTokens = maxTokens; self.stop = stop; self.ignoreEOS = ignoreEOS
     }
 }
 

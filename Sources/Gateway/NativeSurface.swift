@@ -26,6 +26,8 @@ struct NativeSurface {
         let stream: Bool?
         let keep_alive: OpenAI.KeepAlive?
         let metadata: [String: MetadataValue]?
+        /// Generate past end-of-generation tokens up to `max_tokens` (for benchmarks).
+        let ignore_eos: Bool?
     }
 
     struct Answer: Encodable {
@@ -79,7 +81,7 @@ struct NativeSurface {
             }
         }
         let sampling = SamplingSettings(temperature: g.temperature, topP: g.top_p, topK: g.top_k, seed: g.seed.map { UInt64(bitPattern: $0) },
-                                        maxTokens: g.max_tokens, stop: g.stop?.values ?? [])
+                                        maxTokens: g.max_tokens, stop: g.stop?.values ?? [], ignoreEOS: g.ignore_eos ?? false)
         let began = Date()
         var core = ChatRequest(model: g.model, messages: messages, sampling: sampling, tools: try OpenAI.canonical(g.tools ?? []),
                                stream: g.stream ?? false, rawPrompt: raw)

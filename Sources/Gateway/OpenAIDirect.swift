@@ -34,7 +34,7 @@ extension OpenAI.WithSampling where Body == OpenAI.ChatRequestBody {
                 max_tokens: try int(json["max_tokens"]), max_completion_tokens: try int(json["max_completion_tokens"]), stop: stop,
                 seed: try int(json["seed"]).map(Int64.init), presence_penalty: try double(json["presence_penalty"]),
                 frequency_penalty: try double(json["frequency_penalty"]), n: try int(json["n"]), user: try string(json["user"]),
-                stream: try bool(json["stream"]), stream_options: streamOptions, keep_alive: nil)
+                stream: try bool(json["stream"]), stream_options: streamOptions, keep_alive: nil, ignore_eos: try bool(json["ignore_eos"]))
             return Self(body: OpenAI.ChatRequestBody(model: model, messages: messages, tools: nil, logprobs: try bool(json["logprobs"]),
                                                      top_logprobs: try int(json["top_logprobs"]), metadata: nil),
                         sampling: sampling)

@@ -147,6 +147,8 @@ enum OpenAI {
         let stream: Bool?
         let stream_options: StreamOptions?
         let keep_alive: KeepAlive?
+        /// Generate past end-of-generation tokens up to `max_tokens` (llama-server's and vLLM's extension, for benchmarks).
+        var ignore_eos: Bool? = nil
 
         func validated() throws -> SamplingSettings {
             if let t = temperature, !(0...2).contains(t) { throw APIError(.badRequest, "temperature must be between 0 and 2", param: "temperature") }
@@ -160,7 +162,7 @@ enum OpenAI {
             if stops.count > 4 { throw APIError(.badRequest, "at most 4 stop sequences", param: "stop") }
             return SamplingSettings(temperature: temperature, topP: top_p, topK: top_k, minP: min_p, repeatPenalty: repeat_penalty,
                                     presencePenalty: presence_penalty, frequencyPenalty: frequency_penalty,
-                                    seed: seed.map { UInt64(bitPattern: $0) }, maxTokens: max, stop: stops)
+                                    seed: seed.map { UInt64(bitPattern: $0) }, maxTokens: max, stop: stops, ignoreEOS: ignore_eos ?? false)
         }
     }
 

@@ -18,11 +18,13 @@ public struct GenerationParameters: Sendable, Equatable {
     /// How many most-likely alternatives to report per token (0 → no log-probabilities).
     public var topLogprobs: Int
     public var logprobs: Bool
+    /// Never sample an end-of-generation token: generate until `maxTokens`, a stop string or the context's end.
+    public var ignoreEOS: Bool
 
     public init(sampling: SamplingParameters = SamplingParameters(), maxTokens: Int? = nil, stop: [String] = [],
-                logprobs: Bool = false, topLogprobs: Int = 0) {
+                logprobs: Bool = false, topLogprobs: Int = 0, ignoreEOS: Bool = false) {
         self.sampling = sampling; self.maxTokens = maxTokens; self.stop = stop
-        self.logprobs = logprobs; self.topLogprobs = topLogprobs
+        self.logprobs = logprobs; self.topLogprobs = topLogprobs; self.ignoreEOS = ignoreEOS
     }
 }
 
@@ -106,6 +108,8 @@ public struct SequenceRunner {
     private var detok: StreamingDetokenizer
     private var stops: StopMatcher
     private var scratch: [Float]
+    /// The end-of-generation ids masked out of every step when `ignoreEOS` is set (empty otherwise).
+    private let masked: [Int]
 
     public init(prompt: [Int32], parameters: GenerationParameters, tokenizer: any Tokenizer, shape: ModelShape) throws(InferenceError) {
         guard !prompt.isEmpty else { throw .emptyPrompt }
@@ -119,6 +123,8 @@ public struct SequenceRunner {
         detok = StreamingDetokenizer(tokenizer: tokenizer)
         stops = StopMatcher(parameters.stop)
         scratch = [Float](repeating: 0, count: shape.vocabularySize)
+        let vocabulary = min(shape.vocabularySize, tokenizer.vocabularySize)
+        masked = parameters.ignoreEOS ? (0..<vocabulary).filter { tokenizer.isEndOfGeneration(Int32($0)) } : []
         if limit <= 0 { finishReason = .length }
     }
 
@@ -129,8 +135,10 @@ public struct SequenceRunner {
     /// When this returns with `finishReason` set, the sequence is done (its last pieces are in the result).
     public mutating func advance(_ logits: UnsafeBufferPointer<Float>) -> [GeneratedToken] {
         guard finishReason == nil else { return [] }
+        let masked = masked
         let id: Int32 = scratch.withUnsafeMutableBufferPointer { buf in
             _ = buf.initialize(from: logits)
+            for i in masked { buf[i] = -.infinity }
             return sampler.sample(buf, history: history, generatedCount: generated.count)
         }
         var step = GeneratedToken(id: id, text: "", logprob: nil, topLogprobs: [])

@@ -116,6 +116,6 @@ public struct LocalProvider: Provider {
         if let v = s.presencePenalty { p.presencePenalty = Float(v) }
         if let v = s.frequencyPenalty { p.frequencyPenalty = Float(v) }
         p.seed = s.seed
-        return GenerationParameters(sampling: p, maxTokens: s.maxTokens, stop: s.stop, logprobs: logprobs, topLogprobs: top)
+        return GenerationParameters(sampling: p, maxTokens: s.maxTokens, stop: s.stop, logprobs: logprobs, topLogprobs: top, ignoreEOS: s.ignoreEOS)
     }
 }

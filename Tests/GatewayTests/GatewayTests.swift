@@ -93,6 +93,29 @@ import Testing
         }
     }
 
+    /// `ignore_eos` generates past the end of the answer, to `max_tokens`: the same greedy tokens up to where the
+    /// answer would have ended, then more (on the OpenAI and native surfaces).
+    @Test func ignoreEOSGeneratesUpToMaxTokens() async throws {
+        try await app().test(.router) { client in
+            let question = #""model":"smollm2","messages":[{"role":"user","content":"Reply with the single word yes."}],"temperature":0,"max_tokens":40"#
+            let plain = try object(try await post(client, "/v1/chat/completions", "{\(question)}").body)
+            let plainUsage = try #require(plain["usage"] as? [String: Any])
+            let plainChoice = try #require((plain["choices"] as? [[String: Any]])?.first)
+            let plainText = try #require((plainChoice["message"] as? [String: Any])?["content"] as? String)
+            // The question is chosen so that the answer ends before max_tokens.
+            #expect(plainChoice["finish_reason"] as? String == "stop")
+            #expect((plainUsage["completion_tokens"] as? Int ?? 40) < 40)
+            let ignoring = try object(try await post(client, "/v1/chat/completions", "{\(question),\"ignore_eos\":true}").body)
+            let choice = try #require((ignoring["choices"] as? [[String: Any]])?.first)
+            #expect(choice["finish_reason"] as? String == "length")
+            #expect((ignoring["usage"] as? [String: Any])?["completion_tokens"] as? Int == 40)
+            let text = try #require((choice["message"] as? [String: Any])?["content"] as? String)
+            #expect(text.hasPrefix(plainText) && text.count > plainText.count)
+            let native = try object(try await post(client, "/api/v1/chat", "{\(question),\"ignore_eos\":true}").body)
+            #expect(native["completion_tokens"] as? Int == 40 && native["finish_reason"] as? String == "length")
+        }
+    }
+
     @Test func healthModelsAndUnload() async throws {
         try await app().test(.router) { client in
             _ = try await post(client, "/api/v1/models/load", #"{"model":"smollm2"}"#)

@@ -8,9 +8,11 @@ import Storage
 import TestSupport
 import Testing
 
-/// What the server promises a caller it does not trust, over real HTTP (a live server on a loopback port): a model
-/// name never reaches a file outside the model directory, operations that change the server for everyone need the
-/// admin key, and an oversized body is refused with 413.
+/// What the server promises a caller it does not trust, in-process: a model name never reaches a file outside the
+/// model directory, operations that change the server for everyone need the admin key, and an oversized body is
+/// refused with 413. Tests/clients/test_security.py sends the same requests over real HTTP to a real `serve`; here
+/// the router test client is used because a live test client's fixed 20 s read timeout can pass while the test
+/// process's other suites keep its threads busy.
 @Suite(.serialized) struct SecurityTests {
     static let adminText = GuardLimitsTests.adminText
 
@@ -67,7 +69,7 @@ import Testing
 
     @Test func aModelNameThatIsAPathIsNotFoundOnEverySurface() async throws {
         let g = try await guarded()
-        try await app(g.access).test(.live) { client in
+        try await app(g.access).test(.router) { client in
             for name in Self.pathNames {
                 let quoted = String(decoding: try JSONEncoder().encode(name), as: UTF8.self)
                 try expectNotFound(try await post(client, "/v1/chat/completions", key: g.key, chatBody(name)), name)
@@ -79,13 +81,14 @@ import Testing
                 try expectNotFound(try await post(client, "/v1/chat/completions", key: Self.adminText, chatBody(name)), name)
             }
             // What is served still answers, by catalogue name and by file name.
-            #expect(try await post(client, "/v1/chat/completions", key: g.key, chatBody("smollm2")).status == .ok)
-            #expect(try await post(client, "/v1/chat/completions", key: g.key, chatBody("SmolLM2-135M-Instruct.Q4_1")).status == .ok)
+            let byName = try await post(client, "/v1/chat/completions", key: g.key, chatBody("smollm2"))
+            let byFile = try await post(client, "/v1/chat/completions", key: g.key, chatBody("SmolLM2-135M-Instruct.Q4_1"))
+            #expect(byName.status == .ok && byFile.status == .ok)
         }
     }
 
     @Test func withAuthOffPathsAreNotFoundEither() async throws {
-        try await app(nil).test(.live) { client in
+        try await app(nil).test(.router) { client in
             for name in Self.pathNames {
                 try expectNotFound(try await post(client, "/v1/chat/completions", key: nil, chatBody(name)), name)
                 let quoted = String(decoding: try JSONEncoder().encode(name), as: UTF8.self)
@@ -96,7 +99,7 @@ import Testing
 
     @Test func changingTheServerNeedsTheAdminKey() async throws {
         let g = try await guarded()
-        try await app(g.access).test(.live) { client in
+        try await app(g.access).test(.router) { client in
             let model = #"{"model":"smollm2"}"#
             for (uri, body) in [("/api/v1/models/load", model), ("/api/v1/models/unload", model), ("/admin/profile", #"{"profile":null}"#),
                                 ("/admin/keys", #"{"name":"mine"}"#)] {
@@ -134,7 +137,7 @@ import Testing
     @Test func withAuthOnAndNoAdminKeyAnOrdinaryKeyIsToldItNeedsOne() async throws {
         let db = try GuardLimitsTests.database()
         let key = try await KeyStore(db).create(name: "tenant").plaintext
-        try await app(AccessGuard(database: db, requireAuth: true)).test(.live) { client in
+        try await app(AccessGuard(database: db, requireAuth: true)).test(.router) { client in
             for uri in ["/api/v1/models/load", "/api/v1/models/unload"] {
                 let r = try await post(client, uri, key: key, #"{"model":"smollm2"}"#)
                 #expect(r.status == .forbidden)
@@ -149,7 +152,7 @@ import Testing
         let g = try await guarded()
         // Longer than the 4 MiB every surface reads: refused before it is read, with or without a key.
         let big = #"{"model":"smollm2","messages":[{"role":"user","content":""# + String(repeating: "a", count: BodyLimit.maxBytes) + #""}]}"#
-        try await app(g.access).test(.live) { client in
+        try await app(g.access).test(.router) { client in
             for key in [g.key, nil] {
                 let r = try await post(client, "/v1/chat/completions", key: key, big)
                 #expect(r.status == .contentTooLarge)
@@ -162,7 +165,7 @@ import Testing
             let message = try error(r).message
             #expect(message.contains("64 KiB"), "\(message)")
             // The server goes on answering.
-            #expect(try await post(client, "/v1/chat/completions", key: g.key, chatBody("smollm2")).status == .ok)
+            #expect(try await client.execute(uri: "/api/v1/health", method: .get).status == .ok)
         }
     }
 }

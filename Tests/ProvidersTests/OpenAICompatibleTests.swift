@@ -104,6 +104,10 @@ import Testing
         let tool = try #require((body["tools"] as? [[String: Any]])?.first?["function"] as? [String: Any])
         #expect((tool["parameters"] as? [String: Any])?["type"] as? String == "object")
         #expect(body["temperature"] as? Double == 0 && (body["stop"] as? [String]) == ["\n"] && body["logprobs"] as? Bool == true)
+        #expect(body["ignore_eos"] == nil)
+        r.sampling.ignoreEOS = true
+        let ignoring = try #require(try JSONSerialization.jsonObject(with: Data(try OpenAICompatibleProvider.body(for: r).readableBytesView)) as? [String: Any])
+        #expect(ignoring["ignore_eos"] as? Bool == true)
     }
 
     @Test func theRequestBodyIsValidJSONForAnyText() throws {

@@ -53,6 +53,7 @@ extension OpenAICompatibleProvider {
         if let v = s.topK { w.field("top_k", v) }
         if let v = s.minP { w.field("min_p", v) }
         if let v = s.repeatPenalty { w.field("repeat_penalty", v) }
+        if s.ignoreEOS { w.field("ignore_eos", true) }
         if !s.stop.isEmpty {
             w.key("stop")
             w.beginArray(); for x in s.stop { w.string(x) }; w.endArray()
