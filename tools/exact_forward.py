@@ -3,7 +3,7 @@
 
 Dequantizes every weight with the `gguf` package and evaluates the llama architecture in float64 with numpy — no
 activation quantization, no half-precision cache. Comparing its log-probabilities with llama.cpp's (in
-../shared/reference/smollm2-135m-instruct-q4_1/llamacpp.json) shows how far llama.cpp itself is from the exact
+Tests/Fixtures/reference/smollm2-135m-instruct-q4_1/llamacpp.json) shows how far llama.cpp itself is from the exact
 result of the same weights; Switchyard's differences from llama.cpp are of the same size.
 
     pip install gguf numpy
@@ -20,7 +20,7 @@ from gguf.quants import dequantize
 case_index = int(sys.argv[1]) if len(sys.argv) > 1 else 0
 model = sys.argv[2] if len(sys.argv) > 2 else os.path.expanduser("~/.switchyard/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 here = os.path.dirname(os.path.abspath(__file__))
-ref = json.load(open(os.path.join(here, "../../shared/reference/smollm2-135m-instruct-q4_1/llamacpp.json")))
+ref = json.load(open(os.path.join(here, "../Tests/Fixtures/reference/smollm2-135m-instruct-q4_1/llamacpp.json")))
 
 reader = GGUFReader(model)
 tensors = {t.name: t for t in reader.tensors}

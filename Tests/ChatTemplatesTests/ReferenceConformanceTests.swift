@@ -2,20 +2,18 @@ import ChatTemplates
 import Foundation
 import Testing
 
-/// Renders every case of `shared/reference/chat-templates.json` (real chat templates with the
+/// Renders every case of `Tests/Fixtures/reference/chat-templates.json` (real chat templates with the
 /// output Python's Jinja2 produced, the way transformers renders them) and compares byte for byte.
 struct ReferenceConformanceTests {
     static var referenceDirectory: URL {
         if let directory = ProcessInfo.processInfo.environment["SWITCHYARD_REFERENCE"] {
             return URL(fileURLWithPath: directory)
         }
-        // Tests/ChatTemplatesTests/<file> → repository root → its parent → shared/reference
+        // Tests/ChatTemplatesTests/<file> → Tests → Tests/Fixtures/reference
         return URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent()
             .deletingLastPathComponent()
-            .deletingLastPathComponent()
-            .deletingLastPathComponent()
-            .appendingPathComponent("shared/reference")
+            .appendingPathComponent("Fixtures/reference")
     }
 
     /// The instant given as `strftime_now` in the context defaults, e.g. `2026-01-15T10:30`.

@@ -5,7 +5,7 @@ import Kernels
 import TestSupport
 import Testing
 
-/// Gemma 3 270M Q4_K_M against llama.cpp (../shared/reference/gemma-3-270m-q4_k_m/llamacpp.json): SentencePiece
+/// Gemma 3 270M Q4_K_M against llama.cpp (Tests/Fixtures/reference/gemma-3-270m-q4_k_m/llamacpp.json): SentencePiece
 /// vocabulary, K-quant weights, sliding-window and global attention, the model's own Jinja chat template.
 @Suite(.serialized) struct Gemma3ModelTests {
     nonisolated(unsafe) static var cached: LoadedModel?

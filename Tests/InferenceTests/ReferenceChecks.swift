@@ -2,7 +2,7 @@ import Foundation
 import Inference
 import Testing
 
-/// A model's llamacpp.json in ../shared/reference: llama.cpp's greedy completions (with log-probabilities) and chats.
+/// A model's llamacpp.json in Tests/Fixtures/reference: llama.cpp's greedy completions (with log-probabilities) and chats.
 struct ReferenceFile: Decodable {
     struct Completion: Decodable {
         struct Step: Decodable { let id: Int32; let logprob: Double; let top: [[Double]] }

@@ -5,7 +5,7 @@ import Kernels
 import TestSupport
 import Testing
 
-/// SmolLM2-135M-Instruct Q4_1 against what llama.cpp computed (../shared/reference/…/llamacpp.json).
+/// SmolLM2-135M-Instruct Q4_1 against what llama.cpp computed (Tests/Fixtures/reference/…/llamacpp.json).
 /// One model instance, so the suite is serialized.
 @Suite(.serialized) struct SmolLM2ReferenceTests {
     typealias File = ReferenceFile

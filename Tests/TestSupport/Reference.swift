@@ -1,16 +1,17 @@
 import Foundation
 
-/// Locates the shared reference data and the real model for tests.
+/// Locates the reference data (what llama.cpp and Jinja2 answered, kept in the repository) and the real models.
 public enum Reference {
     /// The repository root, derived from this file's location.
     public static var repositoryRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    /// `../shared/reference` beside the checkout, or `SWITCHYARD_REFERENCE`.
+    /// `Tests/Fixtures/reference` in the repository (its README says how each file was made), or
+    /// `SWITCHYARD_REFERENCE`.
     public static var directory: URL {
         if let env = ProcessInfo.processInfo.environment["SWITCHYARD_REFERENCE"] { return URL(fileURLWithPath: env) }
-        return repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/reference")
+        return repositoryRoot.appendingPathComponent("Tests/Fixtures/reference")
     }
 
     public static func file(_ relative: String) -> URL { directory.appendingPathComponent(relative) }

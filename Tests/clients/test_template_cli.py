@@ -1,4 +1,4 @@
-"""`switchyard template render` against Python Jinja2's renderings in shared/reference/chat-templates.json.
+"""`switchyard template render` against Python Jinja2's renderings in Tests/Fixtures/reference/chat-templates.json.
 
 Every template of the reference, one conversation each way (with and without the generation prompt), is rendered
 through the command line from files, exactly as a user debugging a model's prompt would; the output must be
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-REFERENCE = Path(os.environ.get("SWITCHYARD_REFERENCE", Path(__file__).resolve().parents[3] / "shared" / "reference"))
+REFERENCE = Path(os.environ.get("SWITCHYARD_REFERENCE", Path(__file__).resolve().parents[1] / "Fixtures" / "reference"))
 ENTRIES = json.loads((REFERENCE / "chat-templates.json").read_text())
 
 
