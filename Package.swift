@@ -44,16 +44,18 @@ let package = Package(
         ]),
         // The local provider (loaded models on engine threads, lazy loading, bounded queues) and remote adapters over HTTP.
         .target(name: "Providers", dependencies: [
-            "Core", "Inference", "Kernels", "ModelStore", "Routing",
+            "Core", "GGUF", "Inference", "Kernels", "ModelStore", "Registry",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        // Configuration (the model registry: models.yaml / .json and profiles, validated with file, key path and line),
-        // name resolution (aliases, roles, the task classifier for `auto`) and the router: deployments, strategies,
-        // retries, fallbacks, circuit breakers, local-only plans.
-        .target(name: "Routing", dependencies: ["Core", .product(name: "Yams", package: "Yams")]),
+        // Registry: the configuration of models and providers (models.yaml / .json, user models, profiles), validated with file, key path
+        // and line; what Routing and Providers both read.
+        .target(name: "Registry", dependencies: ["Core", .product(name: "Yams", package: "Yams")]),
+        // Name resolution (aliases, roles, the task classifier for `auto`) and the router: deployments, strategies,
+        // retries, fallbacks, circuit breakers, health probing, local-only plans.
+        .target(name: "Routing", dependencies: ["Core", "Registry"]),
         // Keys and usage records: SQLite through GRDB (WAL, versioned migrations) in the data directory by default,
         // PostgreSQL through postgres-nio when a database URL is given (replicas share keys and usage).
         .target(name: "Storage", dependencies: [
@@ -70,13 +72,13 @@ let package = Package(
         ]),
         // The HTTP server: OpenAI and native surfaces over the providers.
         .target(name: "Gateway", dependencies: [
-            "Core", "Providers", "Routing", "GGUF", "Storage", "Redis",
+            "Core", "Registry", "Providers", "Routing", "Storage", "Redis",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "switchyard", dependencies: [
-            "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Core", "ModelStore", "Providers", "Gateway", "Routing", "Storage", "Redis",
+            "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Core", "ModelStore", "Registry", "Providers", "Gateway", "Routing", "Storage", "Redis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hot),
 
@@ -89,11 +91,12 @@ let package = Package(
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ChatTemplates", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
         .testTarget(name: "ProvidersTests", dependencies: [
-            "Providers", "Core", "Routing", "TestSupport",
+            "Providers", "Core", "Registry", "Routing", "TestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "RoutingTests", dependencies: ["Routing", "Core"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Core"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "Registry", "Core"]),
         // PostgreSQL cases run on SWITCHYARD_TEST_POSTGRES_URL, else on a throwaway server TestSupport starts.
         .testTarget(name: "StorageTests", dependencies: [
             "Storage", "TestSupport",
@@ -106,7 +109,7 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "Providers", "Core", "Routing", "Storage", "Redis", "TestSupport",
+            "Gateway", "Providers", "Core", "Registry", "Routing", "Storage", "Redis", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ],

@@ -232,6 +232,8 @@ public enum CoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case upstreamDown(String)
     /// No answer (or no next event) within the deployment's timeout.
     case timeout(String)
+    /// The local engine failed on this request (not the client's fault, not an upstream's).
+    case engine(String)
 
     public var description: String {
         switch self {
@@ -247,6 +249,7 @@ public enum CoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .contextLengthExceeded(let m): m
         case .upstreamDown(let m): "the upstream cannot be reached: \(m)"
         case .timeout(let m): "timed out: \(m)"
+        case .engine(let m): "the engine failed: \(m)"
         }
     }
 }

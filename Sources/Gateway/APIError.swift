@@ -1,8 +1,8 @@
 import Core
 import Foundation
 import Hummingbird
-import Inference
 import NIOCore
+import Registry
 import Routing
 import Storage
 
@@ -49,6 +49,7 @@ public struct APIError: Error, Sendable {
                 return APIError(.contentTooLarge, e.description, param: "messages", code: "context_length_exceeded")
             case .upstreamDown: return APIError(.badGateway, e.description, type: "api_error", code: "upstream_unreachable")
             case .timeout: return APIError(.gatewayTimeout, e.description, type: "api_error", code: "timeout")
+            case .engine: return APIError(.internalServerError, e.description, type: "api_error", code: "engine_error")
             }
         case let e as RoutingError:
             switch e {
@@ -59,11 +60,6 @@ public struct APIError: Error, Sendable {
             case .misconfigured:
                 return APIError(.internalServerError, e.description, type: "api_error", code: "routing_misconfigured")
             }
-        case let e as InferenceError:
-            if case .contextOverflow = e {
-                return APIError(.contentTooLarge, e.description, param: "messages", code: "context_length_exceeded")
-            }
-            return APIError(.internalServerError, e.description, type: "api_error")
         case is NIOTooManyBytesError:
             return BodyLimit.tooLarge(limit: nil)
         case let e as DecodingError:

@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import Hummingbird
+import Registry
 import Routing
 
 /// Where a running server finds its profiles: what `POST /admin/profile` may switch to, and how the registry

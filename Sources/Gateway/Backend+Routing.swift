@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import Providers
+import Registry
 import Routing
 import Synchronization
 
@@ -12,7 +13,7 @@ extension Backend {
                             clock: RouterClock = .continuous, options: Options = Options(), warn: (String) -> Void = { _ in }) {
         let configuration = Router.Configuration(registry: registry, providers: Self.providers(host: host, registry: registry, environment: environment, warn: warn))
         let router = Router(configuration, clock: clock, localMemory: { [host] in host.memoryEstimate(source: $0) }, log: Self.log)
-        self.init(host: host, provider: router, options: options, environment: environment)
+        self.init(host: host, router: router, options: options, environment: environment)
     }
 
     /// The local engine as `local`, and one provider per declaration (its API key read from `environment`).
@@ -29,9 +30,6 @@ extension Backend {
         }
         return providers
     }
-
-    /// The router completions go through, if the backend has one.
-    public var router: Router? { provider as? Router }
 
     /// Serves from `registry` from now on (a profile switch): the router's routes, aliases, roles, rules and
     /// providers are replaced at once, and the model host's declarations. Requests in flight finish with the
@@ -56,7 +54,7 @@ extension Backend {
 
     /// The routed deployments' states for `/api/v1/health` (none without a router).
     public func deploymentStatuses() -> [Router.DeploymentStatus] {
-        (provider as? Router)?.deploymentStatuses() ?? []
+        router?.deploymentStatuses() ?? []
     }
 }
 

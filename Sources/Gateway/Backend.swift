@@ -3,15 +3,21 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import Providers
+import Registry
+import Routing
 import Synchronization
 
 /// What the surfaces serve from: the provider that answers (a router over the local engine and remote upstreams,
 /// or the local engine alone), the model host, and the counters behind /api/v1/metrics.
 public final class Backend: Sendable {
     public let host: ModelHost
+    /// The local models as the surfaces see them: list, load, unload, states (never the engine's types).
+    public var models: any LocalModels { host }
     public let local: LocalProvider
     /// Where completions start: `provider` if one was given (the router), else the local engine.
     public let provider: any Provider
+    /// The router behind `provider`, when the backend routes (profiles, circuits and deployment states come from it).
+    public let router: Routing.Router?
     public let metrics = ServerMetrics()
     /// The counters and histograms behind GET /metrics.
     public let prometheus = PrometheusMetrics()
@@ -36,61 +42,62 @@ public final class Backend: Sendable {
         }
     }
 
-    public init(host: ModelHost, provider: (any Provider)? = nil, options: Options = Options(),
+    public init(host: ModelHost, provider: (any Provider)? = nil, router: Routing.Router? = nil, options: Options = Options(),
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.host = host
         self.local = LocalProvider(host: host)
-        self.provider = provider ?? local
+        self.router = router
+        self.provider = provider ?? router ?? local
         self.options = options
         self.environment = environment
     }
 
     /// Starts a completion and waits for its first event, so that failures (unknown model, prompt too long, queue
     /// full) become proper status codes before any byte of a response is sent. A request made with a local-only
-    /// key (`RequestPolicy.localOnly`) is made local-only. A cacheable request (see `ResponseCache`) is answered
-    /// from the cache when it can be, and its answer stored when it cannot; `kind` tells the surfaces' request
-    /// shapes apart in cache keys.
-    func start(_ request: ChatRequest, kind: String = "chat", cache directive: CacheDirective = .auto) async throws -> StartedCompletion {
+    /// key is made local-only, and an API key's `keep_alive` is ignored (see `GuardCaller`). A cacheable request (see
+    /// `ResponseCache`) is answered from the cache when it can be, and its answer stored when it cannot; `kind` tells
+    /// the surfaces' request shapes apart in cache keys. What happens is written to the request's `record`.
+    func start(_ request: ChatRequest, kind: String = "chat", cache directive: CacheDirective = .auto,
+               caller: GuardCaller = .anonymous, record: RequestRecord = RequestRecord()) async throws -> StartedCompletion {
         var request = request
-        if RequestPolicy.localOnly { request.hints.localOnly = true }
-        if !RequestPolicy.mayKeepAlive { request.keepAlive = nil }
+        if caller.localOnly { request.hints.localOnly = true }
+        if !caller.mayKeepAlive { request.keepAlive = nil }
         try checkPromptLength(request)
         var cacheSlot: (ResponseCache, String)?
         if let cache = options.cache, let key = ResponseCache.key(for: request, kind: kind, directive: directive) {
             if directive != .refresh, let hit = await cache.lookup(key) {
                 prometheus.cache(hit: true)
-                let started = StartedCompletion(replaying: hit, model: request.model, metrics: metrics, prometheus: prometheus)
+                let started = StartedCompletion(replaying: hit, model: request.model, metrics: metrics, prometheus: prometheus, record: record)
                 try await started.prime()
-                MetricsSlot.current?.model = request.model
-                MetricsSlot.current?.cache = "hit"
+                record.update { $0.model = request.model; $0.cache = "hit" }
                 return started
             }
             prometheus.cache(hit: false)
-            MetricsSlot.current?.cache = "miss"
+            record.update { $0.cache = "miss" }
             cacheSlot = (cache, key)
         }
-        let defaultProvider = provider is LocalProvider ? "local" : provider.name
+        let defaultProvider = provider.name
         do {
             let started: StartedCompletion
             if request.stream || !provider.answersWhole {
                 started = StartedCompletion(stream: provider.chat(request), model: request.model, metrics: metrics,
-                                            prometheus: prometheus, defaultProvider: defaultProvider, cache: cacheSlot)
+                                            prometheus: prometheus, defaultProvider: defaultProvider, cache: cacheSlot, record: record)
             } else {
                 // Not streamed to the client: read whole, with no stream between the upstream and the surface.
                 let began = Date()
                 let answer = try await provider.complete(request, timeout: nil)
                 started = StartedCompletion(answer: answer, began: began, model: request.model, metrics: metrics,
-                                            prometheus: prometheus, defaultProvider: defaultProvider, cache: cacheSlot)
+                                            prometheus: prometheus, defaultProvider: defaultProvider, cache: cacheSlot, record: record)
             }
             try await started.prime()
-            MetricsSlot.current?.model = request.model
+            record.update { $0.model = request.model }
             return started
         } catch {
             // Names of models that do not exist are not kept (a client could send any number of them).
             let known = if case CoreError.unknownModel = error { false } else { true }
             let label = known ? request.model : "(unknown model)"
             metrics.record(model: label, error: true)
-            MetricsSlot.current?.model = label
+            record.update { $0.model = label }
             if known, APIError.from(error).status.code >= 500 { prometheus.upstreamError(provider: defaultProvider) }
             throw error
         }
@@ -123,8 +130,8 @@ final class StartedCompletion: @unchecked Sendable {
     private var usage: Usage?
     /// Where the completion is served, when a router chose it.
     private(set) var route: RouteInfo?
-    /// The usage meter of the request that started this completion, if the guard made one.
-    private let meter = RequestMeter.current
+    /// The record of the request that started this completion (route, first token, token counts).
+    private let meter: RequestRecord
     /// Where the answer goes once complete (a cache miss), and what has been seen of it so far.
     private let cacheSlot: (cache: ResponseCache, key: String)?
     private var recorded: [CachedCompletion.Event] = []
@@ -135,8 +142,9 @@ final class StartedCompletion: @unchecked Sendable {
 
     private init(iterator: AsyncThrowingStream<ChatEvent, Error>.AsyncIterator?, queued: [ChatEvent], cancel: @escaping @Sendable () -> Void,
                  began: Date, firstText: ContinuousClock.Instant?, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics,
-                 defaultProvider: String, cache: (ResponseCache, String)?, replayed: CachedCompletion?) {
+                 defaultProvider: String, cache: (ResponseCache, String)?, replayed: CachedCompletion?, record: RequestRecord) {
         self.iterator = iterator
+        self.meter = record
         self.queued = queued
         cancelStream = cancel
         self.began = began
@@ -150,16 +158,16 @@ final class StartedCompletion: @unchecked Sendable {
     }
 
     convenience init(stream: ChatStream, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics, defaultProvider: String,
-                     cache: (ResponseCache, String)? = nil) {
+                     cache: (ResponseCache, String)? = nil, record: RequestRecord) {
         self.init(iterator: stream.events.makeAsyncIterator(), queued: [], cancel: stream.cancel, began: Date(), firstText: nil, model: model,
-                  metrics: metrics, prometheus: prometheus, defaultProvider: defaultProvider, cache: cache, replayed: nil)
+                  metrics: metrics, prometheus: prometheus, defaultProvider: defaultProvider, cache: cache, replayed: nil, record: record)
     }
 
     /// A whole answer, read since `began`; its first text counts as the first token.
     convenience init(answer: CompletedAnswer, began: Date, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics,
-                     defaultProvider: String, cache: (ResponseCache, String)? = nil) {
+                     defaultProvider: String, cache: (ResponseCache, String)? = nil, record: RequestRecord) {
         self.init(iterator: nil, queued: answer.events, cancel: {}, began: began, firstText: answer.firstTextAt, model: model,
-                  metrics: metrics, prometheus: prometheus, defaultProvider: defaultProvider, cache: cache, replayed: nil)
+                  metrics: metrics, prometheus: prometheus, defaultProvider: defaultProvider, cache: cache, replayed: nil, record: record)
     }
 
     /// When a whole answer's first text arrived (taken as the first token when it is read).
@@ -182,7 +190,7 @@ final class StartedCompletion: @unchecked Sendable {
     }
 
     /// A completion replayed from the cache: its events, served by `cache`.
-    convenience init(replaying hit: CachedCompletion, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics) {
+    convenience init(replaying hit: CachedCompletion, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics, record: RequestRecord) {
         let events: [ChatEvent] = [.route(RouteInfo(deployment: "cache"))] + hit.events.map { e in
             switch e {
             case .text(let t): .text(t, nil)
@@ -192,7 +200,7 @@ final class StartedCompletion: @unchecked Sendable {
             }
         }
         self.init(iterator: nil, queued: events, cancel: {}, began: Date(), firstText: nil, model: model, metrics: metrics,
-                  prometheus: prometheus, defaultProvider: "cache", cache: nil, replayed: hit)
+                  prometheus: prometheus, defaultProvider: "cache", cache: nil, replayed: hit, record: record)
     }
 
     /// The id and creation time of the answer: the cached ones on a hit, else `make()`'s (kept with the answer
@@ -213,8 +221,7 @@ final class StartedCompletion: @unchecked Sendable {
         pending = try await pull()
         if case .route(let r) = pending {
             route = r
-            meter?.route(r)
-            MetricsSlot.current?.deployment = r.deployment
+            meter.route(r)
             pending = try await pull()
         }
         if pending == nil { done = true }
@@ -269,10 +276,10 @@ final class StartedCompletion: @unchecked Sendable {
         guard firstToken == nil else { return }
         if let at = wholeFirstText {
             firstToken = Date(timeIntervalSinceNow: -Self.seconds(ContinuousClock.now - at))
-            meter?.firstToken(at: at)
+            meter.firstToken(at: at)
         } else {
             firstToken = Date()
-            meter?.firstToken()
+            meter.firstToken()
         }
     }
 
@@ -283,7 +290,7 @@ final class StartedCompletion: @unchecked Sendable {
             if cacheSlot != nil { recorded.append(.text(t)) }
         case .usage(let u):
             usage = u
-            meter?.usage(u)
+            meter.usage(u)
             if cacheSlot != nil { recorded.append(.usage(u)) }
         case .toolCall(let c):
             markFirstToken()

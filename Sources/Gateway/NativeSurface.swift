@@ -1,6 +1,5 @@
 import Core
 import Foundation
-import GGUF
 import Hummingbird
 import Providers
 
@@ -52,8 +51,8 @@ struct NativeSurface {
     }
 
     func register(on router: Router<GatewayContext>) {
-        router.post("/api/v1/generate") { request, _ in try await generate(request, chat: false) }
-        router.post("/api/v1/chat") { request, _ in try await generate(request, chat: true) }
+        router.post("/api/v1/generate") { request, context in try await generate(request, context, chat: false) }
+        router.post("/api/v1/chat") { request, context in try await generate(request, context, chat: true) }
         router.get("/api/v1/models") { _, _ in try await models() }
         router.post("/api/v1/models/load") { request, _ in try await load(request) }
         router.post("/api/v1/models/unload") { request, _ in try await unload(request) }
@@ -61,7 +60,7 @@ struct NativeSurface {
         router.get("/api/v1/metrics") { _, _ in try metrics() }
     }
 
-    private func generate(_ request: Request, chat: Bool) async throws -> Response {
+    private func generate(_ request: Request, _ context: GatewayContext, chat: Bool) async throws -> Response {
         var request = request
         let body = try await request.collectBody(limit: BodyLimit.maxBytes)
         let g = try JSONDecoder().decode(GenerateBody.self, from: Data(buffer: body))
@@ -87,7 +86,7 @@ struct NativeSurface {
                                stream: g.stream ?? false, rawPrompt: raw)
         core.keepAlive = g.keep_alive?.duration
         core.hints = try RequestHints.from(request, metadata: g.metadata)
-        let started = try await backend.start(core)
+        let started = try await backend.start(core, caller: context.caller, record: context.record)
         let model = g.model
         @Sendable func answer(_ r: CollectedCompletion) -> Answer {
             let calls = r.toolCalls.calls
@@ -145,26 +144,13 @@ struct NativeSurface {
     }
 
     private func models() async throws -> Response {
-        let loaded = Dictionary(uniqueKeysWithValues: await backend.host.loadedWorkers().map { ($0.name, $0) })
-        var out: [ModelEntry] = []
-        for e in await backend.host.available() {
-            let worker = loaded[e.name]
-            let info = worker.map { ($0.loaded.file) } ?? (try? GGUFFile(path: e.path.path))
-            let arch = info?.string("general.architecture")
-            out.append(ModelEntry(
-                name: e.name, path: e.path.path, size: e.sizeBytes, quantization: info.flatMap(Self.quantization),
-                architecture: arch, context_length: worker.map { $0.loaded.model.shape.contextLength } ?? arch.flatMap { info?.int("\($0).context_length") },
-                loaded: worker != nil, memory: worker?.memoryBytes, queue_length: worker?.queueLength))
+        let out = await backend.models.list().map { m in
+            ModelEntry(name: m.name, path: m.path, size: m.sizeBytes, quantization: m.quantization, architecture: m.architecture,
+                       context_length: m.contextLength, loaded: m.loaded != nil, memory: m.loaded?.memoryBytes,
+                       queue_length: m.loaded?.queueLength)
         }
         struct List: Encodable { let models: [ModelEntry] }
         return try json(List(models: out))
-    }
-
-    /// The most common weight type among the 2-D tensors, e.g. "Q4_1".
-    static func quantization(_ f: GGUFFile) -> String? {
-        var counts: [String: Int] = [:]
-        for t in f.tensors where t.dimensions.count >= 2 { counts[t.type.name, default: 0] += t.elementCount }
-        return counts.max { $0.value < $1.value }?.key
     }
 
     struct ModelName: Decodable { let model: String; let keep_alive: OpenAI.KeepAlive? }
@@ -174,8 +160,7 @@ struct NativeSurface {
         let body = try await request.collectBody(limit: 1 << 16)
         let m = try JSONDecoder().decode(ModelName.self, from: Data(buffer: body))
         let t0 = Date()
-        let w = try await backend.host.worker(for: m.model)
-        if let keep = m.keep_alive { w.keepAlive = keep.duration }
+        let w = try await backend.models.load(m.model, keepAlive: m.keep_alive?.duration)
         struct Loaded: Encodable { let model: String; let loaded = true; let load_time: Double; let memory: Int }
         return try json(Loaded(model: m.model, load_time: Date().timeIntervalSince(t0), memory: w.memoryBytes))
     }
@@ -184,13 +169,13 @@ struct NativeSurface {
         var request = request
         let body = try await request.collectBody(limit: 1 << 16)
         let m = try JSONDecoder().decode(ModelName.self, from: Data(buffer: body))
-        let was = await backend.host.unload(m.model)
+        let was = await backend.models.unload(m.model)
         struct Unloaded: Encodable { let model: String; let unloaded: Bool }
         return try json(Unloaded(model: m.model, unloaded: was))
     }
 
     private func health() async throws -> Response {
-        let workers = await backend.host.loadedWorkers()
+        let workers = await backend.models.loaded()
         struct LoadedModel: Encodable { let name: String; let status: String; let queue_length: Int; let memory: Int }
         struct Memory: Encodable { let process_rss_bytes: Int?; let system_total_bytes: Int?; let system_available_bytes: Int? }
         struct CPU: Encodable { let cores: Int; let load_average_1m: Double?; let process_cpu_seconds: Double }
@@ -211,8 +196,8 @@ struct NativeSurface {
         let mem = SystemStats.memory()
         let h = Health(
             status: "ok", uptime_seconds: Date().timeIntervalSince(backend.startedAt),
-            loaded_models: workers.map { LoadedModel(name: $0.name, status: $0.isBusy ? "busy" : "ready", queue_length: $0.queueLength, memory: $0.memoryBytes) },
-            models: await backend.host.statuses().map { Model(name: $0.name, status: $0.state, error: $0.detail) },
+            loaded_models: workers.map { LoadedModel(name: $0.name, status: $0.busy ? "busy" : "ready", queue_length: $0.queueLength, memory: $0.memoryBytes) },
+            models: await backend.models.statuses().map { Model(name: $0.name, status: $0.state, error: $0.detail) },
             queue_length: workers.map(\.queueLength).reduce(0, +),
             requests: requests, average_response_ms: answered > 0 ? (latency / Double(answered) * 1000).rounded() : nil,
             memory: Memory(process_rss_bytes: SystemStats.residentBytes(), system_total_bytes: mem.total, system_available_bytes: mem.available),

@@ -15,8 +15,8 @@ struct OpenAISurface {
             }
             return try json(m)
         }
-        router.post("/v1/chat/completions") { request, _ in try await chat(request) }
-        router.post("/v1/completions") { request, _ in try await completion(request) }
+        router.post("/v1/chat/completions") { request, context in try await chat(request, context) }
+        router.post("/v1/completions") { request, context in try await completion(request, context) }
     }
 
     private func models(decoded: Bool = true) async throws -> OpenAI.ModelList {
@@ -38,7 +38,7 @@ struct OpenAISurface {
         return prefix + String(decoding: hex, as: UTF8.self)
     }
 
-    private func chat(_ request: Request) async throws -> Response {
+    private func chat(_ request: Request, _ context: GatewayContext) async throws -> Response {
         var request = request
         let body = try await request.collectBody(limit: BodyLimit.maxBytes)
         let decoded = try OpenAI.WithSampling.direct(body)
@@ -52,7 +52,8 @@ struct OpenAISurface {
                                stream: sampling.stream ?? false, logprobs: chat.logprobs ?? false, topLogprobs: chat.top_logprobs ?? 0)
         core.keepAlive = sampling.keep_alive?.duration
         core.hints = try RequestHints.from(request, metadata: chat.metadata)
-        let started = try await backend.start(core, kind: "chat", cache: CacheDirective(request.headers))
+        let started = try await backend.start(core, kind: "chat", cache: CacheDirective(request.headers), caller: context.caller,
+                                              record: context.record)
         let (id, created) = started.identity { (Self.newID("chatcmpl-"), Int(Date().timeIntervalSince1970)) }
         if core.stream {
             let includeUsage = sampling.stream_options?.include_usage ?? false
@@ -95,7 +96,7 @@ struct OpenAISurface {
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: response.json))
     }
 
-    private func completion(_ request: Request) async throws -> Response {
+    private func completion(_ request: Request, _ context: GatewayContext) async throws -> Response {
         var request = request
         let body = try await request.collectBody(limit: BodyLimit.maxBytes)
         let data = Data(buffer: body)
@@ -111,7 +112,7 @@ struct OpenAISurface {
         core.keepAlive = sampling.keep_alive?.duration
         core.hints = try RequestHints.from(request, metadata: c.metadata)
         let started = try await backend.start(core, kind: c.echo == true ? "completion+echo" : "completion",
-                                              cache: CacheDirective(request.headers))
+                                              cache: CacheDirective(request.headers), caller: context.caller, record: context.record)
         let (id, created) = started.identity { (Self.newID("cmpl-"), Int(Date().timeIntervalSince1970)) }
         if core.stream {
             let includeUsage = sampling.stream_options?.include_usage ?? false

@@ -191,33 +191,8 @@ public final class PrometheusMetrics: Sendable {
     }
 }
 
-/// Per request, filled in by the layers it passes: the model the backend resolved (the `model` label of
-/// `switchyard_requests_total`), the key's name, the deployment that answered and the cache's verdict (the log line).
-final class MetricsSlot: Sendable {
-    @TaskLocal static var current: MetricsSlot?
-    struct Fields: Sendable { var model, key, deployment, cache: String? }
-    private let value = Mutex(Fields())
-    var model: String? {
-        get { value.withLock { $0.model } }
-        set { value.withLock { $0.model = newValue } }
-    }
-    var key: String? {
-        get { value.withLock { $0.key } }
-        set { value.withLock { $0.key = newValue } }
-    }
-    var deployment: String? {
-        get { value.withLock { $0.deployment } }
-        set { value.withLock { $0.deployment = newValue } }
-    }
-    var cache: String? {
-        get { value.withLock { $0.cache } }
-        set { value.withLock { $0.cache = newValue } }
-    }
-    var fields: Fields { value.withLock { $0 } }
-}
-
 /// Counts every request (except scrapes of /metrics) in `switchyard_requests_total` once its status is known.
-struct PrometheusMiddleware<Context: RequestContext>: RouterMiddleware {
+struct PrometheusMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
     let metrics: PrometheusMetrics
 
     static var knownRoutes: Set<String> {
@@ -235,14 +210,13 @@ struct PrometheusMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.path == "/metrics" { return try await next(request, context) }
-        let slot = MetricsSlot.current ?? MetricsSlot()
         let route = Self.route(request.uri.path)
         do {
-            let response = try await MetricsSlot.$current.withValue(slot) { try await next(request, context) }
-            metrics.request(model: slot.model ?? "", route: route, status: response.status.code)
+            let response = try await next(request, context)
+            metrics.request(model: context.record.fields.model ?? "", route: route, status: response.status.code)
             return response
         } catch {
-            metrics.request(model: slot.model ?? "", route: route, status: GuardMiddleware<Context>.status(of: error))
+            metrics.request(model: context.record.fields.model ?? "", route: route, status: GuardMiddleware<Context>.status(of: error))
             throw error
         }
     }

@@ -2,6 +2,7 @@ import Core
 import Foundation
 import Hummingbird
 import HTTPTypes
+import Registry
 import Routing
 
 /// The routing headers of a response.
@@ -17,16 +18,6 @@ enum RouteHeaders {
         let ascii = String(String.UnicodeScalarView(arrowsReplaced.unicodeScalars.map { (0x20...0x7e).contains($0.value) ? $0 : "?" }))
         return ascii.utf8.count <= 512 ? ascii : String(ascii.prefix(509)) + "..."
     }
-}
-
-/// What the guard knows about the caller that the surfaces do not: set for the request's task by the guard
-/// middleware, read by `Backend.start`.
-enum RequestPolicy {
-    /// The request's API key is local-only: nothing it sends leaves the machine.
-    @TaskLocal static var localOnly = false
-    /// The request may set how long its model stays loaded (`keep_alive`), which changes the server for everyone:
-    /// not for an ordinary API key while auth is on (its `keep_alive` is ignored), as loading and unloading are not.
-    @TaskLocal static var mayKeepAlive = true
 }
 
 /// A value of a request's `metadata` (OpenAI sends strings; a boolean or a number is taken as its text).

@@ -1,22 +1,22 @@
 import Foundation
 import Hummingbird
 import Providers
+import Registry
 import Routing
 
 extension Server {
     /// GET /metrics: the exposition, with the gauges read now from the model host and the router's breakers.
     static func prometheusMetrics(_ backend: Backend) async throws -> Response {
         var gauges = PrometheusMetrics.Gauges()
-        let workers = await backend.host.loadedWorkers()
-        var seen = Set<String>()
-        for w in workers {
-            seen.insert(w.name)
+        let loaded = await backend.models.loaded()
+        let seen = Set(loaded.map(\.name))
+        for w in loaded {
             gauges.models.append(.init(name: w.name, loaded: true, queueDepth: w.queueLength, memoryBytes: w.memoryBytes))
         }
-        for e in await backend.host.available() where !seen.contains(e.name) {
+        for e in await backend.models.list() where !seen.contains(e.name) {
             gauges.models.append(.init(name: e.name, loaded: false, queueDepth: 0, memoryBytes: 0))
         }
-        if let router = backend.provider as? Routing.Router {
+        if let router = backend.router {
             let keys = Set(router.routes.values.flatMap { $0.deployments.map(\.key) })
             for key in keys {
                 let open = if case .open = router.circuit(key) { true } else { false }

@@ -5,11 +5,15 @@ import Hummingbird
 import Logging
 import Providers
 
-/// The request context of every route: Hummingbird's basics plus the client's address (for IP allow-lists).
-public struct GatewayContext: RequestContext {
+/// The request context of every route: Hummingbird's basics, the client's address (for IP allow-lists), who is
+/// calling (once the guard has admitted the request) and what the request's layers record about it.
+public struct GatewayContext: GatewayRequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The peer's IP address as text (`127.0.0.1`, `::1`); nil when unknown (a Unix socket, tests without one).
     public let clientIP: String?
+    /// Set by the guard for the layers below it; anonymous without a guard or with auth off.
+    var caller: GuardCaller = .anonymous
+    let record = RequestRecord()
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -83,13 +87,13 @@ public struct Server {
 public final class ShutdownGrace: @unchecked Sendable {
     private var sources: [DispatchSourceSignal] = []
 
-    public init(host: ModelHost, grace: Duration) {
+    public init(host: any LocalModels, grace: Duration) {
         for sig in [SIGTERM, SIGINT] {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 Task {
                     try? await Task.sleep(for: grace)
-                    for w in await host.loadedWorkers() { w.cancelAll() }
+                    await host.cancelAll()
                 }
             }
             source.resume()
@@ -115,29 +119,28 @@ enum RequestID {
     }
 }
 
-struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
+struct RequestLogMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
     let json: Bool
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let id = RequestID.of(request)
-        let slot = MetricsSlot()
         var response: Response
         do {
-            response = try await MetricsSlot.$current.withValue(slot) { try await next(request, context) }
+            response = try await next(request, context)
         } catch {
-            log(request, id: id, status: APIError.from(error).status.code, start: start, slot.fields)
+            log(request, id: id, status: APIError.from(error).status.code, start: start, context.record.fields)
             throw error
         }
         response.headers[RequestID.header] = id
-        log(request, id: id, status: response.status.code, start: start, slot.fields,
+        log(request, id: id, status: response.status.code, start: start, context.record.fields,
             reason: response.headers[RouteHeaders.reason])
         return response
     }
 
     /// Method, path, status, time to the response's head, request id; and, where known, the model, the key's name,
     /// the deployment that answered (and why the router chose it) and the cache's verdict.
-    private func log(_ request: Request, id: String, status: Int, start: ContinuousClock.Instant, _ f: MetricsSlot.Fields,
+    private func log(_ request: Request, id: String, status: Int, start: ContinuousClock.Instant, _ f: RequestRecord.Fields,
                      reason: String? = nil) {
         let elapsed = ContinuousClock.now - start
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15

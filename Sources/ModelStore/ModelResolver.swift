@@ -14,13 +14,7 @@ public enum ModelResolver {
                                in directory: URL = ModelDirectory.default,
                                catalogue: ModelCatalogue = .builtIn) throws -> URL {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
-        if let entry = catalogue.entry(named: trimmed) {
-            let url = directory.appendingPathComponent(entry.fileName, isDirectory: false)
-            guard isRegularFile(url) else {
-                throw ModelStoreError.modelNotPulled(name: entry.name, fileName: entry.fileName, directory: directory.path)
-            }
-            return url
-        }
+        if let url = try pulledFile(trimmed, in: directory, catalogue: catalogue, inside: false) { return url }
 
         if !trimmed.isEmpty, !trimmed.contains("/"), trimmed != ".", trimmed != ".." {
             var candidates = [trimmed]
@@ -57,13 +51,7 @@ public enum ModelResolver {
                                      in directory: URL = ModelDirectory.default,
                                      catalogue: ModelCatalogue = .builtIn) throws -> URL {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
-        if let entry = catalogue.entry(named: trimmed) {
-            let url = directory.appendingPathComponent(entry.fileName, isDirectory: false)
-            guard isRegularFile(url), isInside(url, directory) else {
-                throw ModelStoreError.modelNotPulled(name: entry.name, fileName: entry.fileName, directory: directory.path)
-            }
-            return url
-        }
+        if let url = try pulledFile(trimmed, in: directory, catalogue: catalogue, inside: true) { return url }
         if isPlainFileName(trimmed) {
             let fileName = trimmed.lowercased().hasSuffix(".gguf") ? trimmed : trimmed + ".gguf"
             let url = directory.appendingPathComponent(fileName, isDirectory: false)
@@ -75,6 +63,18 @@ public enum ModelResolver {
             localFiles: ModelDirectory.listModels(in: directory, catalogue: catalogue).filter { isInside($0.path, directory) }.map(\.fileName),
             directory: directory.path
         )
+    }
+
+    /// The file of the catalogue entry `name` names in `directory` (nil: not a catalogue name); throws
+    /// ``ModelStoreError/modelNotPulled(name:fileName:directory:)`` when it is not there (or, with `inside`, when its
+    /// real location is outside the directory).
+    private static func pulledFile(_ name: String, in directory: URL, catalogue: ModelCatalogue, inside: Bool) throws -> URL? {
+        guard let entry = catalogue.entry(named: name) else { return nil }
+        let url = directory.appendingPathComponent(entry.fileName, isDirectory: false)
+        guard isRegularFile(url), !inside || isInside(url, directory) else {
+            throw ModelStoreError.modelNotPulled(name: entry.name, fileName: entry.fileName, directory: directory.path)
+        }
+        return url
     }
 
     /// A name that can only mean a file directly in a directory: not empty, no path separators or NUL, not hidden

@@ -26,10 +26,18 @@ public struct LocalProvider: Provider {
                 let job = try Self.makeJob(request, worker: worker, cancel: cancel, continuation: continuation)
                 try worker.submit(job)
             } catch {
-                continuation.finish(throwing: error)
+                continuation.finish(throwing: Self.canonical(error))
             }
         }
         return ChatStream(events: stream, cancel: { cancel.set() })
+    }
+
+    /// An engine error as the canonical error the rest of the server knows: a context overflow is the request's
+    /// (413), anything else the engine's own failure.
+    static func canonical(_ error: Error) -> Error {
+        guard let e = error as? InferenceError else { return error }
+        if case .contextOverflow(let needed, let limit) = e { return CoreError.contextTooLong(needed: needed, limit: limit) }
+        return CoreError.engine(e.description)
     }
 
     /// Messages in the shape chat templates expect; a tool result also gets the name of the call it answers.
@@ -99,7 +107,7 @@ public struct LocalProvider: Provider {
                                                     cachedPromptTokens: r.cachedPromptTokens)))
                     continuation.finish()
                 case .failure(let e):
-                    continuation.finish(throwing: e)
+                    continuation.finish(throwing: Self.canonical(e))
                 }
             })
     }

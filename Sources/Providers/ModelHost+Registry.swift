@@ -1,5 +1,5 @@
 import Core
-import Routing
+import Registry
 
 extension ModelRegistry {
     /// The local models' declarations as the model host takes them.

@@ -1,5 +1,5 @@
 import Core
-import Routing
+import Registry
 
 extension ProviderDeclaration {
     /// The adapter for this declaration, with the API key read from its `api_key_env` (nil: none is sent).

@@ -1,3 +1,5 @@
+import Registry
+
 /// A deployment's circuit breaker, as a state machine with no clock and no I/O: callers pass `now`.
 ///
 /// closed → (`failures` failures within `window`) → open → (`cooldown` passes) → half-open: one probe request is

@@ -1,4 +1,5 @@
 import Core
+import Registry
 import Foundation
 import Synchronization
 

@@ -1,4 +1,5 @@
 import Core
+import Registry
 import Foundation
 
 /// What a request's model name stands for, once aliases, `auto` and roles are resolved.

@@ -1,4 +1,5 @@
 import Core
+import Registry
 import Foundation
 import Synchronization
 
@@ -471,7 +472,7 @@ public final class Router: Provider {
         guard let e = error as? CoreError else { return error is CancellationError ? .final : .failover(retryable: false, retryAfter: nil) }
         switch e {
         case .badRequest, .contextTooLong, .contextLengthExceeded: return .final
-        case .unknownModel, .modelLoadFailed, .auth: return .failover(retryable: false, retryAfter: nil)
+        case .unknownModel, .modelLoadFailed, .auth, .engine: return .failover(retryable: false, retryAfter: nil)
         case .overloaded(let r), .rateLimited(_, let r), .unavailable(_, let r):
             return .failover(retryable: true, retryAfter: r.map { .seconds($0) })
         case .upstream, .upstreamDown, .timeout: return .failover(retryable: true, retryAfter: nil)

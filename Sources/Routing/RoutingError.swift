@@ -1,4 +1,5 @@
 import Core
+import Registry
 
 /// Requests the router refuses before any deployment is tried.
 public enum RoutingError: Error, Sendable, Equatable, CustomStringConvertible {

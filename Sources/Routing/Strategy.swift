@@ -1,3 +1,4 @@
+import Registry
 extension RoutingStrategy {
     /// The order in which one request tries a route's deployments; what follows the first is its fallback chain.
     /// `turn` counts the route's earlier requests (round-robin); `inFlight` counts requests in flight by deployment key;

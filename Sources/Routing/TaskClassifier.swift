@@ -1,4 +1,5 @@
 import Core
+import Registry
 import Foundation
 
 /// Tells code work (writing, reviewing, debugging) from general conversation, for `auto`: a fixed set of

@@ -3,6 +3,7 @@ import Core
 import Foundation
 import ModelStore
 import Providers
+import Registry
 import Routing
 
 /// Where the configuration folder is: `--config DIR`, `SWITCHYARD_CONFIG`, or `./config`.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Registry
 import Routing
 
 /// The profile `serve` starts with, as `switchyard profiles use` records it: `~/.switchyard/profile.json`

@@ -6,6 +6,7 @@ import Inference
 import ModelStore
 import Providers
 import Redis
+import Registry
 import Routing
 import Storage
 

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import HTTPTypes
 import Providers
+import Registry
 import Routing
 import Storage
 import Synchronization

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import HTTPTypes
 import Providers
+import Registry
 import Routing
 import Synchronization
 import TestSupport

@@ -1,6 +1,7 @@
 import Core
 import Foundation
 @testable import Providers
+import Registry
 import Routing
 import Testing
 

@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import Registry
 @testable import Routing
 import Synchronization
 import Testing

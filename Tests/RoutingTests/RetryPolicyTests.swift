@@ -1,3 +1,4 @@
+import Registry
 @testable import Routing
 import Testing
 

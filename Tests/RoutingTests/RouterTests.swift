@@ -1,4 +1,5 @@
 import Core
+import Registry
 @testable import Routing
 import Synchronization
 import Testing

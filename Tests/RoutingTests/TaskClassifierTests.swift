@@ -1,3 +1,4 @@
+import Registry
 import Core
 @testable import Routing
 import Testing

@@ -42,6 +42,15 @@ def wait_ready(url: str, proc: subprocess.Popen, log_path: str, timeout: float =
         pytest.fail(f"{url} did not come up:\n{f.read()[-3000:]}")
 
 
+def serve(binary: str, env: dict[str, str], port: int, log_path: str, *extra: str) -> subprocess.Popen:
+    """`switchyard serve` on 127.0.0.1:`port` with `extra` options, its output appended to `log_path`; returns once
+    its health endpoint answers."""
+    proc = subprocess.Popen([binary, "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
+                            env=env, stdout=open(log_path, "a"), stderr=subprocess.STDOUT)
+    wait_ready(f"http://127.0.0.1:{port}/api/v1/health", proc, log_path)
+    return proc
+
+
 def stop(*procs: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL after 20 s, for each process still running."""
     for p in procs:

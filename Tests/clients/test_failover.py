@@ -19,16 +19,13 @@ import time
 import httpx
 import pytest
 from openai import OpenAI
-from support import free_port, stop, switchyard_binary, wait_ready
+from support import free_port, serve, stop, switchyard_binary
 
 CLIENTS = 32
 
 
 def _start(binary: str, env: dict[str, str], port: int, log_path: str, *extra: str) -> subprocess.Popen:
-    proc = subprocess.Popen([binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--parallel", "4", *extra],
-                            env=env, stdout=open(log_path, "a"), stderr=subprocess.STDOUT)
-    wait_ready(f"http://127.0.0.1:{port}/api/v1/health", proc, log_path)
-    return proc
+    return serve(binary, env, port, log_path, "--parallel", "4", *extra)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 from openai import OpenAI
 
 from standins import CALL_ARGUMENTS, CALL_NAME, StandIn
-from support import free_port, stop, switchyard_binary, wait_ready
+from support import free_port, serve, stop, switchyard_binary
 
 TOOLS = [{"type": "function", "function": {
     "name": CALL_NAME, "description": "The weather in a city.",
@@ -37,13 +36,6 @@ MODELS = {
 }
 # Upstreams that stream a call's arguments in pieces (Ollama sends each call whole).
 IN_PIECES = {"via-openai", "via-anthropic", "via-openrouter", "via-switchyard"}
-
-
-def _serve(binary: str, env: dict, port: int, log_path: str, *extra: str) -> subprocess.Popen:
-    proc = subprocess.Popen([binary, "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
-                            env=env, stdout=open(log_path, "a"), stderr=subprocess.STDOUT)
-    wait_ready(f"http://127.0.0.1:{port}/api/v1/health", proc, log_path)
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +68,9 @@ models:
         base_env.pop("SWITCHYARD_REQUIRE_AUTH", None)
         inner_env = dict(base_env, SWITCHYARD_DATABASE=os.path.join(tmp, "inner.sqlite"), SWITCHYARD_CONFIG=inner_config)
         gw_env = dict(base_env, SWITCHYARD_DATABASE=os.path.join(tmp, "gw.sqlite"), SWITCHYARD_CONFIG=gw_config)
-        procs = [_serve(binary, inner_env, inner_port, os.path.join(tmp, "inner.log"))]
+        procs = [serve(binary, inner_env, inner_port, os.path.join(tmp, "inner.log"))]
         try:
-            procs.append(_serve(binary, gw_env, gw_port, os.path.join(tmp, "gw.log"), "--cache", "memory"))
+            procs.append(serve(binary, gw_env, gw_port, os.path.join(tmp, "gw.log"), "--cache", "memory"))
             yield {"url": f"http://127.0.0.1:{gw_port}", "standin": standin}
         finally:
             stop(*procs)

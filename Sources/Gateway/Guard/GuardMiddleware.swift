@@ -10,14 +10,14 @@ import Storage
 /// Runs inside `ErrorMiddleware`, so its refusals (401, 403, 429) are rendered as OpenAI-shaped errors. To learn
 /// the model before the handler runs it reads the JSON body of a POST (up to the surfaces' limit) and leaves it
 /// buffered for the handler.
-struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
+struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
     let access: AccessGuard
     /// Where refusals by the rate limit are counted (switchyard_rate_limited_total).
     var metrics: PrometheusMetrics? = nil
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if !access.allowedIPs.isEmpty {
-            let ip = (context as? GatewayContext)?.clientIP
+            let ip = context.clientIP
             guard access.allowedIPs.allows(ip) else {
                 throw APIError(.forbidden, "requests from \(ip ?? "this address") are not allowed", type: "invalid_request_error",
                                code: "ip_not_allowed")
@@ -25,8 +25,9 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         if AccessGuard.openPaths.contains(request.uri.path) { return try await next(request, context) }
         if AccessGuard.isAdminPath(request.uri.path) {
-            try await checkAdmin(request)
-            return try await next(request, context)
+            var admitted = context
+            admitted.caller = try await checkAdmin(request, record: context.record)
+            return try await next(request, admitted)
         }
         var request = request
         // The model matters to a key's model list, usage records and the cap on requests in flight; without any of
@@ -35,13 +36,17 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         let model = request.method == .post && needsModel ? try await Self.peekModel(&request) : nil
         let caller = try await identify(request, model: model)
         switch caller {
-        case .admin: MetricsSlot.current?.key = "(admin)"
-        case .key(let k): MetricsSlot.current?.key = k.name
+        case .admin: context.record.update { $0.key = "(admin)" }
+        case .key(let k): context.record.update { $0.key = k.name }
         case .anonymous: break
         }
-        let limits = try await admit(caller, model: model, clientIP: (context as? GatewayContext)?.clientIP)
+        let limits = try await admit(caller, model: model, clientIP: context.clientIP)
+        // The layers below know the caller: the usage route shows a key its own usage, and `Backend.start` makes a
+        // local-only key's requests local-only and ignores an API key's keep_alive.
+        var admitted = context
+        admitted.caller = caller
         guard let model else {
-            var response = try await Self.within(caller) { try await next(request, context) }
+            var response = try await next(request, admitted)
             response.headers.append(contentsOf: limits)
             return response
         }
@@ -51,11 +56,11 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(.tooManyRequests, "the server is at its limit of \(cap) requests in flight; retry shortly",
                            type: "requests", code: "server_busy", retryAfter: 1)
         }
-        let meter = RequestMeter()
+        let meter = context.record
         let arrived = Date()
         let finish: @Sendable (Int) async -> Void = { [access] status in
             if holdsPlace { access.inFlight.leave() }
-            let record = Self.record(meter: meter, key: caller.key, model: model, status: status, arrived: arrived)
+            let record = Self.record(meter, key: caller.key, model: model, status: status, arrived: arrived)
             access.usage?.record(record)
             guard let key = caller.key else { return }
             let tokens = record.promptTokens + record.completionTokens
@@ -66,9 +71,7 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         var response: Response
         do {
-            response = try await RequestMeter.$current.withValue(meter) {
-                try await Self.within(caller) { try await next(request, context) }
-            }
+            response = try await next(request, admitted)
         } catch {
             await finish(Self.status(of: error))
             throw error
@@ -89,15 +92,6 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         return response
     }
 
-    /// Runs `body` with the caller known to the handlers below: the usage route (`GuardContext`) and `Backend.start`,
-    /// which makes every request of a local-only key local-only (`RequestPolicy`).
-    static func within<T>(_ caller: GuardCaller, _ body: () async throws -> T) async throws -> T {
-        try await RequestPolicy.$localOnly.withValue(caller.key?.limits.localOnly ?? false) {
-            try await RequestPolicy.$mayKeepAlive.withValue(caller.key == nil) {
-                try await GuardContext.$current.withValue(GuardContext(caller: caller)) { try await body() }
-            }
-        }
-    }
 
     /// Takes `cost` from a key's bucket of `unit` (requests or tokens) if it holds one; adds the `x-ratelimit-*`
     /// headers to `fields`; throws 429 with Retry-After when the bucket is empty.
@@ -116,11 +110,12 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     /// With auth on, an ordinary API key is refused 403 `admin_required` and anything else 401; with no admin key
     /// set they are refused 403 `admin_api_disabled`. With auth off and no admin key they are open (a loopback
     /// server whose callers are trusted); with auth off and an admin key, the admin key is needed.
-    private func checkAdmin(_ request: Request) async throws {
+    /// Returns who is calling: the admin, or anonymous on an open server.
+    private func checkAdmin(_ request: Request, record: RequestRecord) async throws -> GuardCaller {
         let presented = Self.presentedKey(request)
         guard let admin = access.adminKey else {
-            if !access.requireAuth { return }
-            if try await isOrdinaryKey(presented) {
+            if !access.requireAuth { return .anonymous }
+            if try await isOrdinaryKey(presented, record: record) {
                 throw Self.adminRequired("this operation needs the admin key, and the server has none: start it with SWITCHYARD_ADMIN_KEY set")
             }
             throw APIError(.forbidden, "the admin API is off: start the server with SWITCHYARD_ADMIN_KEY set",
@@ -130,19 +125,19 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
             throw Self.unauthorized("missing admin key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
         }
         if admin.matches(presented) {
-            MetricsSlot.current?.key = "(admin)"
-            return
+            record.update { $0.key = "(admin)" }
+            return .admin
         }
-        if try await isOrdinaryKey(presented) {
+        if try await isOrdinaryKey(presented, record: record) {
             throw Self.adminRequired("this operation needs the admin key; an API key may use models, not change the server")
         }
         throw Self.unauthorized("invalid admin key")
     }
 
     /// Whether `presented` is a valid (active) API key of the key store.
-    private func isOrdinaryKey(_ presented: String?) async throws -> Bool {
+    private func isOrdinaryKey(_ presented: String?, record: RequestRecord) async throws -> Bool {
         guard let presented, let keys = access.keys, case .accepted(let key) = try await keys.check(presented) else { return false }
-        MetricsSlot.current?.key = key.name
+        record.update { $0.key = key.name }
         return true
     }
 
@@ -252,8 +247,8 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         return APIError.from(error).status.code
     }
 
-    static func record(meter: RequestMeter, key: APIKey?, model: String, status: Int, arrived: Date) -> UsageRecord {
-        let r = meter.reading
+    static func record(_ meter: RequestRecord, key: APIKey?, model: String, status: Int, arrived: Date) -> UsageRecord {
+        let r = meter.fields
         let provider = r.deployment.flatMap { $0.split(separator: "/", maxSplits: 1).first.map(String.init) } ?? "local"
         let local = provider == "local" || provider == "cache"
         return UsageRecord(keyID: key?.id, model: model, deployment: r.deployment, provider: provider,
@@ -268,12 +263,6 @@ enum GuardHeaders {
     static let apiKey = HTTPField.Name("x-api-key")
 }
 
-/// Who the guard admitted, for the handlers below it (the usage route shows a key only its own usage).
-struct GuardContext: Sendable {
-    @TaskLocal static var current: GuardContext?
-    let caller: GuardCaller
-}
-
 /// Who is calling, once admitted.
 enum GuardCaller: Sendable {
     case anonymous
@@ -281,4 +270,9 @@ enum GuardCaller: Sendable {
     case key(APIKey)
 
     var key: APIKey? { if case .key(let k) = self { k } else { nil } }
+    /// Nothing this caller sends may leave the machine (a local-only key).
+    var localOnly: Bool { key?.limits.localOnly ?? false }
+    /// It may set how long a model stays loaded (`keep_alive`), which changes the server for everyone: not an API
+    /// key while auth is on (its `keep_alive` is ignored), as loading and unloading are not.
+    var mayKeepAlive: Bool { key == nil }
 }

@@ -34,14 +34,14 @@ struct UsageRoute {
     }
 
     func register(on router: Router<GatewayContext>) {
-        router.get("/api/v1/usage") { request, _ in try await summary(request) }
-        router.get("/admin/usage") { request, _ in try await summary(request) }
+        router.get("/api/v1/usage") { request, context in try await summary(request, caller: context.caller) }
+        router.get("/admin/usage") { request, context in try await summary(request, caller: context.caller) }
     }
 
-    private func summary(_ request: Request) async throws -> Response {
+    private func summary(_ request: Request, caller: GuardCaller) async throws -> Response {
         let query = request.uri.queryParameters
         var key = query["key"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
-        if let own = GuardContext.current?.caller.key { key = own.id }
+        if let own = caller.key { key = own.id }
         let model = query["model"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         var since: Date?
         if let text = query["since"].map(String.init), !text.isEmpty {

@@ -1,5 +1,5 @@
 import Foundation
-@testable import Routing
+@testable import Registry
 import Testing
 
 /// `providers:` and the routing keys of `models:`.

@@ -1,5 +1,5 @@
 import Foundation
-@testable import Routing
+@testable import Registry
 import Testing
 
 @Suite struct ModelRegistryTests {

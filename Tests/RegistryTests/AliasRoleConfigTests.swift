@@ -1,5 +1,5 @@
 import Foundation
-@testable import Routing
+@testable import Registry
 import Testing
 
 /// `aliases:`, `roles:`, `routing:` and the capability keys of `models:`.

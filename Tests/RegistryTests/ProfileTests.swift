@@ -1,5 +1,5 @@
 import Foundation
-@testable import Routing
+@testable import Registry
 import Testing
 
 /// Profiles merged over the registry files.
@@ -138,21 +138,5 @@ import Testing
         #expect(merged == (try ConfigValue.parseYAML("a: { c: [3], d: { e: 1, g: 2 } }\nf: { h: 1 }\ni: 2\n")))
         // The effective document prints as YAML that reads back the same.
         #expect(try ConfigValue.parseYAML(merged.yaml()) == merged)
-    }
-}
-
-@Suite struct ShippedProfileTests {
-    @Test func theShippedProfilesMergeCleanly() throws {
-        let config = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("config")
-        let names = ModelRegistry.profileNames(in: ModelRegistry.defaultProfilesDirectory(for: config))
-        #expect(names.contains("coding") && names.contains("local"))
-        for name in names {
-            let r = try ModelRegistry.load(directory: config, profile: name)
-            #expect(r.profile == name && r.models["smollm2"] != nil)
-        }
-        let coding = try ModelRegistry.load(directory: config, profile: "coding")
-        #expect(coding.models["smollm2"]?.temperature == 0.2 && coding.models["smollm2"]?.source == "smollm2")
-        #expect(try coding.resolve(.init(model: "coder", messages: [])).models == ["smollm2"])
     }
 }
