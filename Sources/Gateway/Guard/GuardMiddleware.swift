@@ -92,7 +92,6 @@ struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
         return response
     }
 
-
     /// Takes `cost` from a key's bucket of `unit` (requests or tokens) if it holds one; adds the `x-ratelimit-*`
     /// headers to `fields`; throws 429 with Retry-After when the bucket is empty.
     private func check(_ bucket: String, unit: String, perMinute limit: Int, cost: Int, into fields: inout HTTPFields) async throws {
@@ -106,11 +105,11 @@ struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
         }
     }
 
-    /// Operations that change the server for everyone (`AccessGuard.isAdminPath`): the admin key when one is set.
-    /// With auth on, an ordinary API key is refused 403 `admin_required` and anything else 401; with no admin key
-    /// set they are refused 403 `admin_api_disabled`. With auth off and no admin key they are open (a loopback
-    /// server whose callers are trusted); with auth off and an admin key, the admin key is needed.
-    /// Returns who is calling: the admin, or anonymous on an open server.
+    /// Operations that change the server for everyone (`AccessGuard.isAdminPath`) need the admin key when one is set
+    /// or auth is on: a valid API key is refused 403 `admin_required`; no key or a wrong one 401 (403
+    /// `admin_api_disabled` when auth is on and the server has no admin key). With auth off and no admin key they are
+    /// open (a loopback server whose callers are trusted). Returns who is calling: the admin, or anonymous on an open
+    /// server.
     private func checkAdmin(_ request: Request, record: RequestRecord) async throws -> GuardCaller {
         let presented = Self.presentedKey(request)
         guard let admin = access.adminKey else {
