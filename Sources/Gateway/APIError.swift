@@ -2,7 +2,6 @@ import Core
 import Foundation
 import Hummingbird
 import NIOCore
-import Registry
 import Routing
 import Storage
 

@@ -3,7 +3,6 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import Providers
-import Registry
 import Routing
 import Synchronization
 

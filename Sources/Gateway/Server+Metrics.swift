@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import Providers
-import Registry
 import Routing
 
 extension Server {
