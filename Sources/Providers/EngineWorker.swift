@@ -103,59 +103,39 @@ public final class EngineWorker: @unchecked Sendable {
         wake.lock(); wake.broadcast(); wake.unlock()
     }
 
-    /// A sequence in flight on the engine thread.
-    private struct Sequence {
-        let job: Job
-        var runner: SequenceRunner
-        let admitted: Double
-        var firstToken: Double?
-        var reusedPrompt = 0
-        /// Positions of its slot that hold this sequence's keys and values.
-        var inCache = 0
-    }
-
+    /// Drives the engine's step (`BatchEngine`) on this thread: takes new jobs, cancels those whose clients went
+    /// away, runs one step, and hands its events to the jobs' callbacks; sleeps when there is nothing to do.
     private func loop() {
-        let model = loaded.model
-        var scheduler = BatchScheduler(.init(slots: model.slotCount, tokenBudget: 256, queueCapacity: Int.max))
-        var sequences: [Int: Sequence] = [:]
+        var engine = BatchEngine(model: loaded.model, tokenizer: loaded.tokenizer)
+        var jobs: [Int: Job] = [:]
         var nextID = 0
+        /// Jobs whose consumer refused a token: cancelled after this round of events.
+        var refused: [Int] = []
 
         /// What `isIdle`, `queueLength` and health report.
         func publish() {
             state.withLock { s in
-                s.active = scheduler.activeCount
-                s.waiting = scheduler.waitingCount
+                s.active = engine.activeCount
+                s.waiting = engine.waitingCount
                 s.lastUsed = Date()
             }
         }
 
-        func finish(_ id: Int, error: Error? = nil) {
-            guard let seq = sequences.removeValue(forKey: id) else { return }
-            // The slot keeps what is in its cache for a later prompt with the same beginning.
-            let r = seq.runner
-            let cached = error == nil ? Array((r.prompt + r.generated).prefix(seq.inCache)) : []
-            scheduler.remove(id: id, cached: cached)
-            publish()   // idle again before the requester hears the result
-            if let error {
-                seq.job.onFinish(.failure(error))
-                return
+        func dispatch(_ events: [BatchEngine.Event]) {
+            guard !events.isEmpty else { return }
+            publish()   // idle again before a requester hears its result
+            for event in events {
+                switch event {
+                case .tokens(let id, let pieces):
+                    guard let job = jobs[id] else { continue }
+                    for piece in pieces where !job.onToken(piece) {
+                        refused.append(id)
+                        break
+                    }
+                case .finished(let id, let result):
+                    jobs.removeValue(forKey: id)?.onFinish(result.mapError { $0 })
+                }
             }
-            let now = monotonicSeconds()
-            seq.job.onFinish(.success(GenerationResult(
-                text: r.text, tokens: r.generated, promptTokenCount: r.prompt.count, finishReason: r.finishReason ?? .cancelled,
-                promptSeconds: (seq.firstToken ?? now) - seq.admitted, generationSeconds: now - (seq.firstToken ?? now), seed: r.seed,
-                cachedPromptTokens: seq.reusedPrompt)))
-        }
-
-        func deliver(_ id: Int, _ steps: [GeneratedToken]) {
-            guard var seq = sequences[id] else { return }
-            if seq.firstToken == nil, !steps.isEmpty { seq.firstToken = monotonicSeconds() }
-            for step in steps where !seq.job.onToken(step) {
-                for tail in seq.runner.finish(.cancelled) { _ = seq.job.onToken(tail) }
-                break
-            }
-            sequences[id] = seq
-            if seq.runner.finishReason != nil { finish(id) }
         }
 
         while true {
@@ -168,7 +148,7 @@ public final class EngineWorker: @unchecked Sendable {
                 s.cancelEverything = false
                 return (jobs, s.stopping, c)
             }
-            if incoming.isEmpty, !stop, !cancelAll, scheduler.isIdle {
+            if incoming.isEmpty, !stop, !cancelAll, engine.isIdle {
                 wake.wait()
                 (incoming, stop, cancelAll) = state.withLock { s -> ([Job], Bool, Bool) in
                     let jobs = s.inbox
@@ -181,73 +161,24 @@ public final class EngineWorker: @unchecked Sendable {
             wake.unlock()
 
             for job in incoming {
-                do {
-                    let runner = try SequenceRunner(prompt: job.prompt, parameters: job.parameters, tokenizer: loaded.tokenizer, shape: model.shape)
-                    let id = nextID
-                    nextID += 1
-                    sequences[id] = Sequence(job: job, runner: runner, admitted: monotonicSeconds())
-                    _ = scheduler.submit(id: id, prompt: job.prompt)
-                    if runner.finishReason != nil { finish(id) }   // nothing to generate (max tokens 0)
-                } catch {
-                    job.onFinish(.failure(error))
-                }
+                let id = nextID
+                nextID += 1
+                jobs[id] = job
+                dispatch(engine.submit(id: id, prompt: job.prompt, parameters: job.parameters))
             }
             // Cancellations: clients gone, shutdown, or unload.
-            for (id, seq) in sequences where cancelAll || stop || seq.job.cancelled.isSet {
-                var runner = seq.runner
-                let tail = runner.finish(.cancelled)
-                sequences[id]?.runner = runner
-                deliver(id, tail)
-                finish(id)
+            for (id, job) in jobs.sorted(by: { $0.key < $1.key }) where cancelAll || stop || job.cancelled.isSet {
+                dispatch(engine.cancel(id: id))
             }
             if stop { return }
 
-            let plan = scheduler.nextStep()
-            for w in plan {
-                let n = scheduler.takeReused(id: w.id)
-                if n > 0 { sequences[w.id]?.reusedPrompt = n; sequences[w.id]?.inCache = n }
+            dispatch(engine.step())
+            while !refused.isEmpty {
+                let ids = refused
+                refused = []
+                for id in ids { dispatch(engine.cancel(id: id)) }
             }
             publish()
-            if plan.isEmpty { continue }
-
-            // One forward pass for the whole plan.
-            var entries: [BatchEntry] = []
-            var owners: [Int] = []   // sequence id per logits row
-            for w in plan {
-                guard let seq = sequences[w.id] else { continue }
-                switch w.kind {
-                case .decode:
-                    guard let token = seq.runner.pendingToken else { continue }
-                    entries.append(BatchEntry(token: token, slot: w.slot, position: seq.runner.cachedCount, wantsLogits: true))
-                    owners.append(w.id)
-                case .prefill(let range, let last):
-                    for i in range {
-                        entries.append(BatchEntry(token: seq.runner.prompt[i], slot: w.slot, position: i, wantsLogits: last && i == range.upperBound - 1))
-                    }
-                    if last { owners.append(w.id) }
-                }
-            }
-            let logits: UnsafeBufferPointer<Float>
-            do {
-                logits = try model.forward(batch: entries)
-            } catch {
-                for id in Set(plan.map(\.id)) { finish(id, error: error) }
-                continue
-            }
-            for w in plan {
-                switch w.kind {
-                case .decode: sequences[w.id]?.inCache += 1
-                case .prefill(let range, _): sequences[w.id]?.inCache = range.upperBound
-                }
-            }
-            let vocab = model.shape.vocabularySize
-            for (row, id) in owners.enumerated() {
-                guard var seq = sequences[id] else { continue }
-                if seq.runner.pendingToken != nil { seq.runner.fed() }
-                let steps = seq.runner.advance(UnsafeBufferPointer(rebasing: logits[(row * vocab)..<((row + 1) * vocab)]))
-                sequences[id] = seq
-                deliver(id, steps)
-            }
         }
     }
 }
