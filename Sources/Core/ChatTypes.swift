@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The canonical request and event types every surface decodes into and every provider consumes.
 /// Core knows no HTTP and no engine: surfaces and providers translate to and from these.
 
@@ -188,9 +190,8 @@ public struct RouteInfo: Sendable, Equatable {
 }
 
 /// What every provider yields, in order: text and tool-call pieces, then the finish reason, then usage.
-/// A router yields `.route` first, once the deployment that answers has produced its first event.
+/// Where the answer is served travels beside the events (`ChatStream.route`, `CompletedAnswer.route`).
 public enum ChatEvent: Sendable, Equatable {
-    case route(RouteInfo)
     /// Generated text, with the log-probability of the token it came from when requested.
     case text(String, TokenLogprob?)
     /// A piece of a tool call (a provider that gets calls whole yields each as one piece).
@@ -259,9 +260,22 @@ public enum CoreError: Error, Sendable, Equatable, CustomStringConvertible {
 public struct ChatStream: Sendable {
     public let events: AsyncThrowingStream<ChatEvent, Error>
     public let cancel: @Sendable () -> Void
-    public init(events: AsyncThrowingStream<ChatEvent, Error>, cancel: @escaping @Sendable () -> Void) {
-        self.events = events; self.cancel = cancel
+    private let routeSlot: RouteSlot?
+    /// Where the answer is served, when a router chose it: set before the first event is yielded, so it can be
+    /// read once that event has arrived. Nil from a provider that does not route.
+    public var route: RouteInfo? { routeSlot?.value }
+
+    public init(events: AsyncThrowingStream<ChatEvent, Error>, cancel: @escaping @Sendable () -> Void, route: RouteSlot? = nil) {
+        self.events = events; self.cancel = cancel; self.routeSlot = route
     }
+}
+
+/// Where a routed stream's `route` is written (once, before its first event) and read.
+public final class RouteSlot: Sendable {
+    private let slot = Mutex<RouteInfo?>(nil)
+    public init() {}
+    public var value: RouteInfo? { slot.withLock { $0 } }
+    public func set(_ route: RouteInfo) { slot.withLock { $0 = route } }
 }
 
 /// One source of completions: the local engine or a remote server.
@@ -280,11 +294,14 @@ public protocol Provider: Sendable {
 /// A whole answer: its events in the order a stream would carry them, and when the first text arrived.
 public struct CompletedAnswer: Sendable {
     public var events: [ChatEvent] = []
+    /// Where it was served, when a router chose it.
+    public var route: RouteInfo?
     /// When the first `.text` or `.toolCall` event arrived (a stream read to its end), or the answer (read whole); nil if none.
     public var firstTextAt: ContinuousClock.Instant?
 
-    public init(events: [ChatEvent] = []) {
+    public init(events: [ChatEvent] = [], route: RouteInfo? = nil) {
         self.events = []
+        self.route = route
         for e in events { append(e) }
     }
 
@@ -308,6 +325,7 @@ extension Provider {
         } onCancel: {
             stream.cancel()
         }
+        answer.route = stream.route
         return answer
     }
 }

@@ -115,6 +115,8 @@ public final class Backend: Sendable {
 final class StartedCompletion: @unchecked Sendable {
     /// Where events come from: a stream, or (`queued`) a whole answer.
     private var iterator: AsyncThrowingStream<ChatEvent, Error>.AsyncIterator?
+    /// Where the source says it is served, read once its first event is in (a router's stream, a whole answer, the cache).
+    private let routeOfSource: @Sendable () -> RouteInfo?
     private let queued: [ChatEvent]
     private var queuedAt = 0
     private var pending: ChatEvent?
@@ -140,11 +142,12 @@ final class StartedCompletion: @unchecked Sendable {
     private var identity: (id: String, created: Int)?
 
     private init(iterator: AsyncThrowingStream<ChatEvent, Error>.AsyncIterator?, queued: [ChatEvent], cancel: @escaping @Sendable () -> Void,
-                 began: Date, firstText: ContinuousClock.Instant?, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics,
+                 route: @escaping @Sendable () -> RouteInfo?, began: Date, firstText: ContinuousClock.Instant?, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics,
                  defaultProvider: String, cache: (ResponseCache, String)?, replayed: CachedCompletion?, record: RequestRecord) {
         self.iterator = iterator
         self.meter = record
         self.queued = queued
+        routeOfSource = route
         cancelStream = cancel
         self.began = began
         wholeFirstText = firstText
@@ -158,14 +161,15 @@ final class StartedCompletion: @unchecked Sendable {
 
     convenience init(stream: ChatStream, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics, defaultProvider: String,
                      cache: (ResponseCache, String)? = nil, record: RequestRecord) {
-        self.init(iterator: stream.events.makeAsyncIterator(), queued: [], cancel: stream.cancel, began: Date(), firstText: nil, model: model,
+        self.init(iterator: stream.events.makeAsyncIterator(), queued: [], cancel: stream.cancel, route: { stream.route }, began: Date(), firstText: nil, model: model,
                   metrics: metrics, prometheus: prometheus, defaultProvider: defaultProvider, cache: cache, replayed: nil, record: record)
     }
 
     /// A whole answer, read since `began`; its first text counts as the first token.
     convenience init(answer: CompletedAnswer, began: Date, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics,
                      defaultProvider: String, cache: (ResponseCache, String)? = nil, record: RequestRecord) {
-        self.init(iterator: nil, queued: answer.events, cancel: {}, began: began, firstText: answer.firstTextAt, model: model,
+        let route = answer.route
+        self.init(iterator: nil, queued: answer.events, cancel: {}, route: { route }, began: began, firstText: answer.firstTextAt, model: model,
                   metrics: metrics, prometheus: prometheus, defaultProvider: defaultProvider, cache: cache, replayed: nil, record: record)
     }
 
@@ -190,7 +194,7 @@ final class StartedCompletion: @unchecked Sendable {
 
     /// A completion replayed from the cache: its events, served by `cache`.
     convenience init(replaying hit: CachedCompletion, model: String, metrics: ServerMetrics, prometheus: PrometheusMetrics, record: RequestRecord) {
-        let events: [ChatEvent] = [.route(RouteInfo(deployment: "cache"))] + hit.events.map { e in
+        let events: [ChatEvent] = hit.events.map { e in
             switch e {
             case .text(let t): .text(t, nil)
             case .toolCall(let c): .toolCall(c)
@@ -198,7 +202,8 @@ final class StartedCompletion: @unchecked Sendable {
             case .finished(let f): .finished(f)
             }
         }
-        self.init(iterator: nil, queued: events, cancel: {}, began: Date(), firstText: nil, model: model, metrics: metrics,
+        self.init(iterator: nil, queued: events, cancel: {}, route: { RouteInfo(deployment: "cache") }, began: Date(), firstText: nil,
+                  model: model, metrics: metrics,
                   prometheus: prometheus, defaultProvider: "cache", cache: nil, replayed: hit, record: record)
     }
 
@@ -215,13 +220,12 @@ final class StartedCompletion: @unchecked Sendable {
     /// The provider that served (the first part of the routed deployment's key), else the backend's own.
     var provider: String { route?.provider ?? defaultProvider }
 
-    /// Waits for the first event; a router's `.route` event is kept as `route` and the event after it is awaited too.
+    /// Waits for the first event, and takes the route the source tells beside it.
     func prime() async throws {
         pending = try await pull()
-        if case .route(let r) = pending {
+        if let r = routeOfSource() {
             route = r
             meter.route(r)
-            pending = try await pull()
         }
         if pending == nil { done = true }
     }
@@ -231,9 +235,7 @@ final class StartedCompletion: @unchecked Sendable {
         if let p = pending { pending = nil; return observe(p) }
         if done { return nil }
         do {
-            var event = try await pull()
-            while case .route = event { event = try await pull() }
-            guard let e = event else {
+            guard let e = try await pull() else {
                 done = true
                 finishMetrics(error: false)
                 await saveToCache()
@@ -296,7 +298,6 @@ final class StartedCompletion: @unchecked Sendable {
             if cacheSlot != nil { recorded.append(.toolCall(c)) }
         case .finished(let f):
             if cacheSlot != nil { recorded.append(.finished(f)) }
-        case .route: break
         }
         return e
     }

@@ -115,7 +115,6 @@ struct NativeSurface {
                     case .usage(let u): totals.usage = u
                     case .finished(let f): totals.finish = f
                     case .toolCall(let piece): totals.toolCalls.add(piece)
-                    case .route: break
                     }
                 }
                 // The last line: the totals and the tool calls whole; the text was sent piece by piece.

@@ -76,8 +76,6 @@ struct OpenAISurface {
                     return [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
                         OpenAI.ChunkChoice(index: 0, delta: OpenAI.Delta(tool_calls: [OpenAI.ToolCallDeltaOut(piece)]), logprobs: nil, finish_reason: nil),
                     ], usage: nil))]
-                case .route:
-                    return []
                 }
             } first: { encoder in
                 [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
@@ -127,7 +125,7 @@ struct OpenAISurface {
                 case .usage(let u):
                     guard includeUsage else { return [] }
                     return [try encoder.encode(OpenAI.Completion(id: id, created: created, model: c.model, choices: [], usage: OpenAI.Usage(u)))]
-                case .toolCall, .route:
+                case .toolCall:
                     return []
                 }
             } first: { _ in [] }
@@ -159,7 +157,6 @@ func collect(_ started: StartedCompletion) async throws -> CollectedCompletion {
         case .usage(let u): r.usage = u
         case .finished(let f): r.finish = f
         case .toolCall(let piece): r.toolCalls.add(piece)
-        case .route: break
         }
     }
     return r

@@ -166,26 +166,29 @@ public final class Router: Provider {
 
     public func chat(_ request: ChatRequest) -> ChatStream {
         let (stream, out) = AsyncThrowingStream<ChatEvent, Error>.makeStream()
+        let route = RouteSlot()
         let task = Task {
             do {
-                try await self.serve(request, whole: false) { if case .terminated = out.yield($0) { false } else { true } }
+                try await self.serve(request, whole: false, announce: route.set) { if case .terminated = out.yield($0) { false } else { true } }
                 out.finish()
             } catch {
                 out.finish(throwing: error)
             }
         }
         out.onTermination = { _ in task.cancel() }
-        return ChatStream(events: stream, cancel: { task.cancel() })
+        return ChatStream(events: stream, cancel: { task.cancel() }, route: route)
     }
 
     public var answersWhole: Bool { true }
 
-    /// The whole answer, `.route` first, through the same retries, fallbacks and circuits as `chat`: read in one
+    /// The whole answer, with its route, through the same retries, fallbacks and circuits as `chat`: read in one
     /// piece from providers that answer whole (the deployment's timeout then bounds the whole answer), else from
     /// their streams. The router's own `timeout` is not used (each deployment has its own).
     public func complete(_ request: ChatRequest, timeout: Duration?) async throws -> CompletedAnswer {
         var answer = CompletedAnswer()
-        try await serve(request, whole: true) { answer.append($0); return true }
+        var route: RouteInfo?
+        try await serve(request, whole: true, announce: { route = $0 }) { answer.append($0); return true }
+        answer.route = route
         return answer
     }
 
@@ -257,9 +260,10 @@ public final class Router: Provider {
     }
 
     /// Tries the request's deployments in turn, passing the events of the one that answers to `emit` (which says
-    /// false once the consumer has gone away); returns when the answer ended (or the consumer went), throws what
-    /// ended it otherwise. `whole`: the answer is wanted in one piece (see `complete`).
-    private func serve(_ request: ChatRequest, whole: Bool, emit: (ChatEvent) -> Bool) async throws {
+    /// false once the consumer has gone away), after telling `announce` where it is served; returns when the answer
+    /// ended (or the consumer went), throws what ended it otherwise. `whole`: the answer is wanted in one piece
+    /// (see `complete`).
+    private func serve(_ request: ChatRequest, whole: Bool, announce: (RouteInfo) -> Void, emit: (ChatEvent) -> Bool) async throws {
         let config = current
         let (plan, routed, reason) = try await route(request, config)
         var passed: [String] = []
@@ -278,9 +282,9 @@ public final class Router: Provider {
                 let provider = config.providers[d.provider]
                 let route = RouteInfo(deployment: d.key, fallbackFrom: passed, reason: reason)
                 let outcome = if whole, let provider, provider.answersWhole {
-                    await attemptWhole(d, provider: provider, request: request, timeout: timeout, route: route, emit: emit)
+                    await attemptWhole(d, provider: provider, request: request, timeout: timeout, route: route, announce: announce, emit: emit)
                 } else {
-                    await attempt(d, provider: provider, request: request, timeout: timeout, route: route, emit: emit)
+                    await attempt(d, provider: provider, request: request, timeout: timeout, route: route, announce: announce, emit: emit)
                 }
                 switch outcome {
                 case .completed:
@@ -331,11 +335,10 @@ public final class Router: Provider {
         case failedAfterFirstEvent(Error)
     }
 
-    /// Runs one deployment, forwarding its events to `out` (after `.route`, once the first one arrives). A watchdog
-    /// ends the attempt with `CoreError.timeout` when `timeout` passes without an event.
-    /// Runs one deployment that answers whole: the answer within `timeout`, its events passed to `emit` after `.route`.
+    /// Runs one deployment that answers whole: the answer within `timeout`, its route announced, then its events
+    /// passed to `emit`.
     private func attemptWhole(_ d: DeploymentDeclaration, provider: any Provider, request: ChatRequest, timeout: Duration?,
-                              route: RouteInfo, emit: (ChatEvent) -> Bool) async -> Outcome {
+                              route: RouteInfo, announce: (RouteInfo) -> Void, emit: (ChatEvent) -> Bool) async -> Outcome {
         state.withLock { $0.inFlight[d.key, default: 0] += 1 }
         let began = ContinuousClock.now
         defer { state.withLock { $0.inFlight[d.key, default: 1] -= 1 } }
@@ -353,13 +356,15 @@ public final class Router: Provider {
         }
         guard !answer.events.isEmpty else { return .failedBeforeFirstEvent(CoreError.upstream("\(d.key) ended without an answer")) }
         recordLatency(d.key, ContinuousClock.now - began)
-        guard emit(.route(route)) else { return .stopped }
+        announce(route)
         for e in answer.events { guard emit(e) else { return .stopped } }
         return .completed
     }
 
+    /// Runs one deployment, forwarding its events to `emit` (its route announced once the first one arrives). A
+    /// watchdog ends the attempt with `CoreError.timeout` when `timeout` passes without an event.
     private func attempt(_ d: DeploymentDeclaration, provider: (any Provider)?, request: ChatRequest, timeout: Duration?, route: RouteInfo,
-                         emit: (ChatEvent) -> Bool) async -> Outcome {
+                         announce: (RouteInfo) -> Void, emit: (ChatEvent) -> Bool) async -> Outcome {
         guard let provider else {
             return .failedBeforeFirstEvent(CoreError.upstream("no provider '\(d.provider)' is configured"))
         }
@@ -403,7 +408,7 @@ public final class Router: Provider {
                     if !started {
                         started = true
                         recordLatency(d.key, ContinuousClock.now - began)
-                        guard emit(.route(route)) else { throw CancellationError() }
+                        announce(route)
                     }
                     guard emit(e) else { throw CancellationError() }
                 }

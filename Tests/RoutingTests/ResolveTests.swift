@@ -130,6 +130,12 @@ import Testing
         }
     }
 
+    /// `drain`, and where the router said the answer is served.
+    func drained(_ s: ChatStream) async -> ([ChatEvent], Error?, RouteInfo?) {
+        let (events, error) = await drain(s)
+        return (events, error, s.route)
+    }
+
     func request(_ model: String, localOnly: Bool = false) -> ChatRequest {
         var r = ChatRequest(model: model, messages: [ChatMessage(role: .user, content: "hi")])
         r.hints.localOnly = localOnly
@@ -141,10 +147,10 @@ import Testing
         let up = ScriptedProvider("up"), local = ScriptedProvider("local"), box = ScriptedProvider("box")
         let rt = router(r, [up, local, box])
         #expect(rt.plan(for: "smart")?.map(\.key) == ["up/big", "up/smollm2", "local/smollm2"])
-        let (mixed, _) = await drain(rt.chat(request("smart", localOnly: true)))
-        #expect(mixed.first == .route(RouteInfo(deployment: "local/smollm2")))   // smart's fallback fast, its local deployment
-        let (boxed, _) = await drain(rt.chat(request("boxed", localOnly: true)))
-        #expect(boxed.first == .route(RouteInfo(deployment: "box/qwen")))
+        let (_, _, mixedRoute) = await drained(rt.chat(request("smart", localOnly: true)))
+        #expect(mixedRoute == RouteInfo(deployment: "local/smollm2"))   // smart's fallback fast, its local deployment
+        let (_, _, boxedRoute) = await drained(rt.chat(request("boxed", localOnly: true)))
+        #expect(boxedRoute == RouteInfo(deployment: "box/qwen"))
         let (_, refused) = await drain(rt.chat(request("gpt-4o", localOnly: true)))
         #expect(refused == nil)   // gpt-4o → smart, which falls back to fast's local deployment
         let remoteOnly = r
@@ -152,8 +158,8 @@ import Testing
         #expect(error as? RoutingError == .noLocalDeployment(model: "remote", deployments: ["up/only"]))
         #expect(up.calls.isEmpty)
         // Without local-only the same model goes out.
-        let (events, _) = await drain(self.router(remoteOnly, [up, local]).chat(request("remote")))
-        #expect(events.first == .route(RouteInfo(deployment: "up/only")))
+        let (_, _, route) = await drained(self.router(remoteOnly, [up, local]).chat(request("remote")))
+        #expect(route == RouteInfo(deployment: "up/only"))
     }
 
     @Test func aRolePassesOverAModelWhoseCircuitsAreOpen() async throws {
@@ -161,11 +167,11 @@ import Testing
         let clock = ManualClock()
         let up = ScriptedProvider("up", [.fail(CoreError.upstream("HTTP 500"))]), local = ScriptedProvider("local")
         let rt = router(registry, [up, local], clock: clock)
-        let (first, _) = await drain(rt.chat(request("role:any")))
+        let (_, _, firstRoute) = await drained(rt.chat(request("role:any")))
         // smart (up/big) failed once and opened its circuit; fast answered, from its first deployment.
-        #expect(first.first == .route(RouteInfo(deployment: "up/smollm2", fallbackFrom: ["up/big"], reason: "role=any -> smart")))
-        let (second, _) = await drain(rt.chat(request("role:any")))
-        #expect(second.first == .route(RouteInfo(deployment: "up/smollm2", reason: "role=any -> fast")))
+        #expect(firstRoute == RouteInfo(deployment: "up/smollm2", fallbackFrom: ["up/big"], reason: "role=any -> smart"))
+        let (_, _, secondRoute) = await drained(rt.chat(request("role:any")))
+        #expect(secondRoute == RouteInfo(deployment: "up/smollm2", reason: "role=any -> fast"))
         #expect(up.calls == ["big", "smollm2", "smollm2"])
     }
 
@@ -182,11 +188,11 @@ import Testing
         let rt = router(before, [gate, b])
         let slow = rt.chat(request("chat"))
         var events = slow.events.makeAsyncIterator()
-        #expect(try await events.next() == .route(RouteInfo(deployment: "a/m")))
         #expect(try await events.next() == .text("first", nil))
+        #expect(slow.route == RouteInfo(deployment: "a/m"))
         rt.reconfigure(Router.Configuration(registry: after, providers: ["a": gate, "b": b]))
-        let (fresh, _) = await drain(rt.chat(request("chat")))
-        #expect(fresh.first == .route(RouteInfo(deployment: "b/m")))
+        let (_, _, freshRoute) = await drained(rt.chat(request("chat")))
+        #expect(freshRoute == RouteInfo(deployment: "b/m"))
         gate.open()
         #expect(try await events.next() == .text(" second", nil))
         #expect(try await events.next() == .finished(.stop))

@@ -78,14 +78,20 @@ final class ManualClock: Sendable {
         }
     }
 
+    /// `drain`, and where the router said the answer is served.
+    func drained(_ s: ChatStream) async -> ([ChatEvent], Error?, RouteInfo?) {
+        let (events, error) = await drain(s)
+        return (events, error, s.route)
+    }
+
     func request(_ model: String = "fast") -> ChatRequest { ChatRequest(model: model, messages: [ChatMessage(role: .user, content: "hi")]) }
 
     @Test func theFirstDeploymentAnswersWithItsRoute() async {
         let upstream = ScriptedProvider("up"), engine = ScriptedProvider("local")
         let r = router([upstream, engine], routes: [RouteDeclaration(name: "fast", deployments: [up, local])])
-        let (events, error) = await drain(r.chat(request()))
+        let (events, error, route) = await drained(r.chat(request()))
         #expect(error == nil)
-        #expect(events == [.route(RouteInfo(deployment: "up/small"))] + ScriptedProvider.reply("ok"))
+        #expect(route == RouteInfo(deployment: "up/small") && events == ScriptedProvider.reply("ok"))
         #expect(upstream.calls == ["small"] && engine.calls.isEmpty)
     }
 
@@ -96,10 +102,10 @@ final class ManualClock: Sendable {
     func failuresBeforeTheFirstEventFallBack(_ failure: CoreError) async {
         let upstream = ScriptedProvider("up", [.fail(failure)]), engine = ScriptedProvider("local", then: .answer(ScriptedProvider.reply("local")))
         let r = router([upstream, engine], routes: [RouteDeclaration(name: "fast", deployments: [up, local])])
-        let (events, error) = await drain(r.chat(request()))
+        let (events, error, route) = await drained(r.chat(request()))
         #expect(error == nil)
-        #expect(events.first == .route(RouteInfo(deployment: "local/tiny", fallbackFrom: ["up/small"])))
-        #expect(events.dropFirst().first == .text("local", nil))
+        #expect(route == RouteInfo(deployment: "local/tiny", fallbackFrom: ["up/small"]))
+        #expect(events.first == .text("local", nil))
         #expect(engine.calls == ["tiny"])
     }
 
@@ -107,8 +113,8 @@ final class ManualClock: Sendable {
         let upstream = ScriptedProvider("up", [.failAfter([.text("Hel", nil)], CoreError.upstreamDown("connection reset"))])
         let engine = ScriptedProvider("local")
         let r = router([upstream, engine], routes: [RouteDeclaration(name: "fast", deployments: [up, local])])
-        let (events, error) = await drain(r.chat(request()))
-        #expect(events == [.route(RouteInfo(deployment: "up/small")), .text("Hel", nil)])
+        let (events, error, route) = await drained(r.chat(request()))
+        #expect(route == RouteInfo(deployment: "up/small") && events == [.text("Hel", nil)])
         #expect(error as? CoreError == .upstreamDown("connection reset"))
         #expect(engine.calls.isEmpty)
     }
@@ -127,8 +133,8 @@ final class ManualClock: Sendable {
         let upstream = ScriptedProvider("up", [.fail(CoreError.rateLimited("slow down", retryAfterSeconds: 2)), .fail(CoreError.upstream("HTTP 502"))])
         let clock = ManualClock()
         let r = router([upstream, ScriptedProvider("local")], routes: [RouteDeclaration(name: "fast", deployments: [retried, local])], clock: clock)
-        let (events, error) = await drain(r.chat(request()))
-        #expect(error == nil && events.first == .route(RouteInfo(deployment: "up/small")))
+        let (_, error, route) = await drained(r.chat(request()))
+        #expect(error == nil && route == RouteInfo(deployment: "up/small"))
         #expect(upstream.calls.count == 3)
         // Retry-After 2 s, then the second backoff step (500 ms with random = 1).
         #expect(clock.slept == [.seconds(2), .milliseconds(500)])
@@ -140,8 +146,8 @@ final class ManualClock: Sendable {
         slow.timeoutSeconds = 0.2
         let r = router([ScriptedProvider("up", [.hang]), ScriptedProvider("local")],
                        routes: [RouteDeclaration(name: "fast", deployments: [slow, local])])
-        let (events, error) = await drain(r.chat(request()))
-        #expect(error == nil && events.first == .route(RouteInfo(deployment: "local/tiny", fallbackFrom: ["up/small"])))
+        let (_, error, route) = await drained(r.chat(request()))
+        #expect(error == nil && route == RouteInfo(deployment: "local/tiny", fallbackFrom: ["up/small"]))
     }
 
     @Test func lowestLatencyLearnsFromAnswers() async {
@@ -150,8 +156,8 @@ final class ManualClock: Sendable {
         // neither is measured: the first as written answers and is measured; then the unmeasured one goes first
         _ = await drain(r.chat(request()))
         #expect(r.latency("up/small") != nil && r.latency("local/tiny") == nil)
-        let (events, _) = await drain(r.chat(request()))
-        #expect(events.first == .route(RouteInfo(deployment: "local/tiny")))
+        let (_, _, route) = await drained(r.chat(request()))
+        #expect(route == RouteInfo(deployment: "local/tiny"))
         #expect(r.latency("local/tiny") != nil)
     }
 
@@ -161,8 +167,8 @@ final class ManualClock: Sendable {
                        routes: [RouteDeclaration(name: "fast", deployments: [up], fallbacks: ["smart", "tiny"]),
                                 RouteDeclaration(name: "smart", deployments: [other], fallbacks: ["fast"])])
         #expect(r.plan(for: "fast")?.map(\.key) == ["up/small", "other/big", "local/tiny"])
-        let (events, _) = await drain(r.chat(request()))
-        #expect(events.first == .route(RouteInfo(deployment: "other/big", fallbackFrom: ["up/small"])))
+        let (_, _, route) = await drained(r.chat(request()))
+        #expect(route == RouteInfo(deployment: "other/big", fallbackFrom: ["up/small"]))
     }
 
     @Test func theBreakerOpensSkipsTheDeploymentAndClosesAfterAProbe() async {
@@ -174,14 +180,14 @@ final class ManualClock: Sendable {
         #expect(upstream.calls.count == 2)
         guard case .open = r.circuit("up/small") else { Issue.record("expected an open circuit, found \(String(describing: r.circuit("up/small")))"); return }
 
-        let (skipped, _) = await drain(r.chat(request()))
+        let (_, _, skippedRoute) = await drained(r.chat(request()))
         #expect(upstream.calls.count == 2)   // not asked while open
-        #expect(skipped.first == .route(RouteInfo(deployment: "local/tiny", fallbackFrom: ["up/small"])))
+        #expect(skippedRoute == RouteInfo(deployment: "local/tiny", fallbackFrom: ["up/small"]))
 
         clock.advance(.seconds(31))
-        let (probed, _) = await drain(r.chat(request()))
+        let (_, _, probedRoute) = await drained(r.chat(request()))
         #expect(upstream.calls.count == 3)
-        #expect(probed.first == .route(RouteInfo(deployment: "up/small")))
+        #expect(probedRoute == RouteInfo(deployment: "up/small"))
         #expect(r.circuit("up/small") == .closed(failures: []))
     }
 
@@ -200,8 +206,8 @@ final class ManualClock: Sendable {
     @Test func unroutedNamesGoToTheLocalEngineAndUnknownOnesListRoutes() async throws {
         let engine = ScriptedProvider("local", [.answer(ScriptedProvider.reply("x")), .fail(CoreError.unknownModel("nope", available: ["tiny"]))])
         let r = router([engine], routes: [RouteDeclaration(name: "fast", deployments: [up])])
-        let (events, _) = await drain(r.chat(request("tiny")))
-        #expect(events.first == .route(RouteInfo(deployment: "local/tiny")))
+        let (_, _, route) = await drained(r.chat(request("tiny")))
+        #expect(route == RouteInfo(deployment: "local/tiny"))
         let (_, error) = await drain(r.chat(request("nope")))
         #expect(error as? CoreError == .unknownModel("nope", available: ["fast", "tiny"]))
         #expect(try await r.models().map(\.name) == ["m", "fast"])
