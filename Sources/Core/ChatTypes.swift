@@ -186,7 +186,7 @@ public struct RouteInfo: Sendable, Equatable {
         self.deployment = deployment; self.fallbackFrom = fallbackFrom; self.reason = reason
     }
     /// The provider part of `deployment` (`local` for the built-in engine).
-    public var provider: String { deployment.split(separator: "/", maxSplits: 1).first.map(String.init) ?? deployment }
+    public var provider: String { DeploymentKey(parsing: deployment)?.provider.rawValue ?? deployment }
 }
 
 /// What every provider yields, in order: text and tool-call pieces, then the finish reason, then usage.

@@ -18,8 +18,8 @@ extension Backend {
 
     /// The local engine as `local`, and one provider per declaration (its API key read from `environment`).
     static func providers(host: ModelHost, registry: ModelRegistry, environment: [String: String],
-                          warn: (String) -> Void) -> [String: any Provider] {
-        var providers: [String: any Provider] = ["local": LocalProvider(host: host)]
+                          warn: (String) -> Void) -> [ProviderID: any Provider] {
+        var providers: [ProviderID: any Provider] = [.local: LocalProvider(host: host)]
         for (name, p) in registry.providers.sorted(by: { $0.key < $1.key }) {
             var key: String?
             if let env = p.apiKeyEnv {

@@ -19,7 +19,7 @@ extension Server {
             let keys = Set(router.routes.values.flatMap { $0.deployments.map(\.key) })
             for key in keys {
                 let open = if case .open = router.circuit(key) { true } else { false }
-                gauges.circuits.append((key, open))
+                gauges.circuits.append((key.description, open))
             }
         }
         var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: backend.prometheus.render(gauges))))

@@ -6,7 +6,7 @@ import Inference
 /// the model's engine thread and streams its tokens back.
 public struct LocalProvider: Provider {
     public let host: ModelHost
-    public var name: String { "local" }
+    public var name: String { ProviderID.local.rawValue }
 
     public init(host: ModelHost) { self.host = host }
 

@@ -27,6 +27,8 @@ public struct ProviderDeclaration: Sendable, Equatable {
         }
     }
     public var name: String
+    /// The name as deployments refer to it.
+    public var id: ProviderID { ProviderID(name) }
     public var kind: Kind
     /// Ends before the endpoint: `…/v1`, to which `/chat/completions` and `/models` are appended (anthropic: before
     /// `/v1/messages`; ollama: before `/api/chat`).
@@ -58,7 +60,7 @@ public struct BreakerSettings: Sendable, Equatable {
 
 /// One place a public model is served: a provider (`local` or a declared one) and the model name it knows.
 public struct DeploymentDeclaration: Sendable, Equatable {
-    public var provider: String
+    public var provider: ProviderID
     public var model: String
     /// Longest wait for the first event, and between events (seconds); nil: the default.
     public var timeoutSeconds: Double?
@@ -70,9 +72,9 @@ public struct DeploymentDeclaration: Sendable, Equatable {
     public var path: String
     public var line: Int?
     /// `provider/model`: the name in `x-switchyard-route` and the key of its circuit breaker.
-    public var key: String { "\(provider)/\(model)" }
+    public var key: DeploymentKey { DeploymentKey(provider: provider, model: model) }
 
-    public init(provider: String, model: String, timeoutSeconds: Double? = nil, retries: Int? = nil, path: String = "", line: Int? = nil) {
+    public init(provider: ProviderID, model: String, timeoutSeconds: Double? = nil, retries: Int? = nil, path: String = "", line: Int? = nil) {
         self.provider = provider; self.model = model; self.timeoutSeconds = timeoutSeconds; self.retries = retries
         self.path = path; self.line = line
     }

@@ -6,12 +6,7 @@ extension ModelRegistry {
     typealias Report = (String, Int?, String) -> Void
 
     /// `provider/model` → its parts; the model part may itself contain slashes (`openrouter/meta-llama/llama-3`).
-    static func splitDeployment(_ s: String) -> (provider: String, model: String)? {
-        guard let slash = s.firstIndex(of: "/") else { return nil }
-        let provider = String(s[..<slash]), model = String(s[s.index(after: slash)...])
-        guard !provider.isEmpty, !model.isEmpty else { return nil }
-        return (provider, model)
-    }
+    static func splitDeployment(_ s: String) -> DeploymentKey? { DeploymentKey(parsing: s) }
 
     /// `deployments:` — a list of `{provider, model, timeout, retries}` mappings or `provider/model` strings.
     static func parseDeployments(_ value: ConfigValue, path: String, line: Int?, issue: Report) -> [DeploymentDeclaration] {
@@ -36,7 +31,7 @@ extension ModelRegistry {
                     switch f.key {
                     case "provider", "model":
                         guard case .scalar(let s, _) = f.value, !s.isEmpty else { issue(fp, fl, "expected a non-empty string, found \(f.value.kind)"); continue }
-                        if f.key == "provider" { d.provider = s } else { d.model = s }
+                        if f.key == "provider" { d.provider = ProviderID(s) } else { d.model = s }
                     case "timeout": d.timeoutSeconds = parseTimeout(f.value, path: fp, line: fl, issue: issue)
                     case "retries": d.retries = parseRetries(f.value, path: fp, line: fl, issue: issue)
                     case "weight":
@@ -45,10 +40,10 @@ extension ModelRegistry {
                     default: issue(fp, fl, "unknown deployment setting (expected: provider, model, timeout, retries, weight)")
                     }
                 }
-                if d.provider.isEmpty, let parts = splitDeployment(d.model) { d.provider = parts.provider; d.model = parts.model }
-                if d.provider.isEmpty { issue(p, d.line, "missing 'provider' (local or a name under providers:)") }
+                if d.provider.rawValue.isEmpty, let parts = splitDeployment(d.model) { d.provider = parts.provider; d.model = parts.model }
+                if d.provider.rawValue.isEmpty { issue(p, d.line, "missing 'provider' (local or a name under providers:)") }
                 if d.model.isEmpty { issue(p, d.line, "missing 'model' (the name the provider knows the model by)") }
-                if !d.provider.isEmpty && !d.model.isEmpty { out.append(d) }
+                if !d.provider.rawValue.isEmpty && !d.model.isEmpty { out.append(d) }
             default:
                 issue(p, line, "expected PROVIDER/MODEL or {provider: NAME, model: MODEL}, found \(item.kind)")
             }
@@ -93,7 +88,7 @@ extension ModelRegistry {
     /// One entry under `providers:`.
     static func parseProvider(name: String, _ value: ConfigValue, line: Int?, file: String, issue: Report) -> ProviderDeclaration? {
         let base = "providers.\(name)"
-        guard name != "local" else { issue(base, line, "'local' is the built-in engine and cannot be declared"); return nil }
+        guard !ProviderID(name).isLocal else { issue(base, line, "'local' is the built-in engine and cannot be declared"); return nil }
         guard case .map(let fields) = value else {
             issue(base, line, "expected a mapping of settings (type, base_url, api_key_env, headers), found \(value.kind)")
             return nil

@@ -61,7 +61,7 @@ public struct ModelRegistry: Sendable {
     /// Local models: a name and its GGUF source.
     public var models: [String: ModelDeclaration]
     /// Upstreams, by name (`local` is implicit).
-    public var providers: [String: ProviderDeclaration]
+    public var providers: [ProviderID: ProviderDeclaration]
     /// Names served through deployments, fallbacks or both.
     public var routes: [String: RouteDeclaration]
     /// Other names for models, roles or `auto` (see `resolve`).
@@ -82,7 +82,7 @@ public struct ModelRegistry: Sendable {
 
     public static let fileNames = ["models.yaml", "models.yml", "models.json", "user_models.json"]
 
-    public init(models: [String: ModelDeclaration] = [:], providers: [String: ProviderDeclaration] = [:],
+    public init(models: [String: ModelDeclaration] = [:], providers: [ProviderID: ProviderDeclaration] = [:],
                 routes: [String: RouteDeclaration] = [:], files: [String] = []) {
         self.models = models; self.providers = providers; self.routes = routes; self.files = files
     }
@@ -125,7 +125,7 @@ public struct ModelRegistry: Sendable {
 
     /// Adds a later layer: each name it declares replaces the earlier declaration, whatever its kind.
     mutating func merge(_ layer: Layer) {
-        for p in layer.providers { providers[p.name] = p }
+        for p in layer.providers { providers[p.id] = p }
         let declared = Set(layer.models.map(\.name) + layer.routes.map(\.name))
         for name in declared {
             models[name] = nil; routes[name] = nil; capabilities[name] = nil
@@ -144,9 +144,9 @@ public struct ModelRegistry: Sendable {
     /// loop, hide a model or name an unknown role; roles and `routing.auto` rules that name unknown roles.
     func crossCheck() -> [ConfigIssue] {
         var issues: [ConfigIssue] = checkNames()
-        let known = ["local"] + providers.keys.sorted()
+        let known = ([.local] + providers.keys.sorted()).map(\.rawValue)
         for route in routes.values.sorted(by: { $0.name < $1.name }) {
-            for d in route.deployments where d.provider != "local" && providers[d.provider] == nil {
+            for d in route.deployments where !d.provider.isLocal && providers[d.provider] == nil {
                 issues.append(ConfigIssue(file: route.file, path: d.path, line: d.line,
                                           message: "unknown provider '\(d.provider)' (declared: \(known.joined(separator: ", ")))"))
             }
@@ -293,7 +293,7 @@ public struct ModelRegistry: Sendable {
                 issue(path, line, "unknown setting (expected: provider, path, catalogue, model, deployments, strategy, fallbacks, timeout, retries, context_length, threads, keep_alive, max_memory, defaults, aliases, context, tools, memory)")
             }
         }
-        let isLocal = provider == nil || provider == "local"
+        let isLocal = provider.map { ProviderID($0).isLocal } ?? true
         var planned: [DeploymentDeclaration]?
         var local: ModelDeclaration?
         if let deployments {
@@ -306,11 +306,11 @@ public struct ModelRegistry: Sendable {
             local = d
             // A local model with fallbacks, a timeout or retries is also a route whose first deployment is itself.
             if !fallbacks.isEmpty || timeout != nil || retries != nil {
-                planned = [DeploymentDeclaration(provider: "local", model: name, path: base, line: modelLine)]
+                planned = [DeploymentDeclaration(provider: .local, model: name, path: base, line: modelLine)]
             }
         } else if let m = upstreamModel {
             if let provider {
-                planned = [DeploymentDeclaration(provider: provider, model: m.name, path: m.path, line: m.line)]
+                planned = [DeploymentDeclaration(provider: ProviderID(provider), model: m.name, path: m.path, line: m.line)]
             } else if let single = splitDeployment(m.name) {
                 planned = [DeploymentDeclaration(provider: single.provider, model: single.model, path: m.path, line: m.line)]
             } else {

@@ -21,7 +21,7 @@ public final class HealthProber: Sendable {
     public let interval: Duration
     public let timeout: Duration
     private let log: @Sendable (String) -> Void
-    private let results = Mutex<[String: Result]>([:])
+    private let results = Mutex<[ProviderID: Result]>([:])
 
     public init(interval: Duration = .seconds(30), timeout: Duration = .seconds(5), log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.interval = interval
@@ -30,13 +30,13 @@ public final class HealthProber: Sendable {
     }
 
     /// The last check of `provider`, if any.
-    public func result(_ provider: String) -> Result? { results.withLock { $0[provider] } }
+    public func result(_ provider: ProviderID) -> Result? { results.withLock { $0[provider] } }
 
     /// Checks each of `providers` once (by name; `local`, the engine, has its own health), concurrently; returns
     /// when all have answered or timed out.
-    public func probeOnce(_ providers: [String: any Provider]) async {
-        await withTaskGroup(of: (String, Result).self) { group in
-            for (name, provider) in providers where name != "local" {
+    public func probeOnce(_ providers: [ProviderID: any Provider]) async {
+        await withTaskGroup(of: (ProviderID, Result).self) { group in
+            for (name, provider) in providers where !name.isLocal {
                 group.addTask { [timeout] in (name, await Self.check(provider, timeout: timeout)) }
             }
             for await (name, result) in group {

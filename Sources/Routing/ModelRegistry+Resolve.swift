@@ -63,16 +63,15 @@ extension ModelRegistry {
     /// name); else the local engine's model of that name.
     public func deployments(of name: String) -> [DeploymentDeclaration] {
         if let route = routes[name] { return route.deployments }
-        let parts = name.split(separator: "/", maxSplits: 1).map(String.init)
-        if parts.count == 2, parts[0] != "local", providers[parts[0]] != nil, !parts[1].isEmpty {
-            return [DeploymentDeclaration(provider: parts[0], model: parts[1])]
+        if let key = DeploymentKey(parsing: name), !key.provider.isLocal, providers[key.provider] != nil {
+            return [DeploymentDeclaration(provider: key.provider, model: key.model)]
         }
-        return [DeploymentDeclaration(provider: "local", model: name)]
+        return [DeploymentDeclaration(provider: .local, model: name)]
     }
 
     /// Whether a deployment stays on this machine: the built-in engine, or a provider declared `local: true`.
     public func isLocal(_ d: DeploymentDeclaration) -> Bool {
-        d.provider == "local" || providers[d.provider]?.local == true
+        d.provider.isLocal || providers[d.provider]?.local == true
     }
 
     /// `auto`: the task, then the rule for it (or `default`), else the built-in default — code to the first model
@@ -153,7 +152,7 @@ extension ModelRegistry {
         if caps.context == nil { caps.context = models[name]?.contextLength }
         if caps.memoryBytes == nil {
             var total = 0, known = true
-            for d in deployments(of: name) where d.provider == "local" {
+            for d in deployments(of: name) where d.provider.isLocal {
                 let declared = d.model == name ? nil : capabilities[d.model]?.memoryBytes
                 guard let bytes = declared ?? models[d.model]?.maxMemoryBytes ?? localMemory(models[d.model]?.source ?? d.model) else {
                     known = false; break

@@ -30,9 +30,9 @@ public final class Router: Provider {
     /// (`local` among them) and their breaker settings.
     public struct Configuration: Sendable {
         public var registry: ModelRegistry
-        public var providers: [String: any Provider]
-        public var breakers: [String: BreakerSettings]
-        public init(registry: ModelRegistry, providers: [String: any Provider], breakers: [String: BreakerSettings]? = nil) {
+        public var providers: [ProviderID: any Provider]
+        public var breakers: [ProviderID: BreakerSettings]
+        public init(registry: ModelRegistry, providers: [ProviderID: any Provider], breakers: [ProviderID: BreakerSettings]? = nil) {
             self.registry = registry; self.providers = providers
             self.breakers = breakers ?? registry.providers.mapValues(\.breaker)
         }
@@ -55,11 +55,12 @@ public final class Router: Provider {
     private let state = Mutex(State())
 
     struct State {
-        var breakers: [String: CircuitBreaker<ContinuousClock.Instant>] = [:]
-        var inFlight: [String: Int] = [:]
+        var breakers: [DeploymentKey: CircuitBreaker<ContinuousClock.Instant>] = [:]
+        var inFlight: [DeploymentKey: Int] = [:]
+        /// By route name: where its next request starts (round robin).
         var turns: [String: Int] = [:]
-        /// Time to first event by deployment key (seconds), an exponentially weighted moving average.
-        var latency: [String: Double] = [:]
+        /// Time to first event by deployment (seconds), an exponentially weighted moving average.
+        var latency: [DeploymentKey: Double] = [:]
     }
 
     /// Weight of the newest measurement in the latency average.
@@ -80,26 +81,25 @@ public final class Router: Provider {
         let keys = Set(routes.values.flatMap { $0.deployments.map(\.key) }).sorted()
         return state.withLock { s in
             keys.map { key in
-                let provider = String(key.split(separator: "/", maxSplits: 1).first ?? "")
-                let probe = prober.result(provider)
+                let probe = prober.result(key.provider)
                 let circuit: String = switch s.breakers[key]?.state {
                 case .open?: "cooling down"
                 case .halfOpen?: "probing"
                 case .closed?, nil: probe?.up == false ? "down" : "healthy"
                 }
-                return DeploymentStatus(deployment: key, state: circuit, latencySeconds: s.latency[key], inFlight: s.inFlight[key] ?? 0,
+                return DeploymentStatus(deployment: key.description, state: circuit, latencySeconds: s.latency[key], inFlight: s.inFlight[key] ?? 0,
                                         probe: probe)
             }
         }
     }
 
     /// A deployment's measured time to first event (seconds), for `lowest-latency`, health reports and tests.
-    public func latency(_ key: String) -> Double? {
+    public func latency(_ key: DeploymentKey) -> Double? {
         state.withLock { $0.latency[key] }
     }
 
     /// `providers` by the names deployments use; `local` among them.
-    public convenience init(routes: [String: RouteDeclaration], providers: [String: any Provider], breakers: [String: BreakerSettings] = [:],
+    public convenience init(routes: [String: RouteDeclaration], providers: [ProviderID: any Provider], breakers: [ProviderID: BreakerSettings] = [:],
                             clock: RouterClock = .continuous, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
                             defaultTimeout: Duration = .seconds(120)) {
         self.init(Configuration(registry: ModelRegistry(routes: routes), providers: providers, breakers: breakers),
@@ -117,7 +117,7 @@ public final class Router: Provider {
     }
 
     /// Whether any provider is remote (and so worth checking in the background).
-    public var hasRemoteProviders: Bool { current.providers.keys.contains { $0 != "local" } }
+    public var hasRemoteProviders: Bool { current.providers.keys.contains { !$0.isLocal } }
 
     /// Checks every remote provider of the current configuration once.
     public func checkProviders() async { await prober.probeOnce(current.providers) }
@@ -141,7 +141,7 @@ public final class Router: Provider {
         let changed = Set(new.breakers.keys).union(old.breakers.keys).filter { new.breakers[$0] != old.breakers[$0] }
         guard !changed.isEmpty else { return }
         state.withLock { s in
-            for key in s.breakers.keys where changed.contains(String(key.split(separator: "/", maxSplits: 1).first ?? "")) {
+            for key in s.breakers.keys where changed.contains(key.provider) {
                 s.breakers[key] = nil
             }
         }
@@ -150,15 +150,15 @@ public final class Router: Provider {
     /// The local engine's models, then every routed name and alias it does not list.
     public func models() async throws -> [ModelInfo] {
         let config = current
-        var out = try await config.providers["local"]?.models() ?? []
+        var out = try await config.providers[.local]?.models() ?? []
         var names = Set(out.map(\.name))
         for name in config.registry.routes.keys.sorted() + config.registry.aliases.keys.sorted() where names.insert(name).inserted {
             out.append(ModelInfo(name: name, provider: self.name))
         }
         // What the background checks found on each upstream, as PROVIDER/MODEL (served by that provider directly).
-        for provider in config.providers.keys.sorted() where provider != "local" {
+        for provider in config.providers.keys.sorted() where !provider.isLocal {
             for model in prober.result(provider)?.models ?? [] where names.insert("\(provider)/\(model)").inserted {
-                out.append(ModelInfo(name: "\(provider)/\(model)", provider: provider))
+                out.append(ModelInfo(name: "\(provider)/\(model)", provider: provider.rawValue))
             }
         }
         return out
@@ -193,7 +193,7 @@ public final class Router: Provider {
     }
 
     /// A deployment's circuit, for health reports and tests.
-    public func circuit(_ key: String) -> CircuitBreaker<ContinuousClock.Instant>.State? {
+    public func circuit(_ key: DeploymentKey) -> CircuitBreaker<ContinuousClock.Instant>.State? {
         state.withLock { $0.breakers[key]?.state }
     }
 
@@ -211,7 +211,7 @@ public final class Router: Provider {
     func plan(_ names: [String], withFallbacks: Bool, registry: ModelRegistry) -> [DeploymentDeclaration] {
         let routes = registry.routes
         var out: [DeploymentDeclaration] = []
-        var seenRoutes: Set<String> = [], seenKeys: Set<String> = []
+        var seenRoutes: Set<String> = [], seenKeys: Set<DeploymentKey> = []
         func add(_ routeName: String, depth: Int) {
             guard depth < 8, seenRoutes.insert(routeName).inserted else { return }
             guard let route = routes[routeName] else {
@@ -244,17 +244,17 @@ public final class Router: Provider {
         let registry = config.registry
         var discovered: [String] = []
         if registry.order.isEmpty, registry.followAliases(request.model)?.target == ModelRegistry.autoName {
-            discovered = (try? await config.providers["local"]?.models().map(\.name)) ?? []
+            discovered = (try? await config.providers[.local]?.models().map(\.name)) ?? []
         }
         let resolution = try registry.resolve(request, coolingDown: isCoolingDown, localMemory: localMemory, discovered: discovered)
         let routed = resolution.role != nil || resolution.models.contains {
-            registry.routes[$0] != nil || registry.deployments(of: $0).contains { $0.provider != "local" }
+            registry.routes[$0] != nil || registry.deployments(of: $0).contains { !$0.provider.isLocal }
         }
         var planned = self.plan(resolution.models, withFallbacks: resolution.withFallbacks, registry: registry)
         if resolution.localOnly {
             let all = planned
             planned = all.filter(registry.isLocal)
-            if planned.isEmpty { throw RoutingError.noLocalDeployment(model: resolution.models.first ?? request.model, deployments: all.map(\.key)) }
+            if planned.isEmpty { throw RoutingError.noLocalDeployment(model: resolution.models.first ?? request.model, deployments: all.map(\.key.description)) }
         }
         return (planned, routed, resolution.reason)
     }
@@ -280,7 +280,7 @@ public final class Router: Provider {
                     break attempts
                 }
                 let provider = config.providers[d.provider]
-                let route = RouteInfo(deployment: d.key, fallbackFrom: passed, reason: reason)
+                let route = RouteInfo(deployment: d.key.description, fallbackFrom: passed, reason: reason)
                 let outcome = if whole, let provider, provider.answersWhole {
                     await attemptWhole(d, provider: provider, request: request, timeout: timeout, route: route, announce: announce, emit: emit)
                 } else {
@@ -311,7 +311,7 @@ public final class Router: Provider {
                     }
                 }
             }
-            passed.append(d.key)
+            passed.append(d.key.description)
         }
         if let lastError {
             throw routed ? lastError : withRoutedNames(lastError, config.registry)
@@ -436,7 +436,7 @@ public final class Router: Provider {
         }
     }
 
-    private func recordLatency(_ key: String, _ elapsed: Duration) {
+    private func recordLatency(_ key: DeploymentKey, _ elapsed: Duration) {
         let c = elapsed.components
         let seconds = Double(c.seconds) + Double(c.attoseconds) / 1e18
         state.withLock { s in

@@ -1,10 +1,11 @@
+import Core
 import Registry
 extension RoutingStrategy {
     /// The order in which one request tries a route's deployments; what follows the first is its fallback chain.
     /// `turn` counts the route's earlier requests (round-robin); `inFlight` counts requests in flight by deployment key;
     /// `latency` is the measured time to first token by deployment key (seconds); `random` is a draw in 0..<1 (weighted).
-    public func order(_ deployments: [DeploymentDeclaration], turn: Int, inFlight: [String: Int],
-                      latency: [String: Double] = [:], random: Double = 0) -> [DeploymentDeclaration] {
+    public func order(_ deployments: [DeploymentDeclaration], turn: Int, inFlight: [DeploymentKey: Int],
+                      latency: [DeploymentKey: Double] = [:], random: Double = 0) -> [DeploymentDeclaration] {
         guard deployments.count > 1 else { return deployments }
         switch self {
         case .ordered:

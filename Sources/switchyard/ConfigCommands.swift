@@ -60,7 +60,7 @@ struct Config: ParsableCommand {
                     || (try? ModelResolver.resolve(name, in: ModelDirectory.default)) != nil
             }
             for (name, route) in registry.routes.sorted(by: { $0.key < $1.key }) {
-                for d in route.deployments where d.provider == "local" && !known(d.model) {
+                for d in route.deployments where d.provider.isLocal && !known(d.model) {
                     problems.append("\(route.file)\(d.line.map { ":\($0)" } ?? ""): \(d.path): no local model '\(d.model)' (not declared, not in \(ModelDirectory.default.path))")
                 }
                 for f in route.fallbacks where !known(f) {
@@ -76,7 +76,7 @@ struct Config: ParsableCommand {
                 print("  provider \(name): \(p.kind.rawValue) \(p.baseURL)\(p.apiKeyEnv.map { " (key from $\($0))" } ?? "")")
             }
             for (name, r) in registry.routes.sorted(by: { $0.key < $1.key }) {
-                print("  route \(name): \(r.deployments.map(\.key).joined(separator: ", ")) [\(r.strategy.rawValue)]" + (r.fallbacks.isEmpty ? "" : " → \(r.fallbacks.joined(separator: ", "))"))
+                print("  route \(name): \(r.deployments.map(\.key.description).joined(separator: ", ")) [\(r.strategy.rawValue)]" + (r.fallbacks.isEmpty ? "" : " → \(r.fallbacks.joined(separator: ", "))"))
             }
             for (name, a) in registry.aliases.sorted(by: { $0.key < $1.key }) { print("  alias \(name) → \(a.target)") }
             for (name, r) in registry.roles.sorted(by: { $0.key < $1.key }) {

@@ -116,7 +116,7 @@ import Testing
 /// The router with the resolution in front: local-only plans, roles and circuits, profile switches.
 @Suite struct RouterResolutionTests {
     func router(_ registry: ModelRegistry, _ providers: [any Provider], clock: ManualClock = ManualClock()) -> Router {
-        Router(Router.Configuration(registry: registry, providers: Dictionary(uniqueKeysWithValues: providers.map { ($0.name, $0) })),
+        Router(Router.Configuration(registry: registry, providers: Dictionary(uniqueKeysWithValues: providers.map { (ProviderID($0.name), $0) })),
                clock: clock.clock, random: { 1 })
     }
 

@@ -1,3 +1,4 @@
+import Core
 import Registry
 @testable import Routing
 import Testing
@@ -30,7 +31,7 @@ import Testing
 }
 
 @Suite struct StrategyTests {
-    let ds = ["a/m", "b/m", "c/m"].map { DeploymentDeclaration(provider: String($0.prefix(1)), model: "m") }
+    let ds = ["a/m", "b/m", "c/m"].map { DeploymentDeclaration(provider: ProviderID(String($0.prefix(1))), model: "m") }
 
     @Test func orderedKeepsTheWrittenOrder() {
         #expect(RoutingStrategy.ordered.order(ds, turn: 5, inFlight: ["a/m": 9]).map(\.key) == ["a/m", "b/m", "c/m"])
@@ -60,7 +61,7 @@ import Testing
         #expect(s.order(weighted, turn: 0, inFlight: [:], random: 0.5).map(\.key) == ["b/m", "a/m", "c/m"])
         #expect(s.order(weighted, turn: 0, inFlight: [:], random: 0.9).map(\.key) == ["c/m", "a/m", "b/m"])
         // over an even spread of draws, first picks follow the weights
-        var firsts: [String: Int] = [:]
+        var firsts: [DeploymentKey: Int] = [:]
         for i in 0..<1000 { firsts[s.order(weighted, turn: 0, inFlight: [:], random: (Double(i) + 0.5) / 1000)[0].key, default: 0] += 1 }
         #expect(firsts == ["a/m": 200, "b/m": 600, "c/m": 200])
     }

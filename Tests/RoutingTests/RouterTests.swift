@@ -63,7 +63,7 @@ final class ManualClock: Sendable {
     func router(_ providers: [any Provider], routes: [RouteDeclaration], clock: ManualClock = ManualClock(),
                 breaker: BreakerSettings = BreakerSettings()) -> Router {
         Router(routes: Dictionary(uniqueKeysWithValues: routes.map { ($0.name, $0) }),
-               providers: Dictionary(uniqueKeysWithValues: providers.map { ($0.name, $0) }),
+               providers: Dictionary(uniqueKeysWithValues: providers.map { (ProviderID($0.name), $0) }),
                breakers: ["up": breaker], clock: clock.clock, random: { 1 })
     }
 

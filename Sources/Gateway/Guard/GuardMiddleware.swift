@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Hummingbird
 import HTTPTypes
@@ -248,8 +249,9 @@ struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
 
     static func record(_ meter: RequestRecord, key: APIKey?, model: String, status: Int, arrived: Date) -> UsageRecord {
         let r = meter.fields
-        let provider = r.deployment.flatMap { $0.split(separator: "/", maxSplits: 1).first.map(String.init) } ?? "local"
-        let local = provider == "local" || provider == "cache"
+        // `provider/model`, or `cache` for an answer replayed from the cache; none: the local engine alone served it.
+        let provider = r.deployment.map { RouteInfo(deployment: $0).provider } ?? ProviderID.local.rawValue
+        let local = provider == ProviderID.local.rawValue || provider == "cache"
         return UsageRecord(keyID: key?.id, model: model, deployment: r.deployment, provider: provider,
                            promptTokens: r.promptTokens, completionTokens: r.completionTokens,
                            latencyMs: (ContinuousClock.now - meter.started).milliseconds,
