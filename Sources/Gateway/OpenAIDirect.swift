@@ -9,7 +9,13 @@ extension OpenAI.WithSampling where Body == OpenAI.ChatRequestBody {
     private struct Fallback: Error {}
 
     static func direct(_ body: ByteBuffer) -> Self? {
-        guard let json = try? JSONReader.parse(body.readableBytesView), case .object = json else { return nil }
+        guard let json = try? JSONReader.parse(body.readableBytesView) else { return nil }
+        return direct(json)
+    }
+
+    /// The same, from JSON already parsed.
+    static func direct(_ json: JSONValue) -> Self? {
+        guard case .object = json else { return nil }
         for key in ["tools", "metadata", "keep_alive"] where json[key] != nil { return nil }
         do {
             guard let model = try string(json["model"]), let list = try array(json["messages"]) else { return nil }

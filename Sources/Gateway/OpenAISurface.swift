@@ -41,7 +41,8 @@ struct OpenAISurface {
     private func chat(_ request: Request, _ context: GatewayContext) async throws -> Response {
         var request = request
         let body = try await request.collectBody(limit: BodyLimit.maxBytes)
-        let decoded = try OpenAI.WithSampling.direct(body)
+        // Parsed once: by the guard when it read the model, else here.
+        let decoded = try (context.parsedBody.map(OpenAI.WithSampling.direct) ?? OpenAI.WithSampling.direct(body))
             ?? JSONDecoder().decode(OpenAI.WithSampling<OpenAI.ChatRequestBody>.self, from: Data(buffer: body))
         let chat = decoded.body, sampling = decoded.sampling
         let messages = try OpenAI.canonical(chat.messages)

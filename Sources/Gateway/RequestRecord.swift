@@ -1,5 +1,6 @@
 import Core
 import Hummingbird
+import Providers
 import Synchronization
 
 /// What the layers of one request learn about it, read once its response is written — by the request log, the
@@ -40,6 +41,7 @@ protocol GatewayRequestContext: RequestContext {
     var clientIP: String? { get }
     var caller: GuardCaller { get set }
     var record: RequestRecord { get }
+    var parsedBody: JSONValue? { get set }
 }
 
 extension Duration {

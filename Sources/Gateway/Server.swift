@@ -14,6 +14,8 @@ public struct GatewayContext: GatewayRequestContext {
     /// Set by the guard for the layers below it; anonymous without a guard or with auth off.
     var caller: GuardCaller = .anonymous
     let record = RequestRecord()
+    /// The request body as JSON, when the guard already parsed it (to read its model), so the surface need not again.
+    var parsedBody: JSONValue?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

@@ -34,7 +34,8 @@ struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
         // The model matters to a key's model list, usage records and the cap on requests in flight; without any of
         // them the body is left for the handler alone to read.
         let needsModel = access.requireAuth || access.usage != nil || access.maxConcurrentRequests != nil
-        let model = request.method == .post && needsModel ? try await Self.peekModel(&request) : nil
+        let json = request.method == .post && needsModel ? try await Self.peekBody(&request) : nil
+        let model = if case .string(let m)? = json?["model"] { m } else { String?.none }
         let caller = try await identify(request, model: model)
         switch caller {
         case .admin: context.record.update { $0.key = "(admin)" }
@@ -46,6 +47,7 @@ struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
         // local-only key's requests local-only and ignores an API key's keep_alive.
         var admitted = context
         admitted.caller = caller
+        admitted.parsedBody = json
         guard let model else {
             var response = try await next(request, admitted)
             response.headers.append(contentsOf: limits)
@@ -228,10 +230,11 @@ struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
     }
 
     /// The `model` of a JSON body, if there is one; the body stays readable by the handler.
-    static func peekModel(_ request: inout Request) async throws -> String? {
+    /// The body as JSON (nil if empty or not JSON), collected within the body limit and left readable for the handler.
+    static func peekBody(_ request: inout Request) async throws -> JSONValue? {
         let body = try await request.collectBody(limit: BodyLimit.maxBytes)
-        guard body.readableBytes > 0, case .string(let model)? = (try? JSONReader.parse(body.readableBytesView))?["model"] else { return nil }
-        return model
+        guard body.readableBytes > 0 else { return nil }
+        return try? JSONReader.parse(body.readableBytesView)
     }
 
     static func fields(_ values: [(String, String)]) -> HTTPFields {
