@@ -4,7 +4,7 @@
 # the engine behind the server (bench/concurrency.py on smollm2: one stream, and 8 concurrent streams, 128 greedy
 # tokens each). Prints every run and the median of each figure per binary.
 #
-#   bash bench/ab.sh OLD_BINARY NEW_BINARY          ROUNDS=3 DURATION=10s THREADS=2 MODEL=smollm2
+#   bash bench/ab.sh OLD_BINARY NEW_BINARY          ROUNDS=3 DURATION=10s THREADS=2 MODEL=smollm2 PARTS="gateway engine"
 #
 # Build the two release binaries first, e.g. the commit before a change in a worktree:
 #   git worktree add /tmp/before HEAD~1 && (cd /tmp/before && swift build -c release --product switchyard)
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { sed -n 2,12p "$0" >&2; exit 2; }
 OLD=$(realpath "$1"); NEW=$(realpath "$2")
-ROUNDS=${ROUNDS:-3}; THREADS=${THREADS:-2}; MODEL=${MODEL:-smollm2}
+ROUNDS=${ROUNDS:-3}; THREADS=${THREADS:-2}; MODEL=${MODEL:-smollm2}; PARTS=${PARTS:-gateway engine}
 export DURATION=${DURATION:-10s}
 python3 -c "import httpx" 2>/dev/null || python3 -m pip install -q httpx >&2
 "$NEW" pull "$MODEL" >&2
@@ -23,6 +23,7 @@ SPID=""
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 engine() {   # engine BINARY LABEL: one stream and 8 streams against `serve`
+  [[ " $PARTS " == *" engine "* ]] || return 0
   local port db
   port=$(free_port); db=$(mktemp -u "$out/db.XXXXXX")
   SWITCHYARD_DATABASE=$db setsid "$1" serve --port "$port" --threads "$THREADS" --parallel 8 --preload "$MODEL" --no-usage \
@@ -35,6 +36,7 @@ engine() {   # engine BINARY LABEL: one stream and 8 streams against `serve`
 }
 
 gateway() {   # gateway BINARY LABEL
+  [[ " $PARTS " == *" gateway "* ]] || return 0
   SWITCHYARD_BIN="$1" bash bench/gateway.sh 2>/dev/null | awk -v l="$2" '$1 ~ /^(switchyard|guarded|nginx-proxy|upstream)$/ && $2 ~ /^[0-9]+$/ {print "gateway", l, $1, $2, $3, $4}' |
     tee -a "$out/results" >&2
 }
