@@ -35,12 +35,21 @@ int sy_set_level(int level) {
 }
 
 int sy_type_supported(int type) {
-    return type == SY_TYPE_F32 || type == SY_TYPE_F16 || type == SY_TYPE_BF16 || sy_type_wants_q8a(type);
+    return type == SY_TYPE_F32 || type == SY_TYPE_F16 || type == SY_TYPE_BF16 || sy_type_activation(type) != SY_ACT_F32;
 }
 
-int sy_type_wants_q8a(int type) {
-    return type == SY_TYPE_Q4_0 || type == SY_TYPE_Q4_1 || type == SY_TYPE_Q5_0 || type == SY_TYPE_Q8_0 ||
-           type == SY_TYPE_Q4_K || type == SY_TYPE_Q5_K || type == SY_TYPE_Q6_K;
+int sy_type_activation(int type) {
+    switch (type) {
+    case SY_TYPE_Q4_0: case SY_TYPE_Q4_1: case SY_TYPE_Q5_0: case SY_TYPE_Q8_0: return SY_ACT_Q8A;
+    case SY_TYPE_Q4_K: case SY_TYPE_Q5_K: case SY_TYPE_Q6_K: return SY_ACT_Q8K;
+    default: return SY_ACT_F32;
+    }
+}
+
+/// K-quants go to the kernels over q8k activations; Q8_0 at the SIMD levels to the one beside them (same q8a
+/// activations and float arithmetic as the general kernel, so the same bits, formed with fewer instructions).
+static int uses_q8k_kernels(int type, int level) {
+    return sy_type_activation(type) == SY_ACT_Q8K || (type == SY_TYPE_Q8_0 && level != SY_LEVEL_GENERIC);
 }
 
 static int clamp_level(int level) {
@@ -65,8 +74,23 @@ void sy_quantize_rows_q8a_at(int level, const float *x, sy_block_q8a *y, int64_t
                   sy_quantize_rows_q8a_vnni(x, y, n, rows))
 }
 
+void sy_quantize_rows_q8k_at(int level, const float *x, sy_block_q8k *y, int64_t n, int64_t rows) {
+    SY_FORWARD_AT(level, sy_quantize_rows_q8k_generic(x, y, n, rows), sy_quantize_rows_q8k_avx2(x, y, n, rows),
+                  sy_quantize_rows_q8k_vnni(x, y, n, rows))
+}
+
+void sy_quantize_rows_q8k(const float *x, sy_block_q8k *y, int64_t n, int64_t rows) {
+    sy_quantize_rows_q8k_at(sy_active_level(), x, y, n, rows);
+}
+
 int sy_matmul_at(int level, int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1, const void *a,
                  size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd) {
+    level = clamp_level(level);
+    if (uses_q8k_kernels(type, level)) {
+        SY_FORWARD_AT(level, sy_matmul_q8k_generic(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd),
+                      sy_matmul_q8k_avx2(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd),
+                      sy_matmul_q8k_vnni(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd))
+    }
     SY_FORWARD_AT(level, sy_matmul_generic(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd),
                   sy_matmul_avx2(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd),
                   sy_matmul_vnni(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd))
@@ -101,9 +125,7 @@ void sy_quantize_rows_q8a(const float *x, sy_block_q8a *y, int64_t n, int64_t ro
 
 int sy_matmul(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1, const void *a,
               size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd) {
-    SY_FORWARD(sy_matmul_generic(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd),
-               sy_matmul_avx2(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd),
-               sy_matmul_vnni(type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd))
+    return sy_matmul_at(sy_active_level(), type, k, w, w_row_bytes, r0, r1, a, a_row_bytes, ncols, dst, ldd);
 }
 
 void sy_attention_head(const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv, int64_t head_dim,

@@ -142,50 +142,11 @@ static inline int k4_level(const uint8_t *qs, const uint8_t *qh, int j, int l) {
     return qh ? q | (((qh[l] >> j) & 1) << 4) : q;
 }
 
-/// Q4_K and Q5_K: per sub-block j, (d·sc_j)·d_a·Σ q·a − (dmin·m_j)·s_a.
-static float dot_k4_generic(int64_t nsb, const uint8_t *w, size_t block_bytes, int has_qh, const sy_block_q8a *a) {
-    float acc = 0.0f;
-    for (int64_t i = 0; i < nsb; i++) {
-        const sy_block_q5_K *x = (const sy_block_q5_K *)(w + (size_t)i * block_bytes);  // Q4_K shares its prefix
-        const uint8_t *qs = has_qh ? x->qs : ((const sy_block_q4_K *)x)->qs;
-        uint32_t sm32[4];
-        sy_unpack_scales_k4(x->scales, sm32);
-        const uint8_t *sm = (const uint8_t *)sm32;
-        const float d = sy_f16_to_f32(x->d), dmin = sy_f16_to_f32(x->dmin);
-        for (int j = 0; j < 8; j++) {
-            const sy_block_q8a *ab = a + i * 8 + j;
-            int sum = 0;
-            for (int l = 0; l < 32; l++) sum += k4_level(qs, has_qh ? x->qh : NULL, j, l) * ab->qs[l];
-            acc += d * (float)sm[j] * ab->d * (float)sum - dmin * (float)sm[8 + j] * ab->s;
-        }
-    }
-    return acc;
-}
-
 /// Level q (0...63, value q − 32) of element l (0...31) of the 32-value group j (0...7) of a Q6_K super-block.
 static inline int q6_K_level(const sy_block_q6_K *x, int j, int l) {
     const int n = j / 4, m = j % 4;
     const int lo = (x->ql[64 * n + 32 * (m & 1) + l] >> (m >= 2 ? 4 : 0)) & 0x0F;
     return lo | (((x->qh[32 * n + l] >> (2 * m)) & 3) << 4);
-}
-
-/// Q6_K: per 32-value group j, d·d_a·(sc_2j Σ_{l<16} (q−32)·a + sc_2j+1 Σ_{l≥16} (q−32)·a), the bracket in int.
-static float dot_q6_K_generic(int64_t nsb, const sy_block_q6_K *x, const sy_block_q8a *a) {
-    float acc = 0.0f;
-    for (int64_t i = 0; i < nsb; i++) {
-        const float d = sy_f16_to_f32(x[i].d);
-        for (int j = 0; j < 8; j++) {
-            const sy_block_q8a *ab = a + i * 8 + j;
-            int t = 0;
-            for (int h = 0; h < 2; h++) {
-                int sum = 0;
-                for (int l = 16 * h; l < 16 * h + 16; l++) sum += (q6_K_level(x + i, j, l) - 32) * ab->qs[l];
-                t += x[i].scales[2 * j + h] * sum;
-            }
-            acc += d * ab->d * (float)t;
-        }
-    }
-    return acc;
 }
 
 static inline float bf16_to_f32(uint16_t h) {
@@ -235,15 +196,7 @@ int sy_matmul_generic(int type, int64_t k, const void *w, size_t w_row_bytes, in
             case SY_TYPE_Q4_1: v = dot_q4_1_generic(nb, (const sy_block_q4_1 *)wr, (const sy_block_q8a *)ar); break;
             case SY_TYPE_Q8_0: v = dot_q8_0_generic(nb, (const sy_block_q8_0 *)wr, (const sy_block_q8a *)ar); break;
             case SY_TYPE_Q5_0: v = dot_q5_0_generic(nb, (const sy_block_q5_0 *)wr, (const sy_block_q8a *)ar); break;
-            case SY_TYPE_Q4_K:
-                v = dot_k4_generic(k / SY_QK_K, wr, sizeof(sy_block_q4_K), 0, (const sy_block_q8a *)ar);
-                break;
-            case SY_TYPE_Q5_K:
-                v = dot_k4_generic(k / SY_QK_K, wr, sizeof(sy_block_q5_K), 1, (const sy_block_q8a *)ar);
-                break;
-            case SY_TYPE_Q6_K:
-                v = dot_q6_K_generic(k / SY_QK_K, (const sy_block_q6_K *)wr, (const sy_block_q8a *)ar);
-                break;
+            // the K-quants read q8k activations: kquant_generic.c
             case SY_TYPE_BF16: v = dot_bf16_generic(k, (const uint16_t *)wr, (const float *)ar); break;
             default: return -1;
             }

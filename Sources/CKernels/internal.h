@@ -33,6 +33,7 @@ _Static_assert(sizeof(sy_block_q5_0) == 22, "q5_0 block");
 _Static_assert(sizeof(sy_block_q4_K) == 144, "q4_K block");
 _Static_assert(sizeof(sy_block_q5_K) == 176, "q5_K block");
 _Static_assert(sizeof(sy_block_q6_K) == 210, "q6_K block");
+_Static_assert(sizeof(sy_block_q8k) == 320, "q8k block");
 
 /// The eight 6-bit scales and eight 6-bit mins of a Q4_K / Q5_K super-block, as bytes: out[0..1] hold sc_0..7,
 /// out[2..3] m_0..7 (little-endian words). ggml packs sub-blocks 0-3 in the low six bits of bytes 0-3 (scales) and
@@ -59,7 +60,11 @@ static inline void sy_unpack_scales_k4(const uint8_t *scales, uint32_t *out) {
                                        int64_t head_dim, int64_t kv_stride_bytes, float scale, float *scratch, \
                                        float *out);                                                          \
     float sy_dot_f32_##suffix(int64_t n, const float *a, const float *b);                                   \
-    void sy_f32_to_f16_row_##suffix(const float *x, uint16_t *y, int64_t n);
+    void sy_f32_to_f16_row_##suffix(const float *x, uint16_t *y, int64_t n);                                 \
+    void sy_quantize_rows_q8k_##suffix(const float *x, sy_block_q8k *y, int64_t n, int64_t rows);             \
+    /* Q4_K, Q5_K, Q6_K over q8k activation rows; Q8_0 over q8a rows (SIMD levels only); -1 for other types. */ \
+    int sy_matmul_q8k_##suffix(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1, \
+                               const void *a, size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd);
 
 SY_DECLARE_LEVEL(generic)
 #if defined(__x86_64__)

@@ -106,7 +106,7 @@ final class DecoderRuntime: @unchecked Sendable {
 
     /// out_i = W_i · input for weights that share one input (quantized once per activation format).
     func project(_ ws: [WeightMatrix], input: UnsafeMutablePointer<Float>, rows: Int, columns: Int, into outs: [UnsafeMutablePointer<Float>]) {
-        if ws.count > 1, ws.allSatisfy({ $0.type.wantsQuantizedActivations == ws[0].type.wantsQuantizedActivations }) {
+        if ws.count > 1, ws.allSatisfy({ $0.type.activationFormat == ws[0].type.activationFormat }) {
             let a = Ops.prepare(input, rows: rows, columns: columns, for: ws[0].type, scratch: run.quantized)
             Ops.matmulGroup(ws, a, into: outs, pool: pool)
             return

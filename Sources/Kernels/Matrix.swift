@@ -47,8 +47,18 @@ public enum WeightType: UInt32, Sendable, CaseIterable {
     }
     /// Every supported format by name, for error messages ("F32, F16, …").
     public static var supportedNames: String { allCases.map(\.name).joined(separator: ", ") }
+    /// How activations are given to this format's kernels: as floats, or quantized to 8 bits in blocks of 32 (q8a)
+    /// or of 256 (q8k, the K-quants).
+    public enum ActivationFormat: Sendable, Equatable { case f32, q8a, q8k }
+    public var activationFormat: ActivationFormat {
+        switch sy_type_activation(Int32(rawValue)) {
+        case Int32(SY_ACT_Q8A): .q8a
+        case Int32(SY_ACT_Q8K): .q8k
+        default: .f32
+        }
+    }
     /// Whether activations must be quantized to 8-bit blocks before a multiply (otherwise they stay f32).
-    public var wantsQuantizedActivations: Bool { sy_type_wants_q8a(Int32(rawValue)) != 0 }
+    public var wantsQuantizedActivations: Bool { activationFormat != .f32 }
     public func rowBytes(_ columns: Int) -> Int { columns / blockSize * blockBytes }
 }
 
@@ -114,7 +124,9 @@ public final class QuantizedScratch: @unchecked Sendable {
     public let pointer: UnsafeMutableRawPointer
 
     public init(maxColumns: Int, maxRows: Int) {
-        capacityBytes = max(1, (maxColumns + 31) / 32 * MemoryLayout<sy_block_q8a>.stride * maxRows)
+        // q8a: 40 bytes per 32 values; q8k: 320 per 256 (rows of K-quant weights are whole 256-value blocks)
+        capacityBytes = max(1, max((maxColumns + 31) / 32 * MemoryLayout<sy_block_q8a>.stride,
+                                   (maxColumns + 255) / 256 * MemoryLayout<sy_block_q8k>.stride) * maxRows)
         pointer = UnsafeMutableRawPointer.allocate(byteCount: capacityBytes, alignment: 64)
     }
     deinit { pointer.deallocate() }
@@ -125,12 +137,18 @@ public enum Ops {
     @inlinable
     public static func prepare(_ x: UnsafePointer<Float>, rows: Int, columns: Int, for type: WeightType,
                                scratch: QuantizedScratch, level: CPUKernels.Level = CPUKernels.active) -> Activations {
-        if type.wantsQuantizedActivations {
+        switch type.activationFormat {
+        case .q8a:
             let blocks = scratch.pointer.bindMemory(to: sy_block_q8a.self, capacity: rows * columns / 32)
             sy_quantize_rows_q8a_at(Int32(level.rawValue), x, blocks, Int64(columns), Int64(rows))
             return Activations(pointer: UnsafeRawPointer(scratch.pointer), rowBytes: columns / 32 * MemoryLayout<sy_block_q8a>.stride, count: rows)
+        case .q8k:
+            let blocks = scratch.pointer.bindMemory(to: sy_block_q8k.self, capacity: rows * columns / 256)
+            sy_quantize_rows_q8k_at(Int32(level.rawValue), x, blocks, Int64(columns), Int64(rows))
+            return Activations(pointer: UnsafeRawPointer(scratch.pointer), rowBytes: columns / 256 * MemoryLayout<sy_block_q8k>.stride, count: rows)
+        case .f32:
+            return Activations(pointer: UnsafeRawPointer(x), rowBytes: columns * 4, count: rows)
         }
-        return Activations(pointer: UnsafeRawPointer(x), rowBytes: columns * 4, count: rows)
     }
 
     /// out[c * w.rows + r] = W[r] · x[c], for every row r of `w` and activation row c. Rows are split across the pool.

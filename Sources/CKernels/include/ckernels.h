@@ -35,6 +35,21 @@ typedef struct {
     int8_t qs[32];
 } sy_block_q8a;
 
+/// Activations quantized to 8 bits, one block per 256 values (the K-quants' super-block): value ≈ d · qs[i], with
+/// the sums of each 16 and each 32 values (for the Q6_K offset and the Q4_K / Q5_K mins). 320 bytes, so rows of
+/// blocks stay 64-byte aligned. One scale per 256 values is what llama.cpp's Q8_K uses for the same weights; it lets
+/// a whole super-block's product with one weight row be one exact int32.
+typedef struct {
+    int8_t qs[256];
+    int16_t bsums16[16];
+    int16_t bsums32[8];
+    float d;
+    uint8_t pad[12];
+} sy_block_q8k;
+
+/// The activation format a weight type's kernels read.
+enum { SY_ACT_F32 = 0, SY_ACT_Q8A = 1, SY_ACT_Q8K = 2 };
+
 /// Kernel levels. The detected level is the best the CPU supports; tests may force a lower one.
 enum { SY_LEVEL_GENERIC = 0, SY_LEVEL_AVX2 = 1, SY_LEVEL_AVX512VNNI = 2 };
 int sy_detected_level(void);
@@ -59,13 +74,18 @@ uint16_t sy_f32_to_f16(float f);
 
 /// Quantizes `rows` rows of `n` floats (n a multiple of 32; row stride n) into q8a blocks (row stride n/32 blocks).
 void sy_quantize_rows_q8a(const float *x, sy_block_q8a *y, int64_t n, int64_t rows);
+/// Quantizes `rows` rows of `n` floats (n a multiple of 256; row stride n) into q8k blocks (row stride n/256
+/// blocks): d = amax/127, q = round-to-nearest-even(x · 127/amax), the same bytes at every level.
+void sy_quantize_rows_q8k(const float *x, sy_block_q8k *y, int64_t n, int64_t rows);
+void sy_quantize_rows_q8k_at(int level, const float *x, sy_block_q8k *y, int64_t n, int64_t rows);
 
-/// Whether `type` has a mat-mat kernel, and whether its activations are q8a blocks (else f32 rows).
+/// Whether `type` has a mat-mat kernel, and the format of the activations it reads (SY_ACT_*).
 int sy_type_supported(int type);
-int sy_type_wants_q8a(int type);
+int sy_type_activation(int type);
 
 /// dst[c * ldd + r] = dot(weight row r, activation row c) for r in [r0, r1), c in [0, ncols).
-/// Weight rows are `w_row_bytes` apart; activation rows `a_row_bytes` apart (q8a blocks or floats, see above).
+/// Weight rows are `w_row_bytes` apart; activation rows `a_row_bytes` apart (floats, q8a or q8k blocks: see
+/// sy_type_activation).
 /// `k` is the row length in elements (a multiple of the block size: 32, or 256 for the K-quants).
 /// Returns 0, or -1 for an unsupported type.
 int sy_matmul(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1,
