@@ -8,6 +8,8 @@
 #   bash bench/compare.sh                      # threads 1 and 2, 5 repetitions
 #   THREADS="2" REPS=3 bash bench/compare.sh
 #   MODEL=gemma3-270m THREADS=2 bash bench/compare.sh
+#   GGUF=bench/.models/llama-1b-random.Q4_K_M.gguf bash bench/compare.sh    # a model file instead of MODEL
+#   SWITCHYARD_BIN=path LLAMA_BENCH=path …     # reuse built binaries instead of building
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-"1 2"}
@@ -15,7 +17,13 @@ REPS=${REPS:-5}
 MODEL=${MODEL:-smollm2}
 . bench/lib.sh
 LLAMA_BENCH=${LLAMA_BENCH:-$(build_llama_tool llama-bench)}
-prepare_switchyard "$MODEL"
+if [ -n "${GGUF:-}" ]; then
+  [ -f "$GGUF" ] || { echo "no such model file: $GGUF" >&2; exit 1; }
+  build_switchyard
+  MODEL=$GGUF
+else
+  prepare_switchyard "$MODEL"
+fi
 
 echo "| threads | test | llama.cpp t/s | switchyard t/s | ratio |"
 echo "| --- | --- | --- | --- | --- |"

@@ -22,11 +22,17 @@ build_llama_tool() {
   echo "$bin"
 }
 
+# build_switchyard: sets SY to $SWITCHYARD_BIN when given, otherwise builds the release binary.
+build_switchyard() {
+  if [ -n "${SWITCHYARD_BIN:-}" ]; then SY=$(realpath "$SWITCHYARD_BIN"); return; fi
+  swift build -c release --product switchyard >&2
+  SY=.build/release/switchyard
+}
+
 # prepare_switchyard MODEL: builds the release binary, pulls MODEL; sets SY (the binary) and GGUF (the model file).
 prepare_switchyard() {
   local model=$1 pattern
-  swift build -c release --product switchyard >&2
-  SY=.build/release/switchyard
+  build_switchyard
   "$SY" pull "$model" >&2
   case "$model" in
     smollm2) pattern=SmolLM2 ;;
