@@ -16,6 +16,8 @@ public struct BPETokenizer: Tokenizer {
     /// Texts, attributes, special tokens and decoded pieces.
     let vocabulary: Vocabulary
     let merges: MergeTable
+    /// Byte-level spelled texts to ids, kept when the pre-tokenizer takes whole words that are tokens as they are.
+    let wholeWords: [String: Int32]?
 
     /// Builds a tokenizer from the arrays a GGUF file stores.
     /// - Parameters:
@@ -34,6 +36,7 @@ public struct BPETokenizer: Tokenizer {
         textToID.reserveCapacity(texts.count)
         for (index, text) in texts.enumerated() { textToID[text] = Int32(index) }
         self.merges = MergeTable(textToID: textToID, vocabularySize: texts.count, merges: merges)
+        wholeWords = preTokenizer.ignoresMerges ? textToID : nil
     }
 
     // MARK: Tokenizer
@@ -62,7 +65,12 @@ public struct BPETokenizer: Tokenizer {
                 output.append(id)
             case .text(let range):
                 preTokenizer.split(bytes, range, scratch: &preScratch) { word in
-                    merges.encode(bytes, word, scratch: &bpeScratch, into: &output)
+                    if let wholeWords, word.count > 1,
+                       let id = wholeWords[bytes[word].reduce(into: "") { $0 += ByteLevel.string(for: $1) }] {
+                        output.append(id)
+                    } else {
+                        merges.encode(bytes, word, scratch: &bpeScratch, into: &output)
+                    }
                 }
             }
         }

@@ -1,11 +1,18 @@
 /// Splits raw text into the words BPE works on, the way llama.cpp's `unicode_regex_split` does for the
-/// GPT-2 family of pre-tokenizers (hand-written matchers, no regex engine).
+/// GPT-2 family of pre-tokenizers and Llama 3's (hand-written matchers, no regex engine).
 public enum PreTokenizer: Sendable, Equatable {
     /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)` (llama.cpp's GPT-2 list).
     case gpt2
     /// `\p{N}` first (every number character is a word of its own), then the GPT-2 pattern inside each piece
     /// (llama.cpp's list for smollm, starcoder, refact, command-r, codeshell, exaone).
     case digitsThenGPT2
+    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    /// (Llama 3's pattern; llama.cpp's list for llama3, llama-v3, llama-bpe, falcon3, falcon-h1, pixtral, midm-2.0,
+    /// lfm2). Vocabularies with it also take a whole word that is a token as that token (`ignoresMerges`).
+    case llama3
+    /// Llama 3's pattern with `\p{N}` instead of `\p{N}{1,3}`: every digit a word of its own (llama.cpp's list for
+    /// qwen2, deepseek-r1-qwen, kormo, f2llmv2). No whole-word shortcut.
+    case qwen2
 
     /// The pre-tokenizer for a `tokenizer.ggml.pre` value, if supported.
     public init?(llamaName name: String) {
@@ -13,6 +20,10 @@ public enum PreTokenizer: Sendable, Equatable {
             self = .gpt2
         } else if Self.digitNames.contains(name) {
             self = .digitsThenGPT2
+        } else if Self.llama3Names.contains(name) {
+            self = .llama3
+        } else if Self.qwen2Names.contains(name) {
+            self = .qwen2
         } else {
             return nil
         }
@@ -20,7 +31,13 @@ public enum PreTokenizer: Sendable, Equatable {
 
     static let gpt2Names: Set<String> = ["gpt-2", "phi-2", "mpt", "olmo", "jais"]
     static let digitNames: Set<String> = ["smollm", "starcoder", "refact", "command-r", "codeshell", "exaone"]
-    static var supportedNames: Set<String> { gpt2Names.union(digitNames) }
+    static let llama3Names: Set<String> = ["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2"]
+    static let qwen2Names: Set<String> = ["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2"]
+    static var supportedNames: Set<String> { gpt2Names.union(digitNames).union(llama3Names).union(qwen2Names) }
+
+    /// Whether a word that is itself a vocabulary entry becomes that token without merges (llama.cpp's
+    /// `ignore_merges`, set for these vocabularies).
+    public var ignoresMerges: Bool { self == .llama3 }
 
     /// The words BPE sees for `text` (no special-token handling), in order; they concatenate to `text`.
     public func words(in text: String) -> [String] {
@@ -50,6 +67,104 @@ public enum PreTokenizer: Sendable, Equatable {
                 start = index + 1
             }
             if start < count { splitGPT2(scratch, start, count, word: word) }
+        case .llama3:
+            splitLlama3(scratch, 0, count, maxDigits: 3, word: word)
+        case .qwen2:
+            splitLlama3(scratch, 0, count, maxDigits: 1, word: word)
+        }
+    }
+
+    /// Llama 3's pattern over scalars `begin ..< end`, alternative by alternative as a regex engine tries them;
+    /// numbers are cut into words of at most `maxDigits`.
+    private func splitLlama3(_ s: PreTokenizerScratch, _ begin: Int, _ end: Int, maxDigits: Int, word: (Range<Int>) -> Void) {
+        let scalars = s.scalars
+        let classes = s.classes
+        let offsets = s.offsets
+        @inline(__always) func cls(_ pos: Int) -> UInt8 { pos < end ? classes[pos] : CharClass.outOfRange }
+        @inline(__always) func cpt(_ pos: Int) -> UInt32 { pos < end ? scalars[pos] : UInt32.max }
+        /// ASCII letters lower-cased (the contractions are matched case-insensitively).
+        @inline(__always) func lower(_ c: UInt32) -> UInt32 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+        @inline(__always) func isLineBreak(_ c: UInt32) -> Bool { c == 0x0D || c == 0x0A }
+
+        var previousEnd = begin
+        @inline(__always) func emit(_ to: Int) {
+            if to > previousEnd { word(offsets[previousEnd] ..< offsets[to]) }
+            previousEnd = to
+        }
+
+        var pos = begin
+        while pos < end {
+            let c = scalars[pos]
+            let flags = classes[pos]
+
+            // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+            if c == 0x27, pos + 1 < end {
+                let next = lower(scalars[pos + 1])
+                if next == 0x73 || next == 0x74 || next == 0x6D || next == 0x64 { // s t m d
+                    pos += 2
+                    emit(pos)
+                    continue
+                }
+                if pos + 2 < end {
+                    let nextNext = lower(scalars[pos + 2])
+                    if (next == 0x72 && nextNext == 0x65) || (next == 0x76 && nextNext == 0x65) || (next == 0x6C && nextNext == 0x6C) {
+                        pos += 3 // re ve ll
+                        emit(pos)
+                        continue
+                    }
+                }
+            }
+            // [^\r\n\p{L}\p{N}]?\p{L}+
+            if !isLineBreak(c), flags & CharClass.number == 0, flags & CharClass.letter != 0 || cls(pos + 1) & CharClass.letter != 0 {
+                pos += 1
+                while cls(pos) & CharClass.letter != 0 { pos += 1 }
+                emit(pos)
+                continue
+            }
+            // \p{N}{1,3} (Qwen 2: \p{N})
+            if flags & CharClass.number != 0 {
+                let start = pos
+                while cls(pos) & CharClass.number != 0, pos - start < maxDigits { pos += 1 }
+                emit(pos)
+                continue
+            }
+            // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+            let isSpace = c == 0x20
+            let other = CharClass.whitespace | CharClass.letter | CharClass.number | CharClass.outOfRange
+            if (isSpace ? cls(pos + 1) : flags) & other == 0 {
+                if isSpace { pos += 1 }
+                while cls(pos) & other == 0 { pos += 1 }
+                while isLineBreak(cpt(pos)) { pos += 1 }
+                emit(pos)
+                continue
+            }
+            var whitespaceCount = 0
+            var afterLastLineBreak = 0
+            while cls(pos + whitespaceCount) & CharClass.whitespace != 0 {
+                if isLineBreak(scalars[pos + whitespaceCount]) { afterLastLineBreak = pos + whitespaceCount + 1 }
+                whitespaceCount += 1
+            }
+            // \s*[\r\n]+
+            if afterLastLineBreak > 0 {
+                pos = afterLastLineBreak
+                emit(pos)
+                continue
+            }
+            // \s+(?!\S)
+            if whitespaceCount > 1, cpt(pos + whitespaceCount) != UInt32.max {
+                pos += whitespaceCount - 1
+                emit(pos)
+                continue
+            }
+            // \s+
+            if whitespaceCount > 0 {
+                pos += whitespaceCount
+                emit(pos)
+                continue
+            }
+            // no match: one character on its own
+            pos += 1
+            emit(pos)
         }
     }
 

@@ -28,7 +28,7 @@ public enum TokenizerFactory {
         let tokenTypes = metadata.intArray(Keys.tokenType)
 
         return try BPETokenizer(tokens: tokens, tokenTypes: tokenTypes, merges: merges, preTokenizer: preTokenizer,
-                                specialTokens: specialTokenIDs(metadata), addBOS: metadata.bool(Keys.addBOS) ?? false)
+                                specialTokens: specialTokenIDs(metadata), addBOS: metadata.bool(Keys.addBOS) ?? (preTokenizer == .llama3))
     }
 
     /// llama.cpp's defaults for this kind: BOS 1, EOS 2, unknown 0, BOS added, a space prefix, no EOS added.

@@ -9,8 +9,10 @@ import Tokenizers
         #expect(PreTokenizer(llamaName: "smollm") == .digitsThenGPT2)
         #expect(PreTokenizer(llamaName: "starcoder") == .digitsThenGPT2)
         #expect(PreTokenizer(llamaName: "gpt-2") == .gpt2)
-        #expect(PreTokenizer(llamaName: "llama-bpe") == nil)
-        #expect(PreTokenizer(llamaName: "qwen2") == nil)
+        #expect(PreTokenizer(llamaName: "llama-bpe") == .llama3)
+        #expect(PreTokenizer(llamaName: "qwen2") == .qwen2)
+        #expect(PreTokenizer(llamaName: "deepseek-llm") == nil)
+        #expect(PreTokenizer(llamaName: "chatglm-bpe") == nil)
     }
 
     @Test func everyDigitIsItsOwnWord() {

@@ -58,8 +58,8 @@ import Tokenizers
     }
 
     @Test func refusesUnknownPreTokenizers() throws {
-        let file = try Self.file(Self.tinyGPT2(pre: "llama-bpe"))
-        #expect(throws: TokenizerError.unsupportedPreTokenizer("llama-bpe")) {
+        let file = try Self.file(Self.tinyGPT2(pre: "deepseek-llm"))
+        #expect(throws: TokenizerError.unsupportedPreTokenizer("deepseek-llm")) {
             try TokenizerFactory.load(from: file)
         }
         let missing = try Self.file(Self.tinyGPT2(pre: nil))

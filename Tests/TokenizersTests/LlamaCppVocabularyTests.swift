@@ -1,0 +1,67 @@
+import Foundation
+import GGUF
+import TestSupport
+import Testing
+import Tokenizers
+
+/// llama.cpp's own tokenizer cases (`models/ggml-vocab-*.gguf` with `.inp`/`.out` from the pinned sdist, copied
+/// into `Tests/Fixtures/reference/vocab`): every input must give exactly the ids llama.cpp's test expects
+/// (`tests/test-tokenizer-0.cpp`: no BOS, special tokens not parsed).
+@Suite struct LlamaCppVocabularyTests {
+    struct Case: CustomTestStringConvertible {
+        let text: String
+        let ids: [Int32]
+        var testDescription: String { text.debugDescription }
+    }
+
+    /// The inputs (separated by `\n__ggml_vocab_test__\n`) and the expected ids (one line each).
+    static func cases(_ name: String) throws -> [Case] {
+        let input = try Data(contentsOf: Reference.file("vocab/ggml-vocab-\(name).gguf.inp"))
+        let output = try String(contentsOf: Reference.file("vocab/ggml-vocab-\(name).gguf.out"), encoding: .utf8)
+        let separator = Data("\n__ggml_vocab_test__\n".utf8)
+        var texts: [String] = []
+        var start = input.startIndex
+        while start < input.endIndex {
+            guard let found = input.range(of: separator, in: start ..< input.endIndex) else {
+                texts.append(String(decoding: input[start...], as: UTF8.self))
+                break
+            }
+            texts.append(String(decoding: input[start ..< found.lowerBound], as: UTF8.self))
+            start = found.upperBound
+        }
+        let lines = output.split(separator: "\n", omittingEmptySubsequences: false).dropLast(output.hasSuffix("\n") ? 1 : 0)
+        #expect(texts.count == lines.count)
+        return zip(texts, lines).map { text, line in
+            Case(text: text, ids: line.split(separator: " ").compactMap { Int32($0) })
+        }
+    }
+
+    /// Every case of one vocabulary; returns the tokenizer.
+    @discardableResult
+    func check(_ name: String, pre: String?) throws -> any Tokenizer {
+        let file = try GGUFFile(path: Reference.file("vocab/ggml-vocab-\(name).gguf").path)
+        #expect(file.string("tokenizer.ggml.pre") == pre)
+        let tokenizer = try TokenizerFactory.load(from: file)
+        let cases = try Self.cases(name)
+        #expect(cases.count > 40)
+        for c in cases {
+            #expect(tokenizer.encode(c.text, parseSpecial: false) == c.ids, "\(name): \(c.text.debugDescription)")
+        }
+        return tokenizer
+    }
+
+    /// Llama 3 (pre-tokenizer `llama-bpe`): its pattern, and whole words that are tokens taken as they are; BOS added.
+    @Test func llama3() throws {
+        #expect(try check("llama-bpe", pre: "llama-bpe").addBOS)
+    }
+
+    /// Qwen 2 / 2.5 / 3 (`qwen2`): Llama 3's pattern with one digit per word; no BOS.
+    @Test func qwen2() throws {
+        #expect(try !check("qwen2", pre: "qwen2").addBOS)
+    }
+
+    /// Phi-3 (SentencePiece with byte fallback, the `llama` tokenizer model).
+    @Test func phi3() throws {
+        try check("phi-3", pre: "default")
+    }
+}
