@@ -74,23 +74,32 @@ public enum PreTokenizer: Sendable, Equatable {
         }
     }
 
+    /// The length of `'s|'t|'re|'ve|'m|'ll|'d` at `pos` (an apostrophe), 0 if none; `caseless`: the letters in either
+    /// case (only ASCII letters lower-case to these).
+    @inline(__always)
+    private static func contraction(_ scalars: [UInt32], _ pos: Int, _ end: Int, caseless: Bool) -> Int {
+        @inline(__always) func letter(_ i: Int) -> UInt32 {
+            let c = scalars[i]
+            return caseless && c >= 0x41 && c <= 0x5A ? c | 0x20 : c
+        }
+        guard pos + 1 < end else { return 0 }
+        let next = letter(pos + 1)
+        if next == 0x73 || next == 0x74 || next == 0x6D || next == 0x64 { return 2 } // s t m d
+        guard pos + 2 < end else { return 0 }
+        let nextNext = letter(pos + 2)
+        if (next == 0x72 && nextNext == 0x65) || (next == 0x76 && nextNext == 0x65) || (next == 0x6C && nextNext == 0x6C) { return 3 } // re ve ll
+        return 0
+    }
+
     /// Llama 3's pattern over scalars `begin ..< end`, alternative by alternative as a regex engine tries them;
     /// numbers are cut into words of at most `maxDigits`.
     private func splitLlama3(_ s: PreTokenizerScratch, _ begin: Int, _ end: Int, maxDigits: Int, word: (Range<Int>) -> Void) {
-        let scalars = s.scalars
-        let classes = s.classes
-        let offsets = s.offsets
-        @inline(__always) func cls(_ pos: Int) -> UInt8 { pos < end ? classes[pos] : CharClass.outOfRange }
-        @inline(__always) func cpt(_ pos: Int) -> UInt32 { pos < end ? scalars[pos] : UInt32.max }
-        /// ASCII letters lower-cased (the contractions are matched case-insensitively).
-        @inline(__always) func lower(_ c: UInt32) -> UInt32 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+        var piece = Piece(s, begin, end)
+        let scalars = s.scalars, classes = s.classes
+        @inline(__always) func cls(_ pos: Int) -> UInt8 { piece.cls(pos) }
+        @inline(__always) func cpt(_ pos: Int) -> UInt32 { piece.cpt(pos) }
+        @inline(__always) func emit(_ to: Int) { piece.emit(to, word) }
         @inline(__always) func isLineBreak(_ c: UInt32) -> Bool { c == 0x0D || c == 0x0A }
-
-        var previousEnd = begin
-        @inline(__always) func emit(_ to: Int) {
-            if to > previousEnd { word(offsets[previousEnd] ..< offsets[to]) }
-            previousEnd = to
-        }
 
         var pos = begin
         while pos < end {
@@ -98,21 +107,10 @@ public enum PreTokenizer: Sendable, Equatable {
             let flags = classes[pos]
 
             // (?i:'s|'t|'re|'ve|'m|'ll|'d)
-            if c == 0x27, pos + 1 < end {
-                let next = lower(scalars[pos + 1])
-                if next == 0x73 || next == 0x74 || next == 0x6D || next == 0x64 { // s t m d
-                    pos += 2
-                    emit(pos)
-                    continue
-                }
-                if pos + 2 < end {
-                    let nextNext = lower(scalars[pos + 2])
-                    if (next == 0x72 && nextNext == 0x65) || (next == 0x76 && nextNext == 0x65) || (next == 0x6C && nextNext == 0x6C) {
-                        pos += 3 // re ve ll
-                        emit(pos)
-                        continue
-                    }
-                }
+            if c == 0x27, case let n = Self.contraction(scalars, pos, end, caseless: true), n > 0 {
+                pos += n
+                emit(pos)
+                continue
             }
             // [^\r\n\p{L}\p{N}]?\p{L}+
             if !isLineBreak(c), flags & CharClass.number == 0, flags & CharClass.letter != 0 || cls(pos + 1) & CharClass.letter != 0 {
@@ -150,20 +148,7 @@ public enum PreTokenizer: Sendable, Equatable {
                 emit(pos)
                 continue
             }
-            // \s+(?!\S)
-            if whitespaceCount > 1, cpt(pos + whitespaceCount) != UInt32.max {
-                pos += whitespaceCount - 1
-                emit(pos)
-                continue
-            }
-            // \s+
-            if whitespaceCount > 0 {
-                pos += whitespaceCount
-                emit(pos)
-                continue
-            }
-            // no match: one character on its own
-            pos += 1
+            pos = piece.lastAlternativesEnd(pos, whitespace: whitespaceCount)
             emit(pos)
         }
     }
@@ -171,18 +156,11 @@ public enum PreTokenizer: Sendable, Equatable {
     /// llama.cpp's `unicode_regex_split_custom_gpt2` over scalars `begin ..< end` (a piece of an earlier split:
     /// look-ahead never crosses its end).
     private func splitGPT2(_ s: PreTokenizerScratch, _ begin: Int, _ end: Int, word: (Range<Int>) -> Void) {
-        let scalars = s.scalars
-        let classes = s.classes
-        let offsets = s.offsets
-        // Class of a position, or `outOfRange` past the piece (llama.cpp's empty flags).
-        @inline(__always) func cls(_ pos: Int) -> UInt8 { pos < end ? classes[pos] : CharClass.outOfRange }
-        @inline(__always) func cpt(_ pos: Int) -> UInt32 { pos < end ? scalars[pos] : UInt32.max }
-
-        var previousEnd = begin
-        @inline(__always) func emit(_ to: Int) {
-            if to > previousEnd { word(offsets[previousEnd] ..< offsets[to]) }
-            previousEnd = to
-        }
+        var piece = Piece(s, begin, end)
+        let scalars = s.scalars, classes = s.classes
+        @inline(__always) func cls(_ pos: Int) -> UInt8 { piece.cls(pos) }
+        @inline(__always) func cpt(_ pos: Int) -> UInt32 { piece.cpt(pos) }
+        @inline(__always) func emit(_ to: Int) { piece.emit(to, word) }
 
         var pos = begin
         while pos < end {
@@ -190,21 +168,10 @@ public enum PreTokenizer: Sendable, Equatable {
             let flags = classes[pos]
 
             // 's|'t|'re|'ve|'m|'ll|'d
-            if c == 0x27, pos + 1 < end {
-                let next = scalars[pos + 1]
-                if next == 0x73 || next == 0x74 || next == 0x6D || next == 0x64 { // s t m d
-                    pos += 2
-                    emit(pos)
-                    continue
-                }
-                if pos + 2 < end {
-                    let nextNext = scalars[pos + 2]
-                    if (next == 0x72 && nextNext == 0x65) || (next == 0x76 && nextNext == 0x65) || (next == 0x6C && nextNext == 0x6C) {
-                        pos += 3 // re ve ll
-                        emit(pos)
-                        continue
-                    }
-                }
+            if c == 0x27, case let n = Self.contraction(scalars, pos, end, caseless: false), n > 0 {
+                pos += n
+                emit(pos)
+                continue
             }
 
             let isSpace = c == 0x20
@@ -244,22 +211,41 @@ public enum PreTokenizer: Sendable, Equatable {
             while cls(pos + whitespaceCount) & CharClass.whitespace != 0 {
                 whitespaceCount += 1
             }
-            // `\s+(?!\S)`: a run followed by more text leaves its last character for the next word.
-            if whitespaceCount > 1 && cpt(pos + whitespaceCount) != UInt32.max {
-                pos += whitespaceCount - 1
-                emit(pos)
-                continue
-            }
-            // `\s+`
-            if whitespaceCount > 0 {
-                pos += whitespaceCount
-                emit(pos)
-                continue
-            }
-            // no match: one character on its own
-            pos += 1
+            pos = piece.lastAlternativesEnd(pos, whitespace: whitespaceCount)
             emit(pos)
         }
+    }
+}
+
+/// What both matchers read and track in one piece of text: its scalars and their classes, and where the last word
+/// ended (the words are reported as byte ranges).
+private struct Piece {
+    let scalars: [UInt32]
+    let classes: [UInt8]
+    let offsets: [Int]
+    let end: Int
+    var previousEnd: Int
+
+    init(_ s: PreTokenizerScratch, _ begin: Int, _ end: Int) {
+        scalars = s.scalars; classes = s.classes; offsets = s.offsets; self.end = end; previousEnd = begin
+    }
+
+    /// Class of a position, or `outOfRange` past the piece (llama.cpp's empty flags).
+    @inline(__always) func cls(_ pos: Int) -> UInt8 { pos < end ? classes[pos] : CharClass.outOfRange }
+    @inline(__always) func cpt(_ pos: Int) -> UInt32 { pos < end ? scalars[pos] : UInt32.max }
+
+    /// Where the word at `pos` ends by the patterns' last alternatives, `\s+(?!\S)|\s+` (a whitespace run followed
+    /// by more text leaves its last character for the next word), or else one character on its own; `count`: the
+    /// whitespace characters from `pos`.
+    @inline(__always) func lastAlternativesEnd(_ pos: Int, whitespace count: Int) -> Int {
+        if count > 1, cpt(pos + count) != UInt32.max { return pos + count - 1 }
+        return pos + max(1, count)
+    }
+
+    /// Reports the text from the end of the last word to `to` as a word.
+    @inline(__always) mutating func emit(_ to: Int, _ word: (Range<Int>) -> Void) {
+        if to > previousEnd { word(offsets[previousEnd] ..< offsets[to]) }
+        previousEnd = to
     }
 }
 

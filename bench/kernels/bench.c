@@ -1,5 +1,7 @@
-// Harness for issue 15: the current K-quant kernels (old/, a verbatim copy of Sources/CKernels) against the q8k
-// prototypes (newk/), on the FFN shapes of a Llama-3.2-1B-sized model.
+// Kernel harness: the K-quant kernels over q8a activations as they were (path "old": commit BASELINE, extracted into
+// baseline/; "old+pf": the same with the prefetch change, commit PREFETCH) against the repository's kernels over
+// 256-value activation blocks (Sources/CKernels/kquant_*.c, path "new"), on the FFN shapes of a Llama-3.2-1B-sized
+// model.
 //
 //   ./bench check                 correctness (vs double-precision references) and batch invariance
 //   ./bench bench [options]       timings, old and new alternating
@@ -18,8 +20,19 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+// The repository's header first: it is a superset of the baseline's (same include guard), and declares the
+// 256-value activation blocks; then the baseline's block layouts and per-level entry points.
+#include "../../Sources/CKernels/include/ckernels.h"
 #include "internal.h"
-#include "newk.h"
+
+// The repository's K-quant kernels (Sources/CKernels/kquant_*.c), the path "new".
+#define Q8K_LEVEL(suffix)                                                                                     \
+    void sy_quantize_rows_q8k_##suffix(const float *x, sy_block_q8k *y, int64_t n, int64_t rows);             \
+    int sy_matmul_q8k_##suffix(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1, \
+                               const void *a, size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd);
+Q8K_LEVEL(generic)
+Q8K_LEVEL(avx2)
+Q8K_LEVEL(vnni)
 
 // ---- random data --------------------------------------------------------------------------------------------
 
@@ -127,11 +140,11 @@ static void run_rows(const job_t *j, int64_t r0, int64_t r1) {
             sy_matmul_avx2(j->type, j->k, j->w, j->w_row_bytes, r0, r1, j->a, j->a_row_bytes, j->ncols, j->dst, j->rows);
     } else {
         if (j->level == SY_LEVEL_AVX512VNNI)
-            nk_matmul_q8k_vnni(j->type, j->k, j->w, j->w_row_bytes, r0, r1, j->a, j->a_row_bytes, j->ncols, j->dst, j->rows);
+            sy_matmul_q8k_vnni(j->type, j->k, j->w, j->w_row_bytes, r0, r1, j->a, j->a_row_bytes, j->ncols, j->dst, j->rows);
         else if (j->level == SY_LEVEL_AVX2)
-            nk_matmul_q8k_avx2(j->type, j->k, j->w, j->w_row_bytes, r0, r1, j->a, j->a_row_bytes, j->ncols, j->dst, j->rows);
+            sy_matmul_q8k_avx2(j->type, j->k, j->w, j->w_row_bytes, r0, r1, j->a, j->a_row_bytes, j->ncols, j->dst, j->rows);
         else
-            nk_matmul_q8k_generic(j->type, j->k, j->w, j->w_row_bytes, r0, r1, j->a, j->a_row_bytes, j->ncols, j->dst, j->rows);
+            sy_matmul_q8k_generic(j->type, j->k, j->w, j->w_row_bytes, r0, r1, j->a, j->a_row_bytes, j->ncols, j->dst, j->rows);
     }
 }
 
@@ -147,9 +160,9 @@ static void *quantize(int path, int type, int level, const float *x, int64_t k, 
     }
     *row_bytes = (size_t)(k / SY_QK_K) * sizeof(sy_block_q8k);
     sy_block_q8k *q = xalloc(*row_bytes * (size_t)ncols);
-    if (level == SY_LEVEL_AVX512VNNI) nk_quantize_rows_q8k_vnni(x, q, k, ncols);
-    else if (level == SY_LEVEL_AVX2) nk_quantize_rows_q8k_avx2(x, q, k, ncols);
-    else nk_quantize_rows_q8k_generic(x, q, k, ncols);
+    if (level == SY_LEVEL_AVX512VNNI) sy_quantize_rows_q8k_vnni(x, q, k, ncols);
+    else if (level == SY_LEVEL_AVX2) sy_quantize_rows_q8k_avx2(x, q, k, ncols);
+    else sy_quantize_rows_q8k_generic(x, q, k, ncols);
     return q;
 }
 
@@ -443,7 +456,7 @@ static void quant_bench(void) {
                 double t0 = now();
                 sy_quantize_rows_q8a_vnni(x, qa, k, nr);
                 double t1 = now();
-                nk_quantize_rows_q8k_vnni(x, qk, k, nr);
+                sy_quantize_rows_q8k_vnni(x, qk, k, nr);
                 double t2 = now();
                 if (t1 - t0 < best[0]) best[0] = t1 - t0;
                 if (t2 - t1 < best[1]) best[1] = t2 - t1;
