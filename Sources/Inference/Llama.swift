@@ -6,6 +6,8 @@ import Kernels
 public final class LlamaModel: DecoderModel {
     let eps: Float
     let ropeDims: Int
+    /// `rope_freqs.weight`: one factor per rotated pair dividing its angle (Llama 3.1 / 3.2's rope scaling); nil: none.
+    let ropeFactors: UnsafePointer<Float>?
     let weights: Weights
     let variant: Variant
 
@@ -65,6 +67,7 @@ public final class LlamaModel: DecoderModel {
             throw .badMetadata(key: "\(a).rope.dimension_count", expected: "an even number ≤ \(headDim)")
         }
         let theta = Float(file.float("\(a).rope.freq_base") ?? 10000)
+        ropeFactors = file.tensor(named: "rope_freqs.weight") == nil ? nil : try file.vector("rope_freqs.weight", count: ropeDims / 2)
 
         var ls: [Layer] = []
         for i in 0..<layers {
@@ -104,7 +107,7 @@ public final class LlamaModel: DecoderModel {
         // x (T, dim) ← embeddings; rope tables (T, ropeDims)
         for (t, e) in entries.enumerated() {
             weights.embedding.dequantizeRow(Int(e.token), into: r.x + t * dim)
-            Ops.ropeTable(position: e.position, thetaScale: r.thetaScale, pairs: ropeDims / 2, into: r.rope + t * ropeDims)
+            Ops.ropeTable(position: e.position, thetaScale: r.thetaScale, pairs: ropeDims / 2, factors: ropeFactors, into: r.rope + t * ropeDims)
         }
 
         for (l, layer) in weights.layers.enumerated() {

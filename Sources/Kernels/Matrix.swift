@@ -206,11 +206,14 @@ public enum Ops {
     /// cos/sin table for one position: out[2i] = cos(θ_i), out[2i+1] = sin(θ_i), θ_i = pos · scale^i, with θ
     /// advanced by repeated multiplication in single precision (as ggml does, so angles agree bit for bit).
     @inlinable
-    public static func ropeTable(position: Int, thetaScale: Float, pairs: Int, into out: UnsafeMutablePointer<Float>) {
+    public static func ropeTable(position: Int, thetaScale: Float, pairs: Int, factors: UnsafePointer<Float>? = nil,
+                                 into out: UnsafeMutablePointer<Float>) {
         var theta = Float(position)
         for i in 0..<pairs {
-            out[2 * i] = cos(theta)
-            out[2 * i + 1] = sin(theta)
+            // per-pair frequency factors (Llama 3.1's `rope_freqs`) divide the angle, as ggml's freq_factors do
+            let angle = factors.map { theta / $0[i] } ?? theta
+            out[2 * i] = cos(angle)
+            out[2 * i + 1] = sin(angle)
             theta *= thetaScale
         }
     }

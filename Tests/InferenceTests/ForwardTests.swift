@@ -60,6 +60,26 @@ import Testing
         #expect(throws: InferenceError.invalidSlot(3, slots: 3)) { try batched.forward(batch: [BatchEntry(token: 1, slot: 3, position: 0, wantsLogits: true)]) }
     }
 
+    /// `rope_freqs.weight` (Llama 3.1 / 3.2) is read: factors of 1 change nothing, other factors change every
+    /// position after the first (position 0 turns by no angle), and a factor list of the wrong length is refused.
+    @Test func ropeFrequencyFactorsAreApplied() throws {
+        let tokens: [Int32] = [3, 17, 42, 5]
+        func logits(_ factors: [Float]?) throws -> [Float] {
+            let model = try Architectures.load(try GGUFFile(bytes: TinyModel.bytes(ropeFactors: factors)), options: ModelOptions(threads: 1))
+            return Array(try model.forward(tokens, startingAt: 0, logits: .all))
+        }
+        let plain = try logits(nil)
+        let pairs = TinyModel.Shape().dim / TinyModel.Shape().heads / 2
+        #expect(try logits([Float](repeating: 1, count: pairs)) == plain)
+        let scaled = try logits((0..<pairs).map { $0 < pairs / 2 ? 1 : 8 })
+        let vocab = TinyModel.Shape().vocab
+        #expect(Array(scaled[0..<vocab]) == Array(plain[0..<vocab]))
+        #expect(Array(scaled[vocab...]) != Array(plain[vocab...]))
+        #expect(throws: InferenceError.badTensorShape(tensor: "rope_freqs.weight", expected: [pairs], found: [pairs + 1])) {
+            _ = try logits([Float](repeating: 1, count: pairs + 1))
+        }
+    }
+
     /// A KV memory budget sizes the context per slot: 2 slots × 2 layers × 2 (keys, values) × kvDim 32 × 2 bytes
     /// = 512 bytes per position, so 16 KiB holds 32 positions per slot.
     /// Qwen2 = llama + NeoX rotary + QKV biases: with each head's query/key rows stored in NeoX order and zero

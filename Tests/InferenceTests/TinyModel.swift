@@ -12,7 +12,7 @@ enum TinyModel {
     /// key rows of each head in NeoX order (rows 0, 2, 4, … then 1, 3, 5, …), so that NeoX rotary over them computes
     /// exactly what adjacent-pair rotary computes over the llama order.
     static func bytes(_ s: Shape = Shape(), architecture: String = "llama", seed: UInt64 = 1, weightType: GGMLType = .q8_0,
-                      qkvBias: Float? = nil, neoxOrder: Bool = false) -> [UInt8] {
+                      qkvBias: Float? = nil, neoxOrder: Bool = false, ropeFactors: [Float]? = nil) -> [UInt8] {
         var state = seed
         func rand() -> Float {
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -117,6 +117,7 @@ enum TinyModel {
             w.addTensor(name: p + "ffn_down.weight", dimensions: [s.ffn, s.dim], type: weightType, data: weight(s.dim, s.ffn))
         }
         w.addTensor(name: "output_norm.weight", dimensions: [s.dim], type: .f32, data: f32(s.dim, scale: 0.1, offset: 1))
+        if let ropeFactors { w.addTensor(name: "rope_freqs.weight", dimensions: [ropeFactors.count], type: .f32, data: ropeFactors.withUnsafeBytes { Array($0) }) }
         return w.bytes()
     }
 }

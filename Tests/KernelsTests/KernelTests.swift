@@ -284,6 +284,17 @@ enum Quantize {
         #expect(abs(y[0] - cos(3)) < 1e-6 && abs(y[2] - sin(3)) < 1e-6)
     }
 
+    /// Frequency factors (Llama 3.1's `rope_freqs`) divide each pair's angle: pair i turns by pos·scale^i / f_i.
+    @Test func ropeFactorsDivideTheAngles() {
+        var table = [Float](repeating: 0, count: 6)
+        let factors: [Float] = [1, 4, 8]
+        Ops.ropeTable(position: 5, thetaScale: 0.5, pairs: 3, factors: factors, into: &table)
+        for i in 0..<3 {
+            let angle = 5 * pow(0.5, Double(i)) / Double(factors[i])
+            #expect(abs(Double(table[2 * i]) - cos(angle)) < 1e-6 && abs(Double(table[2 * i + 1]) - sin(angle)) < 1e-6, "pair \(i)")
+        }
+    }
+
     @Test func rmsNorm() {
         let x: [Float] = [3, 4, 0, 0]
         let w: [Float] = [1, 1, 2, 1]
