@@ -4,27 +4,6 @@ import Testing
 
 /// `aliases:`, `roles:`, `routing:` and the capability keys of `models:`.
 @Suite struct AliasRoleConfigTests {
-    func folder(_ files: [String: String]) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-names-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for (name, text) in files {
-            let url = dir.appendingPathComponent(name)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try text.write(to: url, atomically: true, encoding: .utf8)
-        }
-        return dir
-    }
-
-    func issues(_ files: [String: String]) throws -> [ConfigIssue] {
-        do {
-            _ = try ModelRegistry.load(directory: try folder(files))
-            Issue.record("expected errors")
-            return []
-        } catch let e as ConfigError {
-            return e.issues
-        }
-    }
-
     static let base = """
         providers:
           up: { type: openai-compatible, base_url: http://127.0.0.1:9001/v1 }
@@ -48,7 +27,7 @@ import Testing
         """
 
     @Test func everythingParses() throws {
-        let r = try ModelRegistry.load(directory: try folder(["models.yaml": Self.base]))
+        let r = try ModelRegistry.load(directory: try configFolder(["models.yaml": Self.base]))
         #expect(r.aliases.mapValues(\.target) == ["small": "smollm2", "tiny": "smollm2", "gpt-4o": "smart", "best": "gpt-4o", "coder": "role:coder"])
         #expect(r.aliases["small"]?.owner == "smollm2" && r.aliases["gpt-4o"]?.owner == nil)
         #expect(r.capabilities["smollm2"] == ModelCapabilities(context: 8192, tools: true, memoryBytes: 300 << 20))
@@ -65,7 +44,7 @@ import Testing
     }
 
     @Test func aliasCyclesAreErrorsWithFileLineAndPath() throws {
-        let found = try issues(["models.yaml": """
+        let found = try configIssues(["models.yaml": """
             models:
               m: { catalogue: smollm2 }
             aliases:
@@ -81,7 +60,7 @@ import Testing
     }
 
     @Test func anAliasMayNotHideAModel() throws {
-        let found = try issues(["models.yaml": """
+        let found = try configIssues(["models.yaml": """
             models:
               smollm2: { catalogue: smollm2 }
               fast: { model: up/x }
@@ -97,7 +76,7 @@ import Testing
     }
 
     @Test func unknownRolesReservedNamesAndBadShapesAreReported() throws {
-        let found = try issues(["models.yaml": """
+        let found = try configIssues(["models.yaml": """
             models:
               m: { catalogue: smollm2, tools: maybe, context: lots }
             aliases:
@@ -128,7 +107,7 @@ import Testing
     }
 
     @Test func aModelDeclaredAgainTakesItsAliasesAlong() throws {
-        let r = try ModelRegistry.load(directory: try folder([
+        let r = try ModelRegistry.load(directory: try configFolder([
             "models.yaml": "models:\n  a: { catalogue: smollm2, aliases: [first], context: 2048 }\n",
             "models.json": #"{"models": {"a": {"path": "other.gguf"}}, "aliases": {"second": "a"}}"#,
         ]))

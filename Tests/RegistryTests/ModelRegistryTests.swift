@@ -3,15 +3,8 @@ import Foundation
 import Testing
 
 @Suite struct ModelRegistryTests {
-    func folder(_ files: [String: String]) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-config-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for (name, text) in files { try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8) }
-        return dir
-    }
-
     @Test func parsesEverySetting() throws {
-        let dir = try folder(["models.yaml": """
+        let dir = try configFolder(["models.yaml": """
             models:
               smollm2:
                 provider: local
@@ -33,7 +26,7 @@ import Testing
     }
 
     @Test func laterLayersWin() throws {
-        let dir = try folder([
+        let dir = try configFolder([
             "models.yaml": "models:\n  a: { path: one.gguf }\n  b: { path: b.gguf }\n",
             "models.json": #"{"models": {"a": {"path": "two.gguf", "threads": 1}}}"#,
             "user_models.json": #"{"models": {"a": {"path": "three.gguf"}}}"#,
@@ -44,7 +37,7 @@ import Testing
     }
 
     @Test func reportsEveryErrorWithFileLineAndPath() throws {
-        let dir = try folder(["models.yaml": """
+        let dir = try configFolder(["models.yaml": """
             models:
               a:
                 path: a.gguf
@@ -78,9 +71,9 @@ import Testing
     }
 
     @Test func malformedFilesAreReported() throws {
-        let dir = try folder(["models.json": #"{"models": {"a": "#])
+        let dir = try configFolder(["models.json": #"{"models": {"a": "#])
         #expect(throws: ConfigError.self) { try ModelRegistry.load(directory: dir) }
-        let empty = try folder([:])
+        let empty = try configFolder([:])
         #expect(try ModelRegistry.load(directory: empty).models.isEmpty)
     }
 

@@ -4,16 +4,6 @@ import Testing
 
 /// Profiles merged over the registry files.
 @Suite struct ProfileTests {
-    func folder(_ files: [String: String]) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-profiles-\(UUID().uuidString)")
-        for (name, text) in files {
-            let url = dir.appendingPathComponent(name)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try text.write(to: url, atomically: true, encoding: .utf8)
-        }
-        return dir
-    }
-
     static let base = """
         providers:
           up: { type: openai-compatible, base_url: http://127.0.0.1:9001/v1, breaker: { failures: 5 } }
@@ -33,7 +23,7 @@ import Testing
         """
 
     @Test func aProfileDeepMergesOverTheBase() throws {
-        let dir = try folder([
+        let dir = try configFolder([
             "models.yaml": Self.base,
             "profiles/coding.yaml": """
                 description: code on this machine
@@ -69,7 +59,7 @@ import Testing
     }
 
     @Test func laterFilesReplaceEntriesThenTheProfileMerges() throws {
-        let dir = try folder([
+        let dir = try configFolder([
             "models.yaml": Self.base,
             "models.json": #"{"models": {"smollm2": {"catalogue": "smollm2", "threads": 1}}}"#,
             "profiles/p.yaml": "models:\n  smollm2: { keep_alive: 1m }\n",
@@ -82,7 +72,7 @@ import Testing
     }
 
     @Test func errorsNameTheFileAndLineTheValueCameFrom() throws {
-        let dir = try folder([
+        let dir = try configFolder([
             "models.yaml": Self.base,
             "profiles/broken.yaml": """
                 models:
@@ -106,7 +96,7 @@ import Testing
             #expect(cycle.file.hasSuffix("profiles/broken.yaml") && cycle.line == 6)
         }
         // An error of a merged entry as a whole points at the profile line that changed it.
-        let dir2 = try folder([
+        let dir2 = try configFolder([
             "models.yaml": "models:\n  a: { catalogue: smollm2 }\n",
             "profiles/p.yaml": "models:\n  a: { deployments: [ local/a ] }\n",
         ])
@@ -119,7 +109,7 @@ import Testing
     }
 
     @Test func anUnknownProfileListsTheOthers() throws {
-        let dir = try folder(["models.yaml": Self.base, "profiles/a.yaml": "{}\n", "profiles/b.yml": "{}\n", "profiles/notes.txt": "x"])
+        let dir = try configFolder(["models.yaml": Self.base, "profiles/a.yaml": "{}\n", "profiles/b.yml": "{}\n", "profiles/notes.txt": "x"])
         #expect(ModelRegistry.profileNames(in: dir.appendingPathComponent("profiles")) == ["a", "b"])
         #expect(try ModelRegistry.load(directory: dir, profile: "b").profile == "b")
         do {

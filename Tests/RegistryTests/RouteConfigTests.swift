@@ -4,25 +4,8 @@ import Testing
 
 /// `providers:` and the routing keys of `models:`.
 @Suite struct RouteConfigTests {
-    func folder(_ files: [String: String]) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-routes-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for (name, text) in files { try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8) }
-        return dir
-    }
-
-    func issues(_ files: [String: String]) throws -> [ConfigIssue] {
-        do {
-            _ = try ModelRegistry.load(directory: try folder(files))
-            Issue.record("expected errors")
-            return []
-        } catch let e as ConfigError {
-            return e.issues
-        }
-    }
-
     @Test func theIssuesExampleShapeParses() throws {
-        let r = try ModelRegistry.load(directory: try folder(["models.yaml": """
+        let r = try ModelRegistry.load(directory: try configFolder(["models.yaml": """
             providers:
               upstream-a: { type: openai-compatible, base_url: http://127.0.0.1:9001/v1/, api_key_env: A_KEY, headers: { X-Team: search } }
             models:
@@ -38,7 +21,7 @@ import Testing
     }
 
     @Test func weightsAndTheLatencyAndWeightedStrategies() throws {
-        let r = try ModelRegistry.load(directory: try folder(["models.yaml": """
+        let r = try ModelRegistry.load(directory: try configFolder(["models.yaml": """
             providers:
               a: { type: openai-compatible, base_url: http://127.0.0.1:9001/v1 }
             models:
@@ -47,7 +30,7 @@ import Testing
             """]))
         #expect(r.routes["split"]?.strategy == .weighted && r.routes["split"]?.deployments.map(\.weight) == [3, nil])
         #expect(r.routes["quick"]?.strategy == .lowestLatency)
-        let bad = try issues(["models.yaml": """
+        let bad = try configIssues(["models.yaml": """
             providers:
               a: { type: openai-compatible, base_url: http://127.0.0.1:9001/v1 }
             models:
@@ -57,7 +40,7 @@ import Testing
     }
 
     @Test func shortFormsTimeoutsRetriesFallbacksAndBreakers() throws {
-        let r = try ModelRegistry.load(directory: try folder(["models.yaml": """
+        let r = try ModelRegistry.load(directory: try configFolder(["models.yaml": """
             providers:
               up:
                 type: openai-compatible
@@ -90,7 +73,7 @@ import Testing
     }
 
     @Test func aLaterFileReplacesANameWhateverItsKind() throws {
-        let r = try ModelRegistry.load(directory: try folder([
+        let r = try ModelRegistry.load(directory: try configFolder([
             "models.yaml": "models:\n  a: { path: a.gguf }\n  b: { deployments: [local/a] }\n",
             "user_models.json": #"{"models": {"a": {"deployments": ["local/b"]}, "b": {"path": "b.gguf"}}}"#,
         ]))
@@ -99,7 +82,7 @@ import Testing
     }
 
     @Test func providersMayBeDeclaredInAnotherFile() throws {
-        let r = try ModelRegistry.load(directory: try folder([
+        let r = try ModelRegistry.load(directory: try configFolder([
             "models.yaml": "providers:\n  up: { type: openai-compatible, base_url: http://h:1/v1 }\n",
             "models.json": #"{"models": {"x": {"model": "up/x"}}}"#,
         ]))
@@ -107,7 +90,7 @@ import Testing
     }
 
     @Test func routingErrorsNameFileLineAndKeyPath() throws {
-        let found = try issues(["models.yaml": """
+        let found = try configIssues(["models.yaml": """
             providers:
               local: { type: openai-compatible, base_url: http://h/v1 }
               claude: { type: gemini, base_url: https://api.anthropic.com/v1 }
@@ -142,7 +125,7 @@ import Testing
     }
 
     @Test func anthropicOllamaAndOpenRouterHaveTheirUsualAddresses() throws {
-        let r = try ModelRegistry.load(directory: try folder(["models.yaml": """
+        let r = try ModelRegistry.load(directory: try configFolder(["models.yaml": """
             providers:
               claude: { type: anthropic, api_key_env: ANTHROPIC_API_KEY }
               home: { type: ollama }
@@ -158,7 +141,7 @@ import Testing
         #expect(r.providers["claude"]?.freeOnly == false)
         #expect(r.routes["smart"]?.deployments.map(\.key) == ["claude/claude-sonnet-4-5", "router/meta-llama/llama-3.3-70b-instruct:free"])
 
-        let found = try issues(["models.yaml": """
+        let found = try configIssues(["models.yaml": """
             providers:
               a: { type: anthropic, free_only: true }
               b: { type: openrouter, free_only: maybe }
