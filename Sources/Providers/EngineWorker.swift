@@ -167,7 +167,7 @@ public final class EngineWorker: @unchecked Sendable {
                 dispatch(engine.submit(id: id, prompt: job.prompt, parameters: job.parameters))
             }
             // Cancellations: clients gone, shutdown, or unload.
-            for (id, job) in jobs.sorted(by: { $0.key < $1.key }) where cancelAll || stop || job.cancelled.isSet {
+            for (id, job) in jobs where cancelAll || stop || job.cancelled.isSet {
                 dispatch(engine.cancel(id: id))
             }
             if stop { return }

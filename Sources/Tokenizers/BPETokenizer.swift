@@ -16,8 +16,6 @@ public struct BPETokenizer: Tokenizer {
     /// Texts, attributes, special tokens and decoded pieces.
     let vocabulary: Vocabulary
     let merges: MergeTable
-    /// Byte-level spelled texts to ids, kept when the pre-tokenizer takes whole words that are tokens as they are.
-    let wholeWords: [String: Int32]?
 
     /// Builds a tokenizer from the arrays a GGUF file stores.
     /// - Parameters:
@@ -36,7 +34,6 @@ public struct BPETokenizer: Tokenizer {
         textToID.reserveCapacity(texts.count)
         for (index, text) in texts.enumerated() { textToID[text] = Int32(index) }
         self.merges = MergeTable(textToID: textToID, vocabularySize: texts.count, merges: merges)
-        wholeWords = preTokenizer.ignoresMerges ? textToID : nil
     }
 
     // MARK: Tokenizer
@@ -65,8 +62,9 @@ public struct BPETokenizer: Tokenizer {
                 output.append(id)
             case .text(let range):
                 preTokenizer.split(bytes, range, scratch: &preScratch) { word in
-                    if let wholeWords, word.count > 1,
-                       let id = wholeWords[bytes[word].reduce(into: "") { $0 += ByteLevel.string(for: $1) }] {
+                    // a whole word that is a token (spelled byte-level) is taken as it is
+                    if preTokenizer.ignoresMerges, word.count > 1,
+                       let id = vocabulary.table.id(for: bytes[word].reduce(into: "") { $0 += ByteLevel.string(for: $1) }) {
                         output.append(id)
                     } else {
                         merges.encode(bytes, word, scratch: &bpeScratch, into: &output)
