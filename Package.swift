@@ -33,8 +33,11 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: hot),
         // A Jinja interpreter for the chat templates that models ship (tokenizer.chat_template).
         .target(name: "ChatTemplates"),
+        // Constrained decoding: GBNF grammars and JSON Schemas compiled to a byte-level pushdown automaton, applied as
+        // token masks (cached per grammar state).
+        .target(name: "Grammar", swiftSettings: hot),
         // Architectures, KV cache, sampler, generation.
-        .target(name: "Inference", dependencies: ["GGUF", "Tokenizers", "Kernels", "ChatTemplates"], swiftSettings: hot),
+        .target(name: "Inference", dependencies: ["GGUF", "Tokenizers", "Kernels", "ChatTemplates", "Grammar"], swiftSettings: hot),
         // Canonical request / event types shared by every surface and provider.
         .target(name: "Core"),
         // The model directory, the built-in catalogue and `pull`.
@@ -78,7 +81,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "switchyard", dependencies: [
-            "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Core", "ModelStore", "Registry", "Providers", "Gateway", "Routing", "Storage", "Redis",
+            "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Grammar", "Core", "ModelStore", "Registry", "Providers", "Gateway", "Routing", "Storage", "Redis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: hot),
 
@@ -86,6 +89,7 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TestSupport"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
+        .testTarget(name: "GrammarTests", dependencies: ["Grammar", "TestSupport"]),
         // Fixtures/ (gguf-py's dequantizations, made by tools/make_quant_fixtures.py) are read through #filePath.
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ChatTemplates", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
