@@ -47,7 +47,7 @@ let package = Package(
         ]),
         // The local provider (loaded models on engine threads, lazy loading, bounded queues) and remote adapters over HTTP.
         .target(name: "Providers", dependencies: [
-            "Core", "GGUF", "Inference", "Kernels", "ModelStore", "Registry",
+            "Core", "GGUF", "Grammar", "Inference", "Kernels", "ModelStore", "Registry",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -75,7 +75,7 @@ let package = Package(
         ]),
         // The HTTP server: OpenAI and native surfaces over the providers.
         .target(name: "Gateway", dependencies: [
-            "Core", "Registry", "Providers", "Routing", "Storage", "Redis",
+            "Core", "Grammar", "Registry", "Providers", "Routing", "Storage", "Redis",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),

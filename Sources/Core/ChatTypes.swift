@@ -79,6 +79,28 @@ public struct ToolDefinition: Sendable, Equatable, Codable {
     }
 }
 
+/// The shape an answer must take (OpenAI's `response_format`).
+public enum ResponseFormat: Sendable, Equatable, Codable {
+    /// Free text.
+    case text
+    /// One JSON object.
+    case jsonObject
+    /// JSON that validates against `schema` (JSON text, members in the client's order); `name` and `strict` as sent.
+    case jsonSchema(name: String, schema: String, strict: Bool)
+}
+
+/// Whether and which tools the model must call (OpenAI's `tool_choice`).
+public enum ToolChoice: Sendable, Equatable, Codable {
+    /// The model decides.
+    case auto
+    /// No tool calls: the answer is text.
+    case none
+    /// At least one tool call.
+    case required
+    /// A call of this function.
+    case function(String)
+}
+
 /// Sampling settings as clients send them; nil means "the model's default".
 public struct SamplingSettings: Sendable, Equatable, Codable {
     public var temperature: Double?
@@ -135,6 +157,13 @@ public struct ChatRequest: Sendable, Equatable {
     public var keepAlive: Duration?
     /// Task and privacy hints for the router.
     public var hints = RequestHints()
+    /// The shape the answer must take.
+    public var responseFormat: ResponseFormat = .text
+    /// A GBNF grammar the answer must follow (llama.cpp's syntax); local models only.
+    public var grammar: String?
+    public var toolChoice: ToolChoice = .auto
+    /// Whether the model may make several tool calls in one answer.
+    public var parallelToolCalls = true
     public init(model: String, messages: [ChatMessage], sampling: SamplingSettings = SamplingSettings(),
                 tools: [ToolDefinition] = [], stream: Bool = false, logprobs: Bool = false, topLogprobs: Int = 0,
                 rawPrompt: String? = nil) {

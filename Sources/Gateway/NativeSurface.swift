@@ -86,6 +86,7 @@ struct NativeSurface {
                                stream: g.stream ?? false, rawPrompt: raw)
         core.keepAlive = g.keep_alive?.duration
         core.hints = try RequestHints.from(request, metadata: g.metadata)
+        OutputConstraints.apply(try OutputConstraints.read(body, toolNames: core.tools.map(\.name)), to: &core)
         let started = try await backend.start(core, caller: context.caller, record: context.record)
         let model = g.model
         @Sendable func answer(_ r: CollectedCompletion) -> Answer {

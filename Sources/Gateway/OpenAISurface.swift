@@ -53,6 +53,7 @@ struct OpenAISurface {
                                stream: sampling.stream ?? false, logprobs: chat.logprobs ?? false, topLogprobs: chat.top_logprobs ?? 0)
         core.keepAlive = sampling.keep_alive?.duration
         core.hints = try RequestHints.from(request, metadata: chat.metadata)
+        OutputConstraints.apply(try OutputConstraints.read(body, toolNames: tools.map(\.name)), to: &core)
         let started = try await backend.start(core, kind: "chat", cache: CacheDirective(request.headers), caller: context.caller,
                                               record: context.record)
         let (id, created) = started.identity { (Self.newID("chatcmpl-"), Int(Date().timeIntervalSince1970)) }

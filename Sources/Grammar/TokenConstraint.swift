@@ -52,7 +52,9 @@ public struct TokenMask: Sendable, Equatable {
 /// A compiled grammar over one vocabulary, shared by every sequence that uses it: masks already computed for a
 /// grammar state are kept (most steps of a JSON answer revisit a state — inside a string, between values), so a
 /// constrained step usually costs a lookup.
-public final class TokenConstraint: Sendable {
+public final class TokenConstraint: Sendable, Equatable {
+    public static func == (a: TokenConstraint, b: TokenConstraint) -> Bool { a === b }
+
     public let grammar: Grammar
     public let table: TokenTable
     private let masks: Mutex<[[[Int32]]: TokenMask]>

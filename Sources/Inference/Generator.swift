@@ -1,4 +1,5 @@
 import GGUF
+import Grammar
 import Kernels
 import Tokenizers
 
@@ -20,11 +21,14 @@ public struct GenerationParameters: Sendable, Equatable {
     public var logprobs: Bool
     /// Never sample an end-of-generation token: generate until `maxTokens`, a stop string or the context's end.
     public var ignoreEOS: Bool
+    /// A grammar the output must follow: only tokens it allows are sampled, end-of-generation only where it is
+    /// complete, and generation ends when nothing more can follow.
+    public var constraint: TokenConstraint?
 
     public init(sampling: SamplingParameters = SamplingParameters(), maxTokens: Int? = nil, stop: [String] = [],
-                logprobs: Bool = false, topLogprobs: Int = 0, ignoreEOS: Bool = false) {
+                logprobs: Bool = false, topLogprobs: Int = 0, ignoreEOS: Bool = false, constraint: TokenConstraint? = nil) {
         self.sampling = sampling; self.maxTokens = maxTokens; self.stop = stop
-        self.logprobs = logprobs; self.topLogprobs = topLogprobs; self.ignoreEOS = ignoreEOS
+        self.logprobs = logprobs; self.topLogprobs = topLogprobs; self.ignoreEOS = ignoreEOS; self.constraint = constraint
     }
 }
 
@@ -69,6 +73,8 @@ public final class LoadedModel: @unchecked Sendable {
     /// The model's chat template (ChatML when the file has none).
     public let chat: ChatPromptRenderer
     public let name: String
+    /// Constrained decoding over this model's vocabulary.
+    public let grammars: GrammarCache
 
     public init(path: String, options: ModelOptions = ModelOptions()) throws {
         file = try GGUFFile(path: path)
@@ -78,6 +84,7 @@ public final class LoadedModel: @unchecked Sendable {
         chat = ChatPromptRenderer(template: file.string("tokenizer.chat_template"),
                                   bosToken: special(tokenizer.bosTokenID), eosToken: special(tokenizer.eosTokenID))
         name = file.string("general.name") ?? path
+        grammars = GrammarCache(tokenizer: tokenizer, vocabularySize: model.shape.vocabularySize)
     }
 
     /// Prompt tokens for raw text (BOS added when the vocabulary asks for it; special tokens parsed).
@@ -110,6 +117,8 @@ public struct SequenceRunner {
     private var scratch: [Float]
     /// The end-of-generation ids masked out of every step when `ignoreEOS` is set (empty otherwise).
     private let masked: [Int]
+    /// Where the output stands in its grammar, when it has one.
+    private var grammar: ConstraintState?
 
     public init(prompt: [Int32], parameters: GenerationParameters, tokenizer: any Tokenizer, shape: ModelShape) throws(InferenceError) {
         guard !prompt.isEmpty else { throw .emptyPrompt }
@@ -125,6 +134,7 @@ public struct SequenceRunner {
         scratch = [Float](repeating: 0, count: shape.vocabularySize)
         let vocabulary = min(shape.vocabularySize, tokenizer.vocabularySize)
         masked = parameters.ignoreEOS ? (0..<vocabulary).filter { tokenizer.isEndOfGeneration(Int32($0)) } : []
+        grammar = parameters.constraint?.start()
         if limit <= 0 { finishReason = .length }
     }
 
@@ -135,12 +145,24 @@ public struct SequenceRunner {
     /// When this returns with `finishReason` set, the sequence is done (its last pieces are in the result).
     public mutating func advance(_ logits: UnsafeBufferPointer<Float>) -> [GeneratedToken] {
         guard finishReason == nil else { return [] }
-        let masked = masked
-        let id: Int32 = scratch.withUnsafeMutableBufferPointer { buf in
-            _ = buf.initialize(from: logits)
-            for i in masked { buf[i] = -.infinity }
-            return sampler.sample(buf, history: history, generatedCount: generated.count)
+        var chosen: Int32?
+        do {   // the copies go out of scope before `history` grows (no copy of it)
+            let masked = masked, grammar = grammar, tokenizer = tokenizer, history = history, count = generated.count
+            chosen = scratch.withUnsafeMutableBufferPointer { buf in
+                _ = buf.initialize(from: logits)
+                for i in masked { buf[i] = -.infinity }
+                guard let grammar else { return sampler.sample(buf, history: history, generatedCount: count) }
+                let canEnd = grammar.canEnd && masked.isEmpty
+                return sampler.sample(buf, history: history, generatedCount: count,
+                                      allows: { tokenizer.isEndOfGeneration($0) ? canEnd : grammar.allows($0) },
+                                      mask: {
+                                          let m = grammar.mask()
+                                          return { tokenizer.isEndOfGeneration($0) ? canEnd : m.contains($0) }
+                                      })
+            }
         }
+        // No token can continue the grammar (its next bytes are in no token): the answer ends here.
+        guard let id = chosen else { return finish(.stop) }
         var step = GeneratedToken(id: id, text: "", logprob: nil, topLogprobs: [])
         if parameters.logprobs {
             let (lp, top) = Sampler.logProbabilities(logits, chosen: id, top: parameters.topLogprobs)
@@ -148,6 +170,7 @@ public struct SequenceRunner {
             step.topLogprobs = top.map { (id: $0.0, logprob: $0.1) }
         }
         if tokenizer.isEndOfGeneration(id) { return finish(.stop) }
+        grammar?.accept(id)
         generated.append(id)
         history.append(id)
         pendingToken = id
@@ -155,6 +178,7 @@ public struct SequenceRunner {
         step.text = emit
         text += emit
         if hitStop { return [step] + finish(.stop) }
+        if grammar?.mustEnd == true { return [step] + finish(.stop) }   // complete, and nothing may follow
         if generated.count >= limit { return [step] + finish(.length) }
         return [step]
     }

@@ -78,10 +78,44 @@ public struct Sampler: Sendable {
     public mutating func sample(_ logits: UnsafeMutableBufferPointer<Float>, history: [Int32], generatedCount: Int) -> Int32 {
         applyPenalties(logits, history: history, generatedCount: generatedCount)
         if parameters.temperature <= 0 { return Sampler.argmax(UnsafeBufferPointer(logits)) }
+        selectTop(parameters.topK > 0 ? min(parameters.topK, logits.count) : logits.count, from: UnsafeBufferPointer(logits))
+        return draw()
+    }
 
-        // top-k (0 → all)
-        let k = parameters.topK > 0 ? min(parameters.topK, logits.count) : logits.count
-        selectTop(k, from: UnsafeBufferPointer(logits))
+    /// Picks the next token among those `allows` admits (a grammar's): the same choice as `sample` over the logits
+    /// with every other token removed. The most likely tokens are checked one by one first; only when too few of them
+    /// are allowed is `mask` (every allowed token) asked for. nil: no token is allowed.
+    public mutating func sample(_ logits: UnsafeMutableBufferPointer<Float>, history: [Int32], generatedCount: Int,
+                                allows: (Int32) -> Bool, mask: () -> (Int32) -> Bool) -> Int32? {
+        applyPenalties(logits, history: history, generatedCount: generatedCount)
+        let greedy = parameters.temperature <= 0
+        let need = greedy ? 1 : (parameters.topK > 0 ? min(parameters.topK, logits.count) : logits.count)
+        // The `probe` best tokens hold the `need` best allowed ones when enough of them are allowed.
+        let probe = min(logits.count, max(64, need * 4))
+        if need <= 256 {
+            selectTop(probe, from: UnsafeBufferPointer(logits))
+            var kept = 0
+            for c in candidates where allows(c.id) {
+                candidates[kept] = c
+                kept += 1
+                if kept == need { break }
+            }
+            if kept == need || probe == logits.count {
+                candidates.removeLast(candidates.count - kept)
+                guard kept > 0 else { return nil }
+                return greedy ? candidates[0].id : draw()
+            }
+        }
+        let allowed = mask()
+        for i in 0..<logits.count where !allowed(Int32(i)) { logits[i] = -.infinity }
+        selectTop(need, from: UnsafeBufferPointer(logits))
+        while let last = candidates.last, last.logit == -.infinity { candidates.removeLast() }
+        guard !candidates.isEmpty else { return nil }
+        return greedy ? candidates[0].id : draw()
+    }
+
+    /// top-p → min-p → temperature → draw, over `candidates` (sorted, most likely first, not empty).
+    private mutating func draw() -> Int32 {
         // probabilities at temperature 1 for top-p / min-p
         let maxLogit = candidates[0].logit
         var probs = candidates.map { exp(Double($0.logit - maxLogit)) }

@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import Grammar
 import Inference
 
 /// The local engine as a `Provider`: renders the chat with the model's format, tokenizes, queues the generation on
@@ -78,7 +79,8 @@ public struct LocalProvider: Provider {
         sampling.topP = sampling.topP ?? d.topP
         sampling.topK = sampling.topK ?? d.topK
         sampling.maxTokens = sampling.maxTokens ?? d.maxTokens
-        let parameters = generationParameters(sampling, logprobs: request.logprobs, top: request.topLogprobs)
+        var parameters = generationParameters(sampling, logprobs: request.logprobs, top: request.topLogprobs)
+        parameters.constraint = try constraint(for: request, loaded: loaded)
         let tokenizer = loaded.tokenizer
         let wantLogprobs = request.logprobs
         return EngineWorker.Job(
@@ -110,6 +112,24 @@ public struct LocalProvider: Provider {
                     continuation.finish(throwing: Self.canonical(e))
                 }
             })
+    }
+
+    /// The grammar the answer must follow: the request's GBNF, or its `response_format` as a grammar; nil for free
+    /// text. A grammar or schema the engine cannot enforce is the request's error, naming what is wrong.
+    static func constraint(for request: ChatRequest, loaded: LoadedModel) throws -> TokenConstraint? {
+        do {
+            let gbnf: String
+            switch (request.grammar, request.responseFormat) {
+            case (let g?, .text): gbnf = g
+            case (.some, _): throw CoreError.badRequest("give either grammar or response_format, not both")
+            case (nil, .text): return nil
+            case (nil, .jsonObject): gbnf = JSONSchemaGrammar.anyObject
+            case (nil, .jsonSchema(_, let schema, _)): gbnf = try JSONSchemaGrammar.gbnf(schema: schema)
+            }
+            return try loaded.grammars.constraint(gbnf: gbnf)
+        } catch let e as GrammarError {
+            throw CoreError.badRequest(e.description)
+        }
     }
 
     /// Client settings over the engine's defaults. With no temperature given, sampling uses the defaults

@@ -29,6 +29,9 @@ public protocol Tokenizer: Sendable {
 
     /// The id of the vocabulary entry spelled exactly `text` (as stored in the vocabulary), if any.
     func tokenID(for text: String) -> Int32?
+
+    /// Whether `id` is a control token (`<|im_start|>`, `<bos>`…): never text of an answer.
+    func isControl(_ id: Int32) -> Bool
 }
 
 extension Tokenizer {

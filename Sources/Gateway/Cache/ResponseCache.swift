@@ -61,6 +61,11 @@ public final class ResponseCache: Sendable {
         /// What steers routing (`auto`'s task, local-only) can change which model answers.
         var task: String?
         var localOnly: Bool
+        /// What constrains the answer's shape.
+        var responseFormat: ResponseFormat
+        var grammar: String?
+        var toolChoice: ToolChoice
+        var parallelToolCalls: Bool
     }
 
     /// The cache key of `request`, or nil when it must not be cached: log-probabilities asked for (not kept), or
@@ -71,7 +76,9 @@ public final class ResponseCache: Sendable {
         guard deterministic || directive == .force else { return nil }
         let material = KeyMaterial(kind: kind, model: request.model, messages: request.rawPrompt == nil ? request.messages : [],
                                    rawPrompt: request.rawPrompt, tools: request.tools, sampling: request.sampling,
-                                   task: request.hints.task, localOnly: request.hints.localOnly)
+                                   task: request.hints.task, localOnly: request.hints.localOnly,
+                                   responseFormat: request.responseFormat, grammar: request.grammar, toolChoice: request.toolChoice,
+                                   parallelToolCalls: request.parallelToolCalls)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         guard let data = try? encoder.encode(material) else { return nil }
