@@ -15,7 +15,7 @@
 public struct JSONSchemaGrammar {
     /// GBNF for one JSON object of any shape (`response_format: {"type": "json_object"}`).
     public static let anyObject: String = {
-        var c = JSONSchemaGrammar(root: .null)
+        var c = JSONSchemaGrammar()
         let object = c.primitive("object")
         return "root ::= \(object)\n" + c.rendered()
     }()
@@ -26,10 +26,26 @@ public struct JSONSchemaGrammar {
     }
 
     public static func gbnf(schema: OrderedJSON) throws(GrammarError) -> String {
-        var c = JSONSchemaGrammar(root: schema)
-        let top = try c.visit(schema, path: "$", name: "root-value")
-        return "root ::= \(top)\n" + c.rendered()
+        var c = JSONSchemaGrammar()
+        let top = try c.expression(for: schema, name: "root-value")
+        return "root ::= \(top)\n" + c.gbnfRules
     }
+
+    /// An empty set of rules, to which several schemas can be added (a tool call's grammar holds one per tool).
+    public init() { root = .null }
+
+    /// Adds the rules for `schema` (its `$ref`s resolved within it) and returns the GBNF expression that matches it.
+    public mutating func expression(for schema: OrderedJSON, name: String) throws(GrammarError) -> String {
+        root = schema
+        refRules = [:]
+        return try visit(schema, path: "$", name: name)
+    }
+
+    /// The shared rule for any JSON value / object / string (`value`, `object`, `string`, `ws`…).
+    public mutating func primitiveRule(_ name: String) -> String { primitive(name) }
+
+    /// Every rule added so far, as GBNF lines.
+    public var gbnfRules: String { rendered() }
 
     /// The grammar itself.
     public static func grammar(schema: String) throws(GrammarError) -> Grammar {
@@ -38,13 +54,11 @@ public struct JSONSchemaGrammar {
 
     // MARK: state
 
-    private let root: OrderedJSON
+    private var root: OrderedJSON
     private var rules: [(String, String)] = []
     private var ruleIndex: [String: Int] = [:]
     private var refRules: [String: String] = [:]
     private var bodies: [String: String] = [:]   // body → rule name, so identical sub-schemas share a rule
-
-    private init(root: OrderedJSON) { self.root = root }
 
     private func rendered() -> String { rules.map { "\($0.0) ::= \($0.1)" }.joined(separator: "\n") + "\n" }
 
@@ -215,7 +229,8 @@ public struct JSONSchemaGrammar {
     /// A JSON value written exactly, as a GBNF literal.
     private static func literal(_ v: OrderedJSON) -> String { gbnfString(v.text) }
 
-    static func gbnfString(_ s: String) -> String {
+    /// `s` as a GBNF string literal.
+    public static func gbnfString(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {

@@ -39,7 +39,8 @@ public indirect enum OrderedJSON: Sendable, Equatable {
         }
     }
 
-    static func quoted(_ s: String) -> String {
+    /// `s` as a JSON string literal.
+    public static func quoted(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {

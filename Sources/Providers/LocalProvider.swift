@@ -55,12 +55,25 @@ public struct LocalProvider: Provider {
     static func makeJob(_ request: ChatRequest, worker: EngineWorker, cancel: CancelFlag,
                         continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) throws -> EngineWorker.Job {
         let loaded = worker.loaded
+        // Tools in play: the format the model writes calls in, from its template.
+        let toolsActive = !request.tools.isEmpty && request.toolChoice != .none && request.rawPrompt == nil
+        let format = toolsActive ? ToolCallFormat.detect(template: loaded.chat.source) : nil
         let text: String
         if let raw = request.rawPrompt {
             text = raw
         } else {
+            var messages = request.messages
+            if format == .generic {
+                let instruction = ToolCallFormat.genericInstruction(request.tools, choice: request.toolChoice, parallel: request.parallelToolCalls)
+                if let i = messages.firstIndex(where: { $0.role == .system }) {
+                    messages[i].content = instruction + "\n\n" + messages[i].content
+                } else {
+                    messages.insert(ChatMessage(role: .system, content: instruction), at: 0)
+                }
+            }
+            let tools = toolsActive ? request.tools : []
             do {
-                text = try loaded.chat.render(promptMessages(request.messages), tools: request.tools.map {
+                text = try loaded.chat.render(promptMessages(messages), tools: tools.map {
                     PromptTool(name: $0.name, description: $0.description, parametersJSON: $0.parametersJSON)
                 })
             } catch {
@@ -80,9 +93,27 @@ public struct LocalProvider: Provider {
         sampling.topK = sampling.topK ?? d.topK
         sampling.maxTokens = sampling.maxTokens ?? d.maxTokens
         var parameters = generationParameters(sampling, logprobs: request.logprobs, top: request.topLogprobs)
-        parameters.constraint = try constraint(for: request, loaded: loaded)
+        parameters.constraint = try constraint(for: request, format: format, loaded: loaded)
         let tokenizer = loaded.tokenizer
         let wantLogprobs = request.logprobs
+        let parser = format.map { ParserBox(ToolCallParser(format: $0)) }
+        /// Text and calls out of the parser (or the text as it is, without tools); false when the client has gone.
+        @Sendable func yield(_ text: String, _ lp: TokenLogprob?) -> Bool {
+            guard let parser else {
+                if case .terminated = continuation.yield(.text(text, lp)) { return false }
+                return true
+            }
+            var first = true
+            for piece in parser.feed(text) {
+                let event: ChatEvent
+                switch piece {
+                case .text(let t): event = .text(t, first ? lp : nil); first = false
+                case .call(let c): event = .toolCall(c)
+                }
+                if case .terminated = continuation.yield(event) { return false }
+            }
+            return true
+        }
         return EngineWorker.Job(
             prompt: prompt, parameters: parameters, cancelled: cancel,
             onToken: { step in
@@ -93,16 +124,24 @@ public struct LocalProvider: Provider {
                                       top: step.topLogprobs.map { TokenLogprob.Alternative(token: piece($0.id), logprob: Double($0.logprob)) })
                 }
                 if step.text.isEmpty && lp == nil { return true }
-                if case .terminated = continuation.yield(.text(step.text, lp)) { return false }
-                return true
+                return yield(step.text, lp)
             },
             onFinish: { result in
                 switch result {
                 case .success(let r):
-                    let reason: Core.FinishReason = switch r.finishReason {
+                    var reason: Core.FinishReason = switch r.finishReason {
                     case .stop: .stop
                     case .length: .length
                     case .cancelled: .cancelled
+                    }
+                    if let parser {
+                        for piece in parser.finish() {
+                            switch piece {
+                            case .text(let t): continuation.yield(.text(t, nil))
+                            case .call(let c): continuation.yield(.toolCall(c))
+                            }
+                        }
+                        if parser.foundCalls, reason == .stop { reason = .toolCalls }
                     }
                     continuation.yield(.finished(reason))
                     continuation.yield(.usage(Usage(promptTokens: r.promptTokenCount, completionTokens: r.tokens.count,
@@ -114,11 +153,20 @@ public struct LocalProvider: Provider {
             })
     }
 
-    /// The grammar the answer must follow: the request's GBNF, or its `response_format` as a grammar; nil for free
-    /// text. A grammar or schema the engine cannot enforce is the request's error, naming what is wrong.
-    static func constraint(for request: ChatRequest, loaded: LoadedModel) throws -> TokenConstraint? {
+    /// The grammar the answer must follow: the tool-call format's when tools are in play (calls forced by
+    /// `tool_choice`, or the generic format's JSON), else the request's GBNF, or its `response_format` as a grammar;
+    /// nil for free text. A grammar or schema the engine cannot enforce is the request's error, naming what is wrong.
+    static func constraint(for request: ChatRequest, format: ToolCallFormat?, loaded: LoadedModel) throws -> TokenConstraint? {
         do {
             let gbnf: String
+            if let format {
+                let toolGrammar = try format.grammar(tools: request.tools, choice: request.toolChoice, parallel: request.parallelToolCalls)
+                if request.grammar != nil || request.responseFormat != .text {
+                    throw CoreError.badRequest("response_format or grammar together with tools is not supported for local models; send tool_choice: none to use them")
+                }
+                guard let toolGrammar else { return nil }
+                return try loaded.grammars.constraint(gbnf: toolGrammar)
+            }
             switch (request.grammar, request.responseFormat) {
             case (let g?, .text): gbnf = g
             case (.some, _): throw CoreError.badRequest("give either grammar or response_format, not both")
@@ -146,4 +194,13 @@ public struct LocalProvider: Provider {
         p.seed = s.seed
         return GenerationParameters(sampling: p, maxTokens: s.maxTokens, stop: s.stop, logprobs: logprobs, topLogprobs: top, ignoreEOS: s.ignoreEOS)
     }
+}
+
+/// The tool-call parser of one answer, fed from the engine thread only (each job's tokens arrive in order on it).
+final class ParserBox: @unchecked Sendable {
+    private var parser: ToolCallParser
+    init(_ parser: ToolCallParser) { self.parser = parser }
+    func feed(_ text: String) -> [ToolCallParser.Piece] { parser.feed(text) }
+    func finish() -> [ToolCallParser.Piece] { parser.finish() }
+    var foundCalls: Bool { parser.foundCalls }
 }

@@ -5,6 +5,7 @@ import Tokenizers
 
 /// A vocabulary of `size` tokens where token i reads "<i>" and `end` (if any) ends generation.
 private struct NumberTokenizer: Tokenizer {
+    func isControl(_ id: Int32) -> Bool { false }
     var vocabularySize: Int
     var end: Int32?
     var bosTokenID: Int32? { nil }
