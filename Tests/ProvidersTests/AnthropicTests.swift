@@ -80,6 +80,28 @@ import Testing
         #expect(AnthropicProvider.body(for: withMax, defaultMaxTokens: 1024)["max_tokens"] as? Int == 7)
     }
 
+    /// tool_choice maps to Anthropic's; a response_format becomes the one forced tool, whose input comes back as text.
+    @Test func toolChoiceAndSchemaAsAForcedTool() throws {
+        var r = ChatRequest(model: "claude", messages: [ChatMessage(role: .user, content: "Hi")],
+                            tools: [ToolDefinition(name: "get_weather", parametersJSON: #"{"type":"object"}"#)])
+        r.toolChoice = .function("get_weather")
+        r.parallelToolCalls = false
+        let choice = try #require(AnthropicProvider.body(for: r, defaultMaxTokens: 64)["tool_choice"] as? [String: Any])
+        #expect(choice["type"] as? String == "tool" && choice["name"] as? String == "get_weather" && choice["disable_parallel_tool_use"] as? Bool == true)
+        r.toolChoice = .required
+        #expect((AnthropicProvider.body(for: r, defaultMaxTokens: 64)["tool_choice"] as? [String: Any])?["type"] as? String == "any")
+        var s = ChatRequest(model: "claude", messages: [ChatMessage(role: .user, content: "Hi")])
+        s.responseFormat = .jsonSchema(name: "person", schema: #"{"type":"object","properties":{"name":{"type":"string"}}}"#, strict: true)
+        let body = AnthropicProvider.body(for: s, defaultMaxTokens: 64)
+        let tools = try #require(body["tools"] as? [[String: Any]])
+        #expect(tools.count == 1 && tools[0]["name"] as? String == "person")
+        #expect(((tools[0]["input_schema"] as? [String: Any])?["properties"] as? [String: Any])?["name"] != nil)
+        #expect((body["tool_choice"] as? [String: Any])?["name"] as? String == "person")
+        let events: [ChatEvent] = [.toolCall(ToolCallDelta(index: 0, id: "toolu_1", name: "person")), .toolCall(ToolCallDelta(index: 0, arguments: #"{"name":"#)),
+                                   .toolCall(ToolCallDelta(index: 0, arguments: #""Ann"}"#)), .finished(.toolCalls)]
+        #expect(AnthropicProvider.schemaToolAsText(events) == [.text(#"{"name":"#, nil), .text(#""Ann"}"#, nil), .finished(.stop)])
+    }
+
     @Test func streamedTextArrivesEventByEvent() async throws {
         let server = Self.server { _ in .init(headers: ["content-type": "text/event-stream"], pieces: StandInServer.events(Self.textStream)) }
         try await server.run { base in

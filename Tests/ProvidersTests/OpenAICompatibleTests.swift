@@ -110,6 +110,24 @@ import Testing
         #expect(ignoring["ignore_eos"] as? Bool == true)
     }
 
+    /// response_format (the schema as the client wrote it), tool_choice, parallel_tool_calls and grammar pass through.
+    @Test func constraintsPassThrough() throws {
+        var r = ChatRequest(model: "m", messages: [ChatMessage(role: .user, content: "Hi")],
+                            tools: [ToolDefinition(name: "f", parametersJSON: #"{"type":"object"}"#)])
+        r.toolChoice = .function("f")
+        r.parallelToolCalls = false
+        r.responseFormat = .jsonSchema(name: "s", schema: #"{"type":"object","properties":{"b":{},"a":{}}}"#, strict: true)
+        r.grammar = #"root ::= "x""#
+        let bytes = try OpenAICompatibleProvider.body(for: r)
+        let text = String(buffer: bytes)
+        #expect(text.contains(#""schema":{"type":"object","properties":{"b":{},"a":{}}}"#))
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any])
+        #expect(((body["tool_choice"] as? [String: Any])?["function"] as? [String: Any])?["name"] as? String == "f")
+        #expect(body["parallel_tool_calls"] as? Bool == false && body["grammar"] as? String == #"root ::= "x""#)
+        let format = try #require(body["response_format"] as? [String: Any])
+        #expect(format["type"] as? String == "json_schema" && (format["json_schema"] as? [String: Any])?["strict"] as? Bool == true)
+    }
+
     @Test func theRequestBodyIsValidJSONForAnyText() throws {
         // Quotes, backslashes, control characters, non-ASCII and a schema that is not JSON (left out).
         let texts = ["plain", "say \"hi\"", "back\\slash", "line\nbreak\ttab\r", "\u{01}\u{1f}\u{7f}", "héllo 🌍 中文", ""]

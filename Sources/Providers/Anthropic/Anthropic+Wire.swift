@@ -44,8 +44,44 @@ extension AnthropicProvider {
                 tool["input_schema"] = schema ?? (["type": "object", "properties": [String: Any]()] as [String: Any])
                 return tool
             }
+            var choice: [String: Any]? = switch request.toolChoice {
+            case .auto: request.parallelToolCalls ? nil : ["type": "auto"]
+            case .none: ["type": "none"]
+            case .required: ["type": "any"]
+            case .function(let name): ["type": "tool", "name": name]
+            }
+            if !request.parallelToolCalls, request.toolChoice != .none { choice?["disable_parallel_tool_use"] = true }
+            if let choice { body["tool_choice"] = choice }
+        }
+        // No JSON mode here: the schema becomes the one tool the model must call, whose input is the answer.
+        if let (name, schema) = schemaTool(request) {
+            body["tools"] = [["name": name, "description": "Give the answer as this tool's input.", "input_schema": schema] as [String: Any]]
+            body["tool_choice"] = ["type": "tool", "name": name]
         }
         return body
+    }
+
+    /// The forced tool that stands for `response_format` (a JSON object, or a JSON Schema), if the request has one.
+    static func schemaTool(_ request: ChatRequest) -> (String, Any)? {
+        switch request.responseFormat {
+        case .text: return nil
+        case .jsonObject: return ("json_response", ["type": "object"] as [String: Any])
+        case .jsonSchema(let name, let schema, _):
+            let object = (try? JSONSerialization.jsonObject(with: Data(schema.utf8))) ?? ["type": "object"] as [String: Any]
+            let safe = name.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
+            return (safe && !name.isEmpty ? name : "json_response", object)
+        }
+    }
+
+    /// The forced tool's call as the answer's text: its input is the JSON the client asked for.
+    static func schemaToolAsText(_ events: [ChatEvent]) -> [ChatEvent] {
+        events.compactMap { e in
+            switch e {
+            case .toolCall(let d): d.arguments.isEmpty ? nil : .text(d.arguments, nil)
+            case .finished(.toolCalls): .finished(.stop)
+            default: e
+            }
+        }
     }
 
     /// One streamed event's data, or a whole answer (`type: message`); fields not used are ignored.

@@ -76,6 +76,12 @@ public struct AnthropicProvider: Provider {
     }
 
     private func run(_ chat: ChatRequest, url: String, continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) async throws {
+        if chat.responseFormat != .text, !chat.tools.isEmpty {
+            throw CoreError.badRequest("response_format together with tools cannot be sent to Anthropic (the schema is sent as a forced tool)")
+        }
+        if chat.grammar != nil { throw CoreError.badRequest("grammar is not supported by Anthropic models") }
+        let asText = Self.schemaTool(chat) != nil
+        func mapped(_ events: [ChatEvent]) -> [ChatEvent] { asText ? Self.schemaToolAsText(events) : events }
         var r = request(url, method: .POST)
         r.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
         let body = Self.body(for: chat, defaultMaxTokens: configuration.defaultMaxTokens)
@@ -85,7 +91,7 @@ public struct AnthropicProvider: Provider {
         guard chat.stream else {
             let answer = try await UpstreamHTTP.decode(Event.self, from: response, limit: configuration.maxBodyBytes, url: url, what: "a message")
             // `events` also turns an `error` object into its canonical error.
-            guard continuation.yieldAll(try mapper.events(for: answer)) else { return }
+            guard continuation.yieldAll(mapped(try mapper.events(for: answer))) else { return }
             guard mapper.finished else { throw CoreError.upstream("\(url) answered something other than a message") }
             continuation.finish()
             return
@@ -97,7 +103,7 @@ public struct AnthropicProvider: Provider {
             do { event = try decoder.decode(Event.self, from: Data(payload.utf8)) } catch {
                 throw CoreError.upstream("\(url) sent an event that is not a Messages API event: \(payload.prefix(200))")
             }
-            return continuation.yieldAll(try mapper.events(for: event))
+            return continuation.yieldAll(mapped(try mapper.events(for: event)))
         }
         guard try await UpstreamHTTP.pump(response.body, &parser, isDone: { mapper.finished }, handle: handle) else { return }
         // A stream cut off before `message_stop` must not pass for a complete answer.

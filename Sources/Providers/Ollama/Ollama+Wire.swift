@@ -40,6 +40,12 @@ extension OllamaProvider {
         if !request.tools.isEmpty {
             body["tools"] = UpstreamHTTP.functionTools(request.tools)
         }
+        // Ollama's `format`: "json", or a JSON Schema.
+        switch request.responseFormat {
+        case .text: break
+        case .jsonObject: body["format"] = "json"
+        case .jsonSchema(_, let schema, _): body["format"] = (try? JSONSerialization.jsonObject(with: Data(schema.utf8))) ?? "json"
+        }
         return body
     }
 

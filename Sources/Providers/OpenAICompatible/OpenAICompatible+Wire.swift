@@ -80,7 +80,32 @@ extension OpenAICompatibleProvider {
                 w.endObject()
             }
             w.endArray()
+            switch request.toolChoice {
+            case .auto: break
+            case .none: w.field("tool_choice", "none")
+            case .required: w.field("tool_choice", "required")
+            case .function(let name):
+                w.key("tool_choice")
+                w.beginObject(); w.field("type", "function")
+                w.key("function"); w.beginObject(); w.field("name", name); w.endObject()
+                w.endObject()
+            }
+            if !request.parallelToolCalls { w.field("parallel_tool_calls", false) }
         }
+        switch request.responseFormat {
+        case .text: break
+        case .jsonObject:
+            w.key("response_format")
+            w.beginObject(); w.field("type", "json_object"); w.endObject()
+        case .jsonSchema(let name, let schema, let strict):
+            w.key("response_format")
+            w.beginObject(); w.field("type", "json_schema")
+            w.key("json_schema")
+            w.beginObject(); w.field("name", name); w.field("strict", strict); w.key("schema"); w.raw(schema); w.endObject()
+            w.endObject()
+        }
+        // llama-server's and Switchyard's extension.
+        if let g = request.grammar { w.field("grammar", g) }
         w.endObject()
         return w.buffer
     }
