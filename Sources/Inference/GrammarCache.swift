@@ -15,7 +15,7 @@ public final class GrammarCache: Sendable {
     /// End-of-generation ids (allowed exactly when a grammar is complete).
     public let endOfGeneration: [Int32]
 
-    init(tokenizer: any Tokenizer, vocabularySize: Int) {
+    public init(tokenizer: any Tokenizer, vocabularySize: Int) {
         self.tokenizer = tokenizer
         endOfGeneration = (0..<min(vocabularySize, tokenizer.vocabularySize)).map(Int32.init).filter { tokenizer.isEndOfGeneration($0) }
     }

@@ -11,7 +11,7 @@ struct Switchyard: AsyncParsableCommand {
         ($SWITCHYARD_MODELS, default ~/.switchyard/models), or a path to a .gguf file.
         """,
         version: "0.1.0",
-        subcommands: [Serve.self, Config.self, Load.self, Unload.self, PS.self, Pull.self, List.self, Run.self, Tokenize.self, Perplexity.self, Bench.self, Template.self, Keys.self, Secrets.self, UsageReport.self, Profiles.self]
+        subcommands: [Serve.self, Config.self, Load.self, Unload.self, PS.self, Pull.self, List.self, Run.self, Tokenize.self, Perplexity.self, Bench.self, Template.self, GrammarCommand.self, Keys.self, Secrets.self, UsageReport.self, Profiles.self]
     )
 }
 
