@@ -225,6 +225,9 @@ public enum ChatEvent: Sendable, Equatable {
     case text(String, TokenLogprob?)
     /// A piece of a tool call (a provider that gets calls whole yields each as one piece).
     case toolCall(ToolCallDelta)
+    /// A piece of the model's reasoning before its answer (`<think>…</think>`, OpenAI's `reasoning_content`,
+    /// Anthropic's thinking blocks): shown apart from the answer's text.
+    case reasoning(String)
     case usage(Usage)
     case finished(FinishReason)
 }
@@ -336,7 +339,7 @@ public struct CompletedAnswer: Sendable {
 
     public mutating func append(_ event: ChatEvent) {
         switch event {
-        case .text, .toolCall: if firstTextAt == nil { firstTextAt = .now }
+        case .text, .toolCall, .reasoning: if firstTextAt == nil { firstTextAt = .now }
         default: break
         }
         events.append(event)

@@ -198,6 +198,7 @@ final class StartedCompletion: @unchecked Sendable {
             switch e {
             case .text(let t): .text(t, nil)
             case .toolCall(let c): .toolCall(c)
+            case .reasoning(let r): .reasoning(r)
             case .usage(let u): .usage(u)
             case .finished(let f): .finished(f)
             }
@@ -296,6 +297,9 @@ final class StartedCompletion: @unchecked Sendable {
         case .toolCall(let c):
             markFirstToken()
             if cacheSlot != nil { recorded.append(.toolCall(c)) }
+        case .reasoning(let r):
+            markFirstToken()
+            if cacheSlot != nil { recorded.append(.reasoning(r)) }
         case .finished(let f):
             if cacheSlot != nil { recorded.append(.finished(f)) }
         }

@@ -41,13 +41,19 @@ struct NativeSurface {
         /// The tool calls the model made, whole (`{"id", "type": "function", "function": {"name", "arguments"}}`); left
         /// out when there are none.
         var tool_calls: [OpenAI.ToolCallOut]? = nil
+        /// The model's reasoning before its answer; left out when there is none (streamed: `reasoning` pieces).
+        var reasoning: String? = nil
         var done = true
     }
 
     struct Piece: Encodable {
         let response: String
         let model: String
+        var reasoning: String? = nil
         var done = false
+        init(response: String, model: String, reasoning: String? = nil) {
+            self.response = response; self.model = model; self.reasoning = reasoning
+        }
     }
 
     func register(on router: Router<GatewayContext>) {
@@ -94,7 +100,8 @@ struct NativeSurface {
             return Answer(response: r.text, model: model, tokens_used: r.usage.totalTokens, prompt_tokens: r.usage.promptTokens,
                           completion_tokens: r.usage.completionTokens, processing_time: Date().timeIntervalSince(began),
                           timestamp: ISO8601DateFormatter().string(from: Date()), finish_reason: OpenAI.finishReason(r.finish),
-                          tool_calls: calls.isEmpty ? nil : calls.map { OpenAI.ToolCallOut(id: $0.id, function: .init(name: $0.name, arguments: $0.arguments)) })
+                          tool_calls: calls.isEmpty ? nil : calls.map { OpenAI.ToolCallOut(id: $0.id, function: .init(name: $0.name, arguments: $0.arguments)) },
+                          reasoning: r.reasoning.isEmpty ? nil : r.reasoning)
         }
         guard g.stream ?? false else { return try json(answer(try await collect(started)), headers: started.routeHeaders) }
         var headers: HTTPFields = [.contentType: "application/x-ndjson"]
@@ -116,6 +123,7 @@ struct NativeSurface {
                     case .usage(let u): totals.usage = u
                     case .finished(let f): totals.finish = f
                     case .toolCall(let piece): totals.toolCalls.add(piece)
+                    case .reasoning(let t): try await line(Piece(response: "", model: model, reasoning: t))
                     }
                 }
                 // The last line: the totals and the tool calls whole; the text was sent piece by piece.

@@ -78,6 +78,10 @@ struct OpenAISurface {
                     return [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
                         OpenAI.ChunkChoice(index: 0, delta: OpenAI.Delta(tool_calls: [OpenAI.ToolCallDeltaOut(piece)]), logprobs: nil, finish_reason: nil),
                     ], usage: nil))]
+                case .reasoning(let text):
+                    return [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
+                        OpenAI.ChunkChoice(index: 0, delta: OpenAI.Delta(reasoning_content: text), logprobs: nil, finish_reason: nil),
+                    ], usage: nil))]
                 }
             } first: { encoder in
                 [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
@@ -87,7 +91,8 @@ struct OpenAISurface {
         }
         let result = try await collect(started)
         let response = OpenAI.ChatCompletion(id: id, created: created, model: chat.model, choices: [
-            OpenAI.ChatChoice(index: 0, message: OpenAI.ResponseMessage(role: "assistant", text: result.text, toolCalls: result.toolCalls.calls),
+            OpenAI.ChatChoice(index: 0, message: OpenAI.ResponseMessage(role: "assistant", text: result.text, toolCalls: result.toolCalls.calls,
+                                                                         reasoning: result.reasoning),
                               logprobs: core.logprobs ? OpenAI.Logprobs(content: result.logprobs.map(OpenAI.TokenLogprob.init)) : nil,
                               finish_reason: OpenAI.finishReason(result.finish)),
         ], usage: OpenAI.Usage(result.usage))
@@ -127,7 +132,7 @@ struct OpenAISurface {
                 case .usage(let u):
                     guard includeUsage else { return [] }
                     return [try encoder.encode(OpenAI.Completion(id: id, created: created, model: c.model, choices: [], usage: OpenAI.Usage(u)))]
-                case .toolCall:
+                case .toolCall, .reasoning:
                     return []
                 }
             } first: { _ in [] }
@@ -143,6 +148,7 @@ struct OpenAISurface {
 /// A whole completion, read to the end.
 struct CollectedCompletion {
     var text = ""
+    var reasoning = ""
     var toolCalls = ToolCallAccumulator()
     var logprobs: [TokenLogprob] = []
     var usage = Usage(promptTokens: 0, completionTokens: 0)
@@ -159,6 +165,7 @@ func collect(_ started: StartedCompletion) async throws -> CollectedCompletion {
         case .usage(let u): r.usage = u
         case .finished(let f): r.finish = f
         case .toolCall(let piece): r.toolCalls.add(piece)
+        case .reasoning(let t): r.reasoning += t
         }
     }
     return r

@@ -226,16 +226,20 @@ enum OpenAI {
         let role: String
         let content: String?
         var tool_calls: [ToolCallOut]? = nil
-        enum CodingKeys: CodingKey { case content, role, tool_calls }
+        /// The model's reasoning before its answer (left out when there is none).
+        var reasoning_content: String? = nil
+        enum CodingKeys: CodingKey { case content, role, tool_calls, reasoning_content }
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(content, forKey: .content)
             try c.encode(role, forKey: .role)
             try c.encodeIfPresent(tool_calls, forKey: .tool_calls)
+            try c.encodeIfPresent(reasoning_content, forKey: .reasoning_content)
         }
 
-        init(role: String, text: String, toolCalls: [ToolCall]) {
+        init(role: String, text: String, toolCalls: [ToolCall], reasoning: String = "") {
             self.role = role
+            reasoning_content = reasoning.isEmpty ? nil : reasoning
             content = text.isEmpty && !toolCalls.isEmpty ? nil : text
             tool_calls = toolCalls.isEmpty ? nil : toolCalls.map { ToolCallOut(id: $0.id, function: .init(name: $0.name, arguments: $0.arguments)) }
         }
@@ -339,6 +343,7 @@ enum OpenAI {
                 w.beginObject()
                 w.key("content")
                 if let content = c.message.content { w.string(content) } else { w.null() }
+                if let reasoning = c.message.reasoning_content { w.field("reasoning_content", reasoning) }
                 w.field("role", c.message.role)
                 if let calls = c.message.tool_calls {
                     w.key("tool_calls")
@@ -379,6 +384,7 @@ enum OpenAI {
         var role: String?
         var content: String?
         var tool_calls: [ToolCallDeltaOut]?
+        var reasoning_content: String?
     }
     struct ChunkChoice: Encodable {
         let index: Int

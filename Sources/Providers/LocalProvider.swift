@@ -96,20 +96,12 @@ public struct LocalProvider: Provider {
         parameters.constraint = try constraint(for: request, format: format, loaded: loaded)
         let tokenizer = loaded.tokenizer
         let wantLogprobs = request.logprobs
-        let parser = format.map { ParserBox(ToolCallParser(format: $0)) }
-        /// Text and calls out of the parser (or the text as it is, without tools); false when the client has gone.
-        @Sendable func yield(_ text: String, _ lp: TokenLogprob?) -> Bool {
-            guard let parser else {
-                if case .terminated = continuation.yield(.text(text, lp)) { return false }
-                return true
-            }
-            var first = true
-            for piece in parser.feed(text) {
-                let event: ChatEvent
-                switch piece {
-                case .text(let t): event = .text(t, first ? lp : nil); first = false
-                case .call(let c): event = .toolCall(c)
-                }
+        let thinking = request.rawPrompt == nil && ReasoningSplitter.applies(toTemplate: loaded.chat.source)
+        let output = OutputBox(reasoning: thinking ? ReasoningSplitter(startsInside: ReasoningSplitter.promptOpensBlock(text)) : nil,
+                               tools: format.map { ToolCallParser(format: $0) })
+        /// The answer's events: reasoning apart, calls out of the text; false when the client has gone.
+        @Sendable func yield(_ text: String, _ lp: TokenLogprob?, final: Bool = false) -> Bool {
+            for event in output.events(text, lp, final: final) {
                 if case .terminated = continuation.yield(event) { return false }
             }
             return true
@@ -134,15 +126,8 @@ public struct LocalProvider: Provider {
                     case .length: .length
                     case .cancelled: .cancelled
                     }
-                    if let parser {
-                        for piece in parser.finish() {
-                            switch piece {
-                            case .text(let t): continuation.yield(.text(t, nil))
-                            case .call(let c): continuation.yield(.toolCall(c))
-                            }
-                        }
-                        if parser.foundCalls, reason == .stop { reason = .toolCalls }
-                    }
+                    _ = yield("", nil, final: true)
+                    if output.foundCalls, reason == .stop { reason = .toolCalls }
                     continuation.yield(.finished(reason))
                     continuation.yield(.usage(Usage(promptTokens: r.promptTokenCount, completionTokens: r.tokens.count,
                                                     cachedPromptTokens: r.cachedPromptTokens)))
@@ -196,11 +181,46 @@ public struct LocalProvider: Provider {
     }
 }
 
-/// The tool-call parser of one answer, fed from the engine thread only (each job's tokens arrive in order on it).
-final class ParserBox: @unchecked Sendable {
-    private var parser: ToolCallParser
-    init(_ parser: ToolCallParser) { self.parser = parser }
-    func feed(_ text: String) -> [ToolCallParser.Piece] { parser.feed(text) }
-    func finish() -> [ToolCallParser.Piece] { parser.finish() }
-    var foundCalls: Bool { parser.foundCalls }
+/// What one answer's text becomes — reasoning, text, tool calls — fed from the engine thread only (each job's tokens
+/// arrive in order on it).
+final class OutputBox: @unchecked Sendable {
+    private var reasoning: ReasoningSplitter?
+    private var tools: ToolCallParser?
+
+    init(reasoning: ReasoningSplitter?, tools: ToolCallParser?) { self.reasoning = reasoning; self.tools = tools }
+
+    var foundCalls: Bool { tools?.foundCalls ?? false }
+
+    /// The events for the next piece of generated text (`final`: the answer ended, flush what was held back).
+    func events(_ text: String, _ lp: TokenLogprob?, final: Bool) -> [ChatEvent] {
+        var out: [ChatEvent] = []
+        var lp = lp
+        func answerText(_ t: String) {
+            guard tools != nil else {
+                if !t.isEmpty || lp != nil { out.append(.text(t, lp)); lp = nil }
+                return
+            }
+            let pieces = (t.isEmpty ? [] : tools!.feed(t)) + (final ? tools!.finish() : [])
+            for p in pieces {
+                switch p {
+                case .text(let s): out.append(.text(s, lp)); lp = nil
+                case .call(let c): out.append(.toolCall(c))
+                }
+            }
+        }
+        if reasoning != nil {
+            let pieces = (text.isEmpty ? [] : reasoning!.feed(text)) + (final ? reasoning!.finish() : [])
+            var answer = ""
+            for p in pieces {
+                switch p {
+                case .reasoning(let r): out.append(.reasoning(r))
+                case .text(let t): answer += t
+                }
+            }
+            answerText(answer)
+        } else {
+            answerText(text)
+        }
+        return out
+    }
 }

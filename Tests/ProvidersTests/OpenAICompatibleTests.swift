@@ -54,6 +54,18 @@ import Testing
         #expect(joinedToolCalls(events) == [ToolCall(id: "call_9", name: "get", arguments: #"{"a":1}"#)])
     }
 
+    /// `reasoning_content` (llama-server, vLLM, DeepSeek) and `reasoning` (OpenRouter) become reasoning events.
+    @Test func reasoningIsKeptApartFromText() throws {
+        var m = OpenAICompatibleProvider.EventMapper(maxToolCallBytes: 1024)
+        var events: [ChatEvent] = []
+        for chunk in [
+            #"{"choices":[{"index":0,"delta":{"reasoning_content":"Think"},"finish_reason":null}]}"#,
+            #"{"choices":[{"index":0,"delta":{"reasoning":"ing."},"finish_reason":null}]}"#,
+            #"{"choices":[{"index":0,"delta":{"content":"Paris"},"finish_reason":"stop"}]}"#,
+        ] { events += try m.events(for: answer(chunk)) }
+        #expect(events == [.reasoning("Think"), .reasoning("ing."), .text("Paris", nil), .finished(.stop)])
+    }
+
     @Test func aWholeAnswerAndAnErrorInsideAStream() throws {
         var m = OpenAICompatibleProvider.EventMapper(maxToolCallBytes: 1024)
         let whole = #"{"choices":[{"index":0,"message":{"role":"assistant","content":"Paris"},"finish_reason":"length"}],"usage":{"prompt_tokens":9,"completion_tokens":1}}"#

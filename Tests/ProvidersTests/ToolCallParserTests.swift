@@ -143,3 +143,45 @@ import Testing
         }
     }
 }
+
+/// Reasoning apart from the answer: a leading `<think>` block (or one the prompt opened) is reasoning, the rest is
+/// text, however the output is cut.
+@Suite struct ReasoningSplitterTests {
+    static func run(_ pieces: [String], startsInside: Bool) -> (reasoning: String, text: String) {
+        var s = ReasoningSplitter(startsInside: startsInside)
+        var reasoning = "", text = ""
+        for p in pieces.flatMap({ s.feed($0) }) + s.finish() {
+            switch p {
+            case .reasoning(let r): reasoning += r
+            case .text(let t): text += t
+            }
+        }
+        return (reasoning, text)
+    }
+
+    @Test(arguments: [
+        ("<think>\nI should greet.\n</think>\n\nHello!", false, "\nI should greet.\n", "Hello!"),
+        ("I should greet.</think>Hello!", true, "I should greet.", "Hello!"),
+        ("Hello <think>not reasoning</think>", false, "", "Hello <think>not reasoning</think>"),
+        ("  <think>a</think>b", false, "a", "b"),
+        ("<thi", false, "", "<thi"),
+        ("<think>cut off before the end", false, "cut off before the end", ""),
+    ])
+    func splitsWhateverTheChunking(_ output: String, _ inside: Bool, _ reasoning: String, _ text: String) {
+        let whole = Self.run([output], startsInside: inside)
+        #expect(whole.reasoning == reasoning && whole.text == text)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<30 {
+            let pieces = ToolCallParserTests.randomPieces(output, &rng)
+            let r = Self.run(pieces, startsInside: inside)
+            #expect(r.reasoning == reasoning && r.text == text, "\(pieces)")
+        }
+    }
+
+    @Test func promptsThatOpenTheBlock() {
+        #expect(ReasoningSplitter.promptOpensBlock("<|im_start|>assistant\n<think>\n"))
+        #expect(!ReasoningSplitter.promptOpensBlock("<|im_start|>assistant\n"))
+        #expect(ReasoningSplitter.applies(toTemplate: "{{ '<think>' }}…{{ '</think>' }}"))
+        #expect(!ReasoningSplitter.applies(toTemplate: "{{ '<|im_start|>' }}"))
+    }
+}

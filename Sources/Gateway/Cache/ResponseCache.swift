@@ -17,6 +17,7 @@ public struct CachedCompletion: Codable, Sendable, Equatable {
     public enum Event: Codable, Sendable, Equatable {
         case text(String)
         case toolCall(ToolCallDelta)
+        case reasoning(String)
         case usage(Usage)
         case finished(FinishReason)
     }

@@ -89,6 +89,7 @@ extension AnthropicProvider {
         struct Block: Decodable {
             var type: String
             var text: String?
+            var thinking: String?
             var id: String?
             var name: String?
             var input: JSONValue?
@@ -96,6 +97,7 @@ extension AnthropicProvider {
         struct Delta: Decodable {
             var type: String?
             var text: String?
+            var thinking: String?
             var partial_json: String?
             var stop_reason: String?
         }
@@ -148,10 +150,13 @@ extension AnthropicProvider {
                     return [.toolCall(ToolCallDelta(index: callCount - 1, id: block.id ?? "toolu_\(callCount - 1)", name: block.name ?? ""))]
                 } else if block.type == "text", let text = block.text, !text.isEmpty {
                     return [.text(text, nil)]
+                } else if block.type == "thinking", let thought = block.thinking, !thought.isEmpty {
+                    return [.reasoning(thought)]
                 }
             case "content_block_delta":
                 guard let d = e.delta, let index = e.index else { return [] }
                 if d.type == "text_delta", let text = d.text, !text.isEmpty { return [.text(text, nil)] }
+                if d.type == "thinking_delta", let thought = d.thinking, !thought.isEmpty { return [.reasoning(thought)] }
                 if d.type == "input_json_delta", let piece = d.partial_json, !piece.isEmpty, var call = tools[index] {
                     call.bytes += piece.utf8.count
                     guard call.bytes <= maxToolCallBytes else { throw CoreError.upstream("a tool call's arguments pass \(maxToolCallBytes) bytes") }
@@ -180,6 +185,7 @@ extension AnthropicProvider {
             var out: [ChatEvent] = []
             for block in e.content ?? [] {
                 if block.type == "text", let text = block.text, !text.isEmpty { out.append(.text(text, nil)) }
+                if block.type == "thinking", let thought = block.thinking, !thought.isEmpty { out.append(.reasoning(thought)) }
                 if block.type == "tool_use" {
                     let arguments = block.input?.jsonText ?? "{}"
                     out.append(.toolCall(ToolCallDelta(index: callCount, id: block.id ?? "toolu_\(callCount)", name: block.name ?? "", arguments: arguments)))

@@ -54,6 +54,8 @@ extension OllamaProvider {
         struct Message: Decodable {
             var content: String?
             var tool_calls: [Call]?
+            /// The model's reasoning (Ollama's `think`).
+            var thinking: String?
         }
         struct Call: Decodable {
             struct Function: Decodable {
@@ -80,6 +82,7 @@ extension OllamaProvider {
             if let message = a.error { throw UpstreamErrorBody(message: message).coreError(status: nil, retryAfter: nil) }
             guard !finished else { return [] }
             var out: [ChatEvent] = []
+            if let thought = a.message?.thinking, !thought.isEmpty { out.append(.reasoning(thought)) }
             if let text = a.message?.content, !text.isEmpty { out.append(.text(text, nil)) }
             for call in a.message?.tool_calls ?? [] {
                 calls += 1

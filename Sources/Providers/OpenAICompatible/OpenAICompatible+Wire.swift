@@ -122,6 +122,10 @@ extension OpenAICompatibleProvider {
         struct Message: Decodable {
             var content: String?
             var tool_calls: [ToolCallPiece]?
+            /// Reasoning before the answer (llama-server, vLLM, DeepSeek, Switchyard: `reasoning_content`;
+            /// OpenRouter: `reasoning`).
+            var reasoning_content: String?
+            var reasoning: String?
         }
         struct ToolCallPiece: Decodable {
             var index: Int?
@@ -173,6 +177,7 @@ extension OpenAICompatibleProvider {
             }
             guard let choice = answer.choices?.first, !finished else { return out }
             let message = choice.delta ?? choice.message
+            if let thought = message?.reasoning_content ?? message?.reasoning, !thought.isEmpty { out.append(.reasoning(thought)) }
             if let text = message?.content ?? choice.text, !text.isEmpty {
                 out.append(.text(text, choice.logprobs?.content?.first.map(Self.logprob)))
             }
