@@ -149,3 +149,22 @@ def test_unknown_named_function_is_refused(client: OpenAI):
         client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Hi"}], tools=[WEATHER],
                                        tool_choice={"type": "function", "function": {"name": "nope"}})
     assert "nope" in str(e.value)
+
+
+def test_native_api_takes_a_grammar_and_tools():
+    import httpx
+    url = os.environ["SWITCHYARD_URL"].rstrip("/")
+    r = httpx.post(f"{url}/api/v1/chat", timeout=300, json={
+        "model": "smollm2", "messages": [{"role": "user", "content": "Is water wet?"}], "temperature": 0,
+        "grammar": 'root ::= ("yes" | "no") "."'})
+    assert r.status_code == 200, r.text
+    assert r.json()["response"] in {"yes.", "no."}
+    r = httpx.post(f"{url}/api/v1/chat", timeout=300, json={
+        "model": "smollm2", "messages": [{"role": "user", "content": "Add 1 and 2."}], "temperature": 0,
+        "tools": [ADD], "tool_choice": "required", "parallel_tool_calls": False})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["finish_reason"] == "tool_calls" and len(body["tool_calls"]) == 1
+    jsonschema.validate(json.loads(body["tool_calls"][0]["function"]["arguments"]), SCHEMAS["add"])
+    bad = httpx.post(f"{url}/api/v1/generate", timeout=60, json={"model": "smollm2", "prompt": "x", "grammar": "root ::= nothing"})
+    assert bad.status_code == 400 and "nothing" in bad.text
