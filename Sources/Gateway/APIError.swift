@@ -84,6 +84,17 @@ public struct APIError: Error, Sendable {
         return ByteBuffer(bytes: data)
     }
 
+    /// The error in the shape of the API `path` belongs to: Ollama's `{"error": "…"}` under `/api/` (but not the
+    /// native `/api/v1/`), OpenAI's elsewhere.
+    public func response(forPath path: String) -> Response {
+        guard path.hasPrefix("/api/"), !path.hasPrefix("/api/v1/") else { return response }
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let r = retryAfter { headers[.retryAfter] = String(r) }
+        headers.append(contentsOf: self.headers)
+        let data = (try? JSONSerialization.data(withJSONObject: ["error": message])) ?? Data("{}".utf8)
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
     public var response: Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let r = retryAfter { headers[.retryAfter] = String(r) }
@@ -118,9 +129,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let e as HTTPError {
-            return APIError(e.status, e.body ?? e.status.reasonPhrase, code: e.status == .notFound ? "not_found" : nil).response
+            return APIError(e.status, e.body ?? e.status.reasonPhrase, code: e.status == .notFound ? "not_found" : nil).response(forPath: request.uri.path)
         } catch {
-            return APIError.from(error).response
+            return APIError.from(error).response(forPath: request.uri.path)
         }
     }
 }

@@ -16,6 +16,48 @@ public protocol LocalModels: Sendable {
     func unload(_ name: String) async -> Bool
     /// Cancels every generation now (the end of a graceful shutdown).
     func cancelAll() async
+    /// What a model's file says: its chat template, architecture, metadata (Ollama's `/api/show`).
+    func details(_ name: String) async throws -> ModelDetails
+    /// Fetches a catalogue model or a URL into the model directory, reporting progress; returns the name it is
+    /// served under.
+    func pull(_ spec: String, progress: @escaping @Sendable (PullReport) -> Void) async throws -> String
+    /// Unloads `name` and removes its file from the model directory.
+    func delete(_ name: String) async throws
+    /// Serves the file of `source` also under `destination` (a link in the model directory, no second copy).
+    func copy(_ source: String, to destination: String) async throws
+}
+
+/// What a model's file says, for `/api/show`.
+public struct ModelDetails: Sendable, Equatable {
+    public var name: String
+    public var template: String?
+    public var architecture: String?
+    public var quantization: String?
+    public var parameterCount: Int?
+    public var contextLength: Int?
+    public var sizeBytes: Int64
+    /// Scalar metadata (`general.*`, `<architecture>.*`, `tokenizer.ggml.model`…) as text, arrays left out.
+    public var metadata: [String: String]
+    /// Sampling defaults declared for the model, as Ollama's `parameters` lines.
+    public var parameters: [String: String]
+    public init(name: String, template: String?, architecture: String?, quantization: String?, parameterCount: Int?,
+                contextLength: Int?, sizeBytes: Int64, metadata: [String: String], parameters: [String: String]) {
+        self.name = name; self.template = template; self.architecture = architecture; self.quantization = quantization
+        self.parameterCount = parameterCount; self.contextLength = contextLength; self.sizeBytes = sizeBytes
+        self.metadata = metadata; self.parameters = parameters
+    }
+}
+
+/// One step of a pull, as a surface reports it.
+public struct PullReport: Sendable, Equatable {
+    /// `downloading`, `extracting`, `verifying`, `already present`.
+    public var phase: String
+    public var file: String
+    public var done: Int64
+    public var total: Int64?
+    public init(phase: String, file: String, done: Int64, total: Int64?) {
+        self.phase = phase; self.file = file; self.done = done; self.total = total
+    }
 }
 
 /// A servable model as the model list shows it.

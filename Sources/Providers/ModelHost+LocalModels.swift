@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import GGUF
+import ModelStore
 
 extension ModelHost: LocalModels {
     public func list() async -> [LocalModelInfo] {
@@ -38,5 +39,85 @@ extension ModelHost: LocalModels {
         var counts: [String: Int] = [:]
         for t in f.tensors where t.dimensions.count >= 2 { counts[t.type.name, default: 0] += t.elementCount }
         return counts.max { $0.value < $1.value }?.key
+    }
+}
+
+// MARK: Ollama-style model management: show, pull, delete, copy
+
+extension ModelHost {
+    public func details(_ name: String) async throws -> ModelDetails {
+        guard let entry = available().first(where: { $0.name == name }) else {
+            throw CoreError.unknownModel(name, available: available().map(\.name))
+        }
+        let file: GGUFFile
+        if let w = workers[name] { file = w.loaded.file } else {
+            do { file = try GGUFFile(path: entry.path.path) } catch { throw CoreError.modelLoadFailed(name, reason: "\(error)") }
+        }
+        let architecture = file.string("general.architecture")
+        var metadata: [String: String] = [:]
+        for (key, value) in file.metadata {
+            guard key.hasPrefix("general.") || (architecture.map { key.hasPrefix($0 + ".") } ?? false) || key == "tokenizer.ggml.model"
+                    || key == "tokenizer.ggml.pre" else { continue }
+            switch value {
+            case .string(let s): metadata[key] = s
+            case .array: continue
+            default: metadata[key] = "\(value)"
+            }
+        }
+        var parameters: [String: String] = [:]
+        if let d = declared[name]?.defaults {
+            if let v = d.temperature { parameters["temperature"] = "\(v)" }
+            if let v = d.topP { parameters["top_p"] = "\(v)" }
+            if let v = d.topK { parameters["top_k"] = "\(v)" }
+            if let v = d.maxTokens { parameters["num_predict"] = "\(v)" }
+        }
+        let count = file.tensors.reduce(0) { $0 + $1.elementCount }
+        return ModelDetails(name: name, template: file.string("tokenizer.chat_template"), architecture: architecture,
+                            quantization: Self.quantization(file), parameterCount: count,
+                            contextLength: architecture.flatMap { file.int("\($0).context_length") }, sizeBytes: entry.sizeBytes,
+                            metadata: metadata, parameters: parameters)
+    }
+
+    public func pull(_ spec: String, progress: @escaping @Sendable (PullReport) -> Void) async throws -> String {
+        let puller = ModelPuller(directory: options.directory)
+        let url = try await puller.pull(spec) { p in
+            progress(PullReport(phase: p.phase.rawValue, file: p.fileName, done: p.bytesDone, total: p.bytesTotal))
+        }
+        return available().first { $0.path.standardizedFileURL == url.standardizedFileURL }?.name
+            ?? url.deletingPathExtension().lastPathComponent
+    }
+
+    public func delete(_ name: String) async throws {
+        guard let entry = available().first(where: { $0.name == name }) else {
+            throw CoreError.unknownModel(name, available: available().map(\.name))
+        }
+        guard declared[name] == nil, ModelResolver.isInside(entry.path, options.directory) else {
+            throw CoreError.badRequest("'\(name)' is declared in the configuration; remove it there")
+        }
+        _ = unload(name)
+        do { try FileManager.default.removeItem(at: entry.path) } catch {
+            throw CoreError.badRequest("cannot remove \(entry.path.lastPathComponent): \(error.localizedDescription)")
+        }
+    }
+
+    public func copy(_ source: String, to destination: String) async throws {
+        guard let entry = available().first(where: { $0.name == source }) else {
+            throw CoreError.unknownModel(source, available: available().map(\.name))
+        }
+        let allowed = destination.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.:".unicodeScalars.contains($0) }
+        guard allowed, !destination.isEmpty, !destination.hasPrefix("."), destination.count <= 128 else {
+            throw CoreError.badRequest("destination must be a name of letters, digits, '-', '_', '.' and ':' (not starting with '.')")
+        }
+        guard !available().contains(where: { $0.name == destination }) else {
+            throw CoreError.badRequest("a model named '\(destination)' exists already")
+        }
+        let target = options.directory.appendingPathComponent(destination + ".gguf")
+        do {
+            try FileManager.default.linkItem(at: entry.path.resolvingSymlinksInPath(), to: target)
+        } catch {
+            do { try FileManager.default.copyItem(at: entry.path.resolvingSymlinksInPath(), to: target) } catch {
+                throw CoreError.badRequest("cannot copy \(source) to \(destination): \(error.localizedDescription)")
+            }
+        }
     }
 }

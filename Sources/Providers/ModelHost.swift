@@ -73,8 +73,8 @@ public actor ModelHost {
 
     public let options: Options
     /// The declared models now: `options.declared`, until a profile switch replaces them (`redeclare`).
-    private var declared: [String: Declared]
-    private var workers: [String: EngineWorker] = [:]
+    private(set) var declared: [String: Declared]
+    private(set) var workers: [String: EngineWorker] = [:]
     private var loading: [String: Task<EngineWorker, Error>] = [:]
     /// Why each model's last load failed (cleared when one succeeds).
     private var failures: [String: String] = [:]

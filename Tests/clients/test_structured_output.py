@@ -11,7 +11,6 @@ cut off by `max_tokens` in a test that gives room enough is a failure, never a s
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import random
@@ -179,7 +178,8 @@ class Contact(BaseModel):
 
 PARSE_CASES = [
     (Person, "Invent a person with a name, an age and a street address. Answer in JSON."),
-    (Recipe, "Give a short pancake recipe: a title, at most four ingredients and the minutes it takes. Answer in JSON."),
+    (Recipe, "Give a short pancake recipe: a title, at most four ingredients and the minutes it takes. "
+             "Answer in JSON."),
     (Ticket, "File a support ticket about a broken printer with a priority and a colour. Answer in JSON."),
     (Contact, "Give the contact details of a person called Ann. Answer in JSON."),
 ]
@@ -193,7 +193,8 @@ def test_sdk_parse_pydantic(client: OpenAI, model: str, schema_model: type[BaseM
     choice = r.choices[0]
     content = choice.message.content
     assert choice.finish_reason == "stop", f"{model}: finish_reason {choice.finish_reason!r}, content {content!r}"
-    assert isinstance(choice.message.parsed, schema_model), f"{model}: parsed {choice.message.parsed!r} from {content!r}"
+    assert isinstance(choice.message.parsed, schema_model), (
+        f"{model}: parsed {choice.message.parsed!r} from {content!r}")
     # What parse() read is exactly one JSON value, with nothing after it.
     assert schema_model.model_validate_json(content) == choice.message.parsed
     assert r.usage.completion_tokens <= 300
@@ -586,7 +587,8 @@ def test_malformed_response_format(client: OpenAI, response_format: dict, param:
 
 LONG_OBJECT = {
     "type": "object",
-    "properties": {k: {"type": "string", "minLength": 12, "maxLength": 12} for k in ("first", "second", "third", "fourth")},
+    "properties": {k: {"type": "string", "minLength": 12, "maxLength": 12}
+                   for k in ("first", "second", "third", "fourth")},
     "required": ["first", "second", "third", "fourth"],
     "additionalProperties": False,
 }
@@ -636,7 +638,8 @@ def test_streaming_json_schema(client: OpenAI, model: str):
     with_choices = [c for c in chunks if c.choices]
     text = "".join(c.choices[0].delta.content or "" for c in with_choices)
     assert len([c for c in with_choices if c.choices[0].delta.content]) >= 2, "the answer came in one piece"
-    assert with_choices[-1].choices[0].finish_reason == "stop", f"{with_choices[-1].choices[0].finish_reason!r}: {text!r}"
+    finish = with_choices[-1].choices[0].finish_reason
+    assert finish == "stop", f"{finish!r}: {text!r}"
     errors = validation_errors(STREAM_SCHEMA, text)
     assert not errors, f"{errors}: {text!r}"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens <= 200
@@ -734,7 +737,8 @@ def test_recursive_schema(client: OpenAI, model: str, schema: dict, prompt: str,
 
 def test_number_exclusive_bound_holds_as_a_double(client: OpenAI):
     # Every JSON client reads numbers as doubles: 13.0000000000000001 is 13.0 there, which exclusiveMinimum 13 refuses.
-    schema = {"type": "object", "properties": {"kind": {"type": "number", "exclusiveMinimum": 13, "exclusiveMaximum": 32}},
+    schema = {"type": "object",
+              "properties": {"kind": {"type": "number", "exclusiveMinimum": 13, "exclusiveMaximum": 32}},
               "required": ["kind"], "additionalProperties": True}
     prompt = f"Answer with one JSON value that matches this JSON Schema:\n{json.dumps(schema)}"
     r = client.chat.completions.create(model=SMOLLM, messages=user(prompt), temperature=0, seed=24, max_tokens=200,
