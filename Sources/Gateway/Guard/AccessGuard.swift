@@ -50,10 +50,11 @@ public struct AccessGuard: Sendable {
     }
 
     /// Paths that never need a key.
-    static let openPaths: Set<String> = ["/api/v1/health", "/metrics"]
+    static let openPaths: Set<String> = ["/api/v1/health", "/metrics", "/api/version"]
 
-    /// Operations outside `/admin/` that change the server for everyone: loading and unloading models.
-    static let adminOnlyPaths: Set<String> = ["/api/v1/models/load", "/api/v1/models/unload"]
+    /// Operations outside `/admin/` that change the server for everyone: loading and unloading models, and the
+    /// Ollama API's pulls, deletions and copies of model files.
+    static let adminOnlyPaths: Set<String> = ["/api/v1/models/load", "/api/v1/models/unload", "/api/pull", "/api/delete", "/api/copy"]
 
     /// Whether `path` needs the admin key (whenever one is set or auth is on): `/admin/*` and `adminOnlyPaths`.
     static func isAdminPath(_ path: String) -> Bool {
