@@ -99,7 +99,9 @@ public struct JSONSchemaGrammar {
         "null": #""null""#,
         "integer": #""-"? ("0" | [1-9] [0-9]{0,15})"#,
         "number": #""-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})?"#,
-        "char": #"[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})"#,
+        // \u escapes of surrogates are left out (a pair would count as two characters against minLength/maxLength,
+        // but decode to one): characters beyond the BMP are written as themselves.
+        "char": #"[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" ([0-9a-cA-CefEF] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}))"#,
         "string": #""\"" char* "\"""#,
         "value": #"object | array | string | number | boolean | null"#,
         "object": #""{" ws ( string ":" ws value ws ("," ws string ":" ws value ws)* )? "}""#,
@@ -408,27 +410,27 @@ public struct JSONSchemaGrammar {
     // MARK: numbers
 
     /// A bound of `key` (and whether it is exclusive): `minimum` / `exclusiveMinimum` (a number, or draft 4's boolean).
-    private func bound(_ schema: OrderedJSON, _ key: String, _ exclusiveKey: String, path: String) throws(GrammarError) -> (Double, Bool)? {
-        var result: (Double, Bool)?
+    private func bound(_ schema: OrderedJSON, _ key: String, _ exclusiveKey: String, path: String) throws(GrammarError) -> (value: Double, exclusive: Bool, text: String)? {
+        var result: (value: Double, exclusive: Bool, text: String)?
         if let v = schema[key] {
-            guard case .number(let d, _) = v else { throw .invalidSchema("\(key) must be a number", path: path) }
-            result = (d, false)
-            if case .bool(let ex)? = schema[exclusiveKey] { result = (d, ex) }
+            guard case .number(let d, let t) = v else { throw .invalidSchema("\(key) must be a number", path: path) }
+            result = (d, false, t)
+            if case .bool(let ex)? = schema[exclusiveKey] { result = (d, ex, t) }
         }
-        if case .number(let d, _)? = schema[exclusiveKey] {
-            let tighter = key == "minimum" ? d >= (result?.0 ?? -.infinity) : d <= (result?.0 ?? .infinity)
-            if tighter { result = (d, true) }
+        if case .number(let d, let t)? = schema[exclusiveKey] {
+            let tighter = key == "minimum" ? d >= (result?.value ?? -.infinity) : d <= (result?.value ?? .infinity)
+            if tighter { result = (d, true, t) }
         }
-        if let r = result, abs(r.0) >= 1e15 { throw .unsupportedSchema(keyword: "\(key) beyond ±10^15", path: path) }
+        if let r = result, abs(r.value) >= 1e15 { throw .unsupportedSchema(keyword: "\(key) beyond ±10^15", path: path) }
         return result
     }
 
     private mutating func integerBounds(_ schema: OrderedJSON, path: String) throws(GrammarError) -> (Int64?, Int64?) {
         var lo: Int64?, hi: Int64?
-        if let (d, ex) = try bound(schema, "minimum", "exclusiveMinimum", path: path) {
+        if let (d, ex, _) = try bound(schema, "minimum", "exclusiveMinimum", path: path) {
             lo = Int64((ex && d == d.rounded()) ? d + 1 : d.rounded(.up))
         }
-        if let (d, ex) = try bound(schema, "maximum", "exclusiveMaximum", path: path) {
+        if let (d, ex, _) = try bound(schema, "maximum", "exclusiveMaximum", path: path) {
             hi = Int64((ex && d == d.rounded()) ? d - 1 : d.rounded(.down))
         }
         if let lo, let hi, lo > hi { throw .invalidSchema("no integer lies within the bounds", path: path) }
@@ -441,34 +443,126 @@ public struct JSONSchemaGrammar {
         return add(name + "-int", IntegerRange.gbnf(lo: lo, hi: hi))
     }
 
-    /// Numbers within bounds: integers within them, and decimals `I.f` whose whole interval [I, I+1) (or (-(I+1), -I]
-    /// for negatives) lies within them; no exponent.
+    /// Numbers within bounds, written with at most 6 decimals and below 10^9 in magnitude, no exponent: every value
+    /// K / 10^6 with K an integer between the bounds (taken exactly from the bounds' decimal text), so that what a
+    /// client parses as a double is within them too.
     private mutating func number(_ schema: OrderedJSON, path: String, name: String) throws(GrammarError) -> String {
         let low = try bound(schema, "minimum", "exclusiveMinimum", path: path)
         let high = try bound(schema, "maximum", "exclusiveMaximum", path: path)
         if low == nil, high == nil { return primitive("number") }
-        if let low, let high, low.0 > high.0 || (low.0 == high.0 && (low.1 || high.1)) {
-            throw .invalidSchema("no number lies within the bounds", path: path)
+        let limit = DecimalRange.limit
+        var kLo = -limit, kHi = limit
+        if let low {
+            if let k = DecimalRange.scaled(low.text, roundUp: true) { kLo = max(kLo, low.exclusive && k.exact ? k.value + 1 : k.value) }
+            else if low.value > 0 { throw .unsupportedSchema(keyword: "minimum of 10^9 or more for a number", path: path) }
         }
-        let (intLo, intHi) = try integerBounds(schema, path: path)
+        if let high {
+            if let k = DecimalRange.scaled(high.text, roundUp: false) { kHi = min(kHi, high.exclusive && k.exact ? k.value - 1 : k.value) }
+            else if high.value < 0 { throw .unsupportedSchema(keyword: "maximum of -10^9 or less for a number", path: path) }
+        }
+        guard kLo <= kHi else { throw .invalidSchema("no number with at most 6 decimals lies within the bounds", path: path) }
+        return add(name + "-num", DecimalRange.gbnf(kLo, kHi))
+    }
+}
+
+/// GBNF for decimal numbers K / 10^6, K in [lo, hi]: an integer part without leading zeros and an optional fraction of
+/// 1 to 6 digits; "-0" never.
+enum DecimalRange {
+    static let scale: Int64 = 1_000_000
+    /// K beyond this (10^9 in value) is not written.
+    static let limit: Int64 = 999_999_999_999_999
+
+    /// `text` (a JSON number) × 10^6 rounded up or down to an integer, and whether no rounding was needed; nil for
+    /// text that is not a number or a value beyond the limit.
+    static func scaled(_ text: String, roundUp: Bool) -> (value: Int64, exact: Bool)? {
+        var t = Substring(text.lowercased())
+        var negative = false
+        if t.hasPrefix("-") { negative = true; t = t.dropFirst() }
+        var exponent = 0
+        if let e = t.firstIndex(of: "e") {
+            guard let x = Int(t[t.index(after: e)...]), abs(x) < 40 else { return nil }
+            exponent = x
+            t = t[..<e]
+        }
+        let parts = t.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let whole = parts.first else { return nil }
+        let fraction = parts.count == 2 ? parts[1] : ""
+        var digits = Array((whole + fraction).utf8).map { Int64($0) - 48 }
+        guard !digits.isEmpty, digits.allSatisfy({ (0...9).contains($0) }) else { return nil }
+        // value = digits × 10^(exponent − fraction count); scaled: × 10^6.
+        var shift = exponent - fraction.count + 6
+        while digits.count > 1, digits[0] == 0 { digits.removeFirst() }
+        var magnitude: Int64 = 0
+        var remainder = false
+        for (i, d) in digits.enumerated() {
+            if shift < 0, i >= digits.count + shift { remainder = remainder || d != 0; continue }
+            guard magnitude <= limit else { return nil }
+            magnitude = magnitude * 10 + d
+        }
+        while shift > 0 { guard magnitude <= limit else { return nil }; magnitude *= 10; shift -= 1 }
+        guard magnitude <= limit * 10 else { return nil }
+        // Round the magnitude's value (magnitude + a fraction when `remainder`) with the sign in mind.
+        let up = roundUp != negative   // rounding the signed value up rounds a negative magnitude down
+        let m = remainder && up ? magnitude + 1 : magnitude
+        return (negative ? -m : m, !remainder)
+    }
+
+    static func gbnf(_ lo: Int64, _ hi: Int64) -> String {
         var alts: [String] = []
-        if intLo.map({ lo in intHi.map { lo <= $0 } ?? true }) ?? true { alts.append("(\(IntegerRange.gbnf(lo: intLo, hi: intHi)))") }
-        let frac = "\".\" [0-9]{0,15} [1-9]"
-        // Non-negative decimals I.f with I ≥ 0: need I ≥ low (I.f > I ≥ low covers exclusive too) and I + 1 ≤ high
-        // (I.f < I + 1 ≤ high, so an exclusive high is covered too).
-        let posLo = max(0, low.map { Int64($0.0.rounded(.up)) } ?? 0)
-        let posHi = high.map { Int64(($0.0 - 1).rounded(.down)) }
-        if posHi.map({ $0 >= posLo }) ?? true {
-            alts.append("(\(IntegerRange.gbnf(lo: posLo, hi: posHi))) \(frac)")
+        if hi >= 0 { alts += nonNegative(max(lo, 0), hi, allowZero: true) }
+        if lo < 0 {
+            // Negative values: "-" and a magnitude in [max(1, -hi), -lo].
+            let neg = nonNegative(max(1, -hi), -lo, allowZero: false)
+            if !neg.isEmpty { alts.append("\"-\" (" + neg.joined(separator: " | ") + ")") }
         }
-        // Negative decimals -I.f, I ≥ 0, in (-(I+1), -I): need -(I+1) ≥ low and -I ≤ high.
-        let negLo = max(0, high.map { Int64((-$0.0).rounded(.up)) } ?? 0)
-        let negHi = low.map { Int64((-$0.0 - 1).rounded(.down)) }
-        if negHi.map({ $0 >= negLo }) ?? true {
-            alts.append("\"-\" (\(IntegerRange.gbnf(lo: negLo, hi: negHi))) \(frac)")
+        return alts.isEmpty ? "[^\\x00-\\U0010FFFF]" : alts.joined(separator: " | ")
+    }
+
+    /// Magnitudes M/10^6 with M in [a, b] (0 ≤ a ≤ b).
+    static func nonNegative(_ a: Int64, _ b: Int64, allowZero: Bool) -> [String] {
+        guard a <= b else { return [] }
+        let ia = a / scale, fa = a % scale, ib = b / scale, fb = b % scale
+        var alts: [String] = []
+        func part(_ i: Int64, _ fLo: Int64, _ fHi: Int64) {
+            // The integer `i` with a fraction in [fLo, fHi] (of 10^6); `i` alone when the fraction 0 is in range.
+            let whole = IntegerRange.nonNegative(i, i)
+            let zeroOK = fLo == 0 && (allowZero || i > 0)
+            let fraction = fractions(fLo, fHi, allowAllZero: allowZero || i > 0)
+            if zeroOK, let fraction { alts.append("\(whole) (\(fraction))?") }
+            else if zeroOK { alts.append(whole) }
+            else if let fraction { alts.append("\(whole) (\(fraction))") }
         }
-        guard !alts.isEmpty else { throw .invalidSchema("no number lies within the bounds", path: path) }
-        return add(name + "-num", alts.joined(separator: " | "))
+        if ia == ib {
+            part(ia, fa, fb)
+        } else {
+            part(ia, fa, scale - 1)
+            if ia + 1 <= ib - 1 {
+                let whole = IntegerRange.nonNegative(ia + 1, ib - 1)
+                alts.append("(\(whole)) (\".\" [0-9]{1,6})?")
+            }
+            part(ib, 0, fb)
+        }
+        return alts
+    }
+
+    /// "." and 1 to 6 digits whose value × 10^6 is in [lo, hi]; nil when none is.
+    static func fractions(_ lo: Int64, _ hi: Int64, allowAllZero: Bool) -> String? {
+        var alts: [String] = []
+        var step = scale
+        for length in 1...6 {
+            step /= 10
+            // An L-digit fraction f stands for f × 10^(6−L).
+            var fLo = (lo + step - 1) / step
+            let fHi = hi / step
+            if !allowAllZero { fLo = max(fLo, 1) }
+            guard fLo <= fHi else { continue }
+            func padded(_ v: Int64) -> [UInt8] {
+                let s = String(v)
+                return Array((String(repeating: "0", count: length - s.count) + s).utf8)
+            }
+            alts.append("\".\" (" + IntegerRange.sameLength(padded(fLo), padded(fHi)) + ")")
+        }
+        return alts.isEmpty ? nil : alts.joined(separator: " | ")
     }
 }
 

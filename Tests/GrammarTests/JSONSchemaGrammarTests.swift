@@ -112,8 +112,37 @@ import Testing
 
     @Test func numberBoundsAdmitOnlyValuesWithin() throws {
         let g = try JSONSchemaGrammar.grammar(schema: #"{"type":"number","minimum":-2.5,"exclusiveMaximum":10}"#)
-        for v in ["-2", "-1.5", "0", "0.25", "9.999", "-1.75", "9"] { #expect(Self.matches(g, v), "\(v)") }
-        for v in ["10", "10.5", "-3", "-2.75", "11", "1e2"] { #expect(!Self.matches(g, v), "\(v)") }
+        for v in ["-2", "-1.5", "0", "0.25", "9.999", "-2.25", "-2.5", "9", "9.999999"] { #expect(Self.matches(g, v), "\(v)") }
+        for v in ["10", "10.5", "-3", "-2.75", "-2.500001", "11", "1e2", "9.9999999", "-0", "-0.0"] { #expect(!Self.matches(g, v), "\(v)") }
+        // Strictly between two integers, and an exclusive bound a double could round onto.
+        let narrow = try JSONSchemaGrammar.grammar(schema: #"{"type":"number","minimum":0.25,"maximum":0.75}"#)
+        for v in ["0.25", "0.5", "0.75", "0.700001"] { #expect(Self.matches(narrow, v), "\(v)") }
+        for v in ["0", "1", "0.2", "0.750001", "0.76"] { #expect(!Self.matches(narrow, v), "\(v)") }
+        let open = try JSONSchemaGrammar.grammar(schema: #"{"type":"number","exclusiveMinimum":13,"exclusiveMaximum":32}"#)
+        #expect(!Self.matches(open, "13.0000000000000001") && !Self.matches(open, "13") && !Self.matches(open, "32"))
+        #expect(Self.matches(open, "13.000001") && Self.matches(open, "31.999999") && Self.matches(open, "20"))
+    }
+
+    /// Every decimal with up to 3 fraction digits in [-3, 3] is accepted exactly when it lies within random bounds.
+    @Test func decimalBoundsAreExact() throws {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<6 {
+            let a = Int.random(in: -3000...3000, using: &rng), b = Int.random(in: -3000...3000, using: &rng)
+            let lo = min(a, b), hi = max(a, b)
+            let exLo = Bool.random(using: &rng), exHi = Bool.random(using: &rng)
+            func text(_ v: Int) -> String { (v < 0 ? "-" : "") + "\(abs(v) / 1000)." + String(String(abs(v) % 1000 + 1000).dropFirst()) }
+            let schema = "{\"type\":\"number\",\"\(exLo ? "exclusiveMinimum" : "minimum")\":\(text(lo)),\"\(exHi ? "exclusiveMaximum" : "maximum")\":\(text(hi))}"
+            guard exLo || exHi ? lo < hi : lo <= hi else { continue }
+            let g = try JSONSchemaGrammar.grammar(schema: schema)
+            for v in stride(from: -3100, through: 3100, by: 7) {
+                let inside = (exLo ? v > lo : v >= lo) && (exHi ? v < hi : v <= hi)
+                var written = text(v)
+                while written.hasSuffix("0") { written.removeLast() }   // 1.500 → 1.5, 2.000 → 2.
+                if written.hasSuffix(".") { written.removeLast() }
+                if written == "-0" { continue }
+                #expect(Self.matches(g, written) == inside, "\(written) under \(schema)")
+            }
+        }
     }
 
     @Test func unsupportedKeywordsAreNamed() {
