@@ -16,10 +16,10 @@ public struct GrammarMatcher: Sendable, CustomStringConvertible {
 
     public init(_ grammar: Grammar) {
         self.grammar = grammar
-        var out = Set<[Int32]>()
+        var out = Parses()
         var budget = Self.maxExpansions
         for a in grammar.starts[Int(grammar.root)] { Self.expand(grammar, [a], into: &out, budget: &budget) }
-        stacks = Self.sorted(out)
+        stacks = out.sortedStacks
     }
 
     public var description: String { "GrammarMatcher(\(stacks.count) parses)" }
@@ -55,7 +55,7 @@ public struct GrammarMatcher: Sendable, CustomStringConvertible {
 
     /// The parses after one more byte (empty: rejected).
     static func step(_ g: Grammar, _ stacks: [[Int32]], _ byte: UInt8) -> [[Int32]] {
-        var out = Set<[Int32]>()
+        var out = Parses()
         var budget = maxExpansions
         for s in stacks {
             guard let top = s.last, case .bytes(let set) = g.elements[Int(top)], g.setContains(set, byte) else { continue }
@@ -64,13 +64,34 @@ public struct GrammarMatcher: Sendable, CustomStringConvertible {
             expand(g, t, into: &out, budget: &budget)
             if out.count > maxStacks { break }
         }
-        if out.count == 1, let only = out.first { return [only] }
-        return sorted(out)
+        return out.sortedStacks
+    }
+
+    /// Distinct stacks: a list while small (most grammar states have one to a few parses), a set beyond.
+    struct Parses {
+        private var list: [[Int32]] = []
+        private var many: Set<[Int32]>?
+        var count: Int { many?.count ?? list.count }
+        mutating func insert(_ s: [Int32]) {
+            if many != nil { many!.insert(s); return }
+            if list.contains(s) { return }
+            list.append(s)
+            if list.count > 16 { many = Set(list); list = [] }
+        }
+        var sortedStacks: [[Int32]] {
+            if let many { return GrammarMatcher.sorted(Array(many)) }
+            return list.count <= 1 ? list : GrammarMatcher.sorted(list)
+        }
     }
 
     /// Brings `stack` to tops that are byte sets (or to empty), adding every resulting parse to `out`.
-    static func expand(_ g: Grammar, _ stack: [Int32], into out: inout Set<[Int32]>, budget: inout Int) {
-        var work: [[Int32]] = [stack]
+    static func expand(_ g: Grammar, _ stack: [Int32], into out: inout Parses, budget: inout Int) {
+        // The common case first: no rule to expand, nothing to branch.
+        var s = stack
+        while let top = s.last, g.elements[Int(top)] == .end { s.removeLast() }
+        if let top = s.last, case .bytes = g.elements[Int(top)] { out.insert(s); return }
+        if s.isEmpty { out.insert(s); return }
+        var work: [[Int32]] = [s]
         while var s = work.popLast() {
             budget -= 1
             if budget < 0 || out.count > maxStacks { return }
@@ -96,8 +117,8 @@ public struct GrammarMatcher: Sendable, CustomStringConvertible {
         }
     }
 
-    static func sorted(_ set: Set<[Int32]>) -> [[Int32]] {
-        set.sorted { a, b in
+    static func sorted(_ stacks: [[Int32]]) -> [[Int32]] {
+        stacks.sorted { a, b in
             if a.count != b.count { return a.count < b.count }
             for i in a.indices where a[i] != b[i] { return a[i] < b[i] }
             return false

@@ -116,6 +116,13 @@ public final class TokenConstraint: Sendable, Equatable {
 public struct ConstraintState: Sendable {
     public let constraint: TokenConstraint
     public private(set) var matcher: GrammarMatcher
+    /// The state after the token `allows` checked last, so that accepting the token the sampler then chose costs
+    /// nothing more. A sequence is advanced from one thread (its engine's), so the box is not shared across threads.
+    private final class Checked: @unchecked Sendable {
+        var id: Int32 = -1
+        var after: GrammarMatcher?
+    }
+    private let checked = Checked()
 
     init(_ constraint: TokenConstraint) {
         self.constraint = constraint
@@ -129,14 +136,24 @@ public struct ConstraintState: Sendable {
 
     /// Whether token `id` may come next (never for a token the table excludes).
     public func allows(_ id: Int32) -> Bool {
-        let b = constraint.table.tokenBytes(id)
-        return constraint.table.usable.contains(id) && matcher.allows(b)
+        guard constraint.table.usable.contains(id) else { return false }
+        var m = matcher
+        let ok = m.accept(constraint.table.tokenBytes(id))
+        checked.id = id
+        checked.after = ok ? m : nil
+        return ok
     }
 
     /// Moves past token `id`; false if the grammar rejects it (the state is then unchanged).
     @discardableResult
     public mutating func accept(_ id: Int32) -> Bool {
+        if checked.id == id, let after = checked.after {
+            matcher = after
+            checked.id = -1; checked.after = nil
+            return true
+        }
         guard constraint.table.usable.contains(id) else { return false }
+        checked.id = -1; checked.after = nil
         return matcher.accept(constraint.table.tokenBytes(id))
     }
 

@@ -90,6 +90,14 @@ public struct Sampler: Sendable {
         applyPenalties(logits, history: history, generatedCount: generatedCount)
         let greedy = parameters.temperature <= 0
         let need = greedy ? 1 : (parameters.topK > 0 ? min(parameters.topK, logits.count) : logits.count)
+        // Most steps of a constrained answer take what the model wanted anyway: the same work as unconstrained.
+        if greedy {
+            let best = Sampler.argmax(UnsafeBufferPointer(logits))
+            if allows(best) { return best }
+        } else if need <= 256 {
+            selectTop(need, from: UnsafeBufferPointer(logits))
+            if candidates.allSatisfy({ allows($0.id) }) { return draw() }
+        }
         // The `probe` best tokens hold the `need` best allowed ones when enough of them are allowed.
         let probe = min(logits.count, max(64, need * 4))
         if need <= 256 {
