@@ -84,15 +84,36 @@ public struct APIError: Error, Sendable {
         return ByteBuffer(bytes: data)
     }
 
-    /// The error in the shape of the API `path` belongs to: Ollama's `{"error": "…"}` under `/api/` (but not the
-    /// native `/api/v1/`), OpenAI's elsewhere.
+    /// The error in the shape of the API `path` belongs to: Anthropic's under `/v1/messages`, Ollama's
+    /// `{"error": "…"}` under `/api/` (but not the native `/api/v1/`), OpenAI's elsewhere.
     public func response(forPath path: String) -> Response {
-        guard path.hasPrefix("/api/"), !path.hasPrefix("/api/v1/") else { return response }
+        let object: [String: Any]
+        if path.hasPrefix("/v1/messages") {
+            object = ["type": "error", "error": ["type": Self.anthropicType(status), "message": message]]
+        } else if path.hasPrefix("/api/"), !path.hasPrefix("/api/v1/") {
+            object = ["error": message]
+        } else {
+            return response
+        }
         var headers: HTTPFields = [.contentType: "application/json"]
         if let r = retryAfter { headers[.retryAfter] = String(r) }
         headers.append(contentsOf: self.headers)
-        let data = (try? JSONSerialization.data(withJSONObject: ["error": message])) ?? Data("{}".utf8)
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Anthropic's error type for a status.
+    static func anthropicType(_ status: HTTPResponse.Status) -> String {
+        switch status.code {
+        case 401: "authentication_error"
+        case 403: "permission_error"
+        case 404: "not_found_error"
+        case 413: "request_too_large"
+        case 429: "rate_limit_error"
+        case 503, 529: "overloaded_error"
+        case 400..<500: "invalid_request_error"
+        default: "api_error"
+        }
     }
 
     public var response: Response {

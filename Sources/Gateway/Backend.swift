@@ -12,6 +12,9 @@ public final class Backend: Sendable {
     public let host: ModelHost
     /// The local models as the surfaces see them: list, load, unload, states (never the engine's types).
     public var models: any LocalModels { host }
+
+    /// The prompt tokens of `request` on its local model (Anthropic's `count_tokens`).
+    func countPromptTokens(_ request: ChatRequest) async throws -> Int { try await models.countPromptTokens(request) }
     public let local: LocalProvider
     /// Where completions start: `provider` if one was given (the router), else the local engine.
     public let provider: any Provider

@@ -25,6 +25,8 @@ public protocol LocalModels: Sendable {
     func delete(_ name: String) async throws
     /// Serves the file of `source` also under `destination` (a link in the model directory, no second copy).
     func copy(_ source: String, to destination: String) async throws
+    /// The prompt tokens `request` would take on its (local) model: rendered with the model's template, tokenized.
+    func countPromptTokens(_ request: ChatRequest) async throws -> Int
 }
 
 /// What a model's file says, for `/api/show`.

@@ -55,31 +55,7 @@ public struct LocalProvider: Provider {
     static func makeJob(_ request: ChatRequest, worker: EngineWorker, cancel: CancelFlag,
                         continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) throws -> EngineWorker.Job {
         let loaded = worker.loaded
-        // Tools in play: the format the model writes calls in, from its template.
-        let toolsActive = !request.tools.isEmpty && request.toolChoice != .none && request.rawPrompt == nil
-        let format = toolsActive ? ToolCallFormat.detect(template: loaded.chat.source) : nil
-        let text: String
-        if let raw = request.rawPrompt {
-            text = raw
-        } else {
-            var messages = request.messages
-            if format == .generic {
-                let instruction = ToolCallFormat.genericInstruction(request.tools, choice: request.toolChoice, parallel: request.parallelToolCalls)
-                if let i = messages.firstIndex(where: { $0.role == .system }) {
-                    messages[i].content = instruction + "\n\n" + messages[i].content
-                } else {
-                    messages.insert(ChatMessage(role: .system, content: instruction), at: 0)
-                }
-            }
-            let tools = toolsActive ? request.tools : []
-            do {
-                text = try loaded.chat.render(promptMessages(messages), tools: tools.map {
-                    PromptTool(name: $0.name, description: $0.description, parametersJSON: $0.parametersJSON)
-                })
-            } catch {
-                throw CoreError.badRequest("the chat template of '\(worker.name)' cannot render these messages: \(error)")
-            }
-        }
+        let (text, format) = try renderPrompt(request, loaded: loaded, name: worker.name)
         let prompt = loaded.tokenize(text)
         let limit = loaded.model.shape.contextLength
         guard !prompt.isEmpty else { throw CoreError.badRequest("the prompt is empty") }
@@ -136,6 +112,33 @@ public struct LocalProvider: Provider {
                     continuation.finish(throwing: Self.canonical(e))
                 }
             })
+    }
+
+    /// The prompt text for `request` with `loaded`'s chat template (the tools described as its format wants), and
+    /// the tool-call format in play (nil without tools).
+    static func renderPrompt(_ request: ChatRequest, loaded: LoadedModel, name: String) throws -> (String, ToolCallFormat?) {
+        // Tools in play: the format the model writes calls in, from its template.
+        let toolsActive = !request.tools.isEmpty && request.toolChoice != .none && request.rawPrompt == nil
+        let format = toolsActive ? ToolCallFormat.detect(template: loaded.chat.source) : nil
+        if let raw = request.rawPrompt { return (raw, format) }
+        var messages = request.messages
+        if format == .generic {
+            let instruction = ToolCallFormat.genericInstruction(request.tools, choice: request.toolChoice, parallel: request.parallelToolCalls)
+            if let i = messages.firstIndex(where: { $0.role == .system }) {
+                messages[i].content = instruction + "\n\n" + messages[i].content
+            } else {
+                messages.insert(ChatMessage(role: .system, content: instruction), at: 0)
+            }
+        }
+        let tools = toolsActive ? request.tools : []
+        do {
+            let text = try loaded.chat.render(promptMessages(messages), tools: tools.map {
+                PromptTool(name: $0.name, description: $0.description, parametersJSON: $0.parametersJSON)
+            })
+            return (text, format)
+        } catch {
+            throw CoreError.badRequest("the chat template of '\(name)' cannot render these messages: \(error)")
+        }
     }
 
     /// The grammar the answer must follow: the tool-call format's when tools are in play (calls forced by

@@ -121,3 +121,11 @@ extension ModelHost {
         }
     }
 }
+
+extension ModelHost {
+    public func countPromptTokens(_ request: ChatRequest) async throws -> Int {
+        let worker = try await worker(for: request.model)
+        let (text, _) = try LocalProvider.renderPrompt(request, loaded: worker.loaded, name: worker.name)
+        return worker.loaded.tokenize(text).count
+    }
+}
