@@ -148,3 +148,40 @@ def test_usage_counts_requests(server):
                       headers=headers, timeout=30)
     assert after.status_code == 200
     assert after.json()["totals"]["requests"] == before["totals"]["requests"] + 1
+
+
+def test_keys_apply_on_the_ollama_and_anthropic_surfaces(server):
+    """The same guard on every surface: a good key is served (Ollama with a bearer token, Anthropic with x-api-key),
+    no key or an unknown one is a 401 in each surface's own error shape, a key limited to other models is a 403,
+    and the requests count in the key's usage."""
+    import anthropic
+    from ollama import Client, ResponseError
+    url, good = server["url"], server["keys"]["good"]
+    headers = {"Authorization": f"Bearer {good}"}
+    before = httpx.get(url + "/api/v1/usage", params={"key": "good", "model": MODEL}, headers=headers, timeout=30).json()
+
+    r = Client(host=url, headers={"Authorization": f"Bearer {good}"}).chat(
+        model=f"{MODEL}:latest", messages=[{"role": "user", "content": "Hi"}], options={"num_predict": 2, "temperature": 0})
+    assert r.done
+    with pytest.raises(ResponseError) as e:
+        Client(host=url).chat(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
+    assert e.value.status_code == 401 and "API key" in e.value.error
+    with pytest.raises(ResponseError) as e:
+        Client(host=url, headers={"Authorization": f"Bearer {server['keys']['other']}"}).chat(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}])
+    assert e.value.status_code == 403
+
+    m = anthropic.Anthropic(base_url=url, api_key=good, max_retries=0, timeout=120).messages.create(
+        model=MODEL, max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
+    assert m.usage.output_tokens > 0
+    with pytest.raises(anthropic.AuthenticationError) as e:
+        anthropic.Anthropic(base_url=url, api_key="sk-sy-not-a-key", max_retries=0).messages.create(
+            model=MODEL, max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
+    assert e.value.body["type"] == "error" and e.value.body["error"]["type"] == "authentication_error"
+
+    # Pulling changes the model directory for everyone: an API key is not enough.
+    pull = httpx.post(url + "/api/pull", json={"model": MODEL, "stream": False}, headers=headers, timeout=60)
+    assert pull.status_code in {401, 403} and set(pull.json()) == {"error"}
+
+    after = httpx.get(url + "/api/v1/usage", params={"key": "good", "model": MODEL}, headers=headers, timeout=30).json()
+    assert after["totals"]["requests"] == before["totals"]["requests"] + 2, (before, after)

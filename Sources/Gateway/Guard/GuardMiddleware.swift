@@ -35,7 +35,8 @@ struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
         // them the body is left for the handler alone to read.
         let needsModel = access.requireAuth || access.usage != nil || access.maxConcurrentRequests != nil
         let json = request.method == .post && needsModel ? try await Self.peekBody(&request) : nil
-        let model = if case .string(let m)? = json?["model"] { m } else { String?.none }
+        // Ollama's clients name models with a tag (`smollm2:latest`): the key's model list sees the served name.
+        let model = if case .string(let m)? = json?["model"] { OllamaSurface.servedName(m) } else { String?.none }
         let caller = try await identify(request, model: model)
         switch caller {
         case .admin: context.record.update { $0.key = "(admin)" }
