@@ -65,6 +65,7 @@ public struct Server {
         NativeSurface(backend: backend).register(on: router)
         OllamaSurface(backend: backend).register(on: router)
         AnthropicSurface(backend: backend).register(on: router)
+        OpenAPIDocument.register(on: router)
         AdminProfileRoutes(backend: backend, profiles: profiles).register(on: router)
         // Prometheus scrapes, open without a key like /api/v1/health (AccessGuard.openPaths).
         router.get("/metrics") { [backend] _, _ in try await Server.prometheusMetrics(backend) }

@@ -50,7 +50,7 @@ public struct AccessGuard: Sendable {
     }
 
     /// Paths that never need a key.
-    static let openPaths: Set<String> = ["/api/v1/health", "/metrics", "/api/version"]
+    static let openPaths: Set<String> = ["/api/v1/health", "/metrics", "/api/version", "/openapi.json", "/docs"]
 
     /// Operations outside `/admin/` that change the server for everyone: loading and unloading models, and the
     /// Ollama API's pulls, deletions and copies of model files.
