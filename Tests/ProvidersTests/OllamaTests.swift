@@ -80,6 +80,24 @@ import Testing
         #expect(messages[1]["role"] as? String == "tool" && messages[1]["tool_name"] as? String == "f")
     }
 
+    /// `format` goes as Ollama's format; a GBNF grammar, which Ollama cannot take, is refused before anything is sent.
+    @Test func formatIsSentAndAGrammarIsRefused() async throws {
+        var r = request(stream: false)
+        r.responseFormat = .jsonSchema(name: "s", schema: #"{"type":"object"}"#, strict: true)
+        #expect((OllamaProvider.body(for: r)["format"] as? [String: Any])?["type"] as? String == "object")
+        r.responseFormat = .jsonObject
+        #expect(OllamaProvider.body(for: r)["format"] as? String == "json")
+        let server = Self.server { _ in .init(json: "{}") }
+        try await server.run { base in
+            var g = request(stream: false)
+            g.grammar = #"root ::= "x""#
+            await #expect(throws: CoreError.badRequest("grammar is not supported by Ollama models; use response_format")) {
+                _ = try await collect(provider(base).chat(g))
+            }
+        }
+        #expect(server.requests.isEmpty)
+    }
+
     @Test func errorsBecomeCanonicalErrors() async throws {
         let server = Self.server { _ in .init(status: 404, json: #"{"error":"model \"nope\" not found, try pulling it first"}"#) }
         try await server.run { base in

@@ -65,6 +65,8 @@ public struct OllamaProvider: Provider {
     }
 
     private func run(_ chat: ChatRequest, url: String, continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) async throws {
+        // Ollama has `format` (JSON, a schema) but no grammars: refused rather than sent without it.
+        if chat.grammar != nil { throw CoreError.badRequest("grammar is not supported by Ollama models; use response_format") }
         var r = request(url, method: .POST)
         r.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
         r.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: Self.body(for: chat))))
