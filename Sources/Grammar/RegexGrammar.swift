@@ -15,8 +15,8 @@ enum RegexGrammar {
         return "(\(body))"
     }
 
-    /// Unbounded repetitions stop here, so one pattern cannot run the answer to the token limit without the model's
-    /// choice; counts beyond the parser's limit are refused.
+    /// A recursive-descent reader of the pattern that writes GBNF as it goes; repetition counts are checked by the
+    /// GBNF reader (over `GBNFParser.maxRepetition` is refused).
     private struct Parser {
         let text: [Unicode.Scalar]
         let pattern: String

@@ -138,6 +138,13 @@ import Testing
         #expect(try ToolCallFormat.hermes.grammar(tools: tools, choice: .auto, parallel: true) == nil)
         let nemo = try #require(try ToolCallFormat.mistralNemo.grammar(tools: tools, choice: .required, parallel: true))
         #expect(try accepts(nemo, #"[TOOL_CALLS][{"name": "add", "arguments": {"a": 1, "b": 2}, "id": "abcdefghi"}]"#))
+        let llama = try #require(try ToolCallFormat.llama3.grammar(tools: tools, choice: .required, parallel: false))
+        #expect(try accepts(llama, #"{"name": "add", "parameters": {"a": 1, "b": 2}}"#))
+        #expect(try !accepts(llama, #"{"name": "add", "arguments": {"a": 1, "b": 2}}"#))
+        let r7b = try #require(try ToolCallFormat.commandR7B.grammar(tools: tools, choice: .required, parallel: false))
+        #expect(try accepts(r7b, #"<|START_ACTION|>[{"tool_call_id": "0", "tool_name": "get_weather", "parameters": {"city": "Oslo"}}]<|END_ACTION|>"#))
+        #expect(try !accepts(r7b, #"<|START_ACTION|>[{"tool_call_id": "x", "tool_name": "get_weather", "parameters": {"city": "Oslo"}}]<|END_ACTION|>"#))
+        #expect(try !accepts(nemo, #"[TOOL_CALLS][{"name": "add", "arguments": {"a": 1, "b": 2}, "id": "short"}]"#))
         #expect(throws: GrammarError.unsupported("tool_choice 'required' with the qwen3-coder tool-call format")) {
             try ToolCallFormat.qwen3Coder.grammar(tools: tools, choice: .required, parallel: true)
         }

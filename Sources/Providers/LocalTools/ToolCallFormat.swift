@@ -167,6 +167,11 @@ enum ToolCallFormat: String, Sendable, CaseIterable {
         if case .function(let name) = choice { offered = tools.filter { $0.name == name } }
         var g = JSONSchemaGrammar()
         let ws = g.primitiveRule("ws")
+        /// A JSON object of these keys, in this order, whose values follow the given GBNF expressions.
+        func object(_ members: [(key: String, value: String)]) -> String {
+            let body = members.map { "\(JSONSchemaGrammar.gbnfString(OrderedJSON.quoted($0.key))) \(ws) \":\" \(ws) \($0.value) \(ws)" }
+            return "\"{\" \(ws) " + body.joined(separator: " \",\" \(ws) ") + " \"}\""
+        }
         var alternatives: [String] = []
         for (i, tool) in offered.enumerated() {
             let params: OrderedJSON = try tool.parametersJSON.map { json throws(GrammarError) in try OrderedJSON.parse(json) }
@@ -177,17 +182,17 @@ enum ToolCallFormat: String, Sendable, CaseIterable {
             case .functionaryV31:
                 alternatives.append("\"<function=\" \(JSONSchemaGrammar.gbnfString(tool.name)) \">\" \(args) \"</function>\"")
             case .commandR7B:
-                alternatives.append("\"{\" \(ws) \"\\\"tool_call_id\\\"\" \(ws) \":\" \(ws) \"\\\"\" [0-9]{1,3} \"\\\"\" \(ws) \",\" \(ws) \"\\\"tool_name\\\"\" \(ws) \":\" \(ws) \(name) \(ws) \",\" \(ws) \"\\\"parameters\\\"\" \(ws) \":\" \(ws) \(args) \(ws) \"}\"")
+                alternatives.append(object([("tool_call_id", #""\"" [0-9]{1,3} "\"""#), ("tool_name", name), ("parameters", args)]))
             case .mistralNemo:
-                alternatives.append("\"{\" \(ws) \"\\\"name\\\"\" \(ws) \":\" \(ws) \(name) \(ws) \",\" \(ws) \"\\\"arguments\\\"\" \(ws) \":\" \(ws) \(args) \(ws) \",\" \(ws) \"\\\"id\\\"\" \(ws) \":\" \(ws) \"\\\"\" [a-zA-Z0-9]{9} \"\\\"\" \(ws) \"}\"")
+                alternatives.append(object([("name", name), ("arguments", args), ("id", #""\"" [a-zA-Z0-9]{9} "\"""#)]))
             case .llama3:
-                alternatives.append("\"{\" \(ws) \"\\\"name\\\"\" \(ws) \":\" \(ws) \(name) \(ws) \",\" \(ws) \"\\\"parameters\\\"\" \(ws) \":\" \(ws) \(args) \(ws) \"}\"")
+                alternatives.append(object([("name", name), ("parameters", args)]))
             case .deepSeekR1:
                 alternatives.append("\"<｜tool▁call▁begin｜>function<｜tool▁sep｜>\" \(JSONSchemaGrammar.gbnfString(tool.name)) \"\\n```json\\n\" \(args) \"\\n```<｜tool▁call▁end｜>\"")
             case .qwen3Coder, .functionaryV32:
                 throw .unsupported("tool_choice '\(choice)' with the \(rawValue) tool-call format")
             case .hermes, .generic:
-                alternatives.append("\"{\" \(ws) \"\\\"name\\\"\" \(ws) \":\" \(ws) \(name) \(ws) \",\" \(ws) \"\\\"arguments\\\"\" \(ws) \":\" \(ws) \(args) \(ws) \"}\"")
+                alternatives.append(object([("name", name), ("arguments", args)]))
             }
         }
         guard !alternatives.isEmpty else { return nil }

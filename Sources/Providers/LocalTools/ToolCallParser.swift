@@ -17,8 +17,6 @@ struct ToolCallParser {
     private var buffer = ""
     private var state: State
     private var index = -1
-    /// Whether anything but whitespace was seen (Llama 3 writes a call only as the whole answer).
-    private var sawText = false
     /// Generic: inside `"tool_calls": [` (more call objects may follow the current one).
     private var genericList = false
     /// An id the model wrote before the call's name.
@@ -144,7 +142,6 @@ struct ToolCallParser {
                 if scanner.name == nil {
                     // Not a call after all: its text is text.
                     out.append(.text(scanner.raw))
-                    sawText = true
                     state = .content
                 } else {
                     state = .content
@@ -229,7 +226,6 @@ struct ToolCallParser {
         guard !text.isEmpty else { return }
         if foundCalls, beforeMarker || text.allSatisfy(\.isWhitespace), text.allSatisfy(\.isWhitespace) { return }
         out.append(.text(text))
-        if text.contains(where: { !$0.isWhitespace }) { sawText = true }
     }
 
     /// Enters the state that a start marker opens.
@@ -298,7 +294,7 @@ struct ToolCallParser {
             text.unicodeScalars.append(c)
         }
         buffer = String(buffer.unicodeScalars.dropFirst(consumed))
-        if !text.isEmpty { out.append(.text(text)); sawText = true }
+        if !text.isEmpty { out.append(.text(text)) }
         state = ended ? .genericRest : .genericResponse(escape: pending)
     }
 
