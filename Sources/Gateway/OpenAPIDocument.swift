@@ -95,11 +95,37 @@ enum OpenAPIDocument {
                         "stop_reason": ["enum": ["end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal"]], "stop_sequence": any,
                         "usage": obj(["input_tokens": int, "output_tokens": int, "cache_read_input_tokens": int])],
                        required: ["id", "type", "role", "content", "stop_reason", "usage"]),
+        "ResponsesRequest": obj([
+            "model": str, "input": oneOf([str, arr(ref("ResponseItem"))]), "instructions": str, "previous_response_id": str,
+            "store": bool, "stream": bool, "max_output_tokens": int, "temperature": num, "top_p": num,
+            "tools": arr(obj(["type": ["const": "function"], "name": str, "description": str, "parameters": ["type": "object"], "strict": bool],
+                             required: ["type", "name"])),
+            "tool_choice": oneOf([["enum": ["auto", "none", "required"]], obj(["type": ["const": "function"], "name": str], required: ["type", "name"])]),
+            "parallel_tool_calls": bool, "metadata": obj([:]), "user": str,
+            "text": obj(["format": obj(["type": ["enum": ["text", "json_object", "json_schema"]], "name": str, "schema": ["type": "object"],
+                                        "strict": bool], required: ["type"])]),
+        ], required: ["model"]),
+        "ResponseItem": obj([
+            "type": ["enum": ["message", "function_call", "function_call_output", "reasoning"]], "id": str,
+            "role": ["enum": ["user", "assistant", "system", "developer"]],
+            "content": oneOf([str, arr(obj(["type": ["enum": ["input_text", "output_text", "text", "refusal", "reasoning_text"]], "text": str]))]),
+            "call_id": str, "name": str, "arguments": str, "output": oneOf([str, arr(obj(["type": str, "text": str]))]), "status": str,
+            "summary": arr(obj(["type": str, "text": str])),
+        ]),
+        "Response": obj([
+            "id": str, "object": ["const": "response"], "created_at": int,
+            "status": ["enum": ["completed", "incomplete", "failed", "in_progress"]], "error": any,
+            "incomplete_details": oneOf([["type": "null"], obj(["reason": str])]), "model": str, "output": arr(ref("ResponseItem")),
+            "store": bool, "previous_response_id": ["type": ["string", "null"]], "instructions": ["type": ["string", "null"]],
+            "usage": oneOf([["type": "null"], obj(["input_tokens": int, "output_tokens": int, "total_tokens": int,
+                                                   "input_tokens_details": obj(["cached_tokens": int]),
+                                                   "output_tokens_details": obj(["reasoning_tokens": int])])]),
+        ], required: ["id", "object", "status", "output"]),
         "ModelName": obj(["model": str, "name": str, "keep_alive": oneOf([str, num])]),
     ] }
 
     static var operations: [Operation] {
-        let native = "Native API", openai = "OpenAI", ollama = "Ollama", anthropic = "Anthropic Messages", admin = "Administration"
+        let native = "Native API", openai = "OpenAI", responses = "OpenAI Responses", ollama = "Ollama", anthropic = "Anthropic Messages", admin = "Administration"
         let nd = ["application/x-ndjson"], sse = ["text/event-stream"]
         return [
             Operation(method: "get", path: "/", tag: native, summary: "A line saying what answers here", responseType: "text/plain"),
@@ -119,6 +145,16 @@ enum OpenAPIDocument {
                                     "echo": bool, "logprobs": int, "suffix": str], required: ["model", "prompt"]),
                       response: obj(["id": str, "object": str, "choices": arr(obj(["text": str, "index": int, "finish_reason": str])),
                                      "usage": ref("Usage")]), streams: sse),
+            Operation(method: "post", path: "/v1/responses", tag: responses,
+                      summary: "A response (stored unless store is false; continue one with previous_response_id)",
+                      request: ref("ResponsesRequest"), response: ref("Response"), streams: sse),
+            Operation(method: "get", path: "/v1/responses/{id}", tag: responses, summary: "A stored response", response: ref("Response")),
+            Operation(method: "delete", path: "/v1/responses/{id}", tag: responses, summary: "Delete a stored response",
+                      response: obj(["id": str, "object": ["const": "response.deleted"], "deleted": bool])),
+            Operation(method: "get", path: "/v1/responses/{id}/input_items", tag: responses,
+                      summary: "The input items a stored response saw (limit, order, after)",
+                      response: obj(["object": ["const": "list"], "data": arr(ref("ResponseItem")), "first_id": any, "last_id": any,
+                                     "has_more": bool])),
             Operation(method: "post", path: "/v1/messages", tag: anthropic, summary: "A message (Anthropic's Messages API)",
                       request: ref("MessagesRequest"), response: ref("Message"), streams: sse, error: "AnthropicError"),
             Operation(method: "post", path: "/v1/messages/count_tokens", tag: anthropic, summary: "The prompt tokens of a request (local models)",

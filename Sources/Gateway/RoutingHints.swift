@@ -23,6 +23,7 @@ enum RouteHeaders {
 /// A value of a request's `metadata` (OpenAI sends strings; a boolean or a number is taken as its text).
 struct MetadataValue: Decodable, Sendable {
     let text: String
+    init(text: String) { self.text = text }
     init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         if let s = try? c.decode(String.self) { text = s }

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Providers
+import Storage
 
 /// The request context of every route: Hummingbird's basics, the client's address (for IP allow-lists), who is
 /// calling (once the guard has admitted the request) and what the request's layers record about it.
@@ -42,12 +43,16 @@ public struct Server {
     public let access: AccessGuard?
     /// The profiles `POST /admin/profile` may switch to; nil: none.
     public let profiles: ProfileSource?
+    /// Where the Responses API keeps responses; nil: nowhere.
+    public let responses: ResponseStore?
 
-    public init(backend: Backend, options: Options, access: AccessGuard? = nil, profiles: ProfileSource? = nil) {
+    public init(backend: Backend, options: Options, access: AccessGuard? = nil, profiles: ProfileSource? = nil,
+                responses: ResponseStore? = nil) {
         self.backend = backend
         self.options = options
         self.access = access
         self.profiles = profiles
+        self.responses = responses
     }
 
     public func router() -> Router<GatewayContext> {
@@ -65,6 +70,7 @@ public struct Server {
         NativeSurface(backend: backend).register(on: router)
         OllamaSurface(backend: backend).register(on: router)
         AnthropicSurface(backend: backend).register(on: router)
+        ResponsesSurface(backend: backend, store: responses).register(on: router)
         OpenAPIDocument.register(on: router)
         AdminProfileRoutes(backend: backend, profiles: profiles).register(on: router)
         // Prometheus scrapes, open without a key like /api/v1/health (AccessGuard.openPaths).

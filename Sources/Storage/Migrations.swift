@@ -7,6 +7,7 @@ enum Migrations {
         migrator.registerMigration("v1: api keys and usage", migrate: v1)
         migrator.registerMigration("v2: response cache", migrate: v2)
         migrator.registerMigration("v3: key ip allow-lists", migrate: v3)
+        migrator.registerMigration("v4: stored responses", migrate: v4)
         return migrator
     }
 
@@ -71,5 +72,21 @@ enum Migrations {
     /// Per-key client address allow-lists (JSON array; empty: any address).
     static func v3(_ db: Database) throws {
         try db.execute(sql: "ALTER TABLE api_keys ADD COLUMN allowed_ips TEXT NOT NULL DEFAULT '[]'")
+    }
+
+    /// Answers of the Responses API kept for `previous_response_id` and `GET /v1/responses/{id}` (JSON text).
+    static func v4(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE responses (
+                id                   TEXT PRIMARY KEY NOT NULL,
+                owner                TEXT,                  -- the API key's name; NULL: no key (auth off) or the admin key
+                created_at           DATETIME NOT NULL,
+                model                TEXT NOT NULL,
+                previous_response_id TEXT,
+                response             TEXT NOT NULL,         -- the response object
+                input_items          TEXT NOT NULL          -- every input item the model saw
+            );
+            CREATE INDEX responses_by_time ON responses(created_at);
+            """)
     }
 }

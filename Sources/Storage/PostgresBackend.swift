@@ -323,6 +323,33 @@ final class PostgresBackend: StorageBackend {
     // MARK: Running statements, errors mapped to StorageError
 
     /// Runs one statement on a pooled connection and reads every row.
+    // MARK: Stored responses
+
+    func saveResponse(_ r: StoredResponse) async throws {
+        _ = try await query("""
+            INSERT INTO responses (id, owner, created_at, model, previous_response_id, response, input_items)
+            VALUES (\(r.id), \(r.owner), \(r.createdAt), \(r.model), \(r.previousResponseID), \(r.response), \(r.inputItems))
+            ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, created_at = EXCLUDED.created_at, model = EXCLUDED.model,
+                previous_response_id = EXCLUDED.previous_response_id, response = EXCLUDED.response,
+                input_items = EXCLUDED.input_items
+            """)
+    }
+
+    func storedResponse(id: String) async throws -> StoredResponse? {
+        try await query("""
+            SELECT id, owner, created_at, model, previous_response_id, response, input_items FROM responses WHERE id = \(id)
+            """).first.map { row in
+            let (id, owner, created, model, previous, response, items) =
+                try row.decode((String, String?, Date, String, String?, String, String).self)
+            return StoredResponse(id: id, owner: owner, createdAt: created, model: model, previousResponseID: previous,
+                                  response: response, inputItems: items)
+        }
+    }
+
+    func deleteResponse(id: String) async throws -> Bool {
+        !(try await query("DELETE FROM responses WHERE id = \(id) RETURNING id")).isEmpty
+    }
+
     func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
         do {
             return try await leased { [logger] in try await $0.query(query, logger: logger).collect() }

@@ -8,7 +8,7 @@ enum PostgresMigrations {
         let statements: [String]
     }
 
-    static let all: [Migration] = [v1, v2, v3]
+    static let all: [Migration] = [v1, v2, v3, v4]
 
     static var identifiers: [String] { all.map(\.identifier) }
 
@@ -86,5 +86,21 @@ enum PostgresMigrations {
     /// Per-key client address allow-lists.
     static let v3 = Migration(identifier: "v3: key ip allow-lists", statements: [
         "ALTER TABLE api_keys ADD COLUMN allowed_ips text[] NOT NULL DEFAULT '{}'",
+    ])
+
+    /// Answers of the Responses API kept for `previous_response_id` and `GET /v1/responses/{id}`.
+    static let v4 = Migration(identifier: "v4: stored responses", statements: [
+        """
+        CREATE TABLE responses (
+            id                   text PRIMARY KEY,
+            owner                text,                  -- the API key's name; NULL: no key (auth off) or the admin key
+            created_at           timestamptz NOT NULL,
+            model                text NOT NULL,
+            previous_response_id text,
+            response             text NOT NULL,         -- the response object
+            input_items          text NOT NULL          -- every input item the model saw
+        )
+        """,
+        "CREATE INDEX responses_by_time ON responses (created_at)",
     ])
 }

@@ -204,6 +204,34 @@ final class SQLiteBackend: StorageBackend {
         }
     }
 
+    // MARK: Stored responses
+
+    func saveResponse(_ r: StoredResponse) async throws {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO responses (id, owner, created_at, model, previous_response_id, response, input_items)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [r.id, r.owner, r.createdAt, r.model, r.previousResponseID, r.response, r.inputItems])
+        }
+    }
+
+    func storedResponse(id: String) async throws -> StoredResponse? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM responses WHERE id = ?", arguments: [id]).map { row in
+                StoredResponse(id: row["id"], owner: row["owner"], createdAt: row["created_at"], model: row["model"],
+                               previousResponseID: row["previous_response_id"], response: row["response"],
+                               inputItems: row["input_items"])
+            }
+        }
+    }
+
+    func deleteResponse(id: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM responses WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
     // MARK: Access with errors mapped to StorageError
 
     func read<T>(_ body: (Database) throws -> T) throws -> T {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The few operations `KeyStore` and `UsageStore` need from a database, each atomic on its own; every back end
+/// The few operations `KeyStore`, `UsageStore` and `ResponseStore` need from a database, each atomic on its own; every back end
 /// (SQLite through GRDB, PostgreSQL through postgres-nio) writes them in its own SQL over the same tables.
 ///
 /// The rules live above this line, in `KeyStore` and `UsageStore`: which key a reference names, what a name may be,
@@ -35,6 +35,13 @@ protocol StorageBackend: Sendable {
     func usageByModel(keyIDs: [String]?, model: String?, since: Date?) async throws -> [UsageSummary.ModelUsage]
     /// What the keys `keyIDs` have spent since `since` (nil: ever).
     func spent(keyIDs: [String], since: Date?) async throws -> UsageSpend
+
+    /// Inserts or replaces a stored Responses API answer.
+    func saveResponse(_ response: StoredResponse) async throws
+    /// The stored answer with this id.
+    func storedResponse(id: String) async throws -> StoredResponse?
+    /// Deletes a stored answer; false when there was none.
+    func deleteResponse(id: String) async throws -> Bool
 
     /// The migrations applied to this database, oldest first.
     func appliedMigrations() async throws -> [String]

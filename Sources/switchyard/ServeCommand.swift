@@ -133,7 +133,8 @@ struct Serve: AsyncParsableCommand {
         let names = (try? await backend.provider.models().map(\.name)) ?? []
         let server = Server(backend: backend, options: .init(host: self.host, port: port, jsonLogs: logFormat == "json",
                                                                       shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))),
-                            access: access, profiles: .directory(config.url, profiles: config.profilesURL))
+                            access: access, profiles: .directory(config.url, profiles: config.profilesURL),
+                            responses: storage.map(ResponseStore.init))
         let bindHost = self.host
         let storageLine = storage?.description ?? "off"
         let app = server.application { port in
