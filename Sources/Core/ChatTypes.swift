@@ -11,9 +11,49 @@ public struct ChatMessage: Sendable, Equatable, Codable {
     public var toolCallID: String?
     /// For `assistant` messages: calls the model made.
     public var toolCalls: [ToolCall]
+    /// For `assistant` messages: the reasoning that came before the answer, as the client sent it back (Anthropic's
+    /// thinking blocks, the Responses API's reasoning items). Providers that take reasoning back (Anthropic, which
+    /// needs its signed blocks again in a tool loop) send it; the others leave it out of the prompt.
+    public var reasoning: [ReasoningBlock]
 
-    public init(role: Role, content: String, toolCallID: String? = nil, toolCalls: [ToolCall] = []) {
-        self.role = role; self.content = content; self.toolCallID = toolCallID; self.toolCalls = toolCalls
+    public init(role: Role, content: String, toolCallID: String? = nil, toolCalls: [ToolCall] = [], reasoning: [ReasoningBlock] = []) {
+        self.role = role; self.content = content; self.toolCallID = toolCallID; self.toolCalls = toolCalls; self.reasoning = reasoning
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        role = try c.decode(Role.self, forKey: .role)
+        content = try c.decode(String.self, forKey: .content)
+        toolCallID = try c.decodeIfPresent(String.self, forKey: .toolCallID)
+        toolCalls = try c.decodeIfPresent([ToolCall].self, forKey: .toolCalls) ?? []
+        reasoning = try c.decodeIfPresent([ReasoningBlock].self, forKey: .reasoning) ?? []
+    }
+}
+
+/// One block of a model's reasoning in an earlier turn.
+public struct ReasoningBlock: Sendable, Equatable, Codable {
+    public var text: String
+    /// The provider's signature over the text (Anthropic's `signature`, carried in the Responses API as a reasoning
+    /// item's `encrypted_content`): the provider accepts the block back only with it, unchanged.
+    public var signature: String?
+    /// Reasoning the provider keeps encrypted (Anthropic's `redacted_thinking` data); `text` is then empty.
+    public var redacted: String?
+
+    public init(text: String, signature: String? = nil, redacted: String? = nil) {
+        self.text = text; self.signature = signature; self.redacted = redacted
+    }
+
+    /// Joins reasoning events into blocks: text runs into the open block, a signature closes it.
+    public static func append(_ event: ChatEvent, to blocks: inout [ReasoningBlock], open: inout Bool) {
+        switch event {
+        case .reasoning(let t):
+            if open, !blocks.isEmpty { blocks[blocks.count - 1].text += t } else { blocks.append(ReasoningBlock(text: t)); open = true }
+        case .reasoningSignature(let s):
+            if open, !blocks.isEmpty { blocks[blocks.count - 1].signature = s } else { blocks.append(ReasoningBlock(text: "", signature: s)) }
+            open = false
+        default:
+            open = false
+        }
     }
 }
 
@@ -228,6 +268,9 @@ public enum ChatEvent: Sendable, Equatable {
     /// A piece of the model's reasoning before its answer (`<think>…</think>`, OpenAI's `reasoning_content`,
     /// Anthropic's thinking blocks): shown apart from the answer's text.
     case reasoning(String)
+    /// The provider's signature of the reasoning just given (Anthropic's `signature_delta`); it ends that block of
+    /// reasoning. A client that sends the reasoning back must send it with this.
+    case reasoningSignature(String)
     case usage(Usage)
     case finished(FinishReason)
 }

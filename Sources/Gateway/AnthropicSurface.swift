@@ -11,7 +11,8 @@ import NIOCore
 /// Anthropic's event sequence (`message_start`, `content_block_start` / `_delta` / `_stop` with `text_delta`,
 /// `input_json_delta`, `thinking_delta`, `message_delta` with the stop reason and usage, `message_stop`, `ping`).
 /// Errors are Anthropic's `{"type": "error", "error": {"type", "message"}}`; `x-api-key` is accepted as the key.
-/// Thinking blocks of earlier assistant turns are not sent to the model (as Anthropic does outside a tool loop).
+/// Thinking blocks of earlier assistant turns travel with them, signature and all (an Anthropic upstream needs them
+/// back in a tool loop); other backends leave them out of the prompt.
 struct AnthropicSurface {
     let backend: Backend
 
@@ -138,15 +139,18 @@ struct AnthropicSurface {
                 }
                 if block["is_error"] as? Bool == true { text = "Error: " + text }
                 out.append(ChatMessage(role: .tool, content: text, toolCallID: id))
-            case "thinking" where role == .assistant, "redacted_thinking" where role == .assistant:
-                continue   // earlier reasoning is not part of the prompt
+            case "thinking" where role == .assistant:
+                message.reasoning.append(ReasoningBlock(text: block["thinking"] as? String ?? "", signature: block["signature"] as? String))
+            case "redacted_thinking" where role == .assistant:
+                guard let data = block["data"] as? String else { throw bad("\(path).content.\(j).data: field required") }
+                message.reasoning.append(ReasoningBlock(text: "", redacted: data))
             case "image", "document":
                 throw bad("\(path).content.\(j): \(type) blocks are not supported (the models here read text)")
             default:
                 throw bad("\(path).content.\(j): block type '\(type)' is not supported here")
             }
         }
-        if !message.content.isEmpty || !message.toolCalls.isEmpty || out.isEmpty { out.insert(message, at: message.role == .user ? out.count : 0) }
+        if !message.content.isEmpty || !message.toolCalls.isEmpty || !message.reasoning.isEmpty || out.isEmpty { out.insert(message, at: message.role == .user ? out.count : 0) }
         return out
     }
 
@@ -197,7 +201,9 @@ struct AnthropicSurface {
         guard core.stream else {
             let r = try await collect(started)
             var content: [[String: Any]] = []
-            if !r.reasoning.isEmpty { content.append(["type": "thinking", "thinking": r.reasoning, "signature": ""]) }
+            for block in r.reasoningBlocks {
+                content.append(["type": "thinking", "thinking": block.text, "signature": block.signature ?? ""])
+            }
             if !r.text.isEmpty { content.append(["type": "text", "text": r.text]) }
             for call in r.toolCalls.calls {
                 content.append(["type": "tool_use", "id": call.id, "name": call.name, "input": Self.inputObject(call.arguments)])
@@ -309,6 +315,12 @@ struct MessageEvents {
             if case .thinking = open {} else { out += begin(["type": "thinking", "thinking": "", "signature": ""], .thinking) }
             out.append(delta(["type": "thinking_delta", "thinking": t]))
             return out
+        case .reasoningSignature(let s):
+            // The signature ends its thinking block.
+            var out: [(String, [String: Any])] = []
+            if case .thinking = open {} else { out += begin(["type": "thinking", "thinking": "", "signature": ""], .thinking) }
+            out.append(delta(["type": "signature_delta", "signature": s]))
+            return out + close()
         case .toolCall(let d):
             var out: [(String, [String: Any])] = []
             var same = false

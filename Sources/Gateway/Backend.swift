@@ -202,6 +202,7 @@ final class StartedCompletion: @unchecked Sendable {
             case .text(let t): .text(t, nil)
             case .toolCall(let c): .toolCall(c)
             case .reasoning(let r): .reasoning(r)
+            case .reasoningSignature(let s): .reasoningSignature(s)
             case .usage(let u): .usage(u)
             case .finished(let f): .finished(f)
             }
@@ -303,6 +304,8 @@ final class StartedCompletion: @unchecked Sendable {
         case .reasoning(let r):
             markFirstToken()
             if cacheSlot != nil { recorded.append(.reasoning(r)) }
+        case .reasoningSignature(let s):
+            if cacheSlot != nil { recorded.append(.reasoningSignature(s)) }
         case .finished(let f):
             if cacheSlot != nil { recorded.append(.finished(f)) }
         }

@@ -124,6 +124,7 @@ struct NativeSurface {
                     case .finished(let f): totals.finish = f
                     case .toolCall(let piece): totals.toolCalls.add(piece)
                     case .reasoning(let t): try await line(Piece(response: "", model: model, reasoning: t))
+                    case .reasoningSignature: continue   // nothing here carries reasoning back
                     }
                 }
                 // The last line: the totals and the tool calls whole; the text was sent piece by piece.

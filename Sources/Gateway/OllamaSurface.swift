@@ -221,6 +221,7 @@ struct OllamaSurface {
                         totals.toolCalls.add(piece)
                     case .usage(let u): totals.usage = u
                     case .finished(let f): totals.finish = f
+                    case .reasoningSignature: continue   // Ollama's messages carry no signature
                     }
                 }
                 if unloadAfter { _ = await models.unload(model) }

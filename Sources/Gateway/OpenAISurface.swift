@@ -82,6 +82,8 @@ struct OpenAISurface {
                     return [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
                         OpenAI.ChunkChoice(index: 0, delta: OpenAI.Delta(reasoning_content: text), logprobs: nil, finish_reason: nil),
                     ], usage: nil))]
+                case .reasoningSignature:
+                    return []   // Chat Completions has no place for it
                 }
             } first: { encoder in
                 [try encoder.encode(OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
@@ -132,7 +134,7 @@ struct OpenAISurface {
                 case .usage(let u):
                     guard includeUsage else { return [] }
                     return [try encoder.encode(OpenAI.Completion(id: id, created: created, model: c.model, choices: [], usage: OpenAI.Usage(u)))]
-                case .toolCall, .reasoning:
+                case .toolCall, .reasoning, .reasoningSignature:
                     return []
                 }
             } first: { _ in [] }
@@ -149,6 +151,9 @@ struct OpenAISurface {
 struct CollectedCompletion {
     var text = ""
     var reasoning = ""
+    /// The reasoning as blocks, each with its signature where the provider signs them.
+    var reasoningBlocks: [ReasoningBlock] = []
+    var reasoningOpen = false
     var toolCalls = ToolCallAccumulator()
     var logprobs: [TokenLogprob] = []
     var usage = Usage(promptTokens: 0, completionTokens: 0)
@@ -158,6 +163,7 @@ struct CollectedCompletion {
 func collect(_ started: StartedCompletion) async throws -> CollectedCompletion {
     var r = CollectedCompletion()
     while let e = try await started.next() {
+        ReasoningBlock.append(e, to: &r.reasoningBlocks, open: &r.reasoningOpen)
         switch e {
         case .text(let t, let lp):
             r.text += t
@@ -166,6 +172,7 @@ func collect(_ started: StartedCompletion) async throws -> CollectedCompletion {
         case .finished(let f): r.finish = f
         case .toolCall(let piece): r.toolCalls.add(piece)
         case .reasoning(let t): r.reasoning += t
+        case .reasoningSignature: break
         }
     }
     return r

@@ -387,10 +387,19 @@ struct ResponsesRequest: Sendable {
     }
 
     /// The canonical conversation for instructions and items: messages (developer and system are system), function
-    /// calls joined to the assistant turn before them, function call outputs as tool messages. Reasoning items are
-    /// not part of the prompt (as thinking of earlier turns is not).
+    /// calls joined to the assistant turn before them, function call outputs as tool messages, reasoning items
+    /// carried by the assistant turn that follows them (`encrypted_content` as the signature).
     static func messages(instructions: String?, items: [OrderedJSON]) throws -> [ChatMessage] {
         var out: [ChatMessage] = []
+        var reasoning: [ReasoningBlock] = []
+        /// The assistant turn an assistant item joins: the last message when it is the assistant's and no reasoning
+        /// came between, else a new one (carrying the reasoning before it).
+        func assistantTurn() -> Int {
+            if reasoning.isEmpty, let last = out.last, last.role == .assistant { return out.count - 1 }
+            out.append(ChatMessage(role: .assistant, content: "", reasoning: reasoning))
+            reasoning = []
+            return out.count - 1
+        }
         if let instructions, !instructions.isEmpty { out.append(ChatMessage(role: .system, content: instructions)) }
         for (i, item) in items.enumerated() {
             let at = "input[\(i)]"
@@ -403,17 +412,19 @@ struct ResponsesRequest: Sendable {
                 case "system", "developer": role = .system
                 default: throw bad("\(at).role must be user, assistant, system or developer", "\(at).role")
                 }
-                out.append(ChatMessage(role: role, content: try text(of: item["content"], at: at)))
+                let content = try text(of: item["content"], at: at)
+                if role == .assistant {
+                    let turn = assistantTurn()
+                    out[turn].content += content
+                } else {
+                    out.append(ChatMessage(role: role, content: content))
+                }
             case "function_call":
                 guard let callID = item["call_id"]?.stringValue, let name = item["name"]?.stringValue else {
                     throw bad("\(at): a function_call needs call_id and name", at)
                 }
                 let call = ToolCall(id: callID, name: name, arguments: item["arguments"]?.stringValue ?? "{}")
-                if let last = out.last, last.role == .assistant {
-                    out[out.count - 1].toolCalls.append(call)
-                } else {
-                    out.append(ChatMessage(role: .assistant, content: "", toolCalls: [call]))
-                }
+                out[assistantTurn()].toolCalls.append(call)
             case "function_call_output":
                 guard let callID = item["call_id"]?.stringValue else { throw bad("\(at).call_id: field required", "\(at).call_id") }
                 let output: String
@@ -424,7 +435,11 @@ struct ResponsesRequest: Sendable {
                 }
                 out.append(ChatMessage(role: .tool, content: output, toolCallID: callID))
             case "reasoning":
-                continue
+                var text = ""
+                if case .array(let parts)? = item["content"] { text = parts.compactMap { $0["text"]?.stringValue }.joined() }
+                if text.isEmpty, case .array(let parts)? = item["summary"] { text = parts.compactMap { $0["text"]?.stringValue }.joined() }
+                let signature = item["encrypted_content"]?.stringValue
+                if !text.isEmpty || signature != nil { reasoning.append(ReasoningBlock(text: text, signature: signature)) }
             case "item_reference":
                 throw bad("\(at): item_reference is not supported; send the item itself, or continue with previous_response_id", at)
             case let other:
@@ -465,7 +480,7 @@ struct ResponseEvents: Sendable {
     private enum Open: Sendable {
         case none
         case message(id: String, text: String)
-        case reasoning(id: String, text: String)
+        case reasoning(id: String, text: String, signature: String?)
         case call(index: Int, id: String, callID: String, name: String, arguments: String)
     }
     private var open = Open.none
@@ -526,9 +541,13 @@ struct ResponseEvents: Sendable {
         .object([("type", .string("output_text")), ("text", .string(text)), ("annotations", .array([])), ("logprobs", .array([]))])
     }
 
-    private static func reasoningItem(_ id: String, _ text: String, done: Bool) -> OrderedJSON {
-        .object([("id", .string(id)), ("type", .string("reasoning")), ("summary", .array([])),
-                 ("content", .array(done ? [.object([("type", .string("reasoning_text")), ("text", .string(text))])] : []))])
+    private static func reasoningItem(_ id: String, _ text: String, signature: String? = nil, done: Bool) -> OrderedJSON {
+        var members: [(String, OrderedJSON)] = [
+            ("id", .string(id)), ("type", .string("reasoning")), ("summary", .array([])),
+            ("content", .array(done ? [.object([("type", .string("reasoning_text")), ("text", .string(text))])] : [])),
+        ]
+        if let signature { members.append(("encrypted_content", .string(signature))) }
+        return .object(members)
     }
 
     private static func callItem(_ id: String, callID: String, name: String, arguments: String, status: String) -> OrderedJSON {
@@ -548,11 +567,11 @@ struct ResponseEvents: Sendable {
             let item = Self.messageItem(itemID, text, status: "completed")
             out.append(event("response.output_item.done", [("output_index", index), ("item", item)]))
             output.append(item)
-        case .reasoning(let itemID, let text):
+        case .reasoning(let itemID, let text, let signature):
             let at: [(String, OrderedJSON)] = [("item_id", .string(itemID)), ("output_index", index), ("content_index", .int(0))]
             out.append(event("response.reasoning_text.done", at + [("text", .string(text))]))
             out.append(event("response.content_part.done", at + [("part", .object([("type", .string("reasoning_text")), ("text", .string(text))]))]))
-            let item = Self.reasoningItem(itemID, text, done: true)
+            let item = Self.reasoningItem(itemID, text, signature: signature, done: true)
             out.append(event("response.output_item.done", [("output_index", index), ("item", item)]))
             output.append(item)
         case .call(_, let itemID, let callID, let name, let arguments):
@@ -589,20 +608,34 @@ struct ResponseEvents: Sendable {
         case .reasoning(let t):
             guard !t.isEmpty else { return [] }
             var out: [OrderedJSON] = []
-            if case .reasoning(let itemID, let text) = open {
-                open = .reasoning(id: itemID, text: text + t)
+            if case .reasoning(let itemID, let text, let signature) = open, signature == nil {
+                open = .reasoning(id: itemID, text: text + t, signature: nil)
             } else {
                 out += close()
                 let itemID = OpenAISurface.newID("rs_")
-                open = .reasoning(id: itemID, text: t)
+                open = .reasoning(id: itemID, text: t, signature: nil)
                 out.append(event("response.output_item.added", [("output_index", index), ("item", Self.reasoningItem(itemID, "", done: false))]))
                 out.append(event("response.content_part.added", [("item_id", .string(itemID)), ("output_index", index), ("content_index", .int(0)),
                                                                  ("part", .object([("type", .string("reasoning_text")), ("text", .string(""))]))]))
             }
-            guard case .reasoning(let itemID, _) = open else { return out }
+            guard case .reasoning(let itemID, _, _) = open else { return out }
             out.append(event("response.reasoning_text.delta", [("item_id", .string(itemID)), ("output_index", index), ("content_index", .int(0)),
                                                                ("delta", .string(t))]))
             return out
+        case .reasoningSignature(let s):
+            // The signature ends its block of reasoning.
+            var out: [OrderedJSON] = []
+            if case .reasoning(let itemID, let text, nil) = open {
+                open = .reasoning(id: itemID, text: text, signature: s)
+            } else {
+                out += close()
+                let itemID = OpenAISurface.newID("rs_")
+                open = .reasoning(id: itemID, text: "", signature: s)
+                out.append(event("response.output_item.added", [("output_index", index), ("item", Self.reasoningItem(itemID, "", done: false))]))
+                out.append(event("response.content_part.added", [("item_id", .string(itemID)), ("output_index", index), ("content_index", .int(0)),
+                                                                 ("part", .object([("type", .string("reasoning_text")), ("text", .string(""))]))]))
+            }
+            return out + close()
         case .toolCall(let d):
             var out: [OrderedJSON] = []
             if case .call(let i, let itemID, let callID, let name, let arguments) = open, i == d.index {

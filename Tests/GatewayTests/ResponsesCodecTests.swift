@@ -118,6 +118,28 @@ import Testing
         #expect(response["usage"]?["total_tokens"] == .int(14))
     }
 
+    @Test func reasoningItemsTravelWithTheirTurnAndSignaturesComeBackAsEncryptedContent() throws {
+        let items = try ResponsesRequest.inputItems(try OrderedJSON.parse("""
+            [{"role": "user", "content": "Weather?"},
+             {"type": "reasoning", "id": "rs_1", "summary": [], "content": [{"type": "reasoning_text", "text": "Look it up."}], "encrypted_content": "sig1"},
+             {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+             {"type": "function_call_output", "call_id": "call_1", "output": "Sunny"}]
+            """))
+        let messages = try ResponsesRequest.messages(instructions: nil, items: items)
+        #expect(messages[1] == ChatMessage(role: .assistant, content: "", toolCalls: [ToolCall(id: "call_1", name: "get_weather", arguments: "{}")],
+                                           reasoning: [ReasoningBlock(text: "Look it up.", signature: "sig1")]))
+        var e = ResponseEvents(id: "resp_1", created: 1, request: try ResponsesRequest(try body(#"{"model": "m", "input": "Hi"}"#)))
+        _ = e.start()
+        for event: ChatEvent in [.reasoning("Look "), .reasoning("it up."), .reasoningSignature("sig1"), .text("Sunny.", nil), .finished(.stop)] {
+            _ = e.next(event)
+        }
+        let (_, response) = e.end()
+        guard case .array(let output)? = response["output"] else { Issue.record("no output"); return }
+        #expect(output.map { $0["type"]?.stringValue ?? "" } == ["reasoning", "message"])
+        #expect(output[0]["encrypted_content"] == .string("sig1"))
+        #expect(output[0]["content"] == .array([.object([("type", .string("reasoning_text")), ("text", .string("Look it up."))])]))
+    }
+
     @Test func aCutAnswerIsIncomplete() throws {
         var e = ResponseEvents(id: "resp_1", created: 1, request: try ResponsesRequest(try body(#"{"model": "m", "input": "Hi"}"#)))
         _ = e.start()

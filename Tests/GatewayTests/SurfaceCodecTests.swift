@@ -45,9 +45,24 @@ import Testing
         let r = try AnthropicSurface.canonical(body)
         #expect(r.messages.map(\.role) == [.system, .user, .assistant, .tool, .user])
         #expect(r.messages[2].toolCalls == [ToolCall(id: "toolu_1", name: "add", arguments: #"{"a":1,"b":2}"#)])
+        #expect(r.messages[2].reasoning == [ReasoningBlock(text: "hm", signature: "x")], "thinking travels with its turn")
         #expect(r.messages[3].toolCallID == "toolu_1" && r.messages[3].content == "3" && r.messages[4].content == "Thanks.")
         #expect(r.sampling.maxTokens == 50 && r.sampling.stop == ["END"] && r.toolChoice == .required && !r.parallelToolCalls)
         #expect(throws: APIError.self) { try AnthropicSurface.canonical(["model": "m", "messages": [Any]()]) }
+    }
+
+    @Test func aSignatureEndsItsThinkingBlock() {
+        var e = MessageEvents(id: "msg_1", model: "m")
+        var out = e.start()
+        for event: ChatEvent in [.reasoning("Hm."), .reasoningSignature("sig1"), .reasoning("More."), .reasoningSignature("sig2"), .text("Hi", nil)] {
+            out += e.next(event)
+        }
+        out += e.end()
+        let deltas = out.filter { $0.0 == "content_block_delta" }.compactMap { $0.1["delta"] as? [String: Any] }
+        #expect(deltas.map { $0["type"] as? String } == ["thinking_delta", "signature_delta", "thinking_delta", "signature_delta", "text_delta"])
+        #expect(deltas[1]["signature"] as? String == "sig1" && deltas[3]["signature"] as? String == "sig2")
+        let starts = out.filter { $0.0 == "content_block_start" }.compactMap { ($0.1["content_block"] as? [String: Any])?["type"] as? String }
+        #expect(starts == ["thinking", "thinking", "text"], "two signed blocks stay two blocks")
     }
 
     @Test func ollamaMessagesLinkToolResultsToTheirCalls() throws {

@@ -132,6 +132,54 @@ import Testing
         #expect((server.requests.first?.json?["tools"] as? [[String: Any]])?.first?["input_schema"] != nil)
     }
 
+    /// Extended thinking as Anthropic streams it: thinking deltas, then the block's signature, then the answer.
+    static let thinkingStream: [(String, String)] = [
+        ("message_start", #"{"type":"message_start","message":{"id":"msg_4","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5","usage":{"input_tokens":30,"output_tokens":1}}}"#),
+        ("content_block_start", #"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}"#),
+        ("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"The user wants "}}"#),
+        ("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"the weather."}}"#),
+        ("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM1gbcDa9GJwZA2b3h"}}"#),
+        ("content_block_stop", #"{"type":"content_block_stop","index":0}"#),
+        ("content_block_start", #"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_7","name":"get_weather","input":{}}}"#),
+        ("content_block_delta", #"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"city\":\"Paris\"}"}}"#),
+        ("content_block_stop", #"{"type":"content_block_stop","index":1}"#),
+        ("message_delta", #"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":40}}"#),
+        ("message_stop", #"{"type":"message_stop"}"#),
+    ]
+
+    @Test func thinkingComesWithItsSignatureAndGoesBackSigned() async throws {
+        let server = Self.server { _ in .init(headers: ["content-type": "text/event-stream"], pieces: StandInServer.events(Self.thinkingStream, size: 17)) }
+        try await server.run { base in
+            let events = try await collect(provider(base).chat(request(stream: true, tools: [ToolDefinition(name: "get_weather")])))
+            #expect(Array(events.prefix(3)) == [.reasoning("The user wants "), .reasoning("the weather."),
+                                                .reasoningSignature("EqQBCgIYAhIM1gbcDa9GJwZA2b3h")])
+            var blocks: [ReasoningBlock] = [], open = false
+            for e in events { ReasoningBlock.append(e, to: &blocks, open: &open) }
+            #expect(blocks == [ReasoningBlock(text: "The user wants the weather.", signature: "EqQBCgIYAhIM1gbcDa9GJwZA2b3h")])
+        }
+        // The next turn of the tool loop: the signed block goes back before the call, the unsigned one (another
+        // model's reasoning) does not, a redacted block goes back as its data.
+        let r = ChatRequest(model: "claude-sonnet-4-5", messages: [
+            ChatMessage(role: .user, content: "Weather in Paris?"),
+            ChatMessage(role: .assistant, content: "", toolCalls: [ToolCall(id: "toolu_7", name: "get_weather", arguments: #"{"city":"Paris"}"#)],
+                        reasoning: [ReasoningBlock(text: "The user wants the weather.", signature: "EqQB"),
+                                    ReasoningBlock(text: "unsigned"), ReasoningBlock(text: "", redacted: "c2VjcmV0")]),
+            ChatMessage(role: .tool, content: "Sunny", toolCallID: "toolu_7"),
+        ])
+        let turns = try #require(AnthropicProvider.body(for: r, defaultMaxTokens: 64)["messages"] as? [[String: Any]])
+        let blocks = try #require(turns[1]["content"] as? [[String: Any]])
+        #expect(blocks.map { $0["type"] as? String } == ["thinking", "redacted_thinking", "tool_use"])
+        #expect(blocks[0]["thinking"] as? String == "The user wants the weather." && blocks[0]["signature"] as? String == "EqQB")
+        #expect(blocks[1]["data"] as? String == "c2VjcmV0")
+        // A whole answer's thinking block gives its signature too.
+        let whole = #"{"id":"msg_5","type":"message","role":"assistant","model":"m","content":[{"type":"thinking","thinking":"Hm.","signature":"sig1"},{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":2}}"#
+        let wholeServer = Self.server { _ in .init(json: whole) }
+        try await wholeServer.run { base in
+            let events = try await collect(provider(base).chat(request(stream: false)))
+            #expect(Array(events.prefix(3)) == [.reasoning("Hm."), .reasoningSignature("sig1"), .text("Hi", nil)])
+        }
+    }
+
     @Test func aWholeAnswer() async throws {
         let json = #"{"id":"msg_3","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Paris."},{"type":"tool_use","id":"toolu_9","name":"lookup","input":{"q":"Paris","n":2}}],"stop_reason":"max_tokens","stop_sequence":null,"usage":{"input_tokens":9,"output_tokens":3}}"#
         let server = Self.server { _ in .init(json: json) }

@@ -18,6 +18,7 @@ public struct CachedCompletion: Codable, Sendable, Equatable {
         case text(String)
         case toolCall(ToolCallDelta)
         case reasoning(String)
+        case reasoningSignature(String)
         case usage(Usage)
         case finished(FinishReason)
     }

@@ -20,6 +20,17 @@ extension AnthropicProvider {
             case .tool:
                 blocks.append(["type": "tool_result", "tool_use_id": m.toolCallID ?? "", "content": m.content])
             default:
+                // Signed reasoning goes back as it came (Anthropic needs it in a tool loop); unsigned reasoning (another
+                // model's) is not Anthropic's to check, and is left out.
+                if m.role == .assistant {
+                    for r in m.reasoning {
+                        if let data = r.redacted {
+                            blocks.append(["type": "redacted_thinking", "data": data])
+                        } else if let signature = r.signature {
+                            blocks.append(["type": "thinking", "thinking": r.text, "signature": signature])
+                        }
+                    }
+                }
                 if !m.content.isEmpty { blocks.append(["type": "text", "text": m.content]) }
                 for call in m.toolCalls {
                     let input = (try? JSONSerialization.jsonObject(with: Data(call.arguments.utf8))) as? [String: Any] ?? [:]
@@ -90,6 +101,7 @@ extension AnthropicProvider {
             var type: String
             var text: String?
             var thinking: String?
+            var signature: String?
             var id: String?
             var name: String?
             var input: JSONValue?
@@ -98,6 +110,7 @@ extension AnthropicProvider {
             var type: String?
             var text: String?
             var thinking: String?
+            var signature: String?
             var partial_json: String?
             var stop_reason: String?
         }
@@ -157,6 +170,7 @@ extension AnthropicProvider {
                 guard let d = e.delta, let index = e.index else { return [] }
                 if d.type == "text_delta", let text = d.text, !text.isEmpty { return [.text(text, nil)] }
                 if d.type == "thinking_delta", let thought = d.thinking, !thought.isEmpty { return [.reasoning(thought)] }
+                if d.type == "signature_delta", let signature = d.signature, !signature.isEmpty { return [.reasoningSignature(signature)] }
                 if d.type == "input_json_delta", let piece = d.partial_json, !piece.isEmpty, var call = tools[index] {
                     call.bytes += piece.utf8.count
                     guard call.bytes <= maxToolCallBytes else { throw CoreError.upstream("a tool call's arguments pass \(maxToolCallBytes) bytes") }
@@ -185,7 +199,10 @@ extension AnthropicProvider {
             var out: [ChatEvent] = []
             for block in e.content ?? [] {
                 if block.type == "text", let text = block.text, !text.isEmpty { out.append(.text(text, nil)) }
-                if block.type == "thinking", let thought = block.thinking, !thought.isEmpty { out.append(.reasoning(thought)) }
+                if block.type == "thinking" {
+                    if let thought = block.thinking, !thought.isEmpty { out.append(.reasoning(thought)) }
+                    if let signature = block.signature, !signature.isEmpty { out.append(.reasoningSignature(signature)) }
+                }
                 if block.type == "tool_use" {
                     let arguments = block.input?.jsonText ?? "{}"
                     out.append(.toolCall(ToolCallDelta(index: callCount, id: block.id ?? "toolu_\(callCount)", name: block.name ?? "", arguments: arguments)))
