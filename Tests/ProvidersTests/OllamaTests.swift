@@ -98,6 +98,36 @@ import Testing
         #expect(server.requests.isEmpty)
     }
 
+    /// What Ollama's API cannot express is refused before anything is sent: forcing a tool call, log-probabilities.
+    /// `tool_choice: none` is kept by leaving the tools out.
+    @Test func toolChoiceItCannotExpressIsRefused() async throws {
+        let server = Self.server { _ in .init(json: "{}") }
+        let tools = [ToolDefinition(name: "f", parametersJSON: #"{"type":"object"}"#)]
+        try await server.run { base in
+            var r = request(stream: false)
+            r.tools = tools
+            r.toolChoice = .required
+            await #expect(throws: CoreError.badRequest("tool_choice 'required' cannot be sent to Ollama models (Ollama's API has no tool_choice)")) {
+                _ = try await collect(provider(base).chat(r))
+            }
+            r.toolChoice = .function("f")
+            await #expect(throws: CoreError.badRequest("tool_choice naming 'f' cannot be sent to Ollama models (Ollama's API has no tool_choice)")) {
+                _ = try await collect(provider(base).chat(r))
+            }
+            r.toolChoice = .auto
+            r.logprobs = true
+            await #expect(throws: CoreError.badRequest("logprobs are not available from Ollama models here")) {
+                _ = try await collect(provider(base).chat(r))
+            }
+        }
+        #expect(server.requests.isEmpty)
+        var none = request(stream: false)
+        none.tools = tools
+        #expect(OllamaProvider.body(for: none)["tools"] != nil)
+        none.toolChoice = .none
+        #expect(OllamaProvider.body(for: none)["tools"] == nil)
+    }
+
     @Test func errorsBecomeCanonicalErrors() async throws {
         let server = Self.server { _ in .init(status: 404, json: #"{"error":"model \"nope\" not found, try pulling it first"}"#) }
         try await server.run { base in

@@ -37,7 +37,7 @@ extension OllamaProvider {
             let seconds = k.components.seconds
             body["keep_alive"] = seconds < 0 ? (-1 as Any) : ("\(seconds)s" as Any)
         }
-        if !request.tools.isEmpty {
+        if !request.tools.isEmpty, request.toolChoice != .none {
             body["tools"] = UpstreamHTTP.functionTools(request.tools)
         }
         // Ollama's `format`: "json", or a JSON Schema.

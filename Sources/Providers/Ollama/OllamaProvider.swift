@@ -67,6 +67,14 @@ public struct OllamaProvider: Provider {
     private func run(_ chat: ChatRequest, url: String, continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) async throws {
         // Ollama has `format` (JSON, a schema) but no grammars: refused rather than sent without it.
         if chat.grammar != nil { throw CoreError.badRequest("grammar is not supported by Ollama models; use response_format") }
+        // Nor a way to force a tool call, nor log-probabilities: refused by name (`tool_choice: none` is kept by not
+        // sending the tools).
+        switch chat.toolChoice {
+        case .required: throw CoreError.badRequest("tool_choice 'required' cannot be sent to Ollama models (Ollama's API has no tool_choice)")
+        case .function(let name): throw CoreError.badRequest("tool_choice naming '\(name)' cannot be sent to Ollama models (Ollama's API has no tool_choice)")
+        case .auto, .none: break
+        }
+        if chat.logprobs { throw CoreError.badRequest("logprobs are not available from Ollama models here") }
         var r = request(url, method: .POST)
         r.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
         r.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: Self.body(for: chat))))
