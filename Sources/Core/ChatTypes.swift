@@ -165,6 +165,22 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
     }
 }
 
+extension SamplingSettings {
+    /// The first setting out of its range, named as the OpenAI API names it, and what is wrong with it; nil when
+    /// every one is fine. The server's surfaces and the command line check with this one rule.
+    public var problem: (field: String, message: String)? {
+        if let t = temperature, !(0...2).contains(t) { return ("temperature", "must be between 0 and 2") }
+        if let p = topP, !(0...1).contains(p) { return ("top_p", "must be between 0 and 1") }
+        if let p = minP, !(0...1).contains(p) { return ("min_p", "must be between 0 and 1") }
+        if let p = repeatPenalty, !(p > 0) { return ("repeat_penalty", "must be greater than 0") }
+        if let p = presencePenalty, !(-2...2).contains(p) { return ("presence_penalty", "must be between -2 and 2") }
+        if let p = frequencyPenalty, !(-2...2).contains(p) { return ("frequency_penalty", "must be between -2 and 2") }
+        if let m = maxTokens, m < 1 { return ("max_tokens", "must be at least 1") }
+        if stop.count > 4 { return ("stop", "must hold at most 4 sequences") }
+        return nil
+    }
+}
+
 /// What a caller says about a request beyond the model name: its task (for `auto` routing) and whether it may
 /// leave the machine.
 public struct RequestHints: Sendable, Equatable {

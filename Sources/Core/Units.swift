@@ -1,12 +1,28 @@
 /// Durations and sizes as people write them in flags, configuration and requests.
 public enum Units {
-    /// "300", "1.5", "250ms", "30s", "5m", "1h", "-1" → seconds.
+    /// The one duration grammar of flags, configuration and requests: seconds ("300", "1.5", "-1"), or numbers
+    /// with units one after another ("250ms", "30s", "5m", "1h30m", "-1h") → seconds. Nil for anything else.
     public static func seconds(_ s: String) -> Double? {
         let t = trimmed(s)
-        for (suffix, scale) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)] where t.hasSuffix(suffix) {
-            return Double(t.dropLast(suffix.count)).map { $0 * scale }
+        if let n = Double(t) { return n.isFinite ? n : nil }
+        var rest = Substring(t), total = 0.0, negative = false
+        if rest.hasPrefix("-") { negative = true; rest = rest.dropFirst() }
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            let digits = rest.prefix { ("0"..."9").contains($0) || $0 == "." }
+            guard !digits.isEmpty, let value = Double(digits) else { return nil }
+            rest = rest.dropFirst(digits.count)
+            let unit = rest.prefix { $0.isLetter }
+            rest = rest.dropFirst(unit.count)
+            switch unit {
+            case "h": total += value * 3600
+            case "m": total += value * 60
+            case "s": total += value
+            case "ms": total += value / 1000
+            default: return nil
+            }
         }
-        return Double(t)
+        return negative ? -total : total
     }
 
     /// "512M", "4G", "800MB", "1024" → bytes (positive only).

@@ -151,18 +151,16 @@ enum OpenAI {
         var ignore_eos: Bool? = nil
 
         func validated() throws -> SamplingSettings {
-            if let t = temperature, !(0...2).contains(t) { throw APIError(.badRequest, "temperature must be between 0 and 2", param: "temperature") }
-            if let p = top_p, !(0...1).contains(p) { throw APIError(.badRequest, "top_p must be between 0 and 1", param: "top_p") }
-            if let p = presence_penalty, !(-2...2).contains(p) { throw APIError(.badRequest, "presence_penalty must be between -2 and 2", param: "presence_penalty") }
-            if let p = frequency_penalty, !(-2...2).contains(p) { throw APIError(.badRequest, "frequency_penalty must be between -2 and 2", param: "frequency_penalty") }
             if let n, n != 1 { throw APIError(.badRequest, "only n=1 is supported", param: "n") }
-            let max = max_completion_tokens ?? max_tokens
-            if let max, max < 1 { throw APIError(.badRequest, "max_tokens must be at least 1", param: max_completion_tokens != nil ? "max_completion_tokens" : "max_tokens") }
-            let stops = stop?.values ?? []
-            if stops.count > 4 { throw APIError(.badRequest, "at most 4 stop sequences", param: "stop") }
-            return SamplingSettings(temperature: temperature, topP: top_p, topK: top_k, minP: min_p, repeatPenalty: repeat_penalty,
-                                    presencePenalty: presence_penalty, frequencyPenalty: frequency_penalty,
-                                    seed: seed.map { UInt64(bitPattern: $0) }, maxTokens: max, stop: stops, ignoreEOS: ignore_eos ?? false)
+            let settings = SamplingSettings(temperature: temperature, topP: top_p, topK: top_k, minP: min_p, repeatPenalty: repeat_penalty,
+                                            presencePenalty: presence_penalty, frequencyPenalty: frequency_penalty,
+                                            seed: seed.map { UInt64(bitPattern: $0) }, maxTokens: max_completion_tokens ?? max_tokens,
+                                            stop: stop?.values ?? [], ignoreEOS: ignore_eos ?? false)
+            if var (field, message) = settings.problem {
+                if field == "max_tokens", max_completion_tokens != nil { field = "max_completion_tokens" }
+                throw APIError(.badRequest, "\(field) \(message)", param: field)
+            }
+            return settings
         }
     }
 

@@ -279,7 +279,11 @@ struct ResponsesRequest: Sendable {
                 var parameters: String?
                 if let p = t["parameters"], p != .null {
                     guard case .object = p else { throw Self.bad("tools[\(i)].parameters must be a JSON Schema object", "tools[\(i)].parameters") }
-                    parameters = p.text
+                    // Keys sorted, as the chat surface has them: equal schemas give equal prompts whichever surface
+                    // (or hop) they came through.
+                    let object = try? JSONSerialization.jsonObject(with: Data(p.text.utf8), options: [.fragmentsAllowed])
+                    parameters = object.flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .fragmentsAllowed]) }
+                        .map { String(decoding: $0, as: UTF8.self) } ?? p.text
                 }
                 tools.append(ToolDefinition(name: name, description: t["description"]?.stringValue, parametersJSON: parameters))
             }

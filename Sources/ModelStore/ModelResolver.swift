@@ -29,6 +29,12 @@ public enum ModelResolver {
             let expanded = (trimmed as NSString).expandingTildeInPath
             let url = URL(fileURLWithPath: expanded, isDirectory: false).standardizedFileURL
             if isRegularFile(url) { return url }
+            // A path (it has a '/'): say what is wrong with it rather than list the catalogue.
+            if trimmed.contains("/") {
+                var isDirectory: ObjCBool = false
+                let exists = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
+                throw ModelStoreError.fileSystem(path: url.path, reason: !exists ? "no such file" : isDirectory.boolValue ? "is a folder, not a .gguf file" : "not a regular file")
+            }
         }
 
         throw ModelStoreError.unknownModel(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Foundation
 import GGUF
 import Inference
@@ -17,11 +18,25 @@ struct ModelOptionsGroup: ParsableArguments {
     var contextLength: Int?
 
     func resolvedPath() throws -> String {
-        try ModelResolver.resolve(model).path
+        do { return try ModelResolver.resolve(model).path } catch let e as ModelStoreError { throw CLIError(e.description) }
+    }
+
+    /// Threads and context within what the machine and the model allow.
+    func check() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if let c = contextLength, c < 16 { throw ValidationError("--ctx must be at least 16") }
+    }
+
+    /// `--ctx` within the positions the model was trained on (read from its file before loading it).
+    func checkContext(path: String) throws {
+        guard let c = contextLength, let file = try? GGUFFile(path: path), let arch = file.string("general.architecture"),
+              let trained = file.int("\(arch).context_length"), c > trained else { return }
+        throw ValidationError("--ctx \(c) is more than the \(trained) positions \(model) was trained on")
     }
 
     func load(batch: Int = 512) throws -> LoadedModel {
         let path = try resolvedPath()
+        try checkContext(path: path)
         let t0 = monotonicSeconds()
         let loaded = try LoadedModel(path: path, options: ModelOptions(contextLength: contextLength, threads: threads, batchSize: batch))
         note(String(format: "loaded %@ (%@, %d layers, ctx %d) in %.0f ms — kernels: %@, threads: %d",
@@ -32,38 +47,91 @@ struct ModelOptionsGroup: ParsableArguments {
     }
 }
 
-struct Run: ParsableCommand {
+struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Answer one prompt, streaming the reply to stdout.",
-        discussion: "The prompt is sent as a chat turn through the model's chat format unless --raw is given. Progress and timings go to stderr.")
+        abstract: "Answer one prompt, streaming the reply to stdout (without a prompt at a terminal: a chat).",
+        discussion: """
+        The prompt is the words after MODEL (joined by spaces), or standard input when it is `-` or when there are no \
+        words and input comes from a pipe. It is sent as a chat turn through the model's chat format unless --raw is \
+        given. Progress and timings go to stderr. With --server the prompt goes to a running server, and MODEL may be \
+        any name it serves.
+        """)
 
     @OptionGroup var options: ModelOptionsGroup
-    @Argument(help: "The prompt.") var prompt: String
+    @Argument(help: "The prompt (several words are joined; `-` reads standard input).") var prompt: [String] = []
+    @OptionGroup var address: ServerAddress
     @Flag(help: "Send the prompt as raw text, without the chat template.") var raw = false
     @Option(help: "System prompt for the chat turn.") var system: String?
-    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
+    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Double = 0.8
     @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0: all).") var topK: Int = 40
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold (1: off).") var topP: Float = 0.95
-    @Option(name: .customLong("min-p"), help: "Drop tokens less likely than min-p × the best (0: off).") var minP: Float = 0.05
-    @Option(name: .customLong("repeat-penalty"), help: "Penalty for recently seen tokens (1: off).") var repeatPenalty: Float = 1.0
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold (1: off).") var topP: Double = 0.95
+    @Option(name: .customLong("min-p"), help: "Drop tokens less likely than min-p × the best (0: off).") var minP: Double = 0.05
+    @Option(name: .customLong("repeat-penalty"), help: "Penalty for recently seen tokens (1: off).") var repeatPenalty: Double = 1.0
     @Option(name: .customLong("presence-penalty"), help: "Subtracted from the logit of every token already generated (0: off).")
-    var presencePenalty: Float = 0
+    var presencePenalty: Double = 0
     @Option(name: .customLong("frequency-penalty"), help: "Subtracted once per earlier occurrence of a generated token (0: off).")
-    var frequencyPenalty: Float = 0
+    var frequencyPenalty: Double = 0
     @Option(help: "Random seed (same seed and settings give the same text).") var seed: UInt64?
     @Option(name: [.customShort("n"), .customLong("max-tokens")], help: "Most tokens to generate.") var maxTokens: Int = 512
-    @Option(help: "Stop before this text (repeatable).") var stop: [String] = []
+    @Option(help: "Stop before this text (repeatable, at most 4).") var stop: [String] = []
     @Flag(help: "Print timings to stderr when done.") var verbose = false
 
-    func run() throws {
+    /// The settings as the server would take them (and checked by its rule).
+    var sampling: SamplingSettings {
+        SamplingSettings(temperature: temperature, topP: topP, topK: topK, minP: minP, repeatPenalty: repeatPenalty,
+                         presencePenalty: presencePenalty, frequencyPenalty: frequencyPenalty, seed: seed, maxTokens: maxTokens, stop: stop)
+    }
+
+    /// The command line's name of a setting the server names `field`.
+    static func option(_ field: String) -> String {
+        ["max_tokens": "-n/--max-tokens", "top_p": "--top-p", "top_k": "--top-k", "min_p": "--min-p", "repeat_penalty": "--repeat-penalty",
+         "presence_penalty": "--presence-penalty", "frequency_penalty": "--frequency-penalty", "stop": "--stop"][field] ?? "--" + field
+    }
+
+    func validate() throws {
+        if let (field, message) = sampling.problem { throw ValidationError("\(Self.option(field)) \(message)") }
+        try options.check()
+        if raw && address.named { throw ValidationError("--raw works on this machine only (a server takes chat turns)") }
+    }
+
+    /// The prompt: the words, or standard input.
+    func promptText() throws -> String? {
+        let fromInput = prompt == ["-"] || (prompt.isEmpty && isatty(STDIN_FILENO) == 0)
+        if !fromInput && prompt.isEmpty { return nil }
+        var text = fromInput ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : prompt.joined(separator: " ")
+        if fromInput, text.hasSuffix("\n") { text.removeLast() }
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw ValidationError(fromInput ? "standard input held no prompt" : "the prompt is empty")
+        }
+        return text
+    }
+
+    func run() async throws {
+        guard let prompt = try promptText() else {
+            // `run MODEL` at a terminal, as Ollama's: a chat.
+            let source = try await AnswerSource.open(model: options.model, address: address, threads: options.threads,
+                                                     contextLength: options.contextLength)
+            var session = ChatSession(source: source)
+            session.system = system
+            session.sampling = sampling
+            try await session.loop()
+            return
+        }
+        if address.named {
+            let source = try await AnswerSource.open(model: options.model, address: address, threads: nil, contextLength: nil)
+            let messages = (system.map { [ChatMessage(role: .system, content: $0)] } ?? []) + [ChatMessage(role: .user, content: prompt)]
+            _ = try await source.answer(ChatRequest(model: options.model, messages: messages, sampling: sampling, stream: true))
+            emit("\n")
+            return
+        }
         let loaded = try options.load()
         let text = raw ? prompt : try loaded.chat.render(
             (system.map { [PromptMessage(role: "system", content: $0)] } ?? []) + [PromptMessage(role: "user", content: prompt)])
         let ids = loaded.tokenize(text)
         var sampling = SamplingParameters()
-        sampling.temperature = temperature; sampling.topK = topK; sampling.topP = topP; sampling.minP = minP
-        sampling.repeatPenalty = repeatPenalty; sampling.presencePenalty = presencePenalty
-        sampling.frequencyPenalty = frequencyPenalty; sampling.seed = seed
+        sampling.temperature = Float(temperature); sampling.topK = topK; sampling.topP = Float(topP); sampling.minP = Float(minP)
+        sampling.repeatPenalty = Float(repeatPenalty); sampling.presencePenalty = Float(presencePenalty)
+        sampling.frequencyPenalty = Float(frequencyPenalty); sampling.seed = seed
         let result = try Generator(loaded).generate(
             prompt: ids, parameters: GenerationParameters(sampling: sampling, maxTokens: maxTokens, stop: stop)) { step in
             emit(step.text)

@@ -43,8 +43,8 @@ struct Serve: AsyncParsableCommand {
     var profile: String?
     @Option(name: .customLong("max-memory"), help: "Memory budget for loaded models, e.g. 4G or 800M (default: half of RAM). Loading past it unloads the least recently used idle model.")
     var maxMemory: String?
-    @Option(name: .customLong("keep-alive"), help: "Seconds a model stays loaded after its last request (default 300; -1: for ever). Requests may set keep_alive.")
-    var keepAlive: Double = 300
+    @Option(name: .customLong("keep-alive"), help: "How long a model stays loaded after its last request: 300, 5m, 1h30m (-1: for ever). Requests may set keep_alive.")
+    var keepAlive: String = "5m"
     @Option(name: .customLong("shutdown-grace"), help: "Seconds requests in flight may run on after SIGTERM/SIGINT before they are cancelled.")
     var shutdownGrace: Double = 10
     @Flag(name: .customLong("require-auth"), help: "Check API keys on a loopback address too (env SWITCHYARD_REQUIRE_AUTH=1). Always on for any other address.")
@@ -79,6 +79,7 @@ struct Serve: AsyncParsableCommand {
         if let redisURL, !redisURL.isEmpty {
             do { _ = try RedisConfiguration(url: redisURL) } catch { throw ValidationError("--redis-url: \(error)") }
         }
+        guard Units.seconds(keepAlive) != nil else { throw ValidationError("--keep-alive '\(keepAlive)' is not a duration such as 300, 5m or 1h30m (-1: for ever)") }
         guard cacheTTL > 0 else { throw ValidationError("--cache-ttl must be positive") }
         if let m = maxConcurrent, m < 1 { throw ValidationError("--max-concurrent must be at least 1") }
         if let m = maxPromptLength, m < 1 { throw ValidationError("--max-prompt-length must be at least 1") }
@@ -115,7 +116,7 @@ struct Serve: AsyncParsableCommand {
             preloads.append(name)
         }
         var hostOptions = ModelHost.Options(directory: ModelDirectory.default, threads: threads, contextLength: contextLength, queueCapacity: maxQueue,
-                                            niceness: niceness, maxMemoryBytes: budget, keepAlive: .milliseconds(Int64(keepAlive * 1000)),
+                                            niceness: niceness, maxMemoryBytes: budget, keepAlive: .milliseconds(Int64((Units.seconds(keepAlive) ?? 300) * 1000)),
                                             declared: registry.declared, parallel: parallel,
                                             kvCache: KVCacheType(rawValue: kvCache) ?? .f16, kvMemoryBytes: kvBytes)
         hostOptions.pinned = pinned

@@ -8,11 +8,68 @@ struct Switchyard: AsyncParsableCommand {
         abstract: "A self-hosted AI core: runs GGUF models on the CPU with its own engine.",
         discussion: """
         MODEL arguments accept a catalogue name (e.g. smollm2), a file name in the model directory \
-        ($SWITCHYARD_MODELS, default ~/.switchyard/models), or a path to a .gguf file.
+        ($SWITCHYARD_MODELS, default ~/.switchyard/models), or a path to a .gguf file. Commands that talk to a \
+        running server take --server (env SWITCHYARD_URL) and --api-key (env SWITCHYARD_API_KEY).
         """,
         version: "0.1.0",
-        subcommands: [Serve.self, Config.self, Load.self, Unload.self, PS.self, Pull.self, List.self, Run.self, Tokenize.self, Perplexity.self, Bench.self, Template.self, GrammarCommand.self, Keys.self, Secrets.self, UsageReport.self, Profiles.self]
+        subcommands: [Serve.self, Chat.self, Run.self, Pull.self, List.self, Show.self, Remove.self, Copy.self, PS.self, Load.self,
+                      Unload.self, Config.self, Profiles.self, Keys.self, Secrets.self, UsageReport.self, Tokenize.self,
+                      Perplexity.self, Bench.self, Template.self, GrammarCommand.self]
     )
+
+    /// Every name a subcommand answers to.
+    static var commandNames: [String] {
+        configuration.subcommands.flatMap { c in [c._commandName] + c.configuration.aliases }
+    }
+
+    /// An unknown command is named as such, with the nearest known one; errors that are not about the command line
+    /// are printed as themselves, without a usage line.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let first = arguments.first, !first.hasPrefix("-"), first != "help", !commandNames.contains(first) {
+            var message = "switchyard: unknown command '\(first)'"
+            if let near = nearest(first, in: commandNames) { message += "; did you mean '\(near)'?" }
+            note(message + "\nSee 'switchyard --help' for the commands.")
+            Foundation.exit(64)
+        }
+        var command: ParsableCommand
+        do { command = try await asyncParseAsRoot(arguments) } catch { exit(withError: error) }
+        // Past parsing, an error is about the work, not the command line: it is printed alone, without a usage line.
+        do {
+            if var async = command as? AsyncParsableCommand { try await async.run() } else { try command.run() }
+        } catch let error as ExitCode {
+            exit(error.rawValue)
+        } catch let error as ValidationError {
+            note("error: \(error.message)")
+            exit(64)
+        } catch {
+            note("error: \(error)")
+            exit(1)
+        }
+    }
+
+    private static func exit(_ code: Int32) -> Never { Foundation.exit(code) }
+
+    /// The known name closest to `word` by edit distance, if close enough to be a likely typo.
+    static func nearest(_ word: String, in names: [String]) -> String? {
+        func distance(_ a: [Character], _ b: [Character]) -> Int {
+            var row = Array(0...b.count)
+            for i in 1...max(a.count, 1) where !a.isEmpty {
+                var previous = row[0]
+                row[0] = i
+                for j in 1...max(b.count, 1) where !b.isEmpty {
+                    let current = row[j]
+                    row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                    previous = current
+                }
+            }
+            return row[b.count]
+        }
+        let w = Array(word.lowercased())
+        let best = names.map { ($0, distance(w, Array($0))) }.min { $0.1 < $1.1 }
+        guard let best, best.1 <= max(1, w.count / 3) else { return nil }
+        return best.0
+    }
 }
 
 /// Writes to stderr (progress and logs never mix with generated text on stdout).

@@ -148,6 +148,21 @@ import Testing
     }
 }
 
+/// A path given to the command line that names no model file says what is wrong with it, not the catalogue.
+@Suite struct PathResolverTests {
+    @Test func aPathThatIsNotAFileIsNamed() throws {
+        let temp = try TempDirectory()
+        defer { temp.remove() }
+        let missing = temp.url.appendingPathComponent("nope/foo.gguf").path
+        #expect(throws: ModelStoreError.fileSystem(path: missing, reason: "no such file")) { try ModelResolver.resolve(missing, in: temp.url) }
+        let folder = temp.url.appendingPathComponent("dir.gguf")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        #expect(throws: ModelStoreError.fileSystem(path: folder.path, reason: "is a folder, not a .gguf file")) {
+            try ModelResolver.resolve(folder.path, in: temp.url)
+        }
+    }
+}
+
 /// The server's resolver (`resolveServed`): names that arrive over HTTP reach only what the server serves — catalogue
 /// names and `.gguf` files inside the model directory — never a path, unlike the CLI's `resolve`.
 @Suite struct ServedResolverTests {

@@ -67,6 +67,21 @@ import Testing
         #expect((server.requests.first?.json?["tools"] as? [[String: Any]])?.count == 1)
     }
 
+    /// Ollama cannot be asked for one call at a time: with parallel_tool_calls off only the first call is passed on.
+    @Test func oneCallAtATimeKeepsTheFirst() async throws {
+        let json = #"{"model":"m","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"a","arguments":{"x":1}}},{"function":{"name":"b","arguments":{}}}]},"done_reason":"stop","done":true,"prompt_eval_count":5,"eval_count":9}"#
+        let server = Self.server { _ in .init(json: json) }
+        try await server.run { base in
+            var r = request(stream: false)
+            r.tools = [ToolDefinition(name: "a"), ToolDefinition(name: "b")]
+            #expect(joinedToolCalls(try await collect(provider(base).chat(r))).map(\.name) == ["a", "b"])
+            r.parallelToolCalls = false
+            let events = try await collect(provider(base).chat(r))
+            #expect(joinedToolCalls(events) == [ToolCall(id: "call_0", name: "a", arguments: #"{"x":1}"#)])
+            #expect(events.contains(.finished(.toolCalls)))
+        }
+    }
+
     @Test func theRequestCarriesToolCallsAndResults() throws {
         let r = ChatRequest(model: "m", messages: [
             ChatMessage(role: .assistant, content: "", toolCalls: [ToolCall(id: "c1", name: "f", arguments: #"{"x":1}"#)]),

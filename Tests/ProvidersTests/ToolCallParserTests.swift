@@ -75,6 +75,28 @@ import Testing
         return Result(text: text, calls: calls.calls)
     }
 
+    /// An answer cut off by max_tokens inside a call (the answer then ends `length`): no markup reaches the text,
+    /// and a call whose arguments never began is not made up. Every cut of the same answer gives the same result.
+    @Test(arguments: [
+        // The generic list, cut inside the second object before its name, then right after its name.
+        (ToolCallFormat.generic, "{\n  \"tool_calls\": [{\"name\": \"a\", \"arguments\": {\"x\": 1}}, {\n    \"name\": \"", "", ["a"]),
+        (ToolCallFormat.generic, "{\n  \"tool_calls\": [{\"name\": \"a\", \"arguments\": {\"x\": 1}}, {\"name\": \"b\", \"argu", "", ["a"]),
+        (ToolCallFormat.hermes, "Sure.<tool_call>\n{\"name\": \"get_weather\"", "Sure.", []),
+        (ToolCallFormat.hermes, "Sure.<tool_call>\n{\"na", "Sure.", []),
+        // Llama 3's bare `{` may have been an answer in JSON: cut before any name, it stays text.
+        (ToolCallFormat.llama3, "{\"a\": [1, 2", "{\"a\": [1, 2", []),
+    ])
+    func anAnswerCutInsideACallLeavesNoMarkupAndNoMadeUpCall(_ format: ToolCallFormat, _ output: String, _ text: String, _ names: [String]) {
+        for cut in [1, 3, 7, output.count] {
+            let pieces = stride(from: 0, to: output.count, by: cut).map { i in
+                String(Array(output)[i..<min(output.count, i + cut)])
+            }
+            let r = Self.run(format, pieces)
+            #expect(r.text == text, "cut every \(cut)")
+            #expect(r.calls.map(\.name) == names, "cut every \(cut)")
+        }
+    }
+
     static func randomPieces(_ s: String, _ rng: inout some RandomNumberGenerator) -> [String] {
         let chars = Array(s)
         var out: [String] = []

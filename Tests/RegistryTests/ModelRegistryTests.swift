@@ -80,6 +80,9 @@ import Testing
     @Test func durationsAndSizes() {
         #expect(ModelRegistry.seconds("300") == 300 && ModelRegistry.seconds("5m") == 300 && ModelRegistry.seconds("-1") == -1)
         #expect(ModelRegistry.seconds("1h") == 3600 && ModelRegistry.seconds("soon") == nil)
+        #expect(ModelRegistry.seconds("1h30m") == 5400 && ModelRegistry.seconds("2m30s") == 150 && ModelRegistry.seconds("250ms") == 0.25)
+        #expect(ModelRegistry.seconds("-1h") == -3600 && ModelRegistry.seconds("5x") == nil && ModelRegistry.seconds("m5") == nil)
+        #expect(ModelRegistry.seconds("nan") == nil && ModelRegistry.seconds("inf") == nil && ModelRegistry.seconds("") == nil)
         #expect(ModelRegistry.bytes("4G") == 4 << 30 && ModelRegistry.bytes("512mb") == 512 << 20 && ModelRegistry.bytes("0") == nil)
     }
 }

@@ -21,6 +21,9 @@ struct ToolCallParser {
     private var genericList = false
     /// An id the model wrote before the call's name.
     private var pendingID: String?
+    /// A call's name, held until its arguments begin (or its object closes without any), so that an answer cut off
+    /// right after a name does not end with a call the model never wrote.
+    private var pendingName: String?
 
     private enum State {
         case start
@@ -137,6 +140,7 @@ struct ToolCallParser {
             switch scanner.status {
             case .running: state = .object(scanner, end: end)
             case .done:
+                openPendingCall(&out)   // a call with no arguments at all
                 if format == .generic { state = genericList ? .genericCalls : .genericRest } else if let end { state = .endMarker(end) } else { state = .content }
             case .invalid:
                 if scanner.name == nil {
@@ -254,12 +258,11 @@ struct ToolCallParser {
         for o in outputs {
             switch o {
             case .name(let n):
-                index += 1
-                out.append(.call(ToolCallDelta(index: index, id: pendingID ?? makeID(), name: n)))
-                pendingID = nil
+                pendingName = n
             case .id(let id):
                 pendingID = id
             case .arguments(let a):
+                openPendingCall(&out)
                 // Consecutive pieces of the same call's arguments go out as one.
                 if case .call(var last)? = out.last, last.index == max(index, 0), last.id == nil, last.name == nil {
                     last.arguments += a
@@ -269,6 +272,15 @@ struct ToolCallParser {
                 }
             }
         }
+    }
+
+    /// The held call's first piece (its index, id and name).
+    private mutating func openPendingCall(_ out: inout [Piece]) {
+        guard let n = pendingName else { return }
+        index += 1
+        out.append(.call(ToolCallDelta(index: index, id: pendingID ?? makeID(), name: n)))
+        pendingID = nil
+        pendingName = nil
     }
 
     private mutating func genericResponseStep(_ escape: String?, _ out: inout [Piece]) {
@@ -310,7 +322,12 @@ struct ToolCallParser {
             buffer = ""
             sectionCalls(body, &out)
         case .object(let scanner, _):
-            if scanner.name == nil { out.append(.text(scanner.raw)) }
+            // Cut off inside an object: a call without its arguments is dropped (the answer ends `length`). Where a
+            // marker or the generic shape said a call comes, an object cut before its name is not text either; only
+            // Llama 3's bare `{` may have been an answer in JSON.
+            if scanner.name == nil, format == .llama3, !foundCalls { out.append(.text(scanner.raw)) }
+            pendingName = nil
+            pendingID = nil
             buffer = ""
         case .start, .content, .endMarker:
             if !buffer.isEmpty { out.append(.text(buffer)) }

@@ -73,10 +73,14 @@ extension OllamaProvider {
     }
 
     /// Turns answers into canonical events: text and tool calls as they come, then `.finished` and `.usage` when
-    /// a line says `done`.
+    /// a line says `done`. Ollama's API cannot ask for one call at a time; with `parallelToolCalls` off only the first
+    /// call is passed on (calls arrive whole, so the first is complete).
     struct EventMapper {
+        var parallelToolCalls = true
         private var calls = 0
         private(set) var finished = false
+
+        init(parallelToolCalls: Bool = true) { self.parallelToolCalls = parallelToolCalls }
 
         mutating func events(for a: Answer) throws -> [ChatEvent] {
             if let message = a.error { throw UpstreamErrorBody(message: message).coreError(status: nil, retryAfter: nil) }
@@ -84,7 +88,7 @@ extension OllamaProvider {
             var out: [ChatEvent] = []
             if let thought = a.message?.thinking, !thought.isEmpty { out.append(.reasoning(thought)) }
             if let text = a.message?.content, !text.isEmpty { out.append(.text(text, nil)) }
-            for call in a.message?.tool_calls ?? [] {
+            for call in a.message?.tool_calls ?? [] where parallelToolCalls || calls == 0 {
                 calls += 1
                 guard calls <= 128 else { throw CoreError.upstream("the answer has too many tool calls") }
                 let arguments = call.function.arguments?.jsonText ?? "{}"

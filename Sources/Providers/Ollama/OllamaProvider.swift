@@ -79,7 +79,7 @@ public struct OllamaProvider: Provider {
         r.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
         r.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: Self.body(for: chat))))
         let response = try await UpstreamHTTP.send(r, client: client, timeout: configuration.maxDuration, url: url)
-        var mapper = EventMapper()
+        var mapper = EventMapper(parallelToolCalls: chat.parallelToolCalls)
         guard chat.stream else {
             let answer = try await UpstreamHTTP.decode(Answer.self, from: response, limit: configuration.maxBodyBytes, url: url, what: "a chat answer")
             guard continuation.yieldAll(try mapper.events(for: answer)) else { return }
