@@ -61,7 +61,10 @@ extension ModelHost {
             switch value {
             case .string(let s): metadata[key] = s
             case .array: continue
-            default: metadata[key] = "\(value)"
+            case .bool(let b): metadata[key] = b ? "true" : "false"
+            case .float32(let f): metadata[key] = "\(f)"
+            case .float64(let f): metadata[key] = "\(f)"
+            default: if let n = value.intValue { metadata[key] = String(n) } else if case .uint64(let u) = value { metadata[key] = String(u) }
             }
         }
         var parameters: [String: String] = [:]

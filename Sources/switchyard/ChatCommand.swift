@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import ModelStore
 import Providers
+import Synchronization
 
 /// Where `chat` and `run --server` send their turns: the engine on this machine (the server's own path: a model
 /// host and the local provider) or a running server (its OpenAI API, so any name it routes works).
@@ -36,11 +37,19 @@ struct AnswerSource {
     func answer(_ request: ChatRequest, showReasoning: Bool = true) async throws -> (text: String, finish: FinishReason)? {
         let stream = provider.chat(request)
         let cancelled = CancelFlag()
-        signal(SIGINT, SIG_IGN)
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        interrupt.setEventHandler { cancelled.set(); stream.cancel() }
-        interrupt.resume()
-        defer { interrupt.cancel(); signal(SIGINT, SIG_DFL) }
+        // SIGINT only raises a flag while the answer streams; a watcher cancels the answer when it sees it.
+        interruptRaised.store(false, ordering: .relaxed)
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in interruptRaised.store(true, ordering: .relaxed) }
+        var previous = sigaction()
+        sigaction(SIGINT, &action, &previous)
+        let watcher = Task.detached {
+            while !Task.isCancelled {
+                if interruptRaised.load(ordering: .relaxed) { cancelled.set(); stream.cancel(); return }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        defer { watcher.cancel(); sigaction(SIGINT, &previous, nil) }
         var text = "", finish = FinishReason.stop, thinking = false
         let dim = isatty(STDOUT_FILENO) == 1
         do {
@@ -68,6 +77,9 @@ struct AnswerSource {
         return (text, finish)
     }
 }
+
+/// Set by the SIGINT handler while an answer streams.
+let interruptRaised = Atomic<Bool>(false)
 
 final class CancelFlag: @unchecked Sendable {
     private let lock = NSLock()
@@ -292,11 +304,22 @@ struct ChatSession {
         return true
     }
 
+    /// A file error as the operating system words it ("No such file or directory").
     static func reason(_ error: Error) -> String {
-        let e = error as NSError
-        if let posix = e.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain, let code = POSIXErrorCode(rawValue: Int32(posix.code)) {
-            return String(cString: strerror(code.rawValue))
+        if let e = error as? CocoaError {
+            if let underlying = e.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+                return String(cString: strerror(Int32(underlying.code)))
+            }
+            switch e.code {
+            case .fileReadNoSuchFile, .fileNoSuchFile: return String(cString: strerror(ENOENT))
+            case .fileReadNoPermission, .fileWriteNoPermission: return String(cString: strerror(EACCES))
+            case .fileWriteOutOfSpace: return String(cString: strerror(ENOSPC))
+            case .fileWriteVolumeReadOnly: return String(cString: strerror(EROFS))
+            default: break
+            }
         }
+        let e = error as NSError
+        if e.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(e.code))) }
         return e.localizedDescription
     }
 

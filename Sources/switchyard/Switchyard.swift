@@ -50,25 +50,26 @@ struct Switchyard: AsyncParsableCommand {
 
     private static func exit(_ code: Int32) -> Never { Foundation.exit(code) }
 
-    /// The known name closest to `word` by edit distance, if close enough to be a likely typo.
+    /// The known name closest to `word`, if close enough to be a likely typo (edits, with a swap of neighbours
+    /// counting as one).
     static func nearest(_ word: String, in names: [String]) -> String? {
         func distance(_ a: [Character], _ b: [Character]) -> Int {
-            var row = Array(0...b.count)
-            for i in 1...max(a.count, 1) where !a.isEmpty {
-                var previous = row[0]
-                row[0] = i
-                for j in 1...max(b.count, 1) where !b.isEmpty {
-                    let current = row[j]
-                    row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
-                    previous = current
+            guard !a.isEmpty else { return b.count }
+            guard !b.isEmpty else { return a.count }
+            var d = Array(repeating: Array(repeating: 0, count: b.count + 1), count: a.count + 1)
+            for i in 0...a.count { d[i][0] = i }
+            for j in 0...b.count { d[0][j] = j }
+            for i in 1...a.count {
+                for j in 1...b.count {
+                    d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                    if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
                 }
             }
-            return row[b.count]
+            return d[a.count][b.count]
         }
         let w = Array(word.lowercased())
-        let best = names.map { ($0, distance(w, Array($0))) }.min { $0.1 < $1.1 }
-        guard let best, best.1 <= max(1, w.count / 3) else { return nil }
-        return best.0
+        guard let best = names.map({ ($0, distance(w, Array($0))) }).min(by: { $0.1 < $1.1 }) else { return nil }
+        return best.1 <= (w.count >= 4 ? 2 : 1) ? best.0 : nil
     }
 }
 

@@ -121,6 +121,7 @@ def test_models_tags_show_ps_and_unload(client: Client, url: str):
     shown = client.show(MODEL)
     assert shown.details.format == "gguf" and shown.details.family == "llama" and shown.details.quantization_level
     assert "im_start" in shown.template and shown.modelinfo["general.architecture"] == "llama"
+    assert shown.modelinfo["llama.context_length"] == "8192" and shown.modelinfo["llama.block_count"] == "30"
     assert "completion" in shown.capabilities
     client.generate(model=MODEL, prompt="Hi", options={"num_predict": 1})
     assert MODEL in {m.model for m in client.ps().models}

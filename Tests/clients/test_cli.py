@@ -1,0 +1,255 @@
+"""The command line as a person meets it, run as a binary: unknown commands named, `run` with words and standard
+input, checks of settings that the server would refuse, `show` / `cp` / `rm` / `stop`, every server command with a key
+(`--api-key`, `SWITCHYARD_API_KEY`, the admin key) against `serve --require-auth` and a server URL in its usual forms,
+and `chat` through a pseudo-terminal (line editing, history, `/set`, Ctrl-C stopping an answer, several lines,
+`/save` and `/load`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pexpect
+import pytest
+from support import free_port, serve, stop, switchyard_binary
+
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ADMIN = "Kq7vR2mXw9LpZt4Yh8NcBd3Fs6Gj1Ua5"
+
+
+@pytest.fixture(scope="module")
+def home():
+    """A model directory of this module's own (the smollm2 file linked in) and a server with keys over it."""
+    binary = switchyard_binary()
+    source = subprocess.run([binary, "list", "--paths"], capture_output=True, text=True, timeout=60).stdout.split()
+    model = next(p for p in source if p.endswith(MODEL_FILE))
+    with tempfile.TemporaryDirectory() as tmp:
+        models = os.path.join(tmp, "models")
+        os.makedirs(models)
+        os.link(model, os.path.join(models, MODEL_FILE))
+        env = dict(os.environ, SWITCHYARD_MODELS=models, SWITCHYARD_DATABASE=os.path.join(tmp, "db.sqlite"))
+        for name in ("SWITCHYARD_REQUIRE_AUTH", "SWITCHYARD_URL", "SWITCHYARD_API_KEY", "SWITCHYARD_ADMIN_KEY", "SWITCHYARD_CONFIG"):
+            env.pop(name, None)
+        key = subprocess.run([binary, "keys", "create", "--name", "cli"], env=env, capture_output=True, text=True,
+                             timeout=60).stdout.strip()
+        assert key.startswith("sk-sy-")
+        port = free_port()
+        proc = serve(binary, dict(env, SWITCHYARD_ADMIN_KEY=ADMIN), port, os.path.join(tmp, "serve.log"), "--require-auth")
+        try:
+            yield {"binary": binary, "env": env, "models": models, "key": key, "url": f"http://127.0.0.1:{port}",
+                   "port": port, "tmp": tmp}
+        finally:
+            stop(proc)
+
+
+def sy(home, *args: str, input: str | None = None, env: dict | None = None, timeout: float = 120):
+    return subprocess.run([home["binary"], *args], env={**home["env"], **(env or {})}, input=input, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def no_generic_usage(out) -> bool:
+    return "Usage: switchyard <subcommand>" not in out.stderr
+
+
+# --- commands and arguments ---
+
+@pytest.mark.parametrize("word, suggestion", [("rn", "run"), ("chta", "chat"), ("shwo", "show"), ("frobnicate", None)])
+def test_an_unknown_command_is_named_with_the_nearest(home, word, suggestion):
+    out = sy(home, word, "smollm2")
+    assert out.returncode == 64
+    assert f"unknown command '{word}'" in out.stderr
+    assert (f"did you mean '{suggestion}'?" in out.stderr) if suggestion else "did you mean" not in out.stderr
+
+
+def test_run_joins_words_and_reads_standard_input(home):
+    greedy = ["-n", "6", "--temperature", "0"]
+    words = sy(home, "run", "smollm2", "Name", "a", "color.", *greedy)
+    quoted = sy(home, "run", "smollm2", "Name a color.", *greedy)
+    piped = sy(home, "run", "smollm2", *greedy, input="Name a color.\n")
+    dash = sy(home, "run", "smollm2", "-", *greedy, input="Name a color.\n")
+    assert words.returncode == quoted.returncode == piped.returncode == dash.returncode == 0, words.stderr
+    assert words.stdout == quoted.stdout == piped.stdout == dash.stdout and words.stdout.strip()
+    empty = sy(home, "run", "smollm2", *greedy, input="  \n")
+    assert empty.returncode != 0 and "standard input held no prompt" in empty.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temperature", "5"], "--temperature must be between 0 and 2"),
+    (["--top-p", "3"], "--top-p must be between 0 and 1"),
+    (["-n", "0"], "-n/--max-tokens must be at least 1"),
+    (["--threads", "0"], "--threads must be at least 1"),
+    (["--ctx", "1000000"], "--ctx 1000000 is more than the 8192 positions smollm2 was trained on"),
+    (["--stop", "a", "--stop", "b", "--stop", "c", "--stop", "d", "--stop", "e"], "--stop must hold at most 4 sequences"),
+])
+def test_run_refuses_what_the_server_would_refuse(home, args, message):
+    out = sy(home, "run", "smollm2", "Hi", *args)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+    assert no_generic_usage(out)
+
+
+def test_a_path_that_is_not_a_model_file_is_named(home):
+    out = sy(home, "run", "/nonexistent/foo.gguf", "Hi")
+    assert out.returncode == 1
+    assert "/nonexistent/foo.gguf: no such file" in out.stderr and "unknown model" not in out.stderr
+    assert no_generic_usage(out)
+
+
+def test_show_reads_the_file(home):
+    out = sy(home, "show", "smollm2")
+    assert out.returncode == 0, out.stderr
+    assert "architecture        llama" in out.stdout and "context length      8192" in out.stdout
+    assert "quantization        Q4_1" in out.stdout and "parameters          134.5M" in out.stdout
+    template = sy(home, "show", "smollm2", "--template")
+    assert template.stdout.startswith("{% for message in messages %}") or "<|im_start|>" in template.stdout
+    by_path = sy(home, "show", os.path.join(home["models"], MODEL_FILE))
+    assert by_path.stdout.split("  Template")[0] == out.stdout.split("  Template")[0]
+
+
+def test_cp_and_rm_on_the_model_directory(home):
+    assert sy(home, "cp", "smollm2", "tiny").returncode == 0
+    assert os.path.samefile(os.path.join(home["models"], "tiny.gguf"), os.path.join(home["models"], MODEL_FILE))
+    again = sy(home, "cp", "smollm2", "tiny")
+    assert again.returncode == 1 and "a model named 'tiny' exists already" in again.stderr
+    assert sy(home, "rm", "tiny").returncode == 0
+    assert not os.path.exists(os.path.join(home["models"], "tiny.gguf"))
+    gone = sy(home, "rm", "tiny")
+    assert gone.returncode == 1 and "unknown model 'tiny'" in gone.stderr.lower(), gone.stderr
+
+
+# --- against a server with keys ---
+
+def test_server_commands_send_keys_and_say_which_is_missing(home):
+    url = home["url"]
+    no_key = sy(home, "show", "smollm2", "--server", url)
+    assert no_key.returncode == 1 and f"the server at {url} needs an API key" in no_key.stderr
+    with_key = sy(home, "show", "smollm2", "--server", url, env={"SWITCHYARD_API_KEY": home["key"]})
+    assert with_key.returncode == 0, with_key.stderr
+    as_option = sy(home, "show", "smollm2", "--server", url, "--api-key", home["key"])
+    assert as_option.returncode == 0 and as_option.stdout == with_key.stdout
+    wrong = sy(home, "show", "smollm2", "--server", url, "--api-key", "sk-sy-nope")
+    assert wrong.returncode == 1 and "refused the key from --api-key" in wrong.stderr
+    # Loading changes the server for everyone: an API key is not enough, the admin key is.
+    user = sy(home, "load", "smollm2", "--server", url, env={"SWITCHYARD_API_KEY": home["key"]})
+    assert user.returncode == 1 and "needs the server's admin key" in user.stderr and "SWITCHYARD_API_KEY" in user.stderr
+    admin = sy(home, "load", "smollm2", "--keep-alive", "1h30m", "--server", url,
+               env={"SWITCHYARD_API_KEY": home["key"], "SWITCHYARD_ADMIN_KEY": ADMIN})
+    assert admin.returncode == 0 and admin.stdout.startswith("loaded smollm2"), admin.stderr
+    listed = sy(home, "ps", env={"SWITCHYARD_URL": url + "/v1/", "SWITCHYARD_API_KEY": home["key"]})
+    assert "smollm2" in listed.stdout
+    stopped = sy(home, "stop", "smollm2", "--server", url.removeprefix("http://"), "--api-key", ADMIN)
+    assert stopped.returncode == 0 and stopped.stdout.strip() == "unloaded smollm2"
+
+
+def test_run_show_rm_and_cp_through_the_server(home):
+    url, env = home["url"], {"SWITCHYARD_API_KEY": home["key"]}
+    here = sy(home, "run", "smollm2", "Name a color.", "-n", "6", "--temperature", "0")
+    there = sy(home, "run", "smollm2", "Name a color.", "-n", "6", "--temperature", "0", "--server", url, env=env)
+    assert there.returncode == 0 and there.stdout == here.stdout, there.stderr
+    shown = sy(home, "show", "smollm2", "--server", url, env=env)
+    assert shown.stdout == sy(home, "show", "smollm2").stdout
+    refused = sy(home, "cp", "smollm2", "other", "--server", url, env=env)
+    assert refused.returncode == 1 and "admin key" in refused.stderr
+    admin = {"SWITCHYARD_ADMIN_KEY": ADMIN}
+    assert sy(home, "cp", "smollm2", "other", "--server", url, env=admin).returncode == 0
+    assert os.path.exists(os.path.join(home["models"], "other.gguf"))
+    assert sy(home, "rm", "other", "--server", url, env=admin).returncode == 0
+    assert not os.path.exists(os.path.join(home["models"], "other.gguf"))
+
+
+@pytest.mark.parametrize("given", ["http//nope", "ftp://127.0.0.1:1", "http://127.0.0.1:1/some/path"])
+def test_a_server_url_that_is_not_one_is_named(home, given):
+    out = sy(home, "ps", "--server", given)
+    assert out.returncode == 64 and f"--server '{given}' is not a server URL" in out.stderr
+    assert no_generic_usage(out)
+
+
+def test_no_server_says_where_it_looked(home):
+    port = free_port()
+    out = sy(home, "ps", "--server", f"127.0.0.1:{port}")
+    assert out.returncode == 1 and f"no server answers at http://127.0.0.1:{port}" in out.stderr
+
+
+# --- chat at a terminal ---
+
+def spawn_chat(home, *args: str) -> pexpect.spawn:
+    child = pexpect.spawn(home["binary"], ["chat", "smollm2", *args], env=home["env"], encoding="utf-8", timeout=120,
+                          dimensions=(40, 200))
+    child.expect(">>> ")
+    return child
+
+
+def test_chat_edits_recalls_sets_and_stops_answers(home):
+    c = spawn_chat(home, "--temperature", "0")
+    c.sendline("Name a color.")
+    c.expect(">>> ")
+    first = c.before
+    # Up recalls the last line; Ctrl-U clears it.
+    c.send("\x1b[A")
+    c.expect("Name a color.")
+    c.send("\x15")
+    c.sendline("/set temperature 5")
+    c.expect("temperature must be between 0 and 2")
+    c.sendline("/set max_tokens 400")
+    c.expect("set max_tokens to 400")
+    c.expect(">>> ")
+    c.sendline("Write a very long story about a lighthouse keeper and the sea.")
+    c.expect(r"\w+ \w+ \w+ \w+")   # the answer is streaming
+    c.send("\x03")
+    c.expect(r"answer stopped")
+    c.expect(">>> ")
+    c.sendline("/show")
+    c.expect("turns: 1")   # the stopped answer is not part of the conversation
+    c.sendline("/bye")
+    c.expect(pexpect.EOF)
+    c.close()
+    assert c.exitstatus == 0
+    assert "Name a color." in first
+
+
+def test_chat_takes_several_lines_and_saves_and_loads(home):
+    path = os.path.join(home["tmp"], "conversation.json")
+    c = spawn_chat(home, "--temperature", "0")
+    c.sendline("/set max_tokens 8")
+    c.expect(">>> ")
+    c.sendline('"""')
+    c.expect(r"\.\.\. ")
+    c.sendline("Say hello")
+    c.expect(r"\.\.\. ")
+    c.sendline('to Ada."""')
+    c.expect(">>> ")
+    c.sendline(f"/save {path}")
+    c.expect("saved 1 turns")
+    c.sendline("/clear")
+    c.expect("conversation cleared")
+    c.sendline(f"/load {path}")
+    c.expect("loaded 1 turns")
+    c.sendline("/show")
+    c.expect("max_tokens 8")
+    c.sendline("/load /nonexistent/x.json")
+    c.expect("cannot read /nonexistent/x.json: No such file or directory")
+    c.sendline("/bogus")
+    c.expect("unknown command /bogus")
+    c.sendeof()
+    c.expect(pexpect.EOF)
+    c.close()
+    assert c.exitstatus == 0
+    saved = json.load(open(path))
+    assert [m["role"] for m in saved["messages"]] == ["user", "assistant"]
+    assert saved["messages"][0]["content"] == "Say hello\nto Ada." and saved["settings"]["max_tokens"] == "8"
+
+
+def test_chat_through_the_server_with_a_routed_name(home):
+    child = pexpect.spawn(home["binary"], ["chat", "smollm2", "--server", home["url"], "--temperature", "0"],
+                          env={**home["env"], "SWITCHYARD_API_KEY": home["key"]}, encoding="utf-8", timeout=120)
+    child.expect(f"smollm2 at {home['url']}")
+    child.expect(">>> ")
+    child.sendline("Name a color.")
+    child.expect(">>> ")
+    assert child.before.strip()
+    child.sendline("/bye")
+    child.expect(pexpect.EOF)
