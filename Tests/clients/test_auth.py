@@ -59,6 +59,7 @@ def server():
         keys = {
             "good": _create_key(binary, env, "--name", "good"),
             "limited": _create_key(binary, env, "--name", "limited", "--rpm", "2"),
+            "one-a-minute": _create_key(binary, env, "--name", "one-a-minute", "--rpm", "1"),
             "other": _create_key(binary, env, "--name", "other", "--models", "some-other-model"),
             "gone": _create_key(binary, env, "--name", "gone"),
         }
@@ -137,6 +138,25 @@ def test_requests_past_the_limit_get_429(server):
     assert e.value.status_code == 429
     assert int(e.value.response.headers["retry-after"]) >= 1
     assert e.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_the_rate_limit_holds_on_every_surface(server):
+    """One request a minute, spent on the chat surface: the next is refused on every other surface too, 429 in
+    each surface's own error shape."""
+    import anthropic
+    from ollama import Client, ResponseError
+    url, key = server["url"], server["keys"]["one-a-minute"]
+    _ask(_client(server, key))
+    with pytest.raises(anthropic.RateLimitError) as a:
+        anthropic.Anthropic(base_url=url, api_key=key, max_retries=0).messages.create(
+            model=MODEL, max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
+    assert a.value.body["type"] == "error" and a.value.body["error"]["type"] == "rate_limit_error"
+    with pytest.raises(ResponseError) as o:
+        Client(host=url, headers={"Authorization": f"Bearer {key}"}).chat(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
+    assert o.value.status_code == 429 and "rate limit" in o.value.error
+    with pytest.raises(openai.RateLimitError) as r:
+        _client(server, key).responses.create(model=MODEL, input="Hi", max_output_tokens=2)
+    assert r.value.code == "rate_limit_exceeded" and int(r.value.response.headers["retry-after"]) >= 1
 
 
 def test_usage_counts_requests(server):
