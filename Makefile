@@ -21,7 +21,7 @@ release: deps
 # Builds release, pulls the default model if it is missing, serves on http://127.0.0.1:8080.
 run: release
 	$(RELEASE_BIN) pull smollm2
-	$(RELEASE_BIN) serve --preload smollm2
+	$(RELEASE_BIN) serve --config config --preload smollm2
 
 # Answers one prompt from the command line instead of serving.
 ask: release

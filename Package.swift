@@ -83,6 +83,7 @@ let package = Package(
         .executableTarget(name: "switchyard", dependencies: [
             "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Grammar", "Core", "ModelStore", "Registry", "Providers", "Gateway", "Routing", "Storage", "Redis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: hot),
 
         .target(name: "TestSupport", dependencies: ["GGUF"], path: "Tests/TestSupport"),

@@ -149,8 +149,19 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let e as HTTPError where e.status == .notFound {
+            // A path that exists with other methods: 405 naming them.
+            let path = request.uri.path
+            let allowed = OpenAPIDocument.methods(for: path)
+            guard allowed.isEmpty else {
+                let list = allowed.joined(separator: ", ")
+                var error = APIError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(path); it takes \(list)", code: "method_not_allowed")
+                error.headers[.allow] = list
+                return error.response(forPath: path)
+            }
+            return APIError(e.status, e.body ?? e.status.reasonPhrase, code: "not_found").response(forPath: path)
         } catch let e as HTTPError {
-            return APIError(e.status, e.body ?? e.status.reasonPhrase, code: e.status == .notFound ? "not_found" : nil).response(forPath: request.uri.path)
+            return APIError(e.status, e.body ?? e.status.reasonPhrase).response(forPath: request.uri.path)
         } catch {
             return APIError.from(error).response(forPath: request.uri.path)
         }

@@ -215,6 +215,21 @@ enum OpenAPIDocument {
         ]
     }
 
+    /// The methods the server takes on `path` (a concrete path: `{param}` segments match any one segment), in
+    /// the order HTTP lists them; empty for a path it does not serve.
+    static func methods(for path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        var found = Set<String>()
+        for op in operations {
+            let pattern = op.path.split(separator: "/", omittingEmptySubsequences: false)
+            guard pattern.count == segments.count else { continue }
+            if zip(pattern, segments).allSatisfy({ p, s in (p.hasPrefix("{") && p.hasSuffix("}") && !s.isEmpty) || p == s }) {
+                found.insert(op.method.uppercased())
+            }
+        }
+        return ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"].filter(found.contains)
+    }
+
     /// The document, as JSON.
     static let json: Data = {
         var paths: [String: [String: Any]] = [:]

@@ -125,10 +125,10 @@ extension ModelRegistry {
     private static func read(_ url: URL) throws -> ConfigValue {
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw ConfigError(issues: [ConfigIssue(file: url.path, path: "(file)", line: nil, message: "cannot be read: \(error.localizedDescription)")])
+            throw ConfigError(issues: [ConfigFileError.unreadable(url, error)])
         }
         do { return try ConfigValue.parseYAML(text) } catch {
-            throw ConfigError(issues: [ConfigIssue(file: url.path, path: "(file)", line: nil, message: "is not valid \(url.pathExtension == "json" ? "JSON" : "YAML"): \(error)")])
+            throw ConfigError(issues: [ConfigFileError.syntax(url, error, text: text)])
         }
     }
 

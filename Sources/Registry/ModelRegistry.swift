@@ -7,14 +7,32 @@ public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
     public var path: String
     /// 1-based line in the file, where the parser knows it.
     public var line: Int?
+    /// 1-based column, for syntax errors.
+    public var column: Int?
     public var message: String
-    public var description: String { "\(file)\(line.map { ":\($0)" } ?? ""): \(path): \(message)" }
+    public init(file: String, path: String, line: Int?, column: Int? = nil, message: String) {
+        self.file = file; self.path = path; self.line = line; self.column = column; self.message = message
+    }
+    /// `file:line: key.path: message`, or for the file as a whole `file:line:col: message`.
+    public var description: String {
+        let place = file + (line.map { ":\($0)" } ?? "") + (column.map { ":\($0)" } ?? "")
+        return path == "(file)" ? "\(place): \(message)" : "\(place): \(path): \(message)"
+    }
 }
 
 public struct ConfigError: Error, CustomStringConvertible {
     public var issues: [ConfigIssue]
+    public init(issues: [ConfigIssue]) { self.issues = issues }
+    /// Every issue, by file (in the order the files are read) and line.
     public var description: String {
-        "configuration has \(issues.count) error\(issues.count == 1 ? "" : "s"):\n" + issues.map { "  " + $0.description }.joined(separator: "\n")
+        var order: [String: Int] = [:]
+        for i in issues where order[i.file] == nil { order[i.file] = order.count }
+        let sorted = issues.enumerated().sorted { a, b in
+            let ka = (order[a.element.file] ?? 0, a.element.line ?? Int.max, a.offset)
+            let kb = (order[b.element.file] ?? 0, b.element.line ?? Int.max, b.offset)
+            return ka < kb
+        }.map(\.element)
+        return "configuration has \(issues.count) error\(issues.count == 1 ? "" : "s"):\n" + sorted.map { "  " + $0.description }.joined(separator: "\n")
     }
 }
 
@@ -159,13 +177,13 @@ public struct ModelRegistry: Sendable {
         let file = url.path
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            return Layer(issues: [ConfigIssue(file: file, path: "(file)", line: nil, message: "cannot be read: \(error.localizedDescription)")])
+            return Layer(issues: [ConfigFileError.unreadable(url, error)])
         }
         let root: ConfigValue
         do {
             root = url.pathExtension == "json" ? try ConfigValue.parseJSON(text) : try ConfigValue.parseYAML(text)
         } catch {
-            return Layer(issues: [ConfigIssue(file: file, path: "(file)", line: nil, message: "is not valid \(url.pathExtension == "json" ? "JSON" : "YAML"): \(error)")])
+            return Layer(issues: [ConfigFileError.syntax(url, error, text: text)])
         }
         return parse(root, file: file)
     }

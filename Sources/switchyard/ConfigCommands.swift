@@ -6,15 +6,49 @@ import Providers
 import Registry
 import Routing
 
-/// Where the configuration folder is: `--config DIR`, `SWITCHYARD_CONFIG`, or `./config`.
+/// Where Switchyard keeps its things by default: `$SWITCHYARD_HOME`, else `~/.switchyard` (configuration in `config/`,
+/// the profile record, and unless their own variables say otherwise the models and the database).
+enum SwitchyardHome {
+    static var url: URL {
+        let env = ProcessInfo.processInfo.environment
+        if let value = env["SWITCHYARD_HOME"], !value.isEmpty {
+            return URL(fileURLWithPath: (value as NSString).expandingTildeInPath, isDirectory: true).standardizedFileURL
+        }
+        let home = env["HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0, isDirectory: true) } ?? FileManager.default.homeDirectoryForCurrentUser
+        return home.appendingPathComponent(".switchyard", isDirectory: true)
+    }
+}
+
+/// Where the configuration folder is: `--config DIR`, `SWITCHYARD_CONFIG`, or the home's `config/`
+/// (`~/.switchyard/config`). A folder that was named must exist; the home's may not (then: no registry files).
 struct ConfigLocation: ParsableArguments {
-    @Option(name: .customLong("config"), help: "Configuration folder holding models.yaml / models.json (env SWITCHYARD_CONFIG; default ./config).")
-    var directory: String = ProcessInfo.processInfo.environment["SWITCHYARD_CONFIG"] ?? "config"
+    @Option(name: .customLong("config"), help: ArgumentHelp("Configuration folder holding models.yaml / models.json (env SWITCHYARD_CONFIG; default ~/.switchyard/config, or $SWITCHYARD_HOME/config).",
+                                                            valueName: "dir"))
+    var given: String?
+
+    /// The folder as named, and by what; nil: the default.
+    var named: (path: String, by: String)? {
+        if let given { return (given, "--config") }
+        if let env = ProcessInfo.processInfo.environment["SWITCHYARD_CONFIG"], !env.isEmpty { return (env, "SWITCHYARD_CONFIG") }
+        return nil
+    }
+
+    var directory: String { named?.path ?? SwitchyardHome.url.appendingPathComponent("config").path }
+
+    func validate() throws {
+        guard let (path, by) = named else { return }
+        var isDirectory: ObjCBool = false
+        let expanded = (path as NSString).expandingTildeInPath
+        guard FileManager.default.fileExists(atPath: expanded, isDirectory: &isDirectory) else {
+            throw ValidationError("\(by) names \(expanded), which does not exist (a folder holding models.yaml)")
+        }
+        guard isDirectory.boolValue else { throw ValidationError("\(by) names \(expanded), which is a file; name the folder that holds it") }
+    }
 
     @Option(name: .customLong("profiles"), help: ArgumentHelp("Folder of profiles, NAME.yaml each (env SWITCHYARD_PROFILES; default: profiles/ in the configuration folder).", valueName: "dir"))
     var profilesDirectory: String?
 
-    var url: URL { URL(fileURLWithPath: (directory as NSString).expandingTildeInPath) }
+    var url: URL { URL(fileURLWithPath: (directory as NSString).expandingTildeInPath).standardizedFileURL }
 
     var profilesURL: URL {
         let given = profilesDirectory ?? ProcessInfo.processInfo.environment["SWITCHYARD_PROFILES"].flatMap { $0.isEmpty ? nil : $0 }
@@ -24,6 +58,43 @@ struct ConfigLocation: ParsableArguments {
     /// The registry files, with `profile` merged over them.
     func registry(profile: String? = nil) throws -> ModelRegistry {
         try ModelRegistry.load(directory: url, profile: profile, profilesDirectory: profilesURL)
+    }
+}
+
+/// What `config validate` checks beyond the files' own shape, and `serve` refuses to start on: every declared
+/// model resolves to a file, every local deployment and fallback names a model that exists.
+enum ConfigCheck {
+    struct Problem {
+        let issue: ConfigIssue
+        /// The model (declared, or named by a route) that is missing; `serve --allow-missing-models` leaves it out.
+        let missingModel: String
+    }
+
+    static func problems(_ registry: ModelRegistry) -> [Problem] {
+        var problems: [Problem] = []
+        for (name, d) in registry.models.sorted(by: { $0.key < $1.key }) {
+            do { _ = try ModelResolver.resolve(d.source, in: ModelDirectory.default) } catch {
+                problems.append(Problem(issue: ConfigIssue(file: d.file, path: "models.\(name)", line: d.line,
+                                                           message: "'\(d.source)' does not resolve: \(error)"), missingModel: name))
+            }
+        }
+        // Local deployments and fallbacks name a declared model, a route, or a file in the model directory.
+        func known(_ name: String) -> Bool {
+            registry.models[name] != nil || registry.routes[name] != nil
+                || (try? ModelResolver.resolve(name, in: ModelDirectory.default)) != nil
+        }
+        for (name, route) in registry.routes.sorted(by: { $0.key < $1.key }) {
+            for d in route.deployments where d.provider.isLocal && !known(d.model) {
+                problems.append(Problem(issue: ConfigIssue(file: route.file, path: d.path, line: d.line,
+                                                           message: "no local model '\(d.model)' (not declared, not in \(ModelDirectory.default.path))"),
+                                        missingModel: d.model))
+            }
+            for f in route.fallbacks where !known(f) {
+                problems.append(Problem(issue: ConfigIssue(file: route.file, path: "models.\(name).fallbacks", line: route.line,
+                                                           message: "no model '\(f)'"), missingModel: f))
+            }
+        }
+        return problems
     }
 }
 
@@ -48,27 +119,9 @@ struct Config: ParsableCommand {
                 print("no registry files in \(config.url.path) (looked for \(ModelRegistry.fileNames.joined(separator: ", "))); models are discovered in \(ModelDirectory.default.path)")
                 return
             }
-            var problems: [String] = []
-            for (name, d) in registry.models.sorted(by: { $0.key < $1.key }) {
-                do { _ = try ModelResolver.resolve(d.source, in: ModelDirectory.default) } catch {
-                    problems.append("\(d.file): models.\(name): '\(d.source)' does not resolve: \(error)")
-                }
-            }
-            // Local deployments and fallbacks name a declared model, a route, or a file in the model directory.
-            func known(_ name: String) -> Bool {
-                registry.models[name] != nil || registry.routes[name] != nil
-                    || (try? ModelResolver.resolve(name, in: ModelDirectory.default)) != nil
-            }
-            for (name, route) in registry.routes.sorted(by: { $0.key < $1.key }) {
-                for d in route.deployments where d.provider.isLocal && !known(d.model) {
-                    problems.append("\(route.file)\(d.line.map { ":\($0)" } ?? ""): \(d.path): no local model '\(d.model)' (not declared, not in \(ModelDirectory.default.path))")
-                }
-                for f in route.fallbacks where !known(f) {
-                    problems.append("\(route.file)\(route.line.map { ":\($0)" } ?? ""): models.\(name).fallbacks: no model '\(f)'")
-                }
-            }
+            let problems = ConfigCheck.problems(registry)
             if !problems.isEmpty {
-                print("configuration has \(problems.count) error\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  " + $0 }.joined(separator: "\n"))
+                print(ConfigError(issues: problems.map(\.issue)).description)
                 throw ExitCode(1)
             }
             print("ok: \(registry.files.joined(separator: ", ")) — \(registry.models.count) local model\(registry.models.count == 1 ? "" : "s"): \(registry.models.keys.sorted().joined(separator: ", "))")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ModelStore
 import Storage
 
 /// Which database: `--database-url URL` (PostgreSQL, shared by replicas), `--database PATH` (SQLite),
@@ -90,6 +91,7 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             let modelList = (models ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             if models != nil && modelList.isEmpty { throw ValidationError("--models needs at least one model name") }
+            warnUnknown(modelList)
             let budget: Budget? = budgetTokens.map(Budget.tokens) ?? budgetUSD.map(Budget.usd)
             let limits = KeyLimits(requestsPerMinute: rpm, tokensPerMinute: tpm, budget: budget,
                                    allowedModels: modelList, localOnly: localOnly,
@@ -99,6 +101,22 @@ struct Keys: AsyncParsableCommand {
                 let created = try await KeyStore(db).create(name: name, limits: limits, expiresAt: expiry)
                 announce(created, verb: "created", in: db)
             }
+        }
+    }
+
+    /// Names no model here answers to are kept (the key may be for another server's models) but said, with the
+    /// nearest known name: a typo would otherwise lock the key out of the model meant.
+    static func warnUnknown(_ names: [String]) {
+        var known = Set(ModelCatalogue.builtIn.names)
+        known.formUnion(ModelDirectory.listModels(in: ModelDirectory.default).map { ($0.fileName as NSString).deletingPathExtension })
+        if let location = try? ConfigLocation.parse([]), let registry = try? location.registry() {
+            known.formUnion(registry.models.keys)
+            known.formUnion(registry.routes.keys)
+            known.formUnion(registry.aliases.keys)
+        }
+        for name in names where !known.contains(name) && !name.hasPrefix("role:") && name != "auto" {
+            let near = Switchyard.nearest(name, in: Array(known)).map { "; did you mean '\($0)'?" } ?? ""
+            note("warning: no model here is named '\(name)'\(near) (the key allows it anyway, for models served elsewhere)")
         }
     }
 

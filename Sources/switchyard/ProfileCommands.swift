@@ -3,49 +3,52 @@ import Foundation
 import Registry
 import Routing
 
-/// The profile `serve` starts with, as `switchyard profiles use` records it: `~/.switchyard/profile.json`
-/// (`{"profile": "coding"}`), or `$SWITCHYARD_PROFILE_STATE`.
+/// The profile `serve` starts with, as `switchyard profiles use` records it, for one configuration folder:
+/// `~/.switchyard/profile.json` (`$SWITCHYARD_HOME/profile.json`, or `$SWITCHYARD_PROFILE_STATE`) holds
+/// `{"profile": "coding", "config": "/path/to/config"}`. A record made for another folder does not apply.
 enum ActiveProfile {
     static var file: URL {
         let env = ProcessInfo.processInfo.environment
         if let path = env["SWITCHYARD_PROFILE_STATE"], !path.isEmpty { return URL(fileURLWithPath: (path as NSString).expandingTildeInPath) }
-        let home = env["HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0, isDirectory: true) } ?? FileManager.default.homeDirectoryForCurrentUser
-        return home.appendingPathComponent(".switchyard", isDirectory: true).appendingPathComponent("profile.json")
+        return SwitchyardHome.url.appendingPathComponent("profile.json")
     }
 
-    private struct State: Codable { var profile: String? }
+    private struct State: Codable { var profile: String?; var config: String? }
 
-    /// The recorded profile; nil: none (the base configuration).
-    static func read() throws -> String? {
+    /// The profile recorded for the configuration folder `config`; nil: none (the base configuration).
+    static func read(for config: URL) throws -> String? {
         guard FileManager.default.fileExists(atPath: file.path) else { return nil }
+        let state: State
         do {
-            return try JSONDecoder().decode(State.self, from: Data(contentsOf: file)).profile
+            state = try JSONDecoder().decode(State.self, from: Data(contentsOf: file))
         } catch {
             throw CLIError("\(file.path) is not a profile record ({\"profile\": \"NAME\"}): \(error); remove it or run `switchyard profiles use NAME`")
         }
+        if let recorded = state.config, URL(fileURLWithPath: recorded).standardizedFileURL != config.standardizedFileURL { return nil }
+        return state.profile
     }
 
-    static func write(_ profile: String?) throws {
+    static func write(_ profile: String?, for config: URL) throws {
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var data = try encoder.encode(State(profile: profile))
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = try encoder.encode(State(profile: profile, config: config.standardizedFileURL.path))
         data.append(0x0a)
         try data.write(to: file, options: .atomic)
     }
 
-    /// The profile to start with: `explicit` (a flag), else `SWITCHYARD_PROFILE`, else the recorded one.
-    static func choose(_ explicit: String?) throws -> (name: String?, from: String) {
+    /// The profile to start with: `explicit` (a flag), else `SWITCHYARD_PROFILE`, else the one recorded for `config`.
+    static func choose(_ explicit: String?, config: URL) throws -> (name: String?, from: String) {
         if let explicit { return (explicit.isEmpty ? nil : explicit, "--profile") }
         if let env = ProcessInfo.processInfo.environment["SWITCHYARD_PROFILE"] { return (env.isEmpty ? nil : env, "SWITCHYARD_PROFILE") }
-        return (try read(), file.path)
+        return (try read(for: config), file.path)
     }
 }
 
 extension ConfigLocation {
     /// The registry with the chosen profile merged over it; a profile that cannot be read says where it was chosen.
     func registry(choosing explicit: String?) throws -> ModelRegistry {
-        let (name, from) = try ActiveProfile.choose(explicit)
+        let (name, from) = try ActiveProfile.choose(explicit, config: url)
         do {
             return try registry(profile: name)
         } catch let e as ConfigError where name != nil {
@@ -72,7 +75,7 @@ struct Profiles: ParsableCommand {
 
         func run() throws {
             let names = ModelRegistry.profileNames(in: config.profilesURL)
-            let active = try ActiveProfile.choose(nil).name
+            let active = try ActiveProfile.choose(nil, config: config.url).name
             guard !names.isEmpty else {
                 print("no profiles in \(config.profilesURL.path) (a profile is NAME.yaml there)")
                 return
@@ -99,7 +102,7 @@ struct Profiles: ParsableCommand {
 
         func run() throws {
             if none {
-                try ActiveProfile.write(nil)
+                try ActiveProfile.write(nil, for: config.url)
                 print("serve starts from the base configuration (\(ActiveProfile.file.path))")
                 return
             }
@@ -108,7 +111,7 @@ struct Profiles: ParsableCommand {
                 print(e.description)
                 throw ExitCode(1)
             }
-            try ActiveProfile.write(name)
+            try ActiveProfile.write(name, for: config.url)
             print("serve starts with profile '\(name ?? "")' (\(registry.profileFile ?? "")); recorded in \(ActiveProfile.file.path)")
             print("a running server switches with: curl -X POST http://127.0.0.1:8080/admin/profile -d '{\"profile\": \"\(name ?? "")\"}'")
         }
@@ -122,7 +125,7 @@ struct Profiles: ParsableCommand {
         @OptionGroup var config: ConfigLocation
 
         func run() throws {
-            let profile = base ? nil : try name ?? ActiveProfile.choose(nil).name
+            let profile = base ? nil : try name ?? ActiveProfile.choose(nil, config: config.url).name
             // Errors first: show what is wrong rather than a document serve would refuse.
             do { _ = try config.registry(profile: profile) } catch let e as ConfigError {
                 print(e.description)

@@ -55,14 +55,20 @@ struct Secrets: ParsableCommand {
 
 /// The environment providers read their API keys from: the process's, over the secrets file's entries when there
 /// is a file. A file that exists but cannot be opened stops `serve` with the reason.
-func providerEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String: String] {
+///
+/// `needed` are the variables the configured providers read their keys from: when the environment has them all, the
+/// secrets file is not opened (so it needs no SWITCHYARD_SECRET_KEY).
+func providerEnvironment(needing needed: Set<String>,
+                         _ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String: String] {
     let location = SecretsFile.location(environment: environment)
     guard FileManager.default.fileExists(atPath: location.path) else { return environment }
+    let missing = needed.filter { (environment[$0] ?? "").isEmpty }.sorted()
+    guard !missing.isEmpty else { return environment }
     do {
         let secrets = try SecretsFile(environment: environment).read()
         note("provider secrets: \(secrets.count) in \(location.path)")
         return secrets.merging(environment) { _, fromEnvironment in fromEnvironment }
     } catch {
-        throw ValidationError("the secrets file: \(error)")
+        throw CLIError("the providers' keys \(missing.joined(separator: ", ")) are not in the environment, and the secrets file \(location.path) cannot be read: \(error)")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Core
 import Foundation
+import NIOCore
 import Gateway
 import Inference
 import ModelStore
@@ -24,7 +25,7 @@ struct Serve: AsyncParsableCommand {
         """)
 
     @Option(help: "Address to bind (env SWITCHYARD_HOST).") var host: String = ProcessInfo.processInfo.environment["SWITCHYARD_HOST"] ?? "127.0.0.1"
-    @Option(help: "Port (env SWITCHYARD_PORT; 0 picks a free one).") var port: Int = Int(ProcessInfo.processInfo.environment["SWITCHYARD_PORT"] ?? "") ?? 8080
+    @Option(help: "Port (env SWITCHYARD_PORT; default 8080; 0 picks a free one).") var port: Int?
     @Option(help: "Compute threads per model (default: all cores).") var threads: Int?
     @Option(name: .customLong("ctx"), help: "Context length per model (default: the model's, at most 4096).") var contextLength: Int?
     @Option(name: .customLong("max-queue"), help: "Requests that may wait per model before 429.") var maxQueue: Int = 128
@@ -39,6 +40,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat: String = "text"
     @Option(help: "Load these models at start (comma-separated names; a path to a .gguf file is served under its file name without .gguf).") var preload: String?
     @OptionGroup var config: ConfigLocation
+    @Flag(name: .customLong("allow-missing-models"), help: "Start even when declared models are missing (not pulled, a path that is gone): warn and serve the rest.")
+    var allowMissingModels = false
     @Option(help: ArgumentHelp("Profile to start with (env SWITCHYARD_PROFILE; default: the one `switchyard profiles use` recorded; \"\": none).", valueName: "name"))
     var profile: String?
     @Option(name: .customLong("max-memory"), help: "Memory budget for loaded models, e.g. 4G or 800M (default: half of RAM). Loading past it unloads the least recently used idle model.")
@@ -55,26 +58,34 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("allow-ip"), help: ArgumentHelp("Only these client addresses or CIDR ranges may connect, comma-separated, e.g. 10.0.0.0/8,::1 (env SWITCHYARD_ALLOWED_IPS; default: any).", valueName: "list"))
     var allowIP: String? = ProcessInfo.processInfo.environment["SWITCHYARD_ALLOWED_IPS"]
     @Option(name: .customLong("max-concurrent"), help: "Model requests served at once; past it, 429 with Retry-After (env SWITCHYARD_MAX_CONCURRENT; default: no cap beyond each model's queue).")
-    var maxConcurrent: Int? = Int(ProcessInfo.processInfo.environment["SWITCHYARD_MAX_CONCURRENT"] ?? "")
+    var maxConcurrent: Int?
     @Option(name: .customLong("max-prompt-length"), help: "Longest prompt accepted, in characters of message text; longer is 400 prompt_too_long (env MAX_PROMPT_LENGTH; default: the model's context decides).")
-    var maxPromptLength: Int? = Int(ProcessInfo.processInfo.environment["MAX_PROMPT_LENGTH"] ?? "")
+    var maxPromptLength: Int?
     @Option(name: .customLong("redis-url"), help: ArgumentHelp("Redis for state shared by replicas: the per-key rate-limit buckets, and the response cache with --cache redis (env SWITCHYARD_REDIS_URL), e.g. redis://:PASSWORD@10.0.0.5:6379/0.", valueName: "url"))
     var redisURL: String? = ProcessInfo.processInfo.environment["SWITCHYARD_REDIS_URL"]
     @Option(help: "Response cache for deterministic requests (temperature 0 or a seed; `x-switchyard-cache: on` opts others in): off, memory, sqlite or redis (env SWITCHYARD_CACHE).")
-    var cache: String = ProcessInfo.processInfo.environment["SWITCHYARD_CACHE"] ?? "off"
+    var cache: String?
     @Flag(name: .customLong("no-usage"), help: "Do not record usage (no usage records, so no budgets); keys and limits still apply.")
     var noUsage = false
     @Option(name: .customLong("cache-ttl"), help: "Seconds a cached answer is kept.") var cacheTTL: Double = 3600
     @Option(name: .customLong("cache-memory"), help: "Memory for the in-process cache, e.g. 64M.") var cacheMemory: String = "64M"
 
-    func validate() throws {
+    mutating func validate() throws {
+        // The environment's values, where no option was given, checked and named as themselves.
+        typealias Env = EnvironmentSettings
+        if port == nil { port = try Env.int("SWITCHYARD_PORT", in: 0...65535, what: "a port number from 0 to 65535") ?? 8080 }
+        if maxConcurrent == nil { maxConcurrent = try Env.int("SWITCHYARD_MAX_CONCURRENT", in: 1...1_000_000, what: "a number of requests (1 or more)") }
+        if maxPromptLength == nil { maxPromptLength = try Env.int("MAX_PROMPT_LENGTH", in: 1...Int.max, what: "a number of characters (1 or more)") }
+        if cache == nil { cache = try Env.choice("SWITCHYARD_CACHE", ["off", "memory", "sqlite", "redis"]) ?? "off" }
+        _ = try Env.flag("SWITCHYARD_REQUIRE_AUTH")
+        try Env.checkKernels()
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard (0...65535).contains(port ?? 8080) else { throw ValidationError("--port must be between 0 and 65535") }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
         guard KVCacheType(rawValue: kvCache) != nil else { throw ValidationError("--kv-cache must be f16 or q8") }
         guard (0...19).contains(niceness) else { throw ValidationError("--niceness must be between 0 and 19") }
-        guard ["off", "memory", "sqlite", "redis"].contains(cache) else { throw ValidationError("--cache must be off, memory, sqlite or redis") }
+        guard ["off", "memory", "sqlite", "redis"].contains(cache ?? "off") else { throw ValidationError("--cache must be off, memory, sqlite or redis") }
         if cache == "redis" && (redisURL ?? "").isEmpty { throw ValidationError("--cache redis needs --redis-url (or SWITCHYARD_REDIS_URL)") }
         if let redisURL, !redisURL.isEmpty {
             do { _ = try RedisConfiguration(url: redisURL) } catch { throw ValidationError("--redis-url: \(error)") }
@@ -104,6 +115,14 @@ struct Serve: AsyncParsableCommand {
             note("rate limits shared through Redis at \(redis.configuration.endpoint)")
         }
         let registry = try config.registry(choosing: profile)
+        // What `config validate` reports, serve refuses; missing models only with --allow-missing-models.
+        let problems = ConfigCheck.problems(registry)
+        let fatal = allowMissingModels ? [] : problems
+        if !fatal.isEmpty {
+            throw CLIError(ConfigError(issues: fatal.map(\.issue)).description
+                           + "\n(`switchyard config validate` shows the same; --allow-missing-models serves the rest)")
+        }
+        for p in problems { note("warning: \(p.issue.description); '\(p.missingModel)' is not served") }
         // A path given to --preload is the operator's own choice: it is declared, so requests name it by its stem
         // (requests themselves never reach a path).
         var pinned: [String: ModelHost.Declared] = [:]
@@ -125,14 +144,14 @@ struct Serve: AsyncParsableCommand {
             note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) local models, \(registry.routes.count) routes, \(registry.providers.count) providers)")
         }
         if let p = registry.profile { note("profile: \(p) (\(registry.profileFile ?? ""))") }
-        let backend = Backend(host: host, registry: registry, environment: try providerEnvironment(),
+        let backend = Backend(host: host, registry: registry, environment: try providerEnvironment(needing: Set(registry.providers.values.compactMap(\.apiKeyEnv))),
                               options: .init(cache: try responseCache(storage, redis: redis), maxPromptCharacters: maxPromptLength), warn: { note($0) })
         for name in preloads {
             _ = try await host.worker(for: name)
             note("preloaded \(name)")
         }
         let names = (try? await backend.provider.models().map(\.name)) ?? []
-        let server = Server(backend: backend, options: .init(host: self.host, port: port, jsonLogs: logFormat == "json",
+        let server = Server(backend: backend, options: .init(host: self.host, port: port ?? 8080, jsonLogs: logFormat == "json",
                                                                       shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))),
                             access: access, profiles: .directory(config.url, profiles: config.profilesURL),
                             responses: storage.map(ResponseStore.init))
@@ -151,7 +170,15 @@ struct Serve: AsyncParsableCommand {
         let probing = Task { await backend.router?.runHealthChecks() }
         defer { probing.cancel() }
         let grace = ShutdownGrace(host: host, grace: .milliseconds(Int64(shutdownGrace * 1000)))
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw CLIError("port \(port ?? 8080) on \(bindHost) is already in use by another program; choose another with --port (0 picks a free one) or stop that program")
+        } catch let error as IOError where error.errnoCode == EACCES {
+            throw CLIError("port \(port ?? 8080) on \(bindHost) may not be used by this user (ports below 1024 need privileges); choose another with --port")
+        } catch let error as IOError where error.errnoCode == EADDRNOTAVAIL {
+            throw CLIError("\(bindHost) is not an address of this machine; bind one it has (--host 127.0.0.1, or 0.0.0.0 for all)")
+        }
         withExtendedLifetime(grace) {}
         await host.unloadAll()
         if let usage = access.usage {
@@ -170,9 +197,9 @@ struct Serve: AsyncParsableCommand {
     /// budgets) off.
     private func accessGuard() async throws -> (AccessGuard, StorageDatabase?) {
         let environment = ProcessInfo.processInfo.environment
-        let env = environment["SWITCHYARD_REQUIRE_AUTH"]?.lowercased()
+        let envAuth = (try? EnvironmentSettings.flag("SWITCHYARD_REQUIRE_AUTH")) ?? nil
         let loopback = AccessGuard.isLoopback(host)
-        let auth = requireAuth || ["1", "true", "yes", "on"].contains(env ?? "") || !loopback
+        let auth = requireAuth || envAuth == true || !loopback
         var adminKey: AdminKey?
         if let text = environment[adminKeyEnv], !text.isEmpty {
             do { adminKey = try AdminKey(text) } catch { throw ValidationError("\(adminKeyEnv): \(error)") }

@@ -35,6 +35,8 @@ LOG=$(mktemp "${TMPDIR:-/tmp}/switchyard-serve.XXXXXX.log")
 # Keys and usage of the test servers go to a throw-away database, never the user's.
 DB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-db.XXXXXX")
 export SWITCHYARD_DATABASE="$DB_DIR/switchyard.sqlite"
+# The repository's configuration (config/), and a profile record of the tests' own, never the user's.
+export SWITCHYARD_CONFIG="$PWD/config" SWITCHYARD_PROFILE_STATE="$DB_DIR/profile.json"
 SERVER_PID=""
 SHOW_LOG=0
 

@@ -253,3 +253,139 @@ def test_chat_through_the_server_with_a_routed_name(home):
     assert child.before.strip()
     child.sendline("/bye")
     child.expect(pexpect.EOF)
+
+
+# --- serve: the environment, the port, the configuration ---
+
+def serve_fails(home, *args: str, env: dict | None = None):
+    """`serve` that must refuse to start: its exit status and what it said."""
+    out = sy(home, "serve", "--port", "0", *args, env=env, timeout=60)
+    assert out.returncode != 0, out.stderr
+    assert no_generic_usage(out)
+    return out
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("SWITCHYARD_PORT", "abc", "SWITCHYARD_PORT is 'abc', which is not a port number from 0 to 65535"),
+    ("SWITCHYARD_PORT", "99999", "SWITCHYARD_PORT is '99999', which is not a port number from 0 to 65535"),
+    ("SWITCHYARD_MAX_CONCURRENT", "abc", "SWITCHYARD_MAX_CONCURRENT is 'abc'"),
+    ("MAX_PROMPT_LENGTH", "abc", "MAX_PROMPT_LENGTH is 'abc'"),
+    ("SWITCHYARD_KERNELS", "bogus", "SWITCHYARD_KERNELS is 'bogus', which is not one of generic, avx2"),
+    ("SWITCHYARD_CACHE", "disk", "SWITCHYARD_CACHE is 'disk', which is not one of off, memory, sqlite, redis"),
+    ("SWITCHYARD_REQUIRE_AUTH", "maybe", "SWITCHYARD_REQUIRE_AUTH is 'maybe'"),
+])
+def test_an_environment_value_that_cannot_be_used_is_named(home, name, value, message):
+    out = sy(home, "serve", env={name: value}, timeout=60)
+    assert out.returncode == 64 and message in out.stderr, out.stderr
+
+
+def test_a_port_in_use_is_named(home):
+    out = sy(home, "serve", "--port", str(home["port"]), timeout=60)
+    assert out.returncode == 1
+    assert f"port {home['port']} on 127.0.0.1 is already in use by another program; choose another with --port" in out.stderr
+    assert "errno" not in out.stderr
+
+
+def config_folder(home, name: str, text: str | None) -> str:
+    folder = os.path.join(home["tmp"], name)
+    os.makedirs(folder, exist_ok=True)
+    if text is not None:
+        with open(os.path.join(folder, "models.yaml"), "w") as f:
+            f.write(text)
+    return folder
+
+
+def test_serve_refuses_the_configuration_config_validate_rejects(home):
+    folder = config_folder(home, "broken", "models:\n  ghost: { catalogue: not-a-model }\n"
+                                           "  x: { deployments: [local/nothing] }\n")
+    validate = sy(home, "config", "validate", "--config", folder)
+    assert validate.returncode == 1
+    refused = serve_fails(home, "--config", folder)
+    for line in ("models.ghost: 'not-a-model' does not resolve", "no local model 'nothing'"):
+        assert line in validate.stdout and line in refused.stderr
+    assert "--allow-missing-models" in refused.stderr
+    # Line order: ghost (line 2) before x (line 3).
+    assert refused.stderr.index("ghost") < refused.stderr.index("nothing")
+    port = free_port()
+    proc = serve(home["binary"], home["env"], port, os.path.join(home["tmp"], "allow.log"), "--config", folder,
+                 "--allow-missing-models")
+    stop(proc)
+    log = open(os.path.join(home["tmp"], "allow.log")).read()
+    assert "warning:" in log and "'ghost' is not served" in log and "'nothing' is not served" in log
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda home: os.path.join(home["tmp"], "no-such-folder"), "which does not exist"),
+    (lambda home: os.path.join(config_folder(home, "file-not-folder", "models: {}\n"), "models.yaml"), "which is a file"),
+])
+def test_a_named_configuration_folder_must_be_one(home, make, message):
+    path = make(home)
+    for command in (["config", "validate"], ["serve", "--port", "0"], ["profiles", "list"]):
+        out = sy(home, *command, "--config", path, timeout=60)
+        assert out.returncode == 64 and message in out.stderr, (command, out.stderr)
+    env_out = sy(home, "config", "validate", env={"SWITCHYARD_CONFIG": path})
+    assert env_out.returncode == 64 and f"SWITCHYARD_CONFIG names {path}" in env_out.stderr
+
+
+def test_configuration_file_errors_read_like_a_compiler(home):
+    tabs = config_folder(home, "tabs", "models:\n  a:\n\tprovider: local\n")
+    out = sy(home, "config", "validate", "--config", tabs)
+    assert f"{tabs}/models.yaml:3:1: not valid YAML: found character that cannot start any token (a tab: YAML indents with spaces only)" in out.stdout
+    folder = config_folder(home, "folder-as-file", None)
+    os.makedirs(os.path.join(folder, "models.yaml"), exist_ok=True)
+    out = sy(home, "config", "validate", "--config", folder)
+    assert f"{folder}/models.yaml: is a folder, not a file" in out.stdout and "NSCocoaErrorDomain" not in out.stdout
+
+
+def test_the_configuration_lives_in_one_home(home):
+    """Without --config, every command reads $SWITCHYARD_HOME/config (~/.switchyard/config), wherever it runs; a
+    profile recorded for one folder does not follow another."""
+    root = os.path.join(home["tmp"], "sy-home")
+    config = config_folder(home, "sy-home/config", "models:\n  tiny: { catalogue: smollm2 }\n")
+    os.makedirs(os.path.join(config, "profiles"), exist_ok=True)
+    with open(os.path.join(config, "profiles", "quiet.yaml"), "w") as f:
+        f.write("description: a test profile\nmodels:\n  tiny: { context_length: 512 }\n")
+    env = {"SWITCHYARD_HOME": root, "SWITCHYARD_PROFILE_STATE": ""}
+    elsewhere = tempfile.mkdtemp(dir=home["tmp"])
+    out = subprocess.run([home["binary"], "config", "validate"], env={**home["env"], **env}, cwd=elsewhere,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "tiny" in out.stdout and f"{config}/models.yaml" in out.stdout, out.stdout + out.stderr
+    used = sy(home, "profiles", "use", "quiet", env=env)
+    assert used.returncode == 0, used.stderr
+    assert json.load(open(os.path.join(root, "profile.json"))) == {"config": config, "profile": "quiet"}
+    assert "* quiet" in sy(home, "profiles", "list", env=env).stdout
+    other = config_folder(home, "other-config", "models: {}\n")
+    assert "*" not in sy(home, "profiles", "list", "--config", other, env=env).stdout
+
+
+def test_a_wrong_method_is_405_with_allow(home):
+    import httpx
+    url, headers = home["url"], {"Authorization": f"Bearer {home['key']}"}
+    r = httpx.get(url + "/v1/chat/completions", headers=headers, timeout=30)
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert r.json()["error"]["code"] == "method_not_allowed"
+    o = httpx.get(url + "/api/chat", headers=headers, timeout=30)
+    assert o.status_code == 405 and o.headers["allow"] == "POST" and set(o.json()) == {"error"}
+    d = httpx.put(url + "/v1/responses/resp_1", headers=headers, timeout=30)
+    assert d.status_code == 405 and d.headers["allow"] == "GET, DELETE"
+    assert httpx.get(url + "/v1/no-such-route", headers=headers, timeout=30).status_code == 404
+
+
+def test_secrets_are_opened_only_when_a_provider_needs_one(home):
+    env = {"SWITCHYARD_SECRETS_FILE": os.path.join(home["tmp"], "secrets.enc"),
+           "SWITCHYARD_SECRET_KEY": sy(home, "secrets", "generate-key").stdout.strip()}
+    assert sy(home, "secrets", "set", "UPSTREAM_KEY", input="sk-test", env=env).returncode == 0
+    without_key = {"SWITCHYARD_SECRETS_FILE": env["SWITCHYARD_SECRETS_FILE"], "SWITCHYARD_SECRET_KEY": ""}
+    plain = config_folder(home, "no-secret", "models:\n  tiny: { catalogue: smollm2 }\n")
+    port = free_port()
+    stop(serve(home["binary"], {**home["env"], **without_key}, port, os.path.join(home["tmp"], "plain.log"), "--config", plain))
+    needs = config_folder(home, "needs-secret", "providers:\n  up: { type: openai-compatible, base_url: \"http://127.0.0.1:9/v1\", "
+                                               "api_key_env: UPSTREAM_KEY }\nmodels:\n  far: { deployments: [up/m] }\n")
+    out = serve_fails(home, "--config", needs, env=without_key)
+    assert "UPSTREAM_KEY" in out.stderr and "secrets file" in out.stderr
+
+
+def test_keys_create_warns_of_a_model_name_it_does_not_know(home):
+    out = sy(home, "keys", "create", "--name", "typo", "--models", "smollm9")
+    assert out.returncode == 0
+    assert "no model here is named 'smollm9'; did you mean 'smollm2'?" in out.stderr
