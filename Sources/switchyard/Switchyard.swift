@@ -37,18 +37,18 @@ struct Switchyard: AsyncParsableCommand {
         // Past parsing, an error is about the work, not the command line: it is printed alone, without a usage line.
         do {
             if var async = command as? AsyncParsableCommand { try await async.run() } else { try command.run() }
-        } catch let error as ExitCode {
-            exit(error.rawValue)
         } catch let error as ValidationError {
             note("error: \(error.message)")
-            exit(64)
+            Foundation.exit(64)
+        } catch let error as CLIError {
+            note("error: \(error.description)")
+            Foundation.exit(1)
         } catch {
-            note("error: \(error)")
-            exit(1)
+            // ExitCode, help and version requests (the built-in commands throw them), and other errors as the parser
+            // prints them.
+            exit(withError: error)
         }
     }
-
-    private static func exit(_ code: Int32) -> Never { Foundation.exit(code) }
 
     /// The known name closest to `word`, if close enough to be a likely typo (edits, with a swap of neighbours
     /// counting as one).

@@ -66,6 +66,13 @@ def test_an_unknown_command_is_named_with_the_nearest(home, word, suggestion):
     assert (f"did you mean '{suggestion}'?" in out.stderr) if suggestion else "did you mean" not in out.stderr
 
 
+def test_help_and_version_still_answer(home):
+    for args in (["--help"], ["run", "--help"], ["help", "chat"], ["chat", "--help"]):
+        out = sy(home, *args)
+        assert out.returncode == 0 and out.stdout.startswith("OVERVIEW:"), (args, out.stdout[:200], out.stderr[:200])
+    assert sy(home, "--version").stdout.strip()
+
+
 def test_run_joins_words_and_reads_standard_input(home):
     greedy = ["-n", "6", "--temperature", "0"]
     words = sy(home, "run", "smollm2", "Name", "a", "color.", *greedy)
