@@ -17,8 +17,10 @@ struct Pull: ParsableCommand {
     @Argument(help: "Catalogue name or https URL of a .gguf file.") var model: String
     @Option(help: "Expected SHA-256 (hex) of the file.") var sha256: String?
     @Flag(help: "No progress bar.") var quiet = false
+    @OptionGroup var address: ServerAddress
 
     func run() throws {
+        if address.named { return try pullOnServer() }
         let dir = ModelDirectory.default
         let bar = StderrProgressBar()
         let quiet = quiet
@@ -46,6 +48,25 @@ struct Pull: ParsableCommand {
         } else {
             note("saved \(r.url.path) (\(StderrProgressBar.formatBytes(r.size)), sha256 \(r.sha256))")
         }
+    }
+}
+
+extension Pull {
+    /// Into a running server's model directory (its Ollama API's `/api/pull`; the admin key).
+    func pullOnServer() throws {
+        if sha256 != nil { throw ValidationError("--sha256 works on this machine only; the server checks catalogue models itself") }
+        let box = ResultBox<String>()
+        let done = DispatchSemaphore(value: 0)
+        let (address, model) = (address, model)
+        note("pulling \(model) on \(try address.baseURL())…")
+        Task.detached {
+            do { box.set(.success(try await address.call("POST", "/api/pull", body: ["model": model, "stream": false], admin: true)["status"] as? String ?? "done")) }
+            catch { box.set(.failure(error)) }
+            done.signal()
+        }
+        done.wait()
+        let status = try box.get()
+        note("\(model): \(status)")
     }
 }
 

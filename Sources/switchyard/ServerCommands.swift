@@ -91,7 +91,7 @@ struct ServerAddress: ParsableArguments {
             return CLIError("the server at \(base) needs \(which): \(message)")
         case 401:
             return CLIError("the server at \(base) refused the key from \(key ?? "?"): \(message)")
-        case 403 where code == "admin_required" || code == "admin_api_disabled":
+        case 403 where admin || code == "admin_required" || code == "admin_api_disabled":
             return CLIError("this operation needs the server's admin key; the key from \(key ?? "?") is not it (\(message)). Pass the admin key with --api-key or SWITCHYARD_ADMIN_KEY")
         default:
             return CLIError("the server at \(base) answered \(status): \(message)")

@@ -396,3 +396,11 @@ def test_keys_create_warns_of_a_model_name_it_does_not_know(home):
     out = sy(home, "keys", "create", "--name", "typo", "--models", "smollm9")
     assert out.returncode == 0
     assert "no model here is named 'smollm9'; did you mean 'smollm2'?" in out.stderr
+
+
+def test_pull_on_a_server_needs_its_admin_key(home):
+    url = home["url"]
+    user = sy(home, "pull", "smollm2", "--server", url, env={"SWITCHYARD_API_KEY": home["key"]})
+    assert user.returncode == 1 and "needs the server's admin key" in user.stderr
+    admin = sy(home, "pull", "smollm2", "--server", url, env={"SWITCHYARD_ADMIN_KEY": ADMIN})
+    assert admin.returncode == 0 and "smollm2: success" in admin.stderr, admin.stderr
