@@ -33,3 +33,19 @@ def test_each_sdk_example_runs_as_written():
     lines = out.stdout.splitlines()
     # chat, responses (second turn), responses stream, anthropic, anthropic stream, ollama: one line each.
     assert len(lines) == 6 and all(line.strip() for line in lines), out.stdout
+
+
+def test_each_configuration_snippet_validates_on_its_own(tmp_path):
+    """Every `yaml` block of the README is a whole models.yaml: `config validate` accepts it alone."""
+    binary = os.environ.get("SWITCHYARD_BIN", "").strip()
+    if not binary:
+        pytest.fail("SWITCHYARD_BIN is not set: run these tests through Tests/clients/run.sh")
+    blocks = re.findall(r"```yaml\n(.*?)```", open(README).read(), re.S)
+    assert len(blocks) >= 3
+    for i, block in enumerate(blocks):
+        folder = tmp_path / f"snippet{i}"
+        folder.mkdir()
+        (folder / "models.yaml").write_text(block)
+        out = subprocess.run([binary, "config", "validate", "--config", str(folder)], capture_output=True, text=True,
+                             timeout=60, env={k: v for k, v in os.environ.items() if k != "SWITCHYARD_CONFIG"})
+        assert out.returncode == 0 and out.stdout.startswith("ok:"), f"snippet {i}:\n{block}\n{out.stdout}{out.stderr}"
