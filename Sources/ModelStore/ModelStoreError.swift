@@ -35,6 +35,14 @@ public enum ModelStoreError: Error, Equatable, Sendable, CustomStringConvertible
     case fileSystem(path: String, reason: String)
     /// The pull was cancelled; nothing was kept.
     case cancelled
+    /// An `ollama:` or `hf:` spec that is not well formed.
+    case invalidPullSpec(spec: String, expected: String)
+    /// The registry refused (401, 403): a gated or private repository, or a wrong token.
+    case accessDenied(url: String, status: Int)
+    /// The registry has no such model (or file).
+    case notInRegistry(what: String, url: String)
+    /// A Hugging Face repository's GGUF files that the selector does not narrow to one.
+    case ambiguousFile(spec: String, candidates: [String], matched: Int)
 
     public var description: String {
         switch self {
@@ -78,6 +86,15 @@ public enum ModelStoreError: Error, Equatable, Sendable, CustomStringConvertible
             return "file error at \(path): \(reason)"
         case .cancelled:
             return "the pull was cancelled; the partial download was discarded"
+        case let .invalidPullSpec(spec, expected):
+            return "'\(spec)' is not a registry model; expected \(expected)"
+        case let .accessDenied(url, status):
+            return "\(url) refused access (HTTP \(status)): the repository is gated or private, or the token is wrong; for Hugging Face set HF_TOKEN to a token that may read it"
+        case let .notInRegistry(what, url):
+            return "no \(what) in the registry (\(url) answered 404)"
+        case let .ambiguousFile(spec, candidates, matched):
+            let which = matched == 0 ? "names none of its GGUF files" : "matches \(matched) of its GGUF files"
+            return "\(spec) \(which); name one as hf:OWNER/REPO:FILE.gguf or by quantization (e.g. :Q4_K_M): \(candidates.joined(separator: ", "))"
         }
     }
 }

