@@ -235,6 +235,10 @@ public struct ModelPuller: Sendable {
             return present
         }
 
+        // A size the registry gave (or the server announces) must fit, with room to spare, before anything is written.
+        if let size, let free = Self.freeBytes(at: directory), free < size + (64 << 20) {
+            throw ModelStoreError.notEnoughSpace(path: directory.path, needed: size, available: free)
+        }
         let partialURL = Self.partialFileURL(for: fileName, in: directory)
         var succeeded = false
         defer { if !succeeded { FileOps.removeIfPresent(partialURL) } }
@@ -247,6 +251,11 @@ public struct ModelPuller: Sendable {
         return try finishPull(partialURL: partialURL, finalURL: finalURL, fileName: fileName,
                               expected: expected, actual: Extracted(sha256: outcome.sha256, size: outcome.bytes),
                               progress: progress) { succeeded = true }
+    }
+
+    /// The free bytes of the file system holding `directory`, where the system says.
+    static func freeBytes(at directory: URL) -> Int64? {
+        (try? FileManager.default.attributesOfFileSystem(forPath: directory.path))?[.systemFreeSize] as? Int64
     }
 
     // MARK: - Shared steps

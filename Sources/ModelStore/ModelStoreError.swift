@@ -43,6 +43,8 @@ public enum ModelStoreError: Error, Equatable, Sendable, CustomStringConvertible
     case notInRegistry(what: String, url: String)
     /// A Hugging Face repository's GGUF files that the selector does not narrow to one.
     case ambiguousFile(spec: String, candidates: [String], matched: Int)
+    /// The file would not fit on the disk; nothing was fetched.
+    case notEnoughSpace(path: String, needed: Int64, available: Int64)
 
     public var description: String {
         switch self {
@@ -92,6 +94,8 @@ public enum ModelStoreError: Error, Equatable, Sendable, CustomStringConvertible
             return "\(url) refused access (HTTP \(status)): the repository is gated or private, or the token is wrong; for Hugging Face set HF_TOKEN to a token that may read it"
         case let .notInRegistry(what, url):
             return "no \(what) in the registry (\(url) answered 404)"
+        case let .notEnoughSpace(path, needed, available):
+            return "\(path) has \(StderrProgressBar.formatBytes(available)) free, and the model needs \(StderrProgressBar.formatBytes(needed)); nothing was fetched"
         case let .ambiguousFile(spec, candidates, matched):
             let which = matched == 0 ? "names none of its GGUF files" : "matches \(matched) of its GGUF files"
             return "\(spec) \(which); name one as hf:OWNER/REPO:FILE.gguf or by quantization (e.g. :Q4_K_M): \(candidates.joined(separator: ", "))"

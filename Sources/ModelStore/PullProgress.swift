@@ -52,6 +52,8 @@ public final class StderrProgressBar: Sendable {
         var lastLength = 0
         var lineOpen = false
         var pending: PullProgress?
+        /// When the current phase began, and its bytes then (for the rate).
+        var phaseStart: (at: ContinuousClock.Instant, bytes: Int64)?
     }
 
     private let state = Mutex(State())
@@ -87,7 +89,14 @@ public final class StderrProgressBar: Sendable {
                 text += "\n"
                 state.lastLength = 0
             }
-            let line = Self.render(progress)
+            if newLine || state.phaseStart == nil { state.phaseStart = (now, progress.bytesDone) }
+            var rate: Double?
+            if let start = state.phaseStart {
+                let elapsed = now - start.at
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                if seconds >= 0.5, progress.bytesDone > start.bytes { rate = Double(progress.bytesDone - start.bytes) / seconds }
+            }
+            let line = Self.render(progress, rate: rate)
             let padding = max(0, state.lastLength - line.count)
             text += "\r" + line + String(repeating: " ", count: padding)
             if progress.phase == .alreadyPresent {
@@ -123,13 +132,15 @@ public final class StderrProgressBar: Sendable {
             state.lastPhase = nil
             state.lastDetail = nil
             state.lastDraw = nil
+            state.phaseStart = nil
             return text.isEmpty ? nil : text
         }
         if let output { write(output) }
     }
 
-    /// The text of one progress line, without `\r` or newline.
-    public static func render(_ progress: PullProgress) -> String {
+    /// The text of one progress line, without `\r` or newline; with the phase's `rate` (bytes a second) known, also
+    /// the rate and, where the total is known, the time left: `…  48%  12.3 MB/s  4 s left`.
+    public static func render(_ progress: PullProgress, rate: Double? = nil) -> String {
         var line = "\(progress.phase.rawValue) \(progress.fileName)"
         if let detail = progress.detail { line += " (\(detail))" }
         if progress.phase == .alreadyPresent {
@@ -144,7 +155,23 @@ public final class StderrProgressBar: Sendable {
         } else if progress.bytesDone > 0 {
             line += "  \(formatBytes(progress.bytesDone))"
         }
+        if let rate, rate > 0 {
+            line += "  \(formatBytes(Int64(rate)))/s"
+            if let total = progress.bytesTotal, total > progress.bytesDone {
+                line += "  \(formatDuration(Double(total - progress.bytesDone) / rate)) left"
+            }
+        }
         return line
+    }
+
+    /// `4 s`, `2 min 5 s`, `1 h 3 min`.
+    public static func formatDuration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded(.up))
+        switch s {
+        case ..<60: return "\(s) s"
+        case ..<3600: return "\(s / 60) min \(s % 60) s"
+        default: return "\(s / 3600) h \(s % 3600 / 60) min"
+        }
     }
 
     /// Decimal units with one decimal: `812 B`, `4.0 kB`, `45.2 MB`, `1.3 GB`.

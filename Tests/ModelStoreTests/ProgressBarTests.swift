@@ -26,6 +26,14 @@ import Testing
             == "already present a.gguf  2.0 MB, sha256 verified")
     }
 
+    @Test func rendersTheRateAndTheTimeLeft() {
+        let p = PullProgress(phase: .downloading, fileName: "a.gguf", bytesDone: 45_200_000, bytesTotal: 92_900_000)
+        #expect(StderrProgressBar.render(p, rate: 12_300_000) == "downloading a.gguf  45.2 MB / 92.9 MB  48%  12.3 MB/s  4 s left")
+        #expect(StderrProgressBar.render(PullProgress(phase: .downloading, fileName: "a.gguf", bytesDone: 1_000, bytesTotal: nil), rate: 500)
+            == "downloading a.gguf  1.0 kB  500 B/s")
+        #expect(StderrProgressBar.formatDuration(125) == "2 min 5 s" && StderrProgressBar.formatDuration(3780) == "1 h 3 min")
+    }
+
     @Test func formatsBytes() {
         #expect(StderrProgressBar.formatBytes(0) == "0 B")
         #expect(StderrProgressBar.formatBytes(999) == "999 B")

@@ -37,6 +37,10 @@ import Testing
                         layers = [{"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64, "size": 10},
                                   {"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:" + MODEL, "size": len(blob("model"))}]
                         return self.send(200, json.dumps({"schemaVersion": 2, "layers": layers}).encode())
+                    if p == "/v2/library/huge/manifests/latest":
+                        layers = [{"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:" + MODEL, "size": 10 ** 16}]
+                        return self.send(200, json.dumps({"schemaVersion": 2, "layers": layers}).encode())
+                    if p == "/v2/library/huge/blobs/sha256:" + MODEL: return self.send(500, b"must not be fetched")
                     if p == "/v2/library/tiny/blobs/sha256:" + MODEL: return self.redirect("/cdn/model")
                     if p.startswith("/v2/"): return self.send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
                     # Hugging Face
@@ -107,6 +111,9 @@ import Testing
         let missing = await expectStoreError { _ = try await puller.pull("ollama:nothing:7b") }
         guard case .notInRegistry(let what, _)? = missing else { Issue.record("got \(String(describing: missing))"); return }
         #expect(what == "ollama:nothing:7b")
+        // A model larger than the disk's free space: refused before anything is fetched.
+        let huge = await expectStoreError { _ = try await puller.pull("ollama:huge") }
+        guard case .notEnoughSpace(_, 10_000_000_000_000_000, _)? = huge else { Issue.record("got \(String(describing: huge))"); return }
         #expect(models.contents().sorted() == ["tiny-q8.gguf", "tiny.gguf"])
     }
 
