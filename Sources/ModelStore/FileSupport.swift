@@ -73,6 +73,42 @@ final class HashingFileWriter {
         }
     }
 
+    /// Opens the file at `url` to go on writing after what it holds (hashed first), or creates it.
+    init(resuming url: URL) throws {
+        self.url = url
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+                throw ModelStoreError.fileSystem(path: url.path, reason: "cannot create the file")
+            }
+            handle = try FileHandle(forWritingTo: url)
+            return
+        }
+        do {
+            let reader = try FileHandle(forReadingFrom: url)
+            defer { try? reader.close() }
+            while let chunk = try reader.read(upToCount: 1 << 20), !chunk.isEmpty {
+                hasher.update(data: chunk)
+                bytesWritten += Int64(chunk.count)
+            }
+            handle = try FileHandle(forWritingTo: url)
+            try handle.seekToEnd()
+        } catch {
+            throw ModelStoreError.fileSystem(path: url.path, reason: "cannot resume the partial file: \(error.localizedDescription)")
+        }
+    }
+
+    /// Empties the file to start over (the server sent the whole file instead of the rest).
+    func restart() throws {
+        do {
+            try handle.truncate(atOffset: 0)
+            try handle.seek(toOffset: 0)
+        } catch {
+            throw ModelStoreError.fileSystem(path: url.path, reason: "cannot truncate the file: \(error.localizedDescription)")
+        }
+        hasher = SHA256()
+        bytesWritten = 0
+    }
+
     func write(_ data: Data) throws {
         do {
             try handle.write(contentsOf: data)

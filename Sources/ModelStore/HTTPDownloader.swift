@@ -70,10 +70,13 @@ enum HTTPDownloader {
 
     /// Downloads `url` into a new file at `destination`. On any failure the caller removes `destination`.
     /// `progress` gets (bytes so far, total if the server said).
-    static func download(_ url: URL, to destination: URL, headers: [String: String] = [:],
+    /// With `resume`, what `destination` already holds is kept and only the rest is asked for (an HTTP Range);
+    /// a server that sends the whole file instead starts it over.
+    static func download(_ url: URL, to destination: URL, headers: [String: String] = [:], resume: Bool = false,
                          progress: @escaping @Sendable (Int64, Int64?) -> Void) async throws -> Outcome {
-        let writer = try HashingFileWriter(url: destination)
-        let delegate = DownloadDelegate(url: url, writer: writer, progress: progress)
+        let writer = resume ? try HashingFileWriter(resuming: destination) : try HashingFileWriter(url: destination)
+        let offset = writer.bytesWritten
+        let delegate = DownloadDelegate(url: url, writer: writer, offset: offset, progress: progress)
         let configuration = URLSessionConfiguration.ephemeral
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
         configuration.urlCache = nil
@@ -87,6 +90,7 @@ enum HTTPDownloader {
         request.httpMethod = "GET"
         request.setValue("identity", forHTTPHeaderField: "Accept-Encoding")
         for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+        if offset > 0 { request.setValue("bytes=\(offset)-", forHTTPHeaderField: "Range") }
         let task = session.dataTask(with: request)
         let taskBox = TaskBox(task)
 
@@ -123,12 +127,15 @@ private final class DownloadDelegate: NSObject, URLSessionDataDelegate, @uncheck
 
     private let url: URL
     private let writer: HashingFileWriter
+    /// Bytes already in the file when a resumed download began.
+    private let offset: Int64
     private let progress: @Sendable (Int64, Int64?) -> Void
     private let state = Mutex(State())
 
-    init(url: URL, writer: HashingFileWriter, progress: @escaping @Sendable (Int64, Int64?) -> Void) {
+    init(url: URL, writer: HashingFileWriter, offset: Int64, progress: @escaping @Sendable (Int64, Int64?) -> Void) {
         self.url = url
         self.writer = writer
+        self.offset = offset
         self.progress = progress
     }
 
@@ -174,7 +181,21 @@ private final class DownloadDelegate: NSObject, URLSessionDataDelegate, @uncheck
             completionHandler(.cancel)
             return
         }
-        let expected = response.expectedContentLength > 0 ? response.expectedContentLength : nil
+        var base: Int64 = 0
+        if offset > 0 {
+            let http = response as? HTTPURLResponse
+            let range = http?.value(forHTTPHeaderField: "Content-Range") ?? ""
+            if http?.statusCode == 206, range.hasPrefix("bytes \(offset)-") {
+                base = offset   // the rest follows what the file holds
+            } else {
+                do { try writer.restart() } catch let e as ModelStoreError {
+                    fail(e); completionHandler(.cancel); return
+                } catch {
+                    fail(.fileSystem(path: writer.url.path, reason: "\(error)")); completionHandler(.cancel); return
+                }
+            }
+        }
+        let expected = response.expectedContentLength > 0 ? base + response.expectedContentLength : nil
         state.withLock { $0.expected = expected }
         progress(0, expected)
         completionHandler(.allow)

@@ -67,12 +67,13 @@ public struct ModelPuller: Sendable {
 
     /// Removes stale `.*.partial` files and folders left in `directory` by interrupted pulls; returns what it removed.
     @discardableResult
-    public static func cleanupPartialFiles(in directory: URL) -> [URL] {
+    public static func cleanupPartialFiles(in directory: URL, keeping kept: URL? = nil) -> [URL] {
         let fileManager = FileManager.default
         guard let names = try? fileManager.contentsOfDirectory(atPath: directory.path) else { return [] }
         var removed: [URL] = []
         for name in names where name.hasPrefix(".") && name.hasSuffix(".partial") {
             let url = directory.appendingPathComponent(name)
+            if let kept, url.standardizedFileURL == kept.standardizedFileURL { continue }
             if (try? fileManager.removeItem(at: url)) != nil { removed.append(url) }
         }
         return removed
@@ -227,7 +228,11 @@ public struct ModelPuller: Sendable {
                progress: @escaping @Sendable (PullProgress) -> Void) async throws -> PullResult {
         _ = try DownloadURL.validateScheme(url)
         try ModelDirectory.ensureExists(directory)
-        Self.cleanupPartialFiles(in: directory)
+        // With a known hash, what an interrupted download of this file left is kept and resumed (the whole file is
+        // checked at the end); without one, nothing partial is trusted.
+        let partialURL = Self.partialFileURL(for: fileName, in: directory)
+        let resumable = expected != nil
+        Self.cleanupPartialFiles(in: directory, keeping: resumable ? partialURL : nil)
         let finalURL = directory.appendingPathComponent(fileName, isDirectory: false)
 
         if let expected,
@@ -239,13 +244,20 @@ public struct ModelPuller: Sendable {
         if let size, let free = Self.freeBytes(at: directory), free < size + (64 << 20) {
             throw ModelStoreError.notEnoughSpace(path: directory.path, needed: size, available: free)
         }
-        let partialURL = Self.partialFileURL(for: fileName, in: directory)
-        var succeeded = false
-        defer { if !succeeded { FileOps.removeIfPresent(partialURL) } }
+        var succeeded = false, keepPartial = false
+        defer { if !succeeded && !keepPartial { FileOps.removeIfPresent(partialURL) } }
 
         progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: 0, bytesTotal: size))
-        let outcome = try await HTTPDownloader.download(url, to: partialURL, headers: headers) { done, total in
-            progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: done, bytesTotal: total ?? size))
+        let outcome: HTTPDownloader.Outcome
+        do {
+            outcome = try await HTTPDownloader.download(url, to: partialURL, headers: headers, resume: resumable) { done, total in
+                progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: done, bytesTotal: total ?? size))
+            }
+        } catch ModelStoreError.downloadFailed(let failedURL, let reason) where resumable {
+            let kept = ModelDirectory.fileSize(partialURL) ?? 0
+            guard kept > 0 else { throw ModelStoreError.downloadFailed(url: failedURL, reason: reason) }
+            keepPartial = true
+            throw ModelStoreError.downloadInterrupted(url: failedURL, reason: reason, kept: kept, path: partialURL.path)
         }
         try Task.checkCancellation()
         return try finishPull(partialURL: partialURL, finalURL: finalURL, fileName: fileName,

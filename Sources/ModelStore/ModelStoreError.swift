@@ -43,6 +43,8 @@ public enum ModelStoreError: Error, Equatable, Sendable, CustomStringConvertible
     case notInRegistry(what: String, url: String)
     /// A Hugging Face repository's GGUF files that the selector does not narrow to one.
     case ambiguousFile(spec: String, candidates: [String], matched: Int)
+    /// The transfer stopped; what arrived is kept for the next pull to resume from.
+    case downloadInterrupted(url: String, reason: String, kept: Int64, path: String)
     /// The file would not fit on the disk; nothing was fetched.
     case notEnoughSpace(path: String, needed: Int64, available: Int64)
 
@@ -94,6 +96,8 @@ public enum ModelStoreError: Error, Equatable, Sendable, CustomStringConvertible
             return "\(url) refused access (HTTP \(status)): the repository is gated or private, or the token is wrong; for Hugging Face set HF_TOKEN to a token that may read it"
         case let .notInRegistry(what, url):
             return "no \(what) in the registry (\(url) answered 404)"
+        case let .downloadInterrupted(url, reason, kept, path):
+            return "download of \(url) stopped: \(reason); the \(StderrProgressBar.formatBytes(kept)) received are kept in \(path), and pulling again resumes from there"
         case let .notEnoughSpace(path, needed, available):
             return "\(path) has \(StderrProgressBar.formatBytes(available)) free, and the model needs \(StderrProgressBar.formatBytes(needed)); nothing was fetched"
         case let .ambiguousFile(spec, candidates, matched):

