@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ChatTemplates", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
         .testTarget(name: "ProvidersTests", dependencies: [
-            "Providers", "Core", "Grammar", "Registry", "Routing", "TestSupport",
+            "Providers", "Core", "Grammar", "Registry", "Routing", "ModelStore", "TestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),

@@ -118,8 +118,17 @@ extension ModelPuller {
             throw ModelStoreError.invalidURL(url: base, reason: "not a registry URL")
         }
         let fileName = Self.safeFileName(tag == "latest" ? name : "\(name)-\(tag)") + ".gguf"
-        return try await fetch(blobURL, headers: [:], fileName: fileName, expected: hex.lowercased(), size: model["size"] as? Int64,
-                               progress: progress)
+        let result = try await fetch(blobURL, headers: [:], fileName: fileName, expected: hex.lowercased(), size: model["size"] as? Int64,
+                                     progress: progress)
+        // Its PARAMETER lines (a small JSON blob) become the file's sampling defaults.
+        if let params = layers.first(where: { $0["mediaType"] as? String == "application/vnd.ollama.image.params" }),
+           let paramsDigest = params["digest"] as? String, (params["size"] as? Int ?? 0) < 1 << 20,
+           let paramsURL = URL(string: "\(base)/v2/\(namespace)/\(name)/blobs/\(paramsDigest)"),
+           let object = try await RegistryHTTP.json(paramsURL, headers: [:], what: "\(spec)'s parameters") as? [String: Any] {
+            let defaults = ModelDefaults(ollamaParams: object)
+            if !defaults.isEmpty { try defaults.write(for: result.url) }
+        }
+        return result
     }
 
     /// A GGUF file of a Hugging Face repository: the one the selector names (a quantization such as `Q4_K_M`, or a

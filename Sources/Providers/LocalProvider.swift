@@ -68,6 +68,9 @@ public struct LocalProvider: Provider {
         sampling.topP = sampling.topP ?? d.topP
         sampling.topK = sampling.topK ?? d.topK
         sampling.maxTokens = sampling.maxTokens ?? d.maxTokens
+        sampling.minP = sampling.minP ?? d.minP
+        sampling.repeatPenalty = sampling.repeatPenalty ?? d.repeatPenalty
+        if sampling.stop.isEmpty { sampling.stop = d.stop }
         var parameters = generationParameters(sampling, logprobs: request.logprobs, top: request.topLogprobs)
         parameters.constraint = try constraint(for: request, format: format, loaded: loaded)
         let tokenizer = loaded.tokenizer

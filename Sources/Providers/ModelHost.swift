@@ -186,6 +186,10 @@ public actor ModelHost {
         if let d = declared {
             worker.keepAlive = d.keepAlive
             worker.defaults = d.defaults
+        } else if let d = ModelDefaults.read(for: path) {
+            // Defaults that came with the file (an Ollama pull's parameters).
+            worker.defaults = SamplingSettings(temperature: d.temperature, topP: d.top_p, topK: d.top_k, minP: d.min_p,
+                                               repeatPenalty: d.repeat_penalty, maxTokens: d.max_tokens, stop: d.stop ?? [])
         }
         workers[name] = worker
         return worker

@@ -18,6 +18,8 @@ import Testing
             SERVED = \(String(reflecting: served.path))
             MODEL, OTHER = "\(modelHash)", "\(otherHash)"
             def blob(name): return open(os.path.join(SERVED, name), "rb").read()
+            PARAMS = json.dumps({"stop": ["<|im_end|>", "<|endoftext|>"], "temperature": 0.2, "top_k": 20, "num_ctx": 8192,
+                                 "num_predict": 128}).encode()
             class H(BaseHTTPRequestHandler):
                 def log_message(self, *a): pass
                 def send(self, status, body=b"", ctype="application/json", headers=()):
@@ -35,13 +37,15 @@ import Testing
                     if p == "/v2/library/tiny/manifests/latest" or p == "/v2/library/tiny/manifests/q8":
                         assert "manifest.v2+json" in self.headers.get("Accept", "")
                         layers = [{"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64, "size": 10},
-                                  {"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:" + MODEL, "size": len(blob("model"))}]
+                                  {"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:" + MODEL, "size": len(blob("model"))},
+                                  {"mediaType": "application/vnd.ollama.image.params", "digest": "sha256:" + "1" * 64, "size": len(PARAMS)}]
                         return self.send(200, json.dumps({"schemaVersion": 2, "layers": layers}).encode())
                     if p == "/v2/library/huge/manifests/latest":
                         layers = [{"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:" + MODEL, "size": 10 ** 16}]
                         return self.send(200, json.dumps({"schemaVersion": 2, "layers": layers}).encode())
                     if p == "/v2/library/huge/blobs/sha256:" + MODEL: return self.send(500, b"must not be fetched")
                     if p == "/v2/library/tiny/blobs/sha256:" + MODEL: return self.redirect("/cdn/model")
+                    if p == "/v2/library/tiny/blobs/sha256:" + "1" * 64: return self.send(200, PARAMS)
                     if p.startswith("/v2/"): return self.send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
                     # Hugging Face
                     if p.startswith("/api/models/owner/gated/") and auth != "Bearer hf_good":
@@ -119,6 +123,10 @@ import Testing
         #expect(first.url == models.file("tiny.gguf") && first.sha256 == modelHash && !first.alreadyPresent)
         #expect(try Data(contentsOf: first.url) == Self.model)
         #expect(try await puller.pullWithResult("ollama:tiny").alreadyPresent, "the same digest again: kept, not fetched")
+        // Its parameters became the file's sampling defaults (num_ctx, a resource setting, is not one).
+        #expect(ModelDefaults.read(for: first.url) == ModelDefaults(temperature: 0.2, top_k: 20, max_tokens: 128,
+                                                                     stop: ["<|im_end|>", "<|endoftext|>"]))
+        #expect(FileManager.default.fileExists(atPath: models.file("tiny.defaults.json").path))
         let tagged = try await puller.pullWithResult("ollama:tiny:q8")
         #expect(tagged.url == models.file("tiny-q8.gguf"))
         let missing = await expectStoreError { _ = try await puller.pull("ollama:nothing:7b") }
@@ -127,7 +135,7 @@ import Testing
         // A model larger than the disk's free space: refused before anything is fetched.
         let huge = await expectStoreError { _ = try await puller.pull("ollama:huge") }
         guard case .notEnoughSpace(_, 10_000_000_000_000_000, _)? = huge else { Issue.record("got \(String(describing: huge))"); return }
-        #expect(models.contents().sorted() == ["tiny-q8.gguf", "tiny.gguf"])
+        #expect(models.contents().sorted() == ["tiny-q8.defaults.json", "tiny-q8.gguf", "tiny.defaults.json", "tiny.gguf"])
     }
 
     @Test func huggingFacePicksTheFileVerifiesItAndKeepsTheTokenFromTheCDN() async throws {

@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import ModelStore
 import Providers
 import TestSupport
 import Testing
@@ -44,6 +45,30 @@ import Testing
         async let w2 = host.worker(for: "a")
         let (x, y) = try await (w1, w2)
         #expect(x === y)
+        await host.unloadAll()
+    }
+
+    /// Defaults that came with a file (`NAME.defaults.json`, as an Ollama pull writes them) apply to requests that
+    /// leave the setting unset; a request's own setting wins.
+    @Test func defaultsBesideAFileApply() async throws {
+        let dir = try directory(["a", "b"])
+        try ModelDefaults(temperature: 0, max_tokens: 3).write(for: dir.appendingPathComponent("a.gguf"))
+        let host = ModelHost(options: .init(directory: dir, contextLength: 512, parallel: 1))
+        let provider = LocalProvider(host: host)
+        func usage(_ model: String, max: Int?) async throws -> (Int, FinishReason?) {
+            var tokens = 0, finish: FinishReason?
+            let request = ChatRequest(model: model, messages: [ChatMessage(role: .user, content: "Tell me a long story.")],
+                                      sampling: SamplingSettings(temperature: 0, maxTokens: max))
+            for try await e in provider.chat(request).events {
+                if case .usage(let u) = e { tokens = u.completionTokens }
+                if case .finished(let f) = e { finish = f }
+            }
+            return (tokens, finish)
+        }
+        let (withDefaults, reason) = try await usage("a", max: nil)
+        #expect(withDefaults == 3 && reason == .length)
+        #expect(try await usage("a", max: 5).0 == 5, "the request's own max_tokens wins")
+        #expect(try await usage("b", max: nil).0 > 3, "a file without defaults: none")
         await host.unloadAll()
     }
 
