@@ -121,7 +121,7 @@ struct OllamaSurface {
         var request = request
         let raw = try await request.collectBody(limit: BodyLimit.maxBytes)
         let b = try JSONDecoder().decode(Body.self, from: Data(buffer: raw))
-        let model = Self.servedName(b.model)
+        let model = await served(b.model)
         if b.images != nil || (b.messages ?? []).contains(where: { $0.images?.isEmpty == false }) {
             throw APIError(.badRequest, "images are not supported: the models served here read text only")
         }
@@ -450,7 +450,18 @@ struct OllamaSurface {
         let body = try await request.collectBody(limit: 1 << 16)
         let n = try JSONDecoder().decode(NameBody.self, from: Data(buffer: body))
         guard let name = n.model ?? n.name, !name.isEmpty else { throw APIError(.badRequest, "model is required") }
-        return Self.servedName(name)
+        return await served(name)
+    }
+
+    /// The served name for an Ollama client's `NAME:TAG`: `:latest` dropped, and `NAME:TAG` found as `NAME-TAG` (the
+    /// file an `ollama:` pull saves) when no model has the name with the colon.
+    func served(_ name: String) async -> String {
+        let n = Self.servedName(name)
+        guard let colon = n.lastIndex(of: ":") else { return n }
+        let names = Set((try? await backend.provider.models().map(\.name)) ?? [])
+        guard !names.contains(n) else { return n }
+        let dashed = String(n[..<colon]) + "-" + String(n[n.index(after: colon)...])
+        return names.contains(dashed) ? dashed : n
     }
 
     private func show(_ request: Request) async throws -> Response {

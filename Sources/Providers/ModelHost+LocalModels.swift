@@ -81,8 +81,14 @@ extension ModelHost {
                             metadata: metadata, parameters: parameters)
     }
 
+    /// A catalogue name, a URL, an `ollama:` or `hf:` spec; any other name is taken from Ollama's registry, as
+    /// `ollama pull NAME[:TAG]` would (what Ollama's clients send to `/api/pull`).
     public func pull(_ spec: String, progress: @escaping @Sendable (PullReport) -> Void) async throws -> String {
         let puller = ModelPuller(directory: options.directory)
+        var spec = spec
+        if puller.catalogue.entry(named: spec) == nil, !spec.contains("://"), (try? RegistrySpec.parse(spec)) == nil {
+            spec = "ollama:" + spec
+        }
         let url = try await puller.pull(spec) { p in
             progress(PullReport(phase: p.phase.rawValue, file: p.fileName, done: p.bytesDone, total: p.bytesTotal))
         }
