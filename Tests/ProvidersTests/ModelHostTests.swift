@@ -68,7 +68,8 @@ import Testing
         let (withDefaults, reason) = try await usage("a", max: nil)
         #expect(withDefaults == 3 && reason == .length)
         #expect(try await usage("a", max: 5).0 == 5, "the request's own max_tokens wins")
-        #expect(try await usage("b", max: nil).0 > 3, "a file without defaults: none")
+        #expect(try await host.worker(for: "b").defaults == SamplingSettings(), "a file without defaults: none")
+        #expect(try await host.worker(for: "a").defaults == SamplingSettings(temperature: 0, maxTokens: 3))
         await host.unloadAll()
     }
 
