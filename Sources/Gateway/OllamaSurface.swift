@@ -453,14 +453,20 @@ struct OllamaSurface {
         return await served(name)
     }
 
+    /// `NAME-TAG` for `NAME:TAG` (the name a pulled `NAME:TAG` is served under); nil without a tag. (A key's model
+    /// list is checked against the name as sent: a key for `NAME-TAG` asks for it by that name.)
+    static func taggedAlternative(_ name: String) -> String? {
+        guard let colon = name.lastIndex(of: ":") else { return nil }
+        return String(name[..<colon]) + "-" + String(name[name.index(after: colon)...])
+    }
+
     /// The served name for an Ollama client's `NAME:TAG`: `:latest` dropped, and `NAME:TAG` found as `NAME-TAG` (the
     /// file an `ollama:` pull saves) when no model has the name with the colon.
     func served(_ name: String) async -> String {
         let n = Self.servedName(name)
-        guard let colon = n.lastIndex(of: ":") else { return n }
+        guard let dashed = Self.taggedAlternative(n) else { return n }
         let names = Set((try? await backend.provider.models().map(\.name)) ?? [])
         guard !names.contains(n) else { return n }
-        let dashed = String(n[..<colon]) + "-" + String(n[n.index(after: colon)...])
         return names.contains(dashed) ? dashed : n
     }
 

