@@ -30,9 +30,12 @@ def test_each_sdk_example_runs_as_written():
     out = subprocess.run([sys.executable, "-c", code.replace("http://127.0.0.1:8080", url)], capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    # chat, responses (second turn), responses stream, anthropic, anthropic stream, ollama: one line each.
-    assert len(lines) == 6 and all(line.strip() for line in lines), out.stdout
+    # Each call prints its label and then the answer (which may run over several lines).
+    labels = ["chat:", "responses:", "responses, streamed:", "anthropic:", "anthropic, streamed:", "ollama:"]
+    starts = [out.stdout.find("\n" + label + " ") if i else out.stdout.find(label + " ") for i, label in enumerate(labels)]
+    assert starts[0] == 0 and all(a < b for a, b in zip(starts, starts[1:])), out.stdout
+    for label, start, end in zip(labels, starts, starts[1:] + [len(out.stdout)]):
+        assert out.stdout[start:end].strip()[len(label):].strip(), f"{label} printed no answer:\n{out.stdout}"
 
 
 def test_each_configuration_snippet_validates_on_its_own(tmp_path):
