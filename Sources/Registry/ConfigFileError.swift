@@ -4,7 +4,7 @@ import Yams
 /// What is wrong with a configuration file as a whole, the way editors and compilers say it: a syntax error as
 /// `file:line:col: message` (a tab where YAML wants spaces called out), a file that cannot be read with the
 /// operating system's reason ("is a folder", "Permission denied").
-enum ConfigFileError {
+public enum ConfigFileError {
     /// The issue for a file that could not be read.
     static func unreadable(_ url: URL, _ error: Error) -> ConfigIssue {
         var isDirectory: ObjCBool = false
@@ -37,19 +37,23 @@ enum ConfigFileError {
         return ConfigIssue(file: url.path, path: "(file)", line: mark.line, column: mark.column, message: message)
     }
 
-    /// An error reading a file, in the operating system's words.
-    static func reason(_ error: Error) -> String {
+    /// An error reading or writing a file, in the operating system's words ("No such file or directory").
+    public static func reason(_ error: Error) -> String {
         if let e = error as? CocoaError {
             if let underlying = e.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
                 return String(cString: strerror(Int32(underlying.code)))
             }
             switch e.code {
             case .fileReadNoSuchFile, .fileNoSuchFile: return String(cString: strerror(ENOENT))
-            case .fileReadNoPermission: return String(cString: strerror(EACCES))
+            case .fileReadNoPermission, .fileWriteNoPermission: return String(cString: strerror(EACCES))
+            case .fileWriteOutOfSpace: return String(cString: strerror(ENOSPC))
+            case .fileWriteVolumeReadOnly: return String(cString: strerror(EROFS))
             case .fileReadInapplicableStringEncoding: return "not UTF-8 text"
             default: break
             }
         }
+        let e = error as NSError
+        if e.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(e.code))) }
         return error.localizedDescription
     }
 }

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import ModelStore
 import Providers
+import Registry
 import Synchronization
 
 /// Where `chat` and `run --server` send their turns: the engine on this machine (the server's own path: a model
@@ -285,7 +286,7 @@ struct ChatSession {
                 try save(to: path)
                 note("saved \(turns.count / 2) turns to \(path)")
             } catch {
-                note("error: cannot write \(path): \(Self.reason(error))")
+                note("error: cannot write \(path): \(ConfigFileError.reason(error))")
             }
         case "/load":
             guard parts.count >= 2 else { note("usage: /load FILE"); break }
@@ -296,31 +297,12 @@ struct ChatSession {
             } catch let e as CLIError {
                 note("error: \(e.description)")
             } catch {
-                note("error: cannot read \(path): \(Self.reason(error))")
+                note("error: cannot read \(path): \(ConfigFileError.reason(error))")
             }
         default:
             note("unknown command \(parts[0]); /? lists them")
         }
         return true
-    }
-
-    /// A file error as the operating system words it ("No such file or directory").
-    static func reason(_ error: Error) -> String {
-        if let e = error as? CocoaError {
-            if let underlying = e.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-                return String(cString: strerror(Int32(underlying.code)))
-            }
-            switch e.code {
-            case .fileReadNoSuchFile, .fileNoSuchFile: return String(cString: strerror(ENOENT))
-            case .fileReadNoPermission, .fileWriteNoPermission: return String(cString: strerror(EACCES))
-            case .fileWriteOutOfSpace: return String(cString: strerror(ENOSPC))
-            case .fileWriteVolumeReadOnly: return String(cString: strerror(EROFS))
-            default: break
-            }
-        }
-        let e = error as NSError
-        if e.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(e.code))) }
-        return e.localizedDescription
     }
 
     struct Saved: Codable {
