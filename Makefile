@@ -31,12 +31,14 @@ ask: release
 pull: build
 	$(DEBUG_BIN) pull smollm2
 	$(DEBUG_BIN) pull gemma3-270m
+	$(DEBUG_BIN) pull minilm
 
 # All tests: Swift tests (units, reference conformance against llama.cpp's outputs, the server in-process), then the
 # official openai Python SDK against a real `switchyard serve`. Needs the models: pulled first.
 test: build
 	$(DEBUG_BIN) pull smollm2
 	$(DEBUG_BIN) pull gemma3-270m
+	$(DEBUG_BIN) pull minilm
 	SWITCHYARD_TEST_PIP=1 $(SWIFT) test
 	bash Tests/clients/run.sh $(DEBUG_BIN)
 

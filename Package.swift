@@ -25,6 +25,8 @@ let package = Package(
     targets: [
         // GGUF files: read (mmap, zero-copy, validated) and write (tests build tiny models).
         .target(name: "GGUF"),
+        // Hugging Face safetensors files and sharded folders: read (mmap, zero-copy, validated).
+        .target(name: "SafeTensors"),
         // Vocabularies and tokenizers.
         .target(name: "Tokenizers", dependencies: ["GGUF"]),
         // The innermost integer dot products, with AVX2 / AVX-512 VNNI paths chosen at run time.
@@ -37,7 +39,7 @@ let package = Package(
         // token masks (cached per grammar state).
         .target(name: "Grammar", swiftSettings: hot),
         // Architectures, KV cache, sampler, generation.
-        .target(name: "Inference", dependencies: ["GGUF", "Tokenizers", "Kernels", "ChatTemplates", "Grammar"], swiftSettings: hot),
+        .target(name: "Inference", dependencies: ["GGUF", "SafeTensors", "Tokenizers", "Kernels", "ChatTemplates", "Grammar"], swiftSettings: hot),
         // Canonical request / event types shared by every surface and provider.
         .target(name: "Core"),
         // The model directory, the built-in catalogue and `pull`.
@@ -47,7 +49,7 @@ let package = Package(
         ]),
         // The local provider (loaded models on engine threads, lazy loading, bounded queues) and remote adapters over HTTP.
         .target(name: "Providers", dependencies: [
-            "Core", "GGUF", "Grammar", "Inference", "Kernels", "ModelStore", "Registry",
+            "Core", "GGUF", "Grammar", "Inference", "Kernels", "ModelStore", "Registry", "Tokenizers",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -88,6 +90,7 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["GGUF"], path: "Tests/TestSupport"),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "TestSupport"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"]),
         .testTarget(name: "GrammarTests", dependencies: ["Grammar", "TestSupport"]),

@@ -380,6 +380,8 @@ public protocol Provider: Sendable {
     /// The whole answer to a request, its events in order. The default reads `chat` to its end (and leaves the
     /// timeout to whoever reads it); providers that answer whole wait at most `timeout` for the answer.
     func complete(_ request: ChatRequest, timeout: Duration?) async throws -> CompletedAnswer
+    /// The vectors of an embedding request. By default: refused, naming the provider.
+    func embed(_ request: EmbeddingRequest) async throws -> EmbeddingResult
 }
 
 /// A whole answer: its events in the order a stream would carry them, and when the first text arrived.
@@ -407,6 +409,10 @@ public struct CompletedAnswer: Sendable {
 
 extension Provider {
     public var answersWhole: Bool { false }
+
+    public func embed(_ request: EmbeddingRequest) async throws -> EmbeddingResult {
+        throw CoreError.badRequest("provider '\(name)' does not serve embeddings (model '\(request.model)')")
+    }
 
     public func complete(_ request: ChatRequest, timeout: Duration?) async throws -> CompletedAnswer {
         let stream = chat(request)

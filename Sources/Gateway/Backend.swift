@@ -265,15 +265,10 @@ final class StartedCompletion: @unchecked Sendable {
     /// `x-switchyard-fallback-from` (those passed over) and `x-switchyard-route-reason` (how an alias, a role or
     /// `auto` chose the model).
     var routeHeaders: HTTPFields {
-        var fields = HTTPFields()
-        fields[RouteHeaders.servedBy] = provider
+        var fields = RouteHeaders.fields(servedBy: provider, route: route)
         if replayed != nil || cacheSlot != nil, let name = HTTPField.Name("x-switchyard-cache") {
             fields[name] = replayed != nil ? "hit" : "miss"
         }
-        guard let route else { return fields }
-        fields[RouteHeaders.route] = route.deployment
-        if !route.fallbackFrom.isEmpty { fields[RouteHeaders.fallbackFrom] = route.fallbackFrom.joined(separator: ", ") }
-        if let reason = route.reason { fields[RouteHeaders.reason] = RouteHeaders.headerSafe(reason) }
         return fields
     }
 

@@ -26,11 +26,8 @@ struct OllamaSurface {
         router.post("/api/copy") { request, _ in try await copy(request) }
         router.get("/api/version") { _, _ in try json(["version": Self.version]) }
         router.head("/") { _, _ in Response(status: .ok) }
-        for path in ["/api/embed", "/api/embeddings"] {
-            router.post(RouterPath(stringLiteral: path)) { _, _ -> Response in
-                throw APIError(.notImplemented, "embeddings are not available in this version", type: "api_error")
-            }
-        }
+        router.post("/api/embed") { request, context in try await embed(request, context) }
+        router.post("/api/embeddings") { request, context in try await legacyEmbeddings(request, context) }
     }
 
     /// The version `/api/version` reports (Switchyard's own).

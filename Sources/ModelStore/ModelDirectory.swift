@@ -1,6 +1,6 @@
 import Foundation
 
-/// A `.gguf` file in the model directory.
+/// A `.gguf` file or a Hugging Face model folder in the model directory.
 public struct LocalModel: Sendable, Hashable {
     /// The file name without `.gguf`; what `switchyard run NAME` takes.
     public let name: String
@@ -69,13 +69,19 @@ public enum ModelDirectory {
         return directory
     }
 
-    /// The `.gguf` files in `directory` (hidden and partial files left out), sorted by name.
+    /// The `.gguf` files and Hugging Face model folders in `directory` (hidden and partial ones left out), sorted by name.
     /// A missing or unreadable directory has none.
     public static func listModels(in directory: URL = ModelDirectory.default,
                                   catalogue: ModelCatalogue = .builtIn) -> [LocalModel] {
         let fileManager = FileManager.default
         guard let names = try? fileManager.contentsOfDirectory(atPath: directory.path) else { return [] }
         var models: [LocalModel] = []
+        for fileName in names where !fileName.hasPrefix(".") {
+            let url = directory.appendingPathComponent(fileName, isDirectory: true)
+            guard isModelFolder(url) else { continue }
+            models.append(LocalModel(name: fileName, fileName: fileName, path: url, size: folderSize(url),
+                                     catalogueName: catalogue.entry(forFileName: fileName)?.name))
+        }
         for fileName in names where !fileName.hasPrefix(".") && fileName.lowercased().hasSuffix(".gguf") {
             let url = directory.appendingPathComponent(fileName, isDirectory: false)
             guard let attributes = try? fileManager.attributesOfItem(atPath: url.path),
@@ -94,6 +100,27 @@ public enum ModelDirectory {
             ))
         }
         return models.sorted { $0.fileName.localizedStandardCompare($1.fileName) == .orderedAscending }
+    }
+
+    /// Whether `url` is a Hugging Face model folder: a folder with a `config.json` and safetensors weights
+    /// (`model.safetensors`, or the shards' `model.safetensors.index.json`).
+    public static func isModelFolder(_ url: URL) -> Bool {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else { return false }
+        return ModelResolver.isRegularFile(url.appendingPathComponent("config.json"))
+            && (ModelResolver.isRegularFile(url.appendingPathComponent("model.safetensors"))
+                || ModelResolver.isRegularFile(url.appendingPathComponent("model.safetensors.index.json")))
+    }
+
+    /// The bytes of every file under a folder.
+    public static func folderSize(_ url: URL) -> Int64 {
+        guard let walker = FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.fileSizeKey]) else { return 0 }
+        var total: Int64 = 0
+        for case let file as URL in walker {
+            total += Int64((try? file.resourceValues(forKeys: [.fileSizeKey]))?.fileSize ?? 0)
+        }
+        return total
     }
 
     /// The size of the file at `url` (following symbolic links), if it can be read.

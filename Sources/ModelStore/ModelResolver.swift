@@ -23,17 +23,20 @@ public enum ModelResolver {
                 let url = directory.appendingPathComponent(candidate, isDirectory: false)
                 if isRegularFile(url) { return url }
             }
+            let folder = directory.appendingPathComponent(trimmed, isDirectory: true)
+            if ModelDirectory.isModelFolder(folder) { return folder }
         }
 
         if !trimmed.isEmpty {
             let expanded = (trimmed as NSString).expandingTildeInPath
             let url = URL(fileURLWithPath: expanded, isDirectory: false).standardizedFileURL
             if isRegularFile(url) { return url }
+            if ModelDirectory.isModelFolder(url) { return url }
             // A path (it has a '/'): say what is wrong with it rather than list the catalogue.
             if trimmed.contains("/") {
                 var isDirectory: ObjCBool = false
                 let exists = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
-                throw ModelStoreError.fileSystem(path: url.path, reason: !exists ? "no such file" : isDirectory.boolValue ? "is a folder, not a .gguf file" : "not a regular file")
+                throw ModelStoreError.fileSystem(path: url.path, reason: !exists ? "no such file" : isDirectory.boolValue ? "is a folder without config.json and model.safetensors, not a model folder" : "not a regular file")
             }
         }
 
@@ -62,6 +65,8 @@ public enum ModelResolver {
             let fileName = trimmed.lowercased().hasSuffix(".gguf") ? trimmed : trimmed + ".gguf"
             let url = directory.appendingPathComponent(fileName, isDirectory: false)
             if isRegularFile(url), isInside(url, directory) { return url }
+            let folder = directory.appendingPathComponent(trimmed, isDirectory: true)
+            if ModelDirectory.isModelFolder(folder), isInside(folder, directory) { return folder }
         }
         throw ModelStoreError.unknownModel(
             name: name,
@@ -76,8 +81,9 @@ public enum ModelResolver {
     /// real location is outside the directory).
     private static func pulledFile(_ name: String, in directory: URL, catalogue: ModelCatalogue, inside: Bool) throws -> URL? {
         guard let entry = catalogue.entry(named: name) else { return nil }
-        let url = directory.appendingPathComponent(entry.fileName, isDirectory: false)
-        guard isRegularFile(url), !inside || isInside(url, directory) else {
+        let url = directory.appendingPathComponent(entry.fileName, isDirectory: entry.folder != nil)
+        let present = entry.folder == nil ? isRegularFile(url) : ModelDirectory.isModelFolder(url)
+        guard present, !inside || isInside(url, directory) else {
             throw ModelStoreError.modelNotPulled(name: entry.name, fileName: entry.fileName, directory: directory.path)
         }
         return url

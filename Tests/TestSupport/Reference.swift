@@ -45,6 +45,11 @@ public enum Reference {
         try model("gemma-3-270m-q4_k_m.gguf", pulledAs: "gemma3-270m")
     }
 
+    /// Path of the all-MiniLM-L6-v2 folder (safetensors, tokenizer.json); throws with instructions if it has not been pulled.
+    public static func miniLM() throws -> String {
+        try model("all-MiniLM-L6-v2", pulledAs: "minilm")
+    }
+
     private static func model(_ fileName: String, pulledAs name: String) throws -> String {
         let url = modelDirectory.appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: url.path) else { throw MissingModel(path: url.path, model: name) }

@@ -60,6 +60,14 @@ import Tokenizers
         #expect(try !check("qwen2", pre: "qwen2").addBOS)
     }
 
+    /// BERT's WordPiece (BGE's vocabulary, the `bert` tokenizer model): lowercased, accents stripped, punctuation and
+    /// CJK split off, longest pieces first, `[UNK]` for a word with an unmatchable part; `[CLS]` … `[SEP]` around a
+    /// sequence when special tokens are added.
+    @Test func bertBGE() throws {
+        let tokenizer = try check("bert-bge", pre: "bert-bge")
+        #expect(tokenizer.encode("Hello world", addSpecial: true, parseSpecial: false) == [101, 7592, 2088, 102])
+    }
+
     /// Phi-3 (SentencePiece with byte fallback, the `llama` tokenizer model).
     @Test func phi3() throws {
         try check("phi-3", pre: "default")

@@ -1,0 +1,101 @@
+import Foundation
+import SafeTensors
+import Tokenizers
+
+/// A Hugging Face model folder: `config.json`, the weights as `model.safetensors` (or shards with their index),
+/// `tokenizer.json`, and for sentence-transformers models `modules.json`, `1_Pooling/config.json` and
+/// `sentence_bert_config.json`.
+public enum HuggingFaceFolder {
+    /// `config.json`'s `architectures[0]` (or `model_type`), e.g. `BertModel`.
+    public static func architecture(_ url: URL) -> String? {
+        guard let c = try? json(url.appendingPathComponent("config.json")) else { return nil }
+        return (c["architectures"] as? [Any])?.first as? String ?? c["model_type"] as? String
+    }
+
+    /// Architectures served as embedders from a folder.
+    public static let embeddingArchitectures: Set<String> = ["BertModel", "BertForMaskedLM", "bert"]
+
+    public static func isEmbedding(_ url: URL) -> Bool {
+        architecture(url).map(embeddingArchitectures.contains) ?? false
+    }
+
+    /// The embedding model and its tokenizer.
+    public static func loadEmbedding(_ url: URL, options: ModelOptions = ModelOptions()) throws -> (model: any EmbeddingModel, tokenizer: any Tokenizer) {
+        let path = url.path
+        let config = try json(url.appendingPathComponent("config.json"))
+        let arch = architecture(url) ?? "?"
+        guard embeddingArchitectures.contains(arch) else {
+            throw InferenceError.badModelFolder(path: path, reason: "config.json names architecture \(arch); embedding folders support \(embeddingArchitectures.sorted().joined(separator: ", "))")
+        }
+        func int(_ key: String) throws(InferenceError) -> Int {
+            guard let v = (config[key] as? NSNumber)?.intValue, v > 0 else {
+                throw .badModelFolder(path: path, reason: "config.json lacks a positive \(key)")
+            }
+            return v
+        }
+        let act = config["hidden_act"] as? String ?? "gelu"
+        guard act == "gelu" else { throw InferenceError.badModelFolder(path: path, reason: "hidden_act \(act) is not supported (gelu is)") }
+        if let kind = config["position_embedding_type"] as? String, kind != "absolute" {
+            throw InferenceError.badModelFolder(path: path, reason: "position_embedding_type \(kind) is not supported (absolute is)")
+        }
+        let c = BertModel.Configuration(hidden: try int("hidden_size"), layers: try int("num_hidden_layers"), heads: try int("num_attention_heads"),
+                                        ffn: try int("intermediate_size"), positions: try int("max_position_embeddings"),
+                                        eps: Float((config["layer_norm_eps"] as? NSNumber)?.doubleValue ?? 1e-12))
+        let (pooling, normalizes, maxLength) = try sentenceTransformers(url)
+        let weights: SafeTensorsFolder
+        do { weights = try SafeTensorsFolder(folder: url) } catch {
+            throw InferenceError.badModelFolder(path: path, reason: error.description)
+        }
+        let source = SafeTensorsWeights(weights)
+        let prefix = source.has("embeddings.word_embeddings.weight") ? "" : "bert."
+        let model = try BertModel(source: source, names: .huggingFace(prefix: prefix), config: c, pooling: pooling, normalizes: normalizes,
+                                  maxTokens: maxLength, options: options)
+        let tokenizerURL = url.appendingPathComponent("tokenizer.json")
+        guard FileManager.default.fileExists(atPath: tokenizerURL.path) else {
+            throw InferenceError.badModelFolder(path: path, reason: "it has no tokenizer.json")
+        }
+        let tokenizer = try HuggingFaceTokenizer.load(contentsOf: tokenizerURL)
+        guard tokenizer.vocabularySize <= (try int("vocab_size")) else {
+            throw InferenceError.badModelFolder(path: path, reason: "tokenizer.json has \(tokenizer.vocabularySize) tokens, more than config.json's vocab_size")
+        }
+        return (model, tokenizer)
+    }
+
+    /// Pooling, normalization and the longest input from the sentence-transformers files; mean pooling, normalized,
+    /// the model's positions when they are absent.
+    static func sentenceTransformers(_ url: URL) throws -> (EmbeddingPooling, Bool, Int?) {
+        var pooling = EmbeddingPooling.mean, normalizes = true, maxLength: Int?
+        let modulesURL = url.appendingPathComponent("modules.json")
+        if FileManager.default.fileExists(atPath: modulesURL.path) {
+            let data = try Data(contentsOf: modulesURL)
+            guard let modules = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] else {
+                throw InferenceError.badModelFolder(path: url.path, reason: "modules.json is not a list of modules")
+            }
+            normalizes = modules.contains { ($0["type"] as? String)?.hasSuffix(".Normalize") ?? false }
+            if let p = modules.first(where: { ($0["type"] as? String)?.hasSuffix(".Pooling") ?? false }), let sub = p["path"] as? String,
+               !sub.contains(".."), let cfg = try? json(url.appendingPathComponent(sub).appendingPathComponent("config.json")) {
+                if cfg["pooling_mode_cls_token"] as? Bool == true { pooling = .cls }
+                else if cfg["pooling_mode_lasttoken"] as? Bool == true { pooling = .last }
+                else if cfg["pooling_mode_mean_tokens"] as? Bool == true { pooling = .mean }
+                else {
+                    throw InferenceError.badModelFolder(path: url.path, reason: "\(sub)/config.json asks for a pooling mode other than mean, cls or last token")
+                }
+            }
+        }
+        if let st = try? json(url.appendingPathComponent("sentence_bert_config.json")), let n = (st["max_seq_length"] as? NSNumber)?.intValue, n > 0 {
+            maxLength = n
+        }
+        return (pooling, normalizes, maxLength)
+    }
+
+    static func json(_ url: URL) throws -> [String: Any] {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw InferenceError.badModelFolder(path: url.deletingLastPathComponent().path, reason: "cannot read \(url.lastPathComponent)")
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw InferenceError.badModelFolder(path: url.deletingLastPathComponent().path, reason: "\(url.lastPathComponent) is not a JSON object")
+        }
+        return object
+    }
+}
