@@ -26,8 +26,9 @@ cd "$(dirname "$0")/../.."
 export PYTHONDONTWRITEBYTECODE=1 PIP_ROOT_USER_ACTION=ignore
 python3 -m pip install --quiet --disable-pip-version-check -r Tests/clients/requirements.txt
 
-# The server answers for the catalogue model; make sure it is there (a no-op, after a hash check, when present).
+# The server answers for the catalogue models; make sure they are there (a no-op, after a hash check, when present).
 "$BIN" pull smollm2 >&2
+"$BIN" pull minilm >&2
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 URL="http://127.0.0.1:$PORT"
