@@ -60,6 +60,7 @@ struct NativeSurface {
         router.post("/api/v1/generate") { request, context in try await generate(request, context, chat: false) }
         router.post("/api/v1/chat") { request, context in try await generate(request, context, chat: true) }
         router.get("/api/v1/models") { _, _ in try await models() }
+        router.post("/api/v1/embeddings") { request, context in try await embeddings(request, context) }
         router.post("/api/v1/models/load") { request, _ in try await load(request) }
         router.post("/api/v1/models/unload") { request, _ in try await unload(request) }
         router.get("/api/v1/health") { _, _ in try await health() }
