@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -52,3 +53,17 @@ def test_each_configuration_snippet_validates_on_its_own(tmp_path):
         out = subprocess.run([binary, "config", "validate", "--config", str(folder)], capture_output=True, text=True,
                              timeout=60, env={k: v for k, v in os.environ.items() if k != "SWITCHYARD_CONFIG"})
         assert out.returncode == 0 and out.stdout.startswith("ok:"), f"snippet {i}:\n{block}\n{out.stdout}{out.stderr}"
+
+
+def test_the_embeddings_example_runs_as_written():
+    url = os.environ.get("SWITCHYARD_URL", "").strip().rstrip("/")
+    if not url:
+        pytest.fail("SWITCHYARD_URL is not set: run these tests through Tests/clients/run.sh")
+    code = _block_after("### Embeddings", "sh")
+    assert "localhost:8080" in code
+    binary = os.environ.get("SWITCHYARD_BIN", "switchyard")
+    script = code.replace("localhost:8080", url.removeprefix("http://")).replace("switchyard pull", f"'{binary}' pull")
+    out = subprocess.run(["bash", "-ec", script], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert [d["index"] for d in answer["data"]] == [0, 1] and all(len(d["embedding"]) == 384 for d in answer["data"])
