@@ -1,3 +1,4 @@
+import Foundation
 import GGUF
 import Grammar
 import Kernels
@@ -77,7 +78,16 @@ public final class LoadedModel: @unchecked Sendable {
     public let grammars: GrammarCache
 
     public init(path: String, options: ModelOptions = ModelOptions()) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            let arch = HuggingFaceFolder.architecture(URL(fileURLWithPath: path)) ?? "unknown architecture"
+            if HuggingFaceFolder.embeddingArchitectures.contains(arch) { throw InferenceError.embeddingModel(path: path, architecture: arch) }
+            throw InferenceError.badModelFolder(path: path, reason: "Hugging Face folders of \(arch) are not served yet (GGUF files are; embedding folders are)")
+        }
         file = try GGUFFile(path: path)
+        if EmbeddingModels.isEmbedding(file) {
+            throw InferenceError.embeddingModel(path: path, architecture: file.string("general.architecture") ?? "")
+        }
         tokenizer = try TokenizerFactory.load(from: file)
         model = try Architectures.load(file, options: options)
         let special = { [tokenizer] (id: Int32?) in id.map { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) } ?? "" }

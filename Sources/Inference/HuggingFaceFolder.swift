@@ -99,3 +99,37 @@ public enum HuggingFaceFolder {
         return object
     }
 }
+
+extension HuggingFaceFolder {
+    /// What `show` and the model lists say about a folder, read from `config.json` and the safetensors headers
+    /// (the weights are not loaded).
+    public struct Summary: Sendable, Equatable {
+        public var architecture: String?
+        /// The most common weight dtype, e.g. `F32`.
+        public var dtype: String?
+        public var parameterCount: Int
+        public var contextLength: Int?
+        /// `config.json`'s scalar entries, as text.
+        public var config: [String: String]
+    }
+
+    public static func summary(_ url: URL) -> Summary? {
+        guard let config = try? json(url.appendingPathComponent("config.json")) else { return nil }
+        var counts: [String: Int] = [:], total = 0
+        if let weights = try? SafeTensorsFolder(folder: url) {
+            for name in weights.tensorNames {
+                guard let info = weights.info(name), [.f32, .f16, .bf16].contains(info.type) else { continue }
+                total += info.elementCount
+                counts[info.type.rawValue, default: 0] += info.elementCount
+            }
+        }
+        var scalars: [String: String] = [:]
+        for (k, v) in config {
+            if let s = v as? String { scalars[k] = s } else if let n = v as? NSNumber { scalars[k] = n.stringValue }
+        }
+        let positions = (config["max_position_embeddings"] as? NSNumber)?.intValue
+        let limit = (try? json(url.appendingPathComponent("sentence_bert_config.json")))?["max_seq_length"] as? NSNumber
+        return Summary(architecture: architecture(url), dtype: counts.max { $0.value < $1.value }?.key, parameterCount: total,
+                       contextLength: limit.map { min($0.intValue, positions ?? Int.max) } ?? positions, config: scalars)
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import GGUF
 import Kernels
 
@@ -16,6 +17,8 @@ public enum InferenceError: Error, Sendable, CustomStringConvertible, Equatable 
     case batchTooLarge(Int, limit: Int)
     /// A Hugging Face model folder that cannot be used (the reason names the file and what is wrong).
     case badModelFolder(path: String, reason: String)
+    /// The model makes embeddings and does not generate text.
+    case embeddingModel(path: String, architecture: String)
 
     public var description: String {
         switch self {
@@ -33,6 +36,8 @@ public enum InferenceError: Error, Sendable, CustomStringConvertible, Equatable 
         case .invalidSlot(let s, let n): "sequence slot \(s) does not exist (the model has \(n))"
         case .batchTooLarge(let n, let l): "a batch of \(n) tokens is larger than the model's batch size \(l)"
         case .badModelFolder(let p, let r): "the model folder '\(p)' cannot be used: \(r)"
+        case .embeddingModel(let p, let a):
+            "'\((p as NSString).lastPathComponent)' is an embedding model (\(a)): it does not generate text; serve it and ask /v1/embeddings or /api/embed"
         }
     }
 }

@@ -1,12 +1,19 @@
 import Core
 import Foundation
 import GGUF
+import Inference
 import ModelStore
 
 extension ModelHost: LocalModels {
     public func list() async -> [LocalModelInfo] {
         let workers = Dictionary(uniqueKeysWithValues: loadedWorkers().map { ($0.name, $0) })
         return available().map { e in
+            if ModelDirectory.isModelFolder(e.path) {
+                let summary = HuggingFaceFolder.summary(e.path)
+                return LocalModelInfo(name: e.name, path: e.path.path, sizeBytes: e.sizeBytes, quantization: summary?.dtype,
+                                      architecture: summary?.architecture, contextLength: summary?.contextLength,
+                                      loaded: loadedEmbedders().first { $0.name == e.name }.map(Self.info))
+            }
             let worker = workers[e.name]
             let file = worker.map { $0.loaded.file } ?? (try? GGUFFile(path: e.path.path))
             let architecture = file?.string("general.architecture")
@@ -18,9 +25,14 @@ extension ModelHost: LocalModels {
         }
     }
 
-    public func loaded() async -> [LoadedModelInfo] { loadedWorkers().map(Self.info) }
+    public func loaded() async -> [LoadedModelInfo] { loadedWorkers().map(Self.info) + loadedEmbedders().map(Self.info) }
 
     public func load(_ name: String, keepAlive: Duration?) async throws -> LoadedModelInfo {
+        if embedders[name] != nil || (try? resolve(name)).map({ Self.isEmbeddingModel($0.0) }) == true {
+            let embedder = try await embedder(for: name)
+            if let keepAlive { embedder.keepAlive = keepAlive }
+            return Self.info(embedder)
+        }
         let worker = try await worker(for: name)
         if let keepAlive { worker.keepAlive = keepAlive }
         return Self.info(worker)
@@ -31,6 +43,10 @@ extension ModelHost: LocalModels {
     }
 
     static func info(_ w: EngineWorker) -> LoadedModelInfo {
+        LoadedModelInfo(name: w.name, busy: w.isBusy, queueLength: w.queueLength, memoryBytes: w.memoryBytes)
+    }
+
+    static func info(_ w: EmbeddingWorker) -> LoadedModelInfo {
         LoadedModelInfo(name: w.name, busy: w.isBusy, queueLength: w.queueLength, memoryBytes: w.memoryBytes)
     }
 
@@ -48,6 +64,14 @@ extension ModelHost {
     public func details(_ name: String) async throws -> ModelDetails {
         guard let entry = available().first(where: { $0.name == name }) else {
             throw CoreError.unknownModel(name, available: available().map(\.name))
+        }
+        if ModelDirectory.isModelFolder(entry.path) {
+            guard let summary = HuggingFaceFolder.summary(entry.path) else {
+                throw CoreError.modelLoadFailed(name, reason: "\(entry.path.path) has no readable config.json")
+            }
+            return ModelDetails(name: name, template: nil, architecture: summary.architecture, quantization: summary.dtype,
+                                parameterCount: summary.parameterCount, contextLength: summary.contextLength, sizeBytes: entry.sizeBytes,
+                                metadata: summary.config, parameters: [:])
         }
         let file: GGUFFile
         if let w = workers[name] { file = w.loaded.file } else {
@@ -120,9 +144,14 @@ extension ModelHost {
         guard !available().contains(where: { $0.name == destination }) else {
             throw CoreError.badRequest("a model named '\(destination)' exists already")
         }
-        let target = options.directory.appendingPathComponent(destination + ".gguf")
+        let isFolder = ModelDirectory.isModelFolder(entry.path)
+        let target = options.directory.appendingPathComponent(isFolder ? destination : destination + ".gguf")
         do {
-            try FileManager.default.linkItem(at: entry.path.resolvingSymlinksInPath(), to: target)
+            if isFolder {
+                try FileManager.default.copyItem(at: entry.path.resolvingSymlinksInPath(), to: target)
+            } else {
+                try FileManager.default.linkItem(at: entry.path.resolvingSymlinksInPath(), to: target)
+            }
         } catch {
             do { try FileManager.default.copyItem(at: entry.path.resolvingSymlinksInPath(), to: target) } catch {
                 throw CoreError.badRequest("cannot copy \(source) to \(destination): \(error.localizedDescription)")
