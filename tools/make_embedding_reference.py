@@ -13,6 +13,12 @@ Needs: pip install sentence-transformers (torch on the CPU is enough).
 
     python3 tools/make_embedding_reference.py            # writes the three files
     python3 tools/make_embedding_reference.py --check    # computes them again and compares (ids exactly, vectors to 1e-6)
+
+And a decoder used as an embedder, as llama.cpp does it (smollm2-135m-instruct-q4_1/embeddings-last.json):
+`llama-server -m SmolLM2-135M-Instruct.Q4_1.gguf --embedding --pooling last -t 2` (built from the pinned sdist,
+bench/lib.sh), its `/v1/embeddings` vectors and its `/tokenize` ids (special tokens added) for the first sentences:
+
+    python3 tools/make_embedding_reference.py --decoder [--models ~/.switchyard/models]
 """
 import argparse
 import json
@@ -73,10 +79,52 @@ def make(folder):
     return tokens, embeddings, model.max_seq_length
 
 
+def decoder(models):
+    import socket
+    import time
+    import urllib.request
+    server = os.path.join(ROOT, "bench", ".llama.cpp", "src", "build", "bin", "llama-server")
+    gguf = os.path.join(models, "SmolLM2-135M-Instruct.Q4_1.gguf")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_")}
+    proc = subprocess.Popen([server, "-m", gguf, "--embedding", "--pooling", "last", "-t", "2", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def post(path, body):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        return json.load(urllib.request.urlopen(req, timeout=300))
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except Exception:
+                time.sleep(0.5)
+        texts = [t for t in SENTENCES if t.strip()][:6]
+        vectors = [d["embedding"] for d in sorted(post("/v1/embeddings", {"input": texts})["data"], key=lambda d: d["index"])]
+        tokens = [post("/tokenize", {"content": t, "add_special": True, "parse_special": True})["tokens"] for t in texts]
+    finally:
+        proc.terminate()
+        proc.wait()
+    out = os.path.join(ROOT, "Tests", "Fixtures", "reference", "smollm2-135m-instruct-q4_1", "embeddings-last.json")
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump({"server": "llama-server --embedding --pooling last -t 2", "cases": [
+            {"text": t, "ids": i, "vector": v} for t, i, v in zip(texts, tokens, vectors)]}, f, ensure_ascii=False)
+    print(f"wrote {out}: {len(texts)} vectors of {len(vectors[0])}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true")
+    p.add_argument("--decoder", action="store_true")
+    p.add_argument("--models", default=os.path.expanduser("~/.switchyard/models"))
     args = p.parse_args()
+    if args.decoder:
+        decoder(args.models)
+        return
     with tempfile.TemporaryDirectory() as work:
         folder = model_folder(work)
         tokens, embeddings, max_len = make(folder)

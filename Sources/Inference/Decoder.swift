@@ -23,6 +23,15 @@ public class DecoderModel: LanguageModel {
 
     /// One pass over the layers for `entries`, logits of those that want them into `logitsOut`.
     func step(_ entries: [BatchEntry], logitsOut: UnsafeMutablePointer<Float>) {}
+
+    /// The last token's hidden state after the final norm (what llama.cpp's embeddings with last-token pooling read),
+    /// `embeddingLength` floats; the sequence runs in slot 0 from position 0.
+    public func lastHiddenState(_ tokens: [Int32]) throws(InferenceError) -> [Float] {
+        core.emitsHidden = true
+        defer { core.emitsHidden = false }
+        let out = try core.forward(tokens, startingAt: 0, logits: .last, step: step)
+        return Array(out.prefix(shape.embeddingLength))
+    }
 }
 
 /// What every decoder-only architecture here shares: the mapped file, the thread pool, the KV cache of every slot,
@@ -35,6 +44,8 @@ final class DecoderRuntime: @unchecked Sendable {
     let cache: KVCache
     let run: RunState
     let batchSize: Int
+    /// The rows that want logits get their final-norm hidden states instead (embeddings from a decoder).
+    var emitsHidden = false
     typealias Step = (_ entries: [BatchEntry], _ logitsOut: UnsafeMutablePointer<Float>) -> Void
 
     init(file: GGUFFile, shape: ModelShape, options: ModelOptions, ropeDims: Int, theta: Float, architecture a: String) throws(InferenceError) {
@@ -126,6 +137,10 @@ final class DecoderRuntime: @unchecked Sendable {
             rows += 1
         }
         guard rows > 0 else { return }
+        if emitsHidden {
+            logitsOut.update(from: run.xn, count: rows * dim)   // the logits buffer holds rows × vocabulary ≥ rows × dim
+            return
+        }
         project([output], input: run.xn, rows: rows, columns: dim, into: [logitsOut])
     }
 

@@ -16,6 +16,10 @@ public final class EmbeddingWorker: @unchecked Sendable {
     public let queueCapacity: Int
     /// Tokens computed together in one pass at most (one input longer than this still runs, alone).
     public let tokenBudget: Int
+    /// An encoder (BERT): inputs framed by `[CLS]` … `[SEP]`, token-id inputs too. Otherwise a decoder used as an
+    /// embedder: texts get what its vocabulary adds (BOS…) with special tokens parsed, as llama-server does, and
+    /// token-id inputs are used as given.
+    public let frames: Bool
 
     struct Job {
         let sequences: [[Int32]]
@@ -32,7 +36,9 @@ public final class EmbeddingWorker: @unchecked Sendable {
     private let state = Mutex(State())
     private let wake = NSCondition()
 
-    init(name: String, path: String, model: any EmbeddingModel, tokenizer: any Tokenizer, queueCapacity: Int, niceness: Int32, tokenBudget: Int = 8192) {
+    init(name: String, path: String, model: any EmbeddingModel, tokenizer: any Tokenizer, queueCapacity: Int, niceness: Int32,
+         frames: Bool = true, tokenBudget: Int = 8192) {
+        self.frames = frames
         self.name = name
         self.path = path
         self.model = model
@@ -58,17 +64,19 @@ public final class EmbeddingWorker: @unchecked Sendable {
     }
     public var memoryBytes: Int { model.memoryBytes }
 
-    /// The token ids of one input text, framed by `[CLS]` … `[SEP]`; cut to the model's limit when `truncate`,
-    /// else refused as too long.
+    /// The token ids of one input text (framed, see `frames`); cut to the model's limit when `truncate`, else
+    /// refused as too long.
     public func tokens(_ text: String, truncate: Bool) throws -> [Int32] {
-        let ids = tokenizer.encode(text, addSpecial: true, parseSpecial: false)
+        let ids = tokenizer.encode(text, addSpecial: true, parseSpecial: !frames)
+        guard !ids.isEmpty else { throw CoreError.badRequest("an input is empty (it has no tokens)") }
         return try fit(ids, truncate: truncate)
     }
 
-    /// Token ids given by the client, framed by `[CLS]` … `[SEP]` unless they already are.
+    /// Token ids given by the client, framed by `[CLS]` … `[SEP]` unless they already are (encoders only).
     public func fit(_ given: [Int32], truncate: Bool, frame: Bool = false) throws -> [Int32] {
         var ids = given
-        if frame {
+        guard !ids.isEmpty else { throw CoreError.badRequest("an input is empty (it has no tokens)") }
+        if frame, frames {
             if let cls = tokenizer.bosTokenID, ids.first != cls { ids.insert(cls, at: 0) }
             if let sep = tokenizer.eosTokenID, ids.last != sep { ids.append(sep) }
         }

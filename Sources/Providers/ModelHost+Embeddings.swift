@@ -19,22 +19,24 @@ extension ModelHost {
     }
 
     static func notForEmbeddings(_ name: String) -> CoreError {
-        .badRequest("'\(name)' generates text and has no embeddings here; use an embedding model (e.g. `switchyard pull minilm`)")
+        .badRequest("'\(name)' is a Hugging Face folder of a model that generates text; folders serve embeddings only for embedding models")
     }
 
     /// The embedding worker for `name`, loading it first if needed (one load however many requests wait for it).
     public func embedder(for name: String) async throws -> EmbeddingWorker {
         if let w = embedders[name] { return w }
         if let pending = loadingEmbedders[name] { return try await pending.value }
-        if workers[name] != nil { throw Self.notForEmbeddings(name) }
         let (path, declared) = try resolve(name)
         if declared == nil, let listed = available().first(where: { $0.path == path })?.name, listed != name {
             return try await embedder(for: listed)
         }
-        guard Self.isEmbeddingModel(path) else { throw Self.notForEmbeddings(name) }
+        if ModelDirectory.isModelFolder(path), !Self.isEmbeddingModel(path) { throw Self.notForEmbeddings(name) }
         var o = options
-        if let d = declared { o.threads = d.threads ?? o.threads }
-        let estimate = Self.estimate(path: path, contextLength: 512, parallel: 1, kvMemoryBytes: 0)
+        if let d = declared {
+            o.threads = d.threads ?? o.threads
+            o.contextLength = d.contextLength ?? o.contextLength
+        }
+        let estimate = Self.estimate(path: path, contextLength: o.contextLength, parallel: 1, kvMemoryBytes: o.kvMemoryBytes)
         try makeRoom(for: estimate, loading: name)
         let task = Task<EmbeddingWorker, Error> {
             try await Self.loadEmbedderOnThread(name: name, path: path, options: o)
@@ -51,18 +53,26 @@ extension ModelHost {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<EmbeddingWorker, Error>) in
             let t = Thread {
                 do {
-                    let modelOptions = ModelOptions(threads: options.threads, niceness: options.niceness)
+                    let modelOptions = ModelOptions(contextLength: options.contextLength, threads: options.threads, niceness: options.niceness,
+                                                    kvCache: options.kvCache, kvMemoryBytes: options.kvMemoryBytes)
                     let model: any EmbeddingModel
                     let tokenizer: any Tokenizer
+                    var frames = true
                     if ModelDirectory.isModelFolder(path) {
                         (model, tokenizer) = try HuggingFaceFolder.loadEmbedding(path, options: modelOptions)
                     } else {
                         let file = try GGUFFile(path: path.path)
                         tokenizer = try TokenizerFactory.load(from: file)
-                        model = try EmbeddingModels.load(file, options: modelOptions)
+                        if EmbeddingModels.isEmbedding(file) {
+                            model = try EmbeddingModels.load(file, options: modelOptions)
+                        } else {
+                            // a generator used as an embedder (last-token pooling), beside any chat worker of the same file
+                            model = try DecoderEmbedder(file, options: modelOptions)
+                            frames = false
+                        }
                     }
                     c.resume(returning: EmbeddingWorker(name: name, path: path.path, model: model, tokenizer: tokenizer,
-                                                        queueCapacity: options.queueCapacity, niceness: options.niceness))
+                                                        queueCapacity: options.queueCapacity, niceness: options.niceness, frames: frames))
                 } catch {
                     c.resume(throwing: CoreError.modelLoadFailed(name, reason: "\(error)"))
                 }

@@ -147,7 +147,7 @@ public actor ModelHost {
     public func worker(for name: String) async throws -> EngineWorker {
         if let w = workers[name] { return w }
         if let pending = loading[name] { return try await pending.value }
-        if embedders[name] != nil || loadingEmbedders[name] != nil { throw Self.notForChat(name) }
+        if let e = embedders[name], e.frames { throw Self.notForChat(name) }
         let (path, declared) = try resolve(name)
         // Another spelling of a file the host lists ("x.gguf" for "x"): one worker under the listed name, so a file
         // is never loaded twice.
@@ -248,13 +248,11 @@ public actor ModelHost {
     /// Unloads `name`; returns whether it was loaded. The running request finishes first; queued ones are cancelled.
     @discardableResult
     public func unload(_ name: String) -> Bool {
-        if let e = embedders.removeValue(forKey: name) {
-            e.stop()
-            return true
-        }
-        guard let w = workers.removeValue(forKey: name) else { return false }
-        w.stop()
-        return true
+        let e = embedders.removeValue(forKey: name)
+        e?.stop()
+        let w = workers.removeValue(forKey: name)
+        w?.stop()
+        return e != nil || w != nil
     }
 
     public func unloadAll() {
