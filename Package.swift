@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "GrammarTests", dependencies: ["Grammar", "TestSupport"]),
         // Fixtures/ (gguf-py's dequantizations, made by tools/make_quant_fixtures.py) are read through #filePath.
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "InferenceTests", dependencies: ["Inference", "ChatTemplates", "GGUF", "Tokenizers", "Kernels", "TestSupport"]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "ChatTemplates", "GGUF", "Tokenizers", "Kernels", "SafeTensors", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
         .testTarget(name: "ProvidersTests", dependencies: [
             "Providers", "Core", "Grammar", "Registry", "Routing", "ModelStore", "TestSupport",

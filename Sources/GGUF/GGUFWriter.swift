@@ -37,6 +37,18 @@ public struct GGUFWriter: Sendable {
     }
 
     public func bytes() -> [UInt8] {
+        var out = ByteWriter()
+        out.bytes = header(tensors.map { ($0.name, $0.dimensions, $0.type, $0.data.count) })
+        let pad = max(1, alignment)
+        for t in tensors {
+            out.bytes.append(contentsOf: t.data)
+            out.pad(to: pad)
+        }
+        return out.bytes
+    }
+
+    /// The header, metadata and tensor table for tensors of these sizes, padded to where their data starts.
+    private func header(_ table: [(name: String, dimensions: [Int], type: GGMLType, byteCount: Int)]) -> [UInt8] {
         let pad = max(1, alignment)
         var out = ByteWriter()
         var entries = keys.compactMap { key in values[key].map { (key, $0) } }
@@ -46,7 +58,7 @@ public struct GGUFWriter: Sendable {
 
         out.u32(GGUFParser.magic)
         out.u32(version)
-        out.u64(UInt64(tensors.count))
+        out.u64(UInt64(table.count))
         out.u64(UInt64(entries.count))
         for (key, value) in entries {
             out.string(key)
@@ -54,20 +66,76 @@ public struct GGUFWriter: Sendable {
             out.value(value)
         }
         var offset = 0
-        for t in tensors {
+        for t in table {
             out.string(t.name)
             out.u32(UInt32(truncatingIfNeeded: t.dimensions.count))
             for d in t.dimensions { out.u64(UInt64(bitPattern: Int64(d))) }
             out.u32(t.type.rawValue)
             out.u64(UInt64(offset))
-            offset += (t.data.count + pad - 1) / pad * pad
+            offset += (t.byteCount + pad - 1) / pad * pad
         }
         out.pad(to: pad)
-        for t in tensors {
-            out.bytes.append(contentsOf: t.data)
-            out.pad(to: pad)
-        }
         return out.bytes
+    }
+
+    /// A tensor whose bytes are produced while the file is written.
+    public struct PendingTensor: Sendable {
+        public var name: String
+        public var dimensions: [Int]
+        public var type: GGMLType
+        public var byteCount: Int
+        public init(name: String, dimensions: [Int], type: GGMLType, byteCount: Int) {
+            self.name = name; self.dimensions = dimensions; self.type = type; self.byteCount = byteCount
+        }
+    }
+
+    /// Writes the metadata set here and `pending` tensors (those added with `addTensor` are not written), asking
+    /// `data(i)` for the bytes of tensor `i` in order, so a file as large as a model is written without holding it in
+    /// memory. Data of another length than declared is an error. The file appears at `path` only when complete
+    /// (written beside it and renamed).
+    public func write<E: Error>(to path: String, pending: [PendingTensor], data: (Int) throws(E) -> [UInt8]) throws -> Void {
+        let temporary = path + ".partial"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw GGUFError.io(path: temporary, message: String(cString: strerror(errno))) }
+        var closed = false
+        defer { if !closed { close(fd); unlink(temporary) } }
+        func put(_ bytes: [UInt8]) throws(GGUFError) {
+            var written = 0
+            var failure: String?
+            bytes.withUnsafeBytes { buffer in
+                guard let base = buffer.baseAddress else { return }
+                while written < buffer.count {
+                    let n = systemWrite(fd, base + written, buffer.count - written)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        failure = String(cString: strerror(errno))
+                        return
+                    }
+                    written += n
+                }
+            }
+            if let failure { throw .io(path: temporary, message: failure) }
+        }
+        try put(header(pending.map { ($0.name, $0.dimensions, $0.type, $0.byteCount) }))
+        let pad = max(1, alignment)
+        for (i, t) in pending.enumerated() {
+            let bytes = try data(i)
+            guard bytes.count == t.byteCount else {
+                throw GGUFError.io(path: temporary, message: "tensor \(t.name) has \(bytes.count) bytes, \(t.byteCount) were declared")
+            }
+            try put(bytes)
+            let remainder = bytes.count % pad
+            if remainder != 0 { try put([UInt8](repeating: 0, count: pad - remainder)) }
+        }
+        closed = true
+        guard fsync(fd) == 0, close(fd) == 0 else {
+            unlink(temporary)
+            throw GGUFError.io(path: temporary, message: String(cString: strerror(errno)))
+        }
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw GGUFError.io(path: path, message: String(cString: strerror(errno)))
+        }
     }
 
     /// Writes `bytes()` to `path`, replacing any existing file.

@@ -77,12 +77,19 @@ public final class LoadedModel: @unchecked Sendable {
     /// Constrained decoding over this model's vocabulary.
     public let grammars: GrammarCache
 
+    /// A GGUF file, or a Hugging Face folder of a chat model (converted once, `HuggingFaceConversion`).
     public init(path: String, options: ModelOptions = ModelOptions()) throws {
         var isDirectory: ObjCBool = false
+        var path = path
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            let arch = HuggingFaceFolder.architecture(URL(fileURLWithPath: path)) ?? "unknown architecture"
+            let url = URL(fileURLWithPath: path)
+            let arch = HuggingFaceFolder.architecture(url) ?? "unknown architecture"
             if HuggingFaceFolder.embeddingArchitectures.contains(arch) { throw InferenceError.embeddingModel(path: path, architecture: arch) }
-            throw InferenceError.badModelFolder(path: path, reason: "Hugging Face folders of \(arch) are not served yet (GGUF files are; embedding folders are)")
+            guard HuggingFaceConversion.isChat(url) else {
+                let served = HuggingFaceConversion.chatArchitectures.keys.sorted().joined(separator: ", ")
+                throw InferenceError.badModelFolder(path: path, reason: "Hugging Face folders of \(arch) are not served yet (\(served) are, and embedding folders)")
+            }
+            path = try HuggingFaceConversion.convertedFile(folder: url, quantize: options.quantize)
         }
         file = try GGUFFile(path: path)
         if EmbeddingModels.isEmbedding(file) {

@@ -111,6 +111,8 @@ public struct ModelOptions: Sendable {
     public var kvCache: KVCacheType
     /// Memory for all slots' keys and values; the context per slot shrinks to fit it (nil: no limit).
     public var kvMemoryBytes: Int?
+    /// How a Hugging Face folder's float weights are stored once converted (`none` keeps them as they are).
+    public var quantize: HuggingFaceConversion.Quantization = .none
 
     public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 512, niceness: Int32 = 0, slots: Int = 1,
                 kvCache: KVCacheType = .f16, kvMemoryBytes: Int? = nil) {

@@ -27,6 +27,8 @@ public actor ModelHost {
         public var kvCache: KVCacheType
         /// Memory for each model's KV caches (all its slots); the context per slot shrinks to fit (nil: no limit).
         public var kvMemoryBytes: Int?
+        /// How Hugging Face folders of chat models are stored once converted (`serve --quantize`).
+        public var quantize: HuggingFaceConversion.Quantization = .none
         public init(directory: URL = ModelDirectory.default, threads: Int? = nil, contextLength: Int? = nil, queueCapacity: Int = 128,
                     niceness: Int32 = 5, maxMemoryBytes: Int = ModelHost.defaultMemoryBudget, keepAlive: Duration = .seconds(300),
                     declared: [String: Declared] = [:], parallel: Int = 8, kvCache: KVCacheType = .f16, kvMemoryBytes: Int? = nil) {
@@ -264,9 +266,10 @@ public actor ModelHost {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<EngineWorker, Error>) in
             let t = Thread {
                 do {
-                    let loaded = try LoadedModel(path: path, options: ModelOptions(contextLength: options.contextLength, threads: options.threads,
-                                                                                   niceness: options.niceness, slots: options.parallel,
-                                                                                   kvCache: options.kvCache, kvMemoryBytes: options.kvMemoryBytes))
+                    var modelOptions = ModelOptions(contextLength: options.contextLength, threads: options.threads, niceness: options.niceness,
+                                                    slots: options.parallel, kvCache: options.kvCache, kvMemoryBytes: options.kvMemoryBytes)
+                    modelOptions.quantize = options.quantize
+                    let loaded = try LoadedModel(path: path, options: modelOptions)
                     c.resume(returning: EngineWorker(name: name, path: path, loaded: loaded, queueCapacity: options.queueCapacity,
                                                      niceness: options.niceness))
                 } catch {

@@ -1,8 +1,8 @@
 import Foundation
 
 /// Reads a Hugging Face `tokenizer.json` (the `tokenizers` library's serialization): the model, its normalizer,
-/// pre-tokenizer, post-processor and added tokens. Today: WordPiece with a BertNormalizer and a BertPreTokenizer
-/// (the BERT family of embedders); other kinds are refused by name.
+/// pre-tokenizer, post-processor and added tokens: WordPiece with a BertNormalizer and a BertPreTokenizer (the BERT
+/// family of embedders) and byte-level BPE (`HuggingFaceBPE`); other kinds are refused by name.
 public enum HuggingFaceTokenizer {
     public static func load(contentsOf url: URL) throws(TokenizerError) -> any Tokenizer {
         let data: Data
@@ -18,6 +18,7 @@ public enum HuggingFaceTokenizer {
         let type = model["type"] as? String ?? (model["continuing_subword_prefix"] != nil ? "WordPiece" : "?")
         switch type {
         case "WordPiece": return try wordPiece(root, model)
+        case "BPE": return try HuggingFaceBPE(tokenizer: root, config: [:]).tokenizer()
         default: throw .unsupportedModel("tokenizer.json model \(type)")
         }
     }

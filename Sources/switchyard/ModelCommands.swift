@@ -8,8 +8,11 @@ import ModelStore
 import Tokenizers
 
 struct ModelOptionsGroup: ParsableArguments {
-    @Argument(help: "Catalogue name, file name in the model directory, or path to a .gguf file.")
+    @Argument(help: "Catalogue name, file name in the model directory, or path to a .gguf file or a Hugging Face model folder.")
     var model: String
+
+    @Option(help: "How a Hugging Face folder of a chat model is stored once converted: none (its weights as they are) or q8_0.")
+    var quantize: String = "none"
 
     @Option(name: .long, help: "Compute threads (default: all cores).")
     var threads: Int?
@@ -25,6 +28,7 @@ struct ModelOptionsGroup: ParsableArguments {
     func check() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if let c = contextLength, c < 16 { throw ValidationError("--ctx must be at least 16") }
+        guard HuggingFaceConversion.Quantization(rawValue: quantize) != nil else { throw ValidationError("--quantize must be none or q8_0") }
     }
 
     /// `--ctx` within the positions the model was trained on (read from its file before loading it).
@@ -38,7 +42,9 @@ struct ModelOptionsGroup: ParsableArguments {
         let path = try resolvedPath()
         try checkContext(path: path)
         let t0 = monotonicSeconds()
-        let loaded = try LoadedModel(path: path, options: ModelOptions(contextLength: contextLength, threads: threads, batchSize: batch))
+        var options = ModelOptions(contextLength: contextLength, threads: threads, batchSize: batch)
+        options.quantize = HuggingFaceConversion.Quantization(rawValue: quantize) ?? .none
+        let loaded = try LoadedModel(path: path, options: options)
         note(String(format: "loaded %@ (%@, %d layers, ctx %d) in %.0f ms — kernels: %@, threads: %d",
                     (path as NSString).lastPathComponent, loaded.model.shape.architecture, loaded.model.shape.layerCount,
                     loaded.model.shape.contextLength, (monotonicSeconds() - t0) * 1000, CPUKernels.active.description,

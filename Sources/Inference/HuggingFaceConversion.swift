@@ -1,0 +1,292 @@
+import Foundation
+import GGUF
+import Kernels
+import SafeTensors
+import Tokenizers
+
+/// A Hugging Face folder of a chat model — `config.json`, `*.safetensors` (sharded with their index), `tokenizer.json`,
+/// `tokenizer_config.json` (its `chat_template`) — written as the GGUF file the engine runs, once: the same tensors
+/// under llama.cpp's names (query and key rows reordered for llama's rotary layout, as llama.cpp's converter does),
+/// the tokenizer as `HuggingFaceBPE` reads it, the shape from `config.json`. F32, F16 and BF16 matrices are kept as
+/// they are, or quantized to Q8_0 (`quantize`); vectors become F32. The file is written tensor by tensor (never the
+/// whole model in memory) and reused while it is newer than every file of the folder.
+public enum HuggingFaceConversion {
+    /// What `quantize` accepts: keep the folder's float types, or 8-bit blocks (half the memory of F16, a quarter of F32).
+    public enum Quantization: String, Sendable, CaseIterable {
+        case none, q8_0
+    }
+
+    /// `config.json` architectures → the engine's.
+    public static let chatArchitectures: [String: String] = ["LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"]
+
+    public static func isChat(_ url: URL) -> Bool {
+        HuggingFaceFolder.architecture(url).map { chatArchitectures[$0] != nil } ?? false
+    }
+
+    /// Bumped when the conversion changes, so files converted before are written again.
+    static let version = 1
+
+    /// The converted GGUF of `folder`, written first when missing or older than the folder: in `.converted/` beside
+    /// the folder (the model directory's hidden corner), else in the temporary directory when that is not writable.
+    public static func convertedFile(folder: URL, quantize: Quantization = .none,
+                                     progress: (@Sendable (String) -> Void)? = nil) throws -> String {
+        let name = folder.standardizedFileURL.lastPathComponent + (quantize == .none ? "" : "-" + quantize.rawValue) + ".gguf"
+        let candidates = [folder.standardizedFileURL.deletingLastPathComponent().appendingPathComponent(".converted", isDirectory: true),
+                          FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-converted", isDirectory: true)]
+        let newest = newestModification(folder)
+        for directory in candidates {
+            let path = directory.appendingPathComponent(name).path
+            if let attributes = try? FileManager.default.attributesOfItem(atPath: path), let date = attributes[.modificationDate] as? Date,
+               date >= newest, let file = try? GGUFFile(path: path), file.int("switchyard.conversion_version") == version {
+                return path
+            }
+        }
+        var lastError: (any Error)?
+        for directory in candidates {
+            do {
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            } catch {
+                lastError = error
+                continue
+            }
+            let path = directory.appendingPathComponent(name).path
+            do {
+                progress?("converting \(folder.lastPathComponent) to \(path)")
+                try convert(folder: folder, to: path, quantize: quantize)
+                return path
+            } catch let error as GGUFError {
+                lastError = error   // not writable here: try the next place
+                continue
+            }
+        }
+        throw InferenceError.badModelFolder(path: folder.path, reason: "cannot write its converted file: \(lastError.map { "\($0)" } ?? "no place to write")")
+    }
+
+    /// Writes the GGUF for `folder` at `path`.
+    public static func convert(folder: URL, to path: String, quantize: Quantization = .none) throws {
+        let plan = try Plan(folder: folder, quantize: quantize)
+        try plan.writer.write(to: path, pending: plan.pending) { (i: Int) throws(InferenceError) -> [UInt8] in try plan.bytes(i) }
+    }
+
+    static func newestModification(_ folder: URL) -> Date {
+        var newest = Date.distantPast
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        for name in names where name.hasSuffix(".json") || name.hasSuffix(".safetensors") || name.hasSuffix(".jinja") {
+            let path = folder.appendingPathComponent(name).path
+            if let date = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date, date > newest { newest = date }
+        }
+        return newest
+    }
+
+    /// Everything the file will hold: metadata, the tensor table, where each tensor comes from.
+    struct Plan {
+        struct Source {
+            let hfName: String
+            let rows: Int            // 1 for a vector
+            let columns: Int
+            /// Query/key rows reordered from Hugging Face's half-split rotary layout to llama's interleaved one.
+            let permuteHeads: Int?
+            let target: GGMLType
+        }
+        var writer = GGUFWriter()
+        var pending: [GGUFWriter.PendingTensor] = []
+        var sources: [Source] = []
+        let weights: SafeTensorsFolder
+        let path: String
+
+        init(folder: URL, quantize: Quantization) throws {
+            path = folder.path
+            let config = try HuggingFaceFolder.json(folder.appendingPathComponent("config.json"))
+            let hfArchitecture = HuggingFaceFolder.architecture(folder) ?? "?"
+            guard let arch = chatArchitectures[hfArchitecture] else {
+                throw InferenceError.badModelFolder(path: path, reason: "config.json names architecture \(hfArchitecture); chat folders support \(chatArchitectures.keys.sorted().joined(separator: ", "))")
+            }
+            let p = path
+            func int(_ key: String) throws(InferenceError) -> Int {
+                guard let v = (config[key] as? NSNumber)?.intValue, v > 0 else { throw .badModelFolder(path: p, reason: "config.json lacks a positive \(key)") }
+                return v
+            }
+            let dim = try int("hidden_size"), layers = try int("num_hidden_layers"), heads = try int("num_attention_heads")
+            let kvHeads = (config["num_key_value_heads"] as? NSNumber)?.intValue ?? heads
+            let ffn = try int("intermediate_size"), vocab = try int("vocab_size")
+            guard dim % heads == 0, kvHeads > 0, heads % kvHeads == 0 else {
+                throw InferenceError.badModelFolder(path: path, reason: "hidden_size \(dim), \(heads) heads and \(kvHeads) key-value heads do not divide evenly")
+            }
+            let headDim = dim / heads
+            if let hd = (config["head_dim"] as? NSNumber)?.intValue, hd != headDim {
+                throw InferenceError.badModelFolder(path: path, reason: "head_dim \(hd) differs from hidden_size / num_attention_heads (\(headDim)); not supported yet")
+            }
+            if let act = config["hidden_act"] as? String, act != "silu" {
+                throw InferenceError.badModelFolder(path: path, reason: "hidden_act \(act) is not supported (silu is)")
+            }
+            if arch == "llama", config["attention_bias"] as? Bool == true || config["mlp_bias"] as? Bool == true {
+                throw InferenceError.badModelFolder(path: path, reason: "attention or MLP biases in a llama model are not supported")
+            }
+            do { weights = try SafeTensorsFolder(folder: folder) } catch {
+                throw InferenceError.badModelFolder(path: path, reason: error.description)
+            }
+            let tokenizer: HuggingFaceBPE
+            do { tokenizer = try HuggingFaceBPE(folder: folder, vocabularySize: vocab) } catch {
+                throw InferenceError.badModelFolder(path: path, reason: "its tokenizer: \(error)")
+            }
+            guard tokenizer.tokens.count == vocab else {
+                throw InferenceError.badModelFolder(path: path, reason: "tokenizer.json has \(tokenizer.tokens.count) tokens, config.json's vocab_size is \(vocab)")
+            }
+
+            writer.set("general.architecture", .string(arch))
+            writer.set("general.name", .string(folder.standardizedFileURL.lastPathComponent))
+            writer.set("switchyard.conversion_version", .uint32(UInt32(version)))
+            writer.set("switchyard.converted_from", .string(hfArchitecture))
+            writer.set("\(arch).context_length", .uint32(UInt32(clamping: (config["max_position_embeddings"] as? NSNumber)?.intValue ?? 2048)))
+            writer.set("\(arch).embedding_length", .uint32(UInt32(dim)))
+            writer.set("\(arch).block_count", .uint32(UInt32(layers)))
+            writer.set("\(arch).feed_forward_length", .uint32(UInt32(ffn)))
+            writer.set("\(arch).attention.head_count", .uint32(UInt32(heads)))
+            writer.set("\(arch).attention.head_count_kv", .uint32(UInt32(kvHeads)))
+            writer.set("\(arch).attention.layer_norm_rms_epsilon", .float32(Float((config["rms_norm_eps"] as? NSNumber)?.doubleValue ?? 1e-6)))
+            // transformers 4 writes rope_theta and rope_scaling; 5 writes both inside rope_parameters
+            let rope = config["rope_parameters"] as? [String: Any]
+            let theta = (config["rope_theta"] as? NSNumber ?? rope?["rope_theta"] as? NSNumber)?.doubleValue ?? 10000
+            writer.set("\(arch).rope.freq_base", .float32(Float(theta)))
+            writer.set("\(arch).rope.dimension_count", .uint32(UInt32(headDim)))
+            for (key, value) in tokenizer.ggufMetadata { writer.set(key, value) }
+
+            var ropeFactors: [Float]?
+            if let scaling = config["rope_scaling"] as? [String: Any] ?? rope {
+                let kind = scaling["rope_type"] as? String ?? scaling["type"] as? String ?? "default"
+                if kind == "default" {
+                    // plain rotary embedding
+                } else if kind != "llama3" {
+                    throw InferenceError.badModelFolder(path: path, reason: "rope_scaling \(kind) is not supported (llama3 is)")
+                } else {
+                    ropeFactors = Self.llama3RopeFactors(scaling, headDim: headDim, theta: theta)
+                }
+            }
+
+            // the tensors, in llama.cpp's order and names
+            let tied = weights.info("lm_head.weight") == nil
+            func matrix(_ hf: String, _ gguf: String, rows: Int, columns: Int, permute: Int? = nil) throws {
+                try add(hf, gguf, rows: rows, columns: columns, permute: permute, quantize: quantize)
+            }
+            func vector(_ hf: String, _ gguf: String, count: Int, permute: Int? = nil) throws {
+                try add(hf, gguf, rows: 1, columns: count, permute: permute, quantize: .none)
+            }
+            try matrix("model.embed_tokens.weight", "token_embd.weight", rows: vocab, columns: dim)
+            if let ropeFactors {
+                let bytes = ropeFactors.withUnsafeBytes { Array($0) }
+                sources.append(Source(hfName: "", rows: 1, columns: ropeFactors.count, permuteHeads: nil, target: .f32))
+                pending.append(.init(name: "rope_freqs.weight", dimensions: [ropeFactors.count], type: .f32, byteCount: bytes.count))
+                constant[sources.count - 1] = bytes
+            }
+            let permute = arch == "llama"
+            for i in 0..<layers {
+                let h = "model.layers.\(i).", g = "blk.\(i)."
+                try vector(h + "input_layernorm.weight", g + "attn_norm.weight", count: dim)
+                try matrix(h + "self_attn.q_proj.weight", g + "attn_q.weight", rows: dim, columns: dim, permute: permute ? heads : nil)
+                try matrix(h + "self_attn.k_proj.weight", g + "attn_k.weight", rows: kvHeads * headDim, columns: dim, permute: permute ? kvHeads : nil)
+                try matrix(h + "self_attn.v_proj.weight", g + "attn_v.weight", rows: kvHeads * headDim, columns: dim)
+                if arch == "qwen2" {
+                    try vector(h + "self_attn.q_proj.bias", g + "attn_q.bias", count: dim)
+                    try vector(h + "self_attn.k_proj.bias", g + "attn_k.bias", count: kvHeads * headDim)
+                    try vector(h + "self_attn.v_proj.bias", g + "attn_v.bias", count: kvHeads * headDim)
+                }
+                try matrix(h + "self_attn.o_proj.weight", g + "attn_output.weight", rows: dim, columns: dim)
+                try vector(h + "post_attention_layernorm.weight", g + "ffn_norm.weight", count: dim)
+                try matrix(h + "mlp.gate_proj.weight", g + "ffn_gate.weight", rows: ffn, columns: dim)
+                try matrix(h + "mlp.up_proj.weight", g + "ffn_up.weight", rows: ffn, columns: dim)
+                try matrix(h + "mlp.down_proj.weight", g + "ffn_down.weight", rows: dim, columns: ffn)
+            }
+            try vector("model.norm.weight", "output_norm.weight", count: dim)
+            if !tied, config["tie_word_embeddings"] as? Bool != true {
+                try matrix("lm_head.weight", "output.weight", rows: vocab, columns: dim)
+            }
+            // a tensor of the folder that has no place here means a model this conversion would get wrong
+            let used = Set(sources.map(\.hfName))
+            for name in weights.tensorNames where !used.contains(name) && !name.hasSuffix("rotary_emb.inv_freq") && name != "lm_head.weight" {
+                throw InferenceError.badModelFolder(path: path, reason: "tensor \(name) is not part of \(hfArchitecture) as the engine runs it")
+            }
+        }
+
+        /// Bytes of tensors made here rather than read (the rope factors).
+        var constant: [Int: [UInt8]] = [:]
+
+        mutating func add(_ hf: String, _ gguf: String, rows: Int, columns: Int, permute: Int?, quantize: Quantization) throws {
+            guard let info = weights.info(hf) else { throw InferenceError.missingTensor(hf) }
+            let expected = rows == 1 ? [columns] : [rows, columns]
+            guard info.shape == expected else { throw InferenceError.badTensorShape(tensor: hf, expected: expected, found: info.shape) }
+            let target: GGMLType
+            switch (rows == 1, info.type, quantize) {
+            case (true, .f32, _), (true, .f16, _), (true, .bf16, _): target = .f32
+            case (false, _, .q8_0) where columns % 32 == 0 && [.f32, .f16, .bf16].contains(info.type): target = .q8_0
+            case (false, .f32, _): target = .f32
+            case (false, .f16, _): target = .f16
+            case (false, .bf16, _): target = .bf16
+            default: throw InferenceError.unsupportedTensorType(tensor: hf, type: info.type.rawValue)
+            }
+            let rowBytes = target == .q8_0 ? columns / 32 * 34 : columns * (target == .f32 ? 4 : 2)
+            sources.append(Source(hfName: hf, rows: rows, columns: columns, permuteHeads: permute, target: target))
+            pending.append(.init(name: gguf, dimensions: rows == 1 ? [columns] : [columns, rows], type: target, byteCount: rowBytes * rows))
+        }
+
+        /// The bytes of tensor `i` as the file stores them.
+        func bytes(_ i: Int) throws(InferenceError) -> [UInt8] {
+            if let bytes = constant[i] { return bytes }
+            let s = sources[i]
+            guard let (info, pointer) = weights.data(s.hfName) else { throw .missingTensor(s.hfName) }
+            let width = info.type.byteWidth
+            var out = [UInt8](repeating: 0, count: pending[i].byteCount)
+            let outRow = pending[i].byteCount / s.rows
+            var floats = [Float](repeating: 0, count: s.columns)
+            out.withUnsafeMutableBytes { dst in
+                floats.withUnsafeMutableBufferPointer { f in
+                    for r in 0..<s.rows {
+                        let source = pointer + Self.sourceRow(r, heads: s.permuteHeads, rows: s.rows) * s.columns * width
+                        let target = dst.baseAddress! + r * outRow
+                        if (s.target == .f16 && info.type == .f16) || (s.target == .bf16 && info.type == .bf16) || (s.target == .f32 && info.type == .f32) {
+                            target.copyMemory(from: source, byteCount: outRow)
+                            continue
+                        }
+                        for c in 0..<s.columns {
+                            switch info.type {
+                            case .f16: f[c] = Ops.f16ToF32(source.loadUnaligned(fromByteOffset: 2 * c, as: UInt16.self))
+                            case .bf16: f[c] = Float(bitPattern: UInt32(source.loadUnaligned(fromByteOffset: 2 * c, as: UInt16.self)) << 16)
+                            default: f[c] = source.loadUnaligned(fromByteOffset: 4 * c, as: Float.self)
+                            }
+                        }
+                        switch s.target {
+                        case .q8_0: Ops.toQ8(f.baseAddress!, target, count: s.columns)
+                        default: target.copyMemory(from: f.baseAddress!, byteCount: s.columns * 4)   // f32
+                        }
+                    }
+                }
+            }
+            return out
+        }
+
+        /// Row `r` of llama's layout comes from this row of Hugging Face's: within each head, the first half of the
+        /// rotated dimensions and the second half interleave (x0, x_{d/2}, x1, x_{d/2+1}, …).
+        static func sourceRow(_ r: Int, heads: Int?, rows: Int) -> Int {
+            guard let heads else { return r }
+            let headDim = rows / heads, half = headDim / 2
+            let h = r / headDim, within = r % headDim
+            return h * headDim + (within % 2) * half + within / 2
+        }
+
+        /// Llama 3.1's rotary scaling as a factor per rotated pair dividing its angle (`rope_freqs.weight`).
+        static func llama3RopeFactors(_ s: [String: Any], headDim: Int, theta: Double) -> [Float] {
+            let factor = (s["factor"] as? NSNumber)?.doubleValue ?? 8
+            let low = (s["low_freq_factor"] as? NSNumber)?.doubleValue ?? 1
+            let high = (s["high_freq_factor"] as? NSNumber)?.doubleValue ?? 4
+            let original = (s["original_max_position_embeddings"] as? NSNumber)?.doubleValue ?? 8192
+            let lowWavelength = original / low, highWavelength = original / high
+            return stride(from: 0, to: headDim, by: 2).map { i in
+                let frequency = 1 / pow(theta, Double(i) / Double(headDim))
+                let wavelength = 2 * Double.pi / frequency
+                if wavelength < highWavelength { return 1 }
+                if wavelength > lowWavelength { return Float(factor) }
+                let smooth = (original / wavelength - low) / (high - low)
+                return Float(1 / ((1 - smooth) / factor + smooth))
+            }
+        }
+    }
+}
