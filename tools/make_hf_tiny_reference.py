@@ -5,7 +5,7 @@ layout, an untied output), BF16 and F16 weights, shards with `model.safetensors.
 (`rope_scaling: llama3`), Llama 3's and Qwen 2's pre-tokenizers and a vocabulary padded past the tokenizer's tokens.
 
 Each folder: random weights (seeded; larger than transformers' initialisation so the next token is not a coin toss),
-a byte-level BPE tokenizer trained by Hugging Face `tokenizers` on this file's own text (so editing it changes them), and `reference.json`:
+a byte-level BPE tokenizer trained by Hugging Face `tokenizers` on `perplexity-text.txt` (the GPL's text), and `reference.json`:
 [{prompt, ids, top}] — transformers' float32 forward pass over `ids` (its own tokenization), `top[i]` = the five most
 likely [id, log-probability] after token i. The query and key weights are kept small enough that attention is not
 needle-sharp: rounding keys and values to half precision (the engine's KV cache, llama.cpp's default) moves these
@@ -55,7 +55,8 @@ def tokenizer_for(pattern: str, ignore_merges: bool):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=420, special_tokens=["<|start|>", "<|end|>", "<|eos|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator([__doc__, open(__file__, encoding="utf-8").read()], trainer=trainer)
+    corpus = os.path.join(ROOT, "Tests", "Fixtures", "reference", "perplexity-text.txt")
+    tok.train_from_iterator([open(corpus, encoding="utf-8").read()] + PROMPTS, trainer=trainer)
     return tok
 
 
