@@ -30,19 +30,10 @@ public enum HuggingFaceConversion {
     /// the folder (the model directory's hidden corner), else in the temporary directory when that is not writable.
     public static func convertedFile(folder: URL, quantize: Quantization = .none,
                                      progress: (@Sendable (String) -> Void)? = nil) throws -> String {
-        let name = folder.standardizedFileURL.lastPathComponent + (quantize == .none ? "" : "-" + quantize.rawValue) + ".gguf"
-        let candidates = [folder.standardizedFileURL.deletingLastPathComponent().appendingPathComponent(".converted", isDirectory: true),
-                          FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-converted", isDirectory: true)]
-        let newest = newestModification(folder)
-        for directory in candidates {
-            let path = directory.appendingPathComponent(name).path
-            if let attributes = try? FileManager.default.attributesOfItem(atPath: path), let date = attributes[.modificationDate] as? Date,
-               date >= newest, let file = try? GGUFFile(path: path), file.int("switchyard.conversion_version") == version {
-                return path
-            }
-        }
+        if let path = existingConversion(folder: folder, quantize: quantize) { return path }
+        let name = convertedName(folder, quantize)
         var lastError: (any Error)?
-        for directory in candidates {
+        for directory in candidates(folder) {
             do {
                 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             } catch {
@@ -60,6 +51,30 @@ public enum HuggingFaceConversion {
             }
         }
         throw InferenceError.badModelFolder(path: folder.path, reason: "cannot write its converted file: \(lastError.map { "\($0)" } ?? "no place to write")")
+    }
+
+    static func convertedName(_ folder: URL, _ quantize: Quantization) -> String {
+        folder.standardizedFileURL.lastPathComponent + (quantize == .none ? "" : "-" + quantize.rawValue) + ".gguf"
+    }
+
+    static func candidates(_ folder: URL) -> [URL] {
+        [folder.standardizedFileURL.deletingLastPathComponent().appendingPathComponent(".converted", isDirectory: true),
+         FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-converted", isDirectory: true)]
+    }
+
+    /// The converted file of `folder` when one is there and still current (newer than every file of the folder,
+    /// written by this version of the conversion); nil when loading it will convert first.
+    public static func existingConversion(folder: URL, quantize: Quantization = .none) -> String? {
+        let name = convertedName(folder, quantize)
+        let newest = newestModification(folder)
+        for directory in candidates(folder) {
+            let path = directory.appendingPathComponent(name).path
+            if let attributes = try? FileManager.default.attributesOfItem(atPath: path), let date = attributes[.modificationDate] as? Date,
+               date >= newest, let file = try? GGUFFile(path: path), file.int("switchyard.conversion_version") == version {
+                return path
+            }
+        }
+        return nil
     }
 
     /// Writes the GGUF for `folder` at `path`.

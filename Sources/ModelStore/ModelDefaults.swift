@@ -20,15 +20,34 @@ public struct ModelDefaults: Codable, Equatable, Sendable {
 
     public var isEmpty: Bool { self == ModelDefaults() }
 
-    /// The file beside `model` (`NAME.gguf` → `NAME.defaults.json`).
+    /// The file beside `model` (`NAME.gguf` → `NAME.defaults.json`; a folder `Qwen2.5-0.5B` → `Qwen2.5-0.5B.defaults.json`).
     public static func file(for model: URL) -> URL {
-        model.deletingPathExtension().appendingPathExtension("defaults.json")
+        if model.pathExtension.lowercased() == "gguf" { return model.deletingPathExtension().appendingPathExtension("defaults.json") }
+        return model.deletingLastPathComponent().appendingPathComponent(model.lastPathComponent + ".defaults.json")
     }
 
-    /// The defaults beside `model`, if it has a readable file of them.
+    /// The defaults beside `model`, if it has a readable file of them; for a Hugging Face folder without one, its
+    /// `generation_config.json`'s sampling settings.
     public static func read(for model: URL) -> ModelDefaults? {
-        guard let data = try? Data(contentsOf: file(for: model)), data.count < 1 << 20 else { return nil }
-        return try? JSONDecoder().decode(ModelDefaults.self, from: data)
+        if let data = try? Data(contentsOf: file(for: model)), data.count < 1 << 20 {
+            return try? JSONDecoder().decode(ModelDefaults.self, from: data)
+        }
+        guard let data = try? Data(contentsOf: model.appendingPathComponent("generation_config.json")), data.count < 1 << 20,
+              let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
+        let defaults = ModelDefaults(generationConfig: object)
+        return defaults.isEmpty ? nil : defaults
+    }
+
+    /// From a Hugging Face `generation_config.json`: temperature, top_p, top_k, min_p and repetition_penalty, when
+    /// `do_sample` is true (transformers uses them only then; without it generation is greedy, and the request's own
+    /// settings or the server's are left to decide).
+    public init(generationConfig object: [String: Any]) {
+        self.init()
+        guard object["do_sample"] as? Bool == true else { return }
+        func number(_ key: String) -> Double? { (object[key] as? NSNumber)?.doubleValue }
+        temperature = number("temperature"); top_p = number("top_p"); min_p = number("min_p")
+        repeat_penalty = number("repetition_penalty")
+        top_k = number("top_k").flatMap { $0 > 0 ? Int($0) : nil }
     }
 
     public func write(for model: URL) throws {

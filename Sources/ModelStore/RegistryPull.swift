@@ -147,7 +147,13 @@ extension ModelPuller {
             return (path, lfs?["oid"] as? String, (lfs?["size"] as? Int64) ?? (f["size"] as? Int64))
         }
         let spec = "hf:\(repo)" + (selector.map { ":" + $0 } ?? "")
-        guard !files.isEmpty else { throw ModelStoreError.notInRegistry(what: "a .gguf file in hf:\(repo)", url: listURL.absoluteString) }
+        // A repository of safetensors (no GGUF, or `:safetensors` asked for): the model folder.
+        let paths = Set(list.compactMap { $0["type"] as? String == "file" ? $0["path"] as? String : nil })
+        if (files.isEmpty && selector == nil || selector?.lowercased() == "safetensors"), paths.contains("config.json"),
+           paths.contains(where: { $0.hasSuffix(".safetensors") }) {
+            return try await pullHuggingFaceFolder(repo: repo, list: list, endpoint: endpoint, headers: headers, progress: progress)
+        }
+        guard !files.isEmpty else { throw ModelStoreError.notInRegistry(what: "a .gguf file (or config.json and safetensors) in hf:\(repo)", url: listURL.absoluteString) }
         let chosen: [(path: String, sha: String?, size: Int64?)]
         if let selector, selector.lowercased().hasSuffix(".gguf") {
             chosen = files.filter { $0.path == selector || ($0.path as NSString).lastPathComponent == selector }
@@ -169,6 +175,103 @@ extension ModelPuller {
         let expected = file.sha.flatMap { $0.count == 64 && $0.allSatisfy(\.isHexDigit) ? $0.lowercased() : nil }
         let name = Self.safeFileName(String((file.path as NSString).lastPathComponent.dropLast(".gguf".count))) + ".gguf"
         return try await fetch(url, headers: headers, fileName: name, expected: expected, size: file.size, progress: progress)
+    }
+
+    /// The files of a Hugging Face model folder the engine reads: the config, the safetensors weights (and their
+    /// index), the tokenizer and chat template, the generation defaults and sentence-transformers' pooling files —
+    /// not PyTorch `.bin`, ONNX or other copies of the weights.
+    static func isFolderFile(_ path: String) -> Bool {
+        let parts = path.split(separator: "/").map(String.init)
+        guard let name = parts.last, !parts.contains(where: { $0.hasPrefix(".") || $0 == ".." }) else { return false }
+        if parts.count == 2 { return parts[0].hasSuffix("_Pooling") && name == "config.json" }
+        guard parts.count == 1 else { return false }
+        if name.hasSuffix(".safetensors") { return name.hasPrefix("model") }
+        return ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                "chat_template.jinja", "model.safetensors.index.json", "modules.json", "sentence_bert_config.json",
+                "config_sentence_transformers.json"].contains(name)
+    }
+
+    /// A Hugging Face model folder (`isFolderFile`'s files) into `<models>/<REPO>/`: each file checked against the
+    /// SHA-256 the Hub lists for it (large files are stored with LFS, which gives one; small ones in git, which does
+    /// not, and are taken as sent). Files arrive in `.<REPO>.partial/`, where a pull cut short leaves those already
+    /// complete for the next try; the folder takes its name when every file is in.
+    func pullHuggingFaceFolder(repo: String, list: [[String: Any]], endpoint: String, headers: [String: String],
+                               progress: @escaping @Sendable (PullProgress) -> Void) async throws -> PullResult {
+        let files = list.compactMap { f -> (path: String, sha: String?, size: Int64?)? in
+            guard f["type"] as? String == "file", let path = f["path"] as? String, Self.isFolderFile(path) else { return nil }
+            let lfs = f["lfs"] as? [String: Any]
+            let sha = (lfs?["oid"] as? String).flatMap { $0.count == 64 && $0.allSatisfy(\.isHexDigit) ? $0.lowercased() : nil }
+            return (path, sha, (lfs?["size"] as? Int64) ?? (f["size"] as? Int64))
+        }.sorted { $0.path < $1.path }
+        let name = Self.safeFileName(String(repo.split(separator: "/").last ?? "model"))
+        try ModelDirectory.ensureExists(directory)
+        let finalURL = directory.appendingPathComponent(name, isDirectory: true)
+        let partialURL = Self.partialFileURL(for: name, in: directory)
+        Self.cleanupPartialFiles(in: directory, keeping: partialURL)
+        let total = files.reduce(Int64(0)) { $0 + ($1.size ?? 0) }
+        // the folder's hash, as the catalogue gives one: its (first) weights file's
+        let weightsHash = (files.first { $0.path == "model.safetensors" } ?? files.first { $0.path.hasSuffix(".safetensors") })?.sha ?? ""
+
+        // Already here, every file with its listed hash: kept.
+        if ModelDirectory.isModelFolder(finalURL) {
+            let intact = try await runBlocking { cancellation -> Bool in
+                for f in files {
+                    let url = finalURL.appendingPathComponent(f.path)
+                    guard ModelResolver.isRegularFile(url) else { return false }
+                    if let sha = f.sha, try FileOps.sha256(of: url, cancellation: cancellation, progress: { _ in }) != sha { return false }
+                }
+                return true
+            }
+            if intact {
+                progress(PullProgress(phase: .alreadyPresent, fileName: name, bytesDone: total, bytesTotal: total))
+                return PullResult(url: finalURL, sha256: weightsHash, size: ModelDirectory.folderSize(finalURL), alreadyPresent: true)
+            }
+        }
+        if let free = Self.freeBytes(at: directory), free < total + (64 << 20) {
+            throw ModelStoreError.notEnoughSpace(path: directory.path, needed: total, available: free)
+        }
+        var done: Int64 = 0
+        for (i, f) in files.enumerated() {
+            let target = partialURL.appendingPathComponent(f.path)
+            do {
+                try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            } catch {
+                throw ModelStoreError.fileSystem(path: target.path, reason: "cannot create the download folder: \(error.localizedDescription)")
+            }
+            let detail = "file \(i + 1) of \(files.count): \(f.path)"
+            // complete from an earlier try
+            if let sha = f.sha, ModelResolver.isRegularFile(target),
+               try await runBlocking({ cancellation in try FileOps.sha256(of: target, cancellation: cancellation, progress: { _ in }) }) == sha {
+                done += f.size ?? 0
+                continue
+            }
+            let encoded = f.path.split(separator: "/").map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? String($0) }
+                .joined(separator: "/")
+            guard let url = URL(string: "\(endpoint)/\(repo)/resolve/main/\(encoded)") else {
+                throw ModelStoreError.invalidURL(url: endpoint, reason: "cannot make a download URL for \(f.path)")
+            }
+            let base = done
+            let outcome: HTTPDownloader.Outcome
+            do {
+                outcome = try await HTTPDownloader.download(url, to: target, headers: headers, resume: f.sha != nil) { bytes, _ in
+                    progress(PullProgress(phase: .downloading, fileName: name, bytesDone: base + bytes, bytesTotal: total, detail: detail))
+                }
+            } catch ModelStoreError.downloadFailed(let failedURL, let reason) where f.sha != nil && (ModelDirectory.fileSize(target) ?? 0) > 0 {
+                throw ModelStoreError.downloadInterrupted(url: failedURL, reason: reason, kept: ModelDirectory.fileSize(target) ?? 0, path: partialURL.path)
+            }
+            if let sha = f.sha, outcome.sha256 != sha {
+                FileOps.removeIfPresent(target)
+                throw ModelStoreError.sha256Mismatch(fileName: "\(name)/\(f.path)", expected: sha, actual: outcome.sha256)
+            }
+            done += outcome.bytes
+            try Task.checkCancellation()
+        }
+        guard ModelDirectory.isModelFolder(partialURL) else {
+            throw ModelStoreError.notInRegistry(what: "config.json and model.safetensors (or its index) in hf:\(repo)", url: "\(endpoint)/\(repo)")
+        }
+        FileOps.removeIfPresent(finalURL)
+        try FileOps.atomicRename(partialURL, to: finalURL)
+        return PullResult(url: finalURL, sha256: weightsHash, size: ModelDirectory.folderSize(finalURL), alreadyPresent: false)
     }
 
     /// Letters, digits and `._-+` (others become `_`), no leading dot.

@@ -3,6 +3,7 @@ import Foundation
 import GGUF
 import Inference
 import ModelStore
+import Tokenizers
 
 extension ModelHost: LocalModels {
     public func list() async -> [LocalModelInfo] {
@@ -69,7 +70,7 @@ extension ModelHost {
             guard let summary = HuggingFaceFolder.summary(entry.path) else {
                 throw CoreError.modelLoadFailed(name, reason: "\(entry.path.path) has no readable config.json")
             }
-            return ModelDetails(name: name, template: nil, architecture: summary.architecture, quantization: summary.dtype,
+            return ModelDetails(name: name, template: HuggingFaceBPE.template(inFolder: entry.path), architecture: summary.architecture, quantization: summary.dtype,
                                 parameterCount: summary.parameterCount, contextLength: summary.contextLength, sizeBytes: entry.sizeBytes,
                                 metadata: summary.config, parameters: [:])
         }

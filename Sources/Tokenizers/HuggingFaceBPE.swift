@@ -35,9 +35,7 @@ public struct HuggingFaceBPE: Sendable, Equatable {
         }
         let config = Self.json(folder.appendingPathComponent("tokenizer_config.json")) ?? [:]
         try self.init(tokenizer: root, config: config, vocabularySize: vocabularySize)
-        if chatTemplate == nil, let data = FileManager.default.contents(atPath: folder.appendingPathComponent("chat_template.jinja").path) {
-            chatTemplate = String(decoding: data, as: UTF8.self)
-        }
+        chatTemplate = Self.template(inFolder: folder)
         // ids named only in generation_config.json or config.json
         for name in ["generation_config.json", "config.json"] {
             guard let c = Self.json(folder.appendingPathComponent(name)) else { continue }
@@ -119,11 +117,22 @@ public struct HuggingFaceBPE: Sendable, Equatable {
         } else {
             addBOS = config["add_bos_token"] as? Bool ?? false
         }
-        if let text = config["chat_template"] as? String {
-            chatTemplate = text
-        } else if let list = config["chat_template"] as? [[String: Any]] {
-            chatTemplate = (list.first { $0["name"] as? String == "default" } ?? list.first)?["template"] as? String
+        chatTemplate = Self.template(inConfig: config)
+    }
+
+    /// A folder's chat template: `chat_template.jinja` (where transformers saves it), else `tokenizer_config.json`'s
+    /// `chat_template` (its `default` entry when it is a list).
+    public static func template(inFolder folder: URL) -> String? {
+        if let data = FileManager.default.contents(atPath: folder.appendingPathComponent("chat_template.jinja").path) {
+            return String(decoding: data, as: UTF8.self)
         }
+        return json(folder.appendingPathComponent("tokenizer_config.json")).flatMap(template(inConfig:))
+    }
+
+    static func template(inConfig config: [String: Any]) -> String? {
+        if let text = config["chat_template"] as? String { return text }
+        let list = config["chat_template"] as? [[String: Any]]
+        return (list?.first { $0["name"] as? String == "default" } ?? list?.first)?["template"] as? String
     }
 
     /// The tokenizer these arrays make.

@@ -44,6 +44,10 @@ struct ModelOptionsGroup: ParsableArguments {
         let t0 = monotonicSeconds()
         var options = ModelOptions(contextLength: contextLength, threads: threads, batchSize: batch)
         options.quantize = HuggingFaceConversion.Quantization(rawValue: quantize) ?? .none
+        let url = URL(fileURLWithPath: path)
+        if HuggingFaceConversion.isChat(url), HuggingFaceConversion.existingConversion(folder: url, quantize: options.quantize) == nil {
+            note("converting \(url.lastPathComponent) for the engine (once; later loads reuse .converted/\(url.lastPathComponent)\(options.quantize == .none ? "" : "-" + options.quantize.rawValue).gguf)")
+        }
         let loaded = try LoadedModel(path: path, options: options)
         note(String(format: "loaded %@ (%@, %d layers, ctx %d) in %.0f ms — kernels: %@, threads: %d",
                     (path as NSString).lastPathComponent, loaded.model.shape.architecture, loaded.model.shape.layerCount,

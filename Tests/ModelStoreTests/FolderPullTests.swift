@@ -105,3 +105,27 @@ import Testing
         }
     }
 }
+
+/// A Hugging Face folder's `generation_config.json` as sampling defaults.
+@Suite struct GenerationConfigDefaultsTests {
+    @Test func samplingSettingsApplyOnlyWhenSamplingIsOn() throws {
+        let models = try TempDirectory("models")
+        defer { models.remove() }
+        let folder = models.url.appendingPathComponent("Qwen2.5-0.5B-Instruct")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let config = folder.appendingPathComponent("generation_config.json")
+        try Data(#"{"do_sample": true, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05, "eos_token_id": [151645, 151643]}"#.utf8)
+            .write(to: config)
+        #expect(ModelDefaults.read(for: folder) == ModelDefaults(temperature: 0.7, top_p: 0.8, top_k: 20, repeat_penalty: 1.05))
+        // greedy in transformers: no defaults from it
+        try Data(#"{"do_sample": false, "temperature": 0.7}"#.utf8).write(to: config)
+        #expect(ModelDefaults.read(for: folder) == nil)
+        try Data(#"{"temperature": 0.7, "top_k": 0}"#.utf8).write(to: config)
+        #expect(ModelDefaults.read(for: folder) == nil)
+        // a defaults file beside the folder wins
+        try Data(#"{"do_sample": true, "temperature": 0.7}"#.utf8).write(to: config)
+        try ModelDefaults(temperature: 0.1).write(for: folder)
+        #expect(FileManager.default.fileExists(atPath: models.url.appendingPathComponent("Qwen2.5-0.5B-Instruct.defaults.json").path))
+        #expect(ModelDefaults.read(for: folder) == ModelDefaults(temperature: 0.1))
+    }
+}

@@ -18,6 +18,8 @@ import Testing
             SERVED = \(String(reflecting: served.path))
             MODEL, OTHER = "\(modelHash)", "\(otherHash)"
             def blob(name): return open(os.path.join(SERVED, name), "rb").read()
+            CONFIG, TOKENIZER = b'{"architectures": ["BertModel"]}', b'{"model": {"type": "WordPiece"}}'
+            POOLING = b'{"pooling_mode_mean_tokens": true}'
             PARAMS = json.dumps({"stop": ["<|im_end|>", "<|endoftext|>"], "temperature": 0.2, "top_k": 20, "num_ctx": 8192,
                                  "num_predict": 128}).encode()
             class H(BaseHTTPRequestHandler):
@@ -60,7 +62,25 @@ import Testing
                                  {"type": "file", "path": "flaky-Q3_K.gguf", "size": len(blob("model")),
                                   "lfs": {"oid": MODEL, "size": len(blob("model"))}}]
                         return self.send(200, json.dumps(files).encode())
+                    # A repository of safetensors: small files in git (no LFS hash), the weights in LFS, copies to skip
+                    if p in ("/api/models/owner/folder/tree/main?recursive=true", "/api/models/owner/badfolder/tree/main?recursive=true"):
+                        weights = {"oid": OTHER if "badfolder" in p else MODEL, "size": len(blob("model"))}
+                        files = [{"type": "file", "path": "README.md", "size": 10},
+                                 {"type": "file", "path": "config.json", "size": len(CONFIG)},
+                                 {"type": "file", "path": "tokenizer.json", "size": len(TOKENIZER)},
+                                 {"type": "directory", "path": "1_Pooling"},
+                                 {"type": "file", "path": "1_Pooling/config.json", "size": len(POOLING)},
+                                 {"type": "file", "path": "model.safetensors", "size": len(blob("model")), "lfs": weights},
+                                 {"type": "file", "path": "pytorch_model.bin", "size": 5, "lfs": {"oid": OTHER, "size": 5}},
+                                 {"type": "file", "path": "onnx/model.onnx", "size": 5, "lfs": {"oid": OTHER, "size": 5}}]
+                        return self.send(200, json.dumps(files).encode())
                     if p.startswith("/api/models/"): return self.send(404, b'{"error":"Repository not found"}')
+                    if p.startswith("/owner/folder/resolve/main/") or p.startswith("/owner/badfolder/resolve/main/"):
+                        name = p.split("/resolve/main/", 1)[1]
+                        if name == "model.safetensors": return self.redirect("/cdn/model")
+                        body = {"config.json": CONFIG, "tokenizer.json": TOKENIZER, "1_Pooling/config.json": POOLING}.get(name)
+                        if body is None: return self.send(500, b"must not be fetched")
+                        return self.send(200, body)
                     if p.startswith("/owner/gated/resolve/main/") and auth != "Bearer hf_good": return self.send(401, b"")
                     if p in ("/owner/repo/resolve/main/tiny-Q4_K_M.gguf", "/owner/gated/resolve/main/tiny-Q4_K_M.gguf"): return self.redirect("/cdn/model")
                     if p == "/owner/repo/resolve/main/tiny-Q8_0.gguf": return self.redirect("/cdn/other")
@@ -110,6 +130,29 @@ import Testing
         for bad in ["ollama:", "ollama:a/b/c", "ollama:../x", "hf:repo", "hf:owner/repo:", "hf:o/r/x"] {
             #expect(throws: ModelStoreError.self, "\(bad)") { try RegistrySpec.parse(bad) }
         }
+    }
+
+    @Test func hfPullsAFolderOfSafetensorsFileByFile() async throws {
+        let (served, models, modelHash, otherHash) = try setUp()
+        defer { served.remove(); models.remove() }
+        let server = try await Self.server(served.url, modelHash: modelHash, otherHash: otherHash)
+        defer { server.stop() }
+        var puller = ModelPuller(directory: models.url, wheelFetcher: LocalWheelFetcher(wheels: [:]))
+        puller.registries = RegistryEndpoints(ollama: server.baseURL, huggingFace: server.baseURL)
+        let first = try await puller.pullWithResult("hf:owner/folder")
+        let folder = models.url.appendingPathComponent("folder")
+        #expect(first.url.standardizedFileURL == folder.standardizedFileURL && !first.alreadyPresent && first.sha256 == modelHash)
+        #expect(try Data(contentsOf: folder.appendingPathComponent("model.safetensors")) == Self.model)
+        #expect(try String(contentsOf: folder.appendingPathComponent("1_Pooling/config.json"), encoding: .utf8) == #"{"pooling_mode_mean_tokens": true}"#)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == ["1_Pooling", "config.json", "model.safetensors", "tokenizer.json"])
+        #expect(models.contents() == ["folder"], "no partial folder left")
+        #expect(ModelDirectory.listModels(in: models.url).map(\.name) == ["folder"])
+        #expect(try await puller.pullWithResult("hf:owner/folder").alreadyPresent, "every file with its listed hash: kept")
+        // weights that do not hash to what the Hub lists: refused, and no folder appears
+        let bad = await expectStoreError { _ = try await puller.pull("hf:owner/badfolder") }
+        guard case .sha256Mismatch(let file, let expected, let actual)? = bad else { Issue.record("got \(String(describing: bad))"); return }
+        #expect(file == "badfolder/model.safetensors" && expected == otherHash && actual == modelHash)
+        #expect(!FileManager.default.fileExists(atPath: models.url.appendingPathComponent("badfolder").path))
     }
 
     @Test func ollamaPullsTheModelLayerByDigestThroughTheRedirect() async throws {
