@@ -15,9 +15,11 @@ GGUF and check them against `tensors.json`):
                  as saved (tokenizer.json edited as above)
   tensors.json   {name: {shape, dtype, checksum}}: checksum = sum over elements of x[i] * w(i), w(i) = ((i * 7919) % 1000
                  - 500) / 500, in float64 — the same numbers in another order or layout give another checksum
-  logits.json    [{prompt, ids, top}]: transformers' forward pass in float32 over `ids` (its own tokenization of the
-                 prompt, BOS-less as SmolLM2's tokenizer is); top[i] = the five most likely [id, log-probability] after
-                 token i
+  logits.json    [{prompt, ids, top, top_f16_cache}]: transformers' forward pass in float32 over `ids` (its own
+                 tokenization of the prompt, BOS-less as SmolLM2's tokenizer is); top[i] = the five most likely
+                 [id, log-probability] after token i; top_f16_cache the same with the attention's keys and values
+                 rounded to half precision, as the engine's KV cache (and llama.cpp's default) keeps them — that
+                 rounding alone moves them by the amount printed (about 0.01)
 
 Needs: pip install torch transformers gguf safetensors accelerate
 
@@ -70,12 +72,12 @@ def make(models: str, keep: str | None = None) -> dict:
     torch.set_num_threads(2)
     folder = tempfile.mkdtemp(prefix="smollm2-hf-")
     tokenizer = AutoTokenizer.from_pretrained(models, gguf_file=GGUF_NAME)
-    model = AutoModelForCausalLM.from_pretrained(models, gguf_file=GGUF_NAME, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(models, gguf_file=GGUF_NAME, dtype=torch.float32, attn_implementation="eager")
     # transformers marks a model read from GGUF as not serializable: the same weights in a plain model of the config
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="eager")
     plain.load_state_dict(model.state_dict())
     model = plain.eval()
     model.save_pretrained(folder, safe_serialization=True)
@@ -104,17 +106,33 @@ def make(models: str, keep: str | None = None) -> dict:
     for name, value in sorted(load_file(os.path.join(folder, "model.safetensors")).items()):
         tensors[name] = {"shape": list(value.shape), "dtype": str(value.dtype), "checksum": checksum(value)}
 
+    import transformers.models.llama.modeling_llama as modeling
+    eager = modeling.eager_attention_forward
+
+    def half_cache(module, query, key, value, *rest, **options):
+        return eager(module, query, key.half().float(), value.half().float(), *rest, **options)
+
+    def tops(ids):
+        logprobs = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), dim=-1)
+        top = []
+        for row in logprobs:
+            values, indices = torch.topk(row, 5)
+            top.append([[int(i), round(float(v), 5)] for v, i in zip(values, indices)])
+        return top
+
     logits = []
     with torch.no_grad():
         for prompt in PROMPTS:
             ids = fast.encode(prompt, add_special_tokens=False).ids
-            out = model(torch.tensor([ids])).logits[0].float()
-            logprobs = torch.log_softmax(out, dim=-1)
-            top = []
-            for row in logprobs:
-                values, indices = torch.topk(row, 5)
-                top.append([[int(i), round(float(v), 5)] for v, i in zip(values, indices)])
-            logits.append({"prompt": prompt, "ids": ids, "top": top})
+            top = tops(ids)
+            modeling.eager_attention_forward = half_cache
+            try:
+                top_f16 = tops(ids)
+            finally:
+                modeling.eager_attention_forward = eager
+            shift = max(abs(a[1] - b[1]) for ra, rb in zip(top, top_f16) for a, b in zip(ra, rb))
+            print(f"keys and values in half precision move log-probabilities by {shift:.5f} on {prompt!r}")
+            logits.append({"prompt": prompt, "ids": ids, "top": top, "top_f16_cache": top_f16})
     if keep:
         shutil.rmtree(keep, ignore_errors=True)
         shutil.move(folder, keep)

@@ -11,9 +11,10 @@ import Tokenizers
 /// (`tools/make_hf_reference.py` made `smollm2-135m-instruct-q4_1/hf/`): transformers read the GGUF, saved the folder
 /// and computed log-probabilities in float32. The test writes that folder's weights again from the GGUF (540 MB are
 /// not committed) and proves them equal to what transformers saved, tensor by tensor (`tensors.json`), then serves
-/// the folder through the engine: top-1 identical at every position, log-probabilities within 0.01 (the bar the
-/// issue set for F32). Both sides use the F32 weights; the engine keeps keys and values in half precision (its KV
-/// cache, as llama.cpp's default), 2^-11 relative per value; the largest difference measured is 0.0078.
+/// the folder through the engine at the issue's bar: log-probabilities within 0.01, the same top token. The engine
+/// keeps keys and values in half precision (its KV cache, as llama.cpp's default); that rounding alone moves
+/// transformers' own log-probabilities by up to 0.0086 on these prompts, so the reference is transformers with its
+/// keys and values rounded the same way (`top_f16_cache`); the distance to plain float32 is printed.
 @Suite(.serialized) struct HuggingFaceChatFolderTests {
     static let hf = "smollm2-135m-instruct-q4_1/hf"
 
@@ -118,12 +119,13 @@ import Tokenizers
         #expect(loaded.chat.source?.contains("<|im_start|>") == true)
         let cases = try #require(try Reference.json("\(Self.hf)/logits.json") as? [[String: Any]])
         #expect(cases.count == 5)
-        var worst = 0.0
+        var worst = 0.0, worstPlain = 0.0
         for c in cases {
             let prompt = try #require(c["prompt"] as? String)
             let ids = try #require(c["ids"] as? [Int]).map(Int32.init)
             #expect(loaded.tokenizer.encode(prompt, parseSpecial: true) == ids, "\(prompt)")
-            let top = try #require(c["top"] as? [[[Double]]])
+            let top = try #require(c["top_f16_cache"] as? [[[Double]]])
+            let plain = try #require(c["top"] as? [[[Double]]])
             let logits = try loaded.model.forward(ids, startingAt: 0, logits: .all)
             let vocab = loaded.model.shape.vocabularySize
             for (i, expected) in top.enumerated() {
@@ -137,9 +139,10 @@ import Tokenizers
                     worst = max(worst, abs(ours - pair[1]))
                     #expect(abs(ours - pair[1]) < 0.01, "\(prompt) position \(i) token \(Int(pair[0]))")
                 }
+                for pair in plain[i] { worstPlain = max(worstPlain, abs(Double(row[Int(pair[0])]) - logZ - pair[1])) }
             }
         }
-        print("largest log-probability difference against transformers: \(worst)")
+        print("largest log-probability difference against transformers: \(worst) (with its keys and values in half precision), \(worstPlain) (all float32)")
     }
 
     @Test func quantizedToQ8_0EachWeightIsWithinHalfAStep() throws {

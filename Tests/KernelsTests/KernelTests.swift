@@ -153,7 +153,7 @@ enum Quantize {
     /// A row's product is bit-identical whether it is computed alone or inside a batch (any batch size from 1 to 9,
     /// any position in it), and whichever kernel (eight rows or one) computes it: batched greedy decoding then equals
     /// unbatched greedy decoding. 1...9 columns take every column count of the 8-column tiles and a second tile.
-    @Test(arguments: [WeightType.q4_0, .q4_1, .q5_0, .q8_0, .q4_K, .q5_K, .q6_K, .bf16, .f16])
+    @Test(arguments: [WeightType.q4_0, .q4_1, .q5_0, .q8_0, .q4_K, .q5_K, .q6_K, .bf16, .f16, .f32])
     func productsDoNotDependOnBatchComposition(type: WeightType) {
         var g = Values(state: 21)
         let rows = 19, cols = type.blockSize == 256 ? 768 : 576, total = 12
