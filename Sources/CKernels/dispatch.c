@@ -114,6 +114,10 @@ void sy_attention_head_q8_at(int level, const float *q, const void *k, const voi
                   sy_attention_head_q8_vnni(q, k, v, n_kv, head_dim, kv_stride_bytes, scale, scratch, out))
 }
 
+void sy_bias_gelu_erf_at(int level, int64_t n, float *h, const float *bias) {
+    SY_FORWARD_AT(level, sy_bias_gelu_erf_generic(n, h, bias), sy_bias_gelu_erf_avx2(n, h, bias), sy_bias_gelu_erf_vnni(n, h, bias))
+}
+
 void sy_gelu_mul_at(int level, int64_t n, float *g, const float *u) {
     SY_FORWARD_AT(level, sy_gelu_mul_generic(n, g, u), sy_gelu_mul_avx2(n, g, u), sy_gelu_mul_vnni(n, g, u))
 }

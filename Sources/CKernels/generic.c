@@ -245,6 +245,13 @@ void sy_silu_mul_generic(int64_t n, float *g, const float *u) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+void sy_bias_gelu_erf_generic(int64_t n, float *h, const float *bias) {
+    for (int64_t i = 0; i < n; i++) {
+        const float x = h[i] + bias[i];
+        h[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    }
+}
+
 void sy_gelu_mul_generic(int64_t n, float *g, const float *u) {
     for (int64_t i = 0; i < n; i++) {
         const float x = g[i];

@@ -56,6 +56,7 @@ static inline void sy_unpack_scales_k4(const uint8_t *scales, uint32_t *out) {
                                     float *out);                                                             \
     void sy_silu_mul_##suffix(int64_t n, float *g, const float *u);                                          \
     void sy_gelu_mul_##suffix(int64_t n, float *g, const float *u);                                          \
+    void sy_bias_gelu_erf_##suffix(int64_t n, float *h, const float *bias);                                  \
     void sy_attention_head_q8_##suffix(const float *q, const void *k, const void *v, int64_t n_kv,           \
                                        int64_t head_dim, int64_t kv_stride_bytes, float scale, float *scratch, \
                                        float *out);                                                          \

@@ -261,9 +261,7 @@ public final class BertModel: EmbeddingModel {
                         var best = -Float.infinity
                         for j in 0..<n {
                             let k = b.k + (start + j) * d + h * hd
-                            var dot: Float = 0
-                            for e in 0..<hd { dot += q[e] * k[e] }
-                            scores[j] = dot * scale
+                            scores[j] = Ops.dot(q, k, count: hd) * scale
                             best = max(best, scores[j])
                         }
                         var sum: Float = 0
@@ -298,10 +296,7 @@ public final class BertModel: EmbeddingModel {
 
     /// h = gelu(h + bias) with the exact (erf) GELU, as BERT's `hidden_act: gelu`.
     static func biasGELU(_ h: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let x = h[i] + bias[i]
-            h[i] = 0.5 * x * (1 + erff(x * 0.70710678118654752))
-        }
+        Ops.biasGELU(h, bias, count: count)
     }
 
     static func normalize(_ v: inout [Float]) {

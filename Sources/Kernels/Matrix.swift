@@ -247,6 +247,18 @@ public enum Ops {
         }
     }
 
+    /// Σ a[i]·b[i] over `count` floats (SIMD where the CPU has it).
+    @inlinable
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        sy_dot_f32(Int64(count), a, b)
+    }
+
+    /// h = gelu(h + bias) with the exact (erf) GELU, as BERT's `hidden_act: gelu`.
+    @inlinable
+    public static func biasGELU(_ h: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, count: Int, level: CPUKernels.Level = CPUKernels.active) {
+        sy_bias_gelu_erf_at(Int32(level.rawValue), Int64(count), h, bias)
+    }
+
     /// g = gelu(g) * u (GELU's tanh approximation, as Gemma uses)
     @inlinable
     public static func geluMul(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, count: Int, level: CPUKernels.Level = CPUKernels.active) {

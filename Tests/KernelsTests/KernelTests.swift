@@ -259,6 +259,22 @@ enum Quantize {
         }
     }
 
+    /// The exact GELU against erf in double precision: the SIMD levels' erf (Numerical Recipes' erfc, fractional
+    /// error below 1.2e-7) times ½|x|, plus float rounding of the few operations around it.
+    @Test func biasGELUMatchesErfReference() {
+        var g = Values(state: 13)
+        let a = g.array(203, scale: 8), bias = g.array(203)
+        for level in [CPUKernels.Level.generic, .avx2, .avx512vnni] where level.rawValue <= CPUKernels.detected.rawValue {
+            var x = a
+            Ops.biasGELU(&x, bias, count: 203, level: level)
+            for i in 0..<203 {
+                let v = Double(a[i] + bias[i])
+                let ref = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
+                #expect(abs(Double(x[i]) - ref) <= 4e-7 * max(1, abs(v)), "\(level) x=\(v): \(x[i]) vs \(ref)")
+            }
+        }
+    }
+
     @Test func siluMulMatchesReference() {
         var g = Values(state: 5)
         let a = g.array(100, scale: 10), b = g.array(100)

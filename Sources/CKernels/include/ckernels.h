@@ -67,6 +67,9 @@ void sy_attention_head_at(int level, const float *q, const uint16_t *k, const ui
 void sy_silu_mul_at(int level, int64_t n, float *g, const float *u);
 /// g[i] = gelu(g[i]) * u[i], GELU in its tanh form: x · σ(2·√(2/π)·(x + 0.044715 x³))
 void sy_gelu_mul_at(int level, int64_t n, float *g, const float *u);
+/// h[i] = gelu(h[i] + bias[i]), GELU in its exact form: x · ½(1 + erf(x/√2)) (BERT's `gelu`); the SIMD levels compute
+/// erf as 1 − t·exp(−z² + P(t)) (Numerical Recipes' erfc, fractional error below 1.2e-7).
+void sy_bias_gelu_erf_at(int level, int64_t n, float *h, const float *bias);
 
 /// IEEE half to float.
 float sy_f16_to_f32(uint16_t h);
