@@ -94,7 +94,7 @@ public struct GGUFWriter: Sendable {
     /// memory. Data of another length than declared is an error. The file appears at `path` only when complete
     /// (written beside it and renamed).
     public func write<E: Error>(to path: String, pending: [PendingTensor], data: (Int) throws(E) -> [UInt8]) throws -> Void {
-        let temporary = path + ".partial"
+        let temporary = path + ".\(getpid()).partial"   // one per process: two loads converting at once do not mix
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw GGUFError.io(path: temporary, message: String(cString: strerror(errno))) }
         var closed = false

@@ -62,6 +62,15 @@ public enum HuggingFaceConversion {
          FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-converted", isDirectory: true)]
     }
 
+    /// Removes every converted file of `folder` (when the folder itself is removed).
+    public static func removeConversions(folder: URL) {
+        for directory in candidates(folder) {
+            for quantize in Quantization.allCases {
+                try? FileManager.default.removeItem(at: directory.appendingPathComponent(convertedName(folder, quantize)))
+            }
+        }
+    }
+
     /// The converted file of `folder` when one is there and still current (newer than every file of the folder,
     /// written by this version of the conversion); nil when loading it will convert first.
     public static func existingConversion(folder: URL, quantize: Quantization = .none) -> String? {

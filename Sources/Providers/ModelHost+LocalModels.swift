@@ -129,9 +129,11 @@ extension ModelHost {
             throw CoreError.badRequest("'\(name)' is declared in the configuration; remove it there")
         }
         _ = unload(name)
+        let isFolder = ModelDirectory.isModelFolder(entry.path)
         do { try FileManager.default.removeItem(at: entry.path) } catch {
             throw CoreError.badRequest("cannot remove \(entry.path.lastPathComponent): \(error.localizedDescription)")
         }
+        if isFolder { HuggingFaceConversion.removeConversions(folder: entry.path) }
     }
 
     public func copy(_ source: String, to destination: String) async throws {

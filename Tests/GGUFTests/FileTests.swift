@@ -73,6 +73,33 @@ import TestSupport
         #expect(throws: GGUFError.self) { try GGUFWriter().write(to: unwritable) }
     }
 
+    /// Tensors written as they are produced: the file equals the one `bytes()` builds, and a tensor of another length
+    /// than declared stops the write with nothing left at the path.
+    @Test func streamedWriteEqualsTheBufferedOne() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gguf-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data: [[UInt8]] = [Array(repeating: 1, count: 12), (0..<40).map(UInt8.init)]
+        var buffered = GGUFWriter()
+        buffered.set("general.architecture", .string("llama"))
+        buffered.addTensor(name: "a", dimensions: [3], type: .f32, data: data[0])
+        buffered.addTensor(name: "b", dimensions: [5, 2], type: .f32, data: data[1])
+        var streamed = GGUFWriter()
+        streamed.set("general.architecture", .string("llama"))
+        let pending = [GGUFWriter.PendingTensor(name: "a", dimensions: [3], type: .f32, byteCount: 12),
+                       GGUFWriter.PendingTensor(name: "b", dimensions: [5, 2], type: .f32, byteCount: 40)]
+        let path = dir.appendingPathComponent("s.gguf").path
+        try streamed.write(to: path, pending: pending) { (i: Int) throws(GGUFError) -> [UInt8] in data[i] }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(buffered.bytes()))
+        #expect(try GGUFFile(path: path).tensor(named: "b")?.dimensions == [5, 2])
+
+        let short = dir.appendingPathComponent("short.gguf").path
+        #expect(throws: GGUFError.io(path: short + ".\(getpid()).partial", message: "tensor b has 3 bytes, 40 were declared")) {
+            try streamed.write(to: short, pending: pending) { (i: Int) throws(GGUFError) -> [UInt8] in i == 0 ? data[0] : [1, 2, 3] }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["s.gguf"], "no file and no partial file left")
+    }
+
     @Test func foreignTensorInfoGivesEmptyBuffer() throws {
         var big = GGUFWriter()
         big.addTensor(name: "w", dimensions: [1024], type: .f32, data: Array(repeating: 0, count: 4096))

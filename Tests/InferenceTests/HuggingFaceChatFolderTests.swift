@@ -231,5 +231,13 @@ import Tokenizers
             }
         }
         print("\(name): largest log-probability difference against transformers: \(worst)")
+        // the converted file is reused while current, written again once the folder changes, removed with it
+        let converted = scratch.appendingPathComponent(".converted/\(name).gguf").path
+        #expect(HuggingFaceConversion.existingConversion(folder: folder) == converted)
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(60)],
+                                              ofItemAtPath: folder.appendingPathComponent("config.json").path)
+        #expect(HuggingFaceConversion.existingConversion(folder: folder) == nil)
+        HuggingFaceConversion.removeConversions(folder: folder)
+        #expect(!FileManager.default.fileExists(atPath: converted))
     }
 }
