@@ -100,21 +100,7 @@ public struct GGUFWriter: Sendable {
         var closed = false
         defer { if !closed { close(fd); unlink(temporary) } }
         func put(_ bytes: [UInt8]) throws(GGUFError) {
-            var written = 0
-            var failure: String?
-            bytes.withUnsafeBytes { buffer in
-                guard let base = buffer.baseAddress else { return }
-                while written < buffer.count {
-                    let n = systemWrite(fd, base + written, buffer.count - written)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        failure = String(cString: strerror(errno))
-                        return
-                    }
-                    written += n
-                }
-            }
-            if let failure { throw .io(path: temporary, message: failure) }
+            if let failure = writeAll(fd, bytes) { throw .io(path: temporary, message: failure) }
         }
         try put(header(pending.map { ($0.name, $0.dimensions, $0.type, $0.byteCount) }))
         let pad = max(1, alignment)
@@ -143,24 +129,30 @@ public struct GGUFWriter: Sendable {
         let data = bytes()
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw .io(path: path, message: String(cString: strerror(errno))) }
-        var written = 0
-        var failure: String?
-        data.withUnsafeBytes { buffer in
-            guard let base = buffer.baseAddress else { return }
-            while written < buffer.count {
-                let n = systemWrite(fd, base + written, buffer.count - written)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = String(cString: strerror(errno))
-                    return
-                }
-                written += n
-            }
-        }
+        let failure = writeAll(fd, data)
         let closed = close(fd)
         if let failure { throw .io(path: path, message: failure) }
         if closed != 0 { throw .io(path: path, message: String(cString: strerror(errno))) }
     }
+}
+
+/// Writes all of `bytes` to `fd` (retrying interrupted and short writes); the error's text, or nil.
+private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> String? {
+    var written = 0
+    var failure: String?
+    bytes.withUnsafeBytes { buffer in
+        guard let base = buffer.baseAddress else { return }
+        while written < buffer.count {
+            let n = systemWrite(fd, base + written, buffer.count - written)
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = String(cString: strerror(errno))
+                return
+            }
+            written += n
+        }
+    }
+    return failure
 }
 
 @inline(__always)

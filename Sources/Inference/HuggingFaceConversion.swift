@@ -28,8 +28,7 @@ public enum HuggingFaceConversion {
 
     /// The converted GGUF of `folder`, written first when missing or older than the folder: in `.converted/` beside
     /// the folder (the model directory's hidden corner), else in the temporary directory when that is not writable.
-    public static func convertedFile(folder: URL, quantize: Quantization = .none,
-                                     progress: (@Sendable (String) -> Void)? = nil) throws -> String {
+    public static func convertedFile(folder: URL, quantize: Quantization = .none) throws -> String {
         if let path = existingConversion(folder: folder, quantize: quantize) { return path }
         let name = convertedName(folder, quantize)
         var lastError: (any Error)?
@@ -42,7 +41,6 @@ public enum HuggingFaceConversion {
             }
             let path = directory.appendingPathComponent(name).path
             do {
-                progress?("converting \(folder.lastPathComponent) to \(path)")
                 try convert(folder: folder, to: path, quantize: quantize)
                 return path
             } catch let error as GGUFError {

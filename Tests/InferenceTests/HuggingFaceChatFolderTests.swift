@@ -82,6 +82,13 @@ import Tokenizers
         return folder
     }
 
+    /// Position `i`'s logits and their log-partition (log Σ exp), so `row[t] - logZ` is token t's log-probability.
+    static func row(_ logits: UnsafeBufferPointer<Float>, _ i: Int, vocab: Int) -> (row: [Float], logZ: Double) {
+        let row = Array(logits[(i * vocab)..<((i + 1) * vocab)])
+        let m = row.max()!
+        return (row, Double(m) + log(row.reduce(0.0) { $0 + exp(Double($1 - m)) }))
+    }
+
     static func checksum(_ p: UnsafeRawPointer, count: Int) -> (sum: Double, magnitude: Double) {
         var sum = 0.0, magnitude = 0.0
         for i in 0..<count {
@@ -129,9 +136,7 @@ import Tokenizers
             let logits = try loaded.model.forward(ids, startingAt: 0, logits: .all)
             let vocab = loaded.model.shape.vocabularySize
             for (i, expected) in top.enumerated() {
-                let row = Array(logits[(i * vocab)..<((i + 1) * vocab)])
-                let m = row.max()!
-                let logZ = Double(m) + log(row.reduce(0.0) { $0 + exp(Double($1 - m)) })
+                let (row, logZ) = Self.row(logits, i, vocab: vocab)
                 let best = row.indices.max { row[$0] < row[$1] }!
                 #expect(best == Int(expected[0][0]), "\(prompt) position \(i)")
                 for pair in expected {
@@ -215,9 +220,7 @@ import Tokenizers
             let logits = try loaded.model.forward(ids, startingAt: 0, logits: .all)
             let vocab = loaded.model.shape.vocabularySize
             for (i, expected) in top.enumerated() {
-                let row = Array(logits[(i * vocab)..<((i + 1) * vocab)])
-                let m = row.max()!
-                let logZ = Double(m) + log(row.reduce(0.0) { $0 + exp(Double($1 - m)) })
+                let (row, logZ) = Self.row(logits, i, vocab: vocab)
                 for pair in expected {
                     let ours = Double(row[Int(pair[0])]) - logZ
                     worst = max(worst, abs(ours - pair[1]))
