@@ -156,13 +156,24 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
     /// Generate past the model's end-of-generation tokens, up to `maxTokens` (for benchmarks; llama-server's and
     /// vLLM's `ignore_eos`).
     public var ignoreEOS: Bool
+    /// The LoRA adapters to run with (llama-server's `lora` field): adapters not listed are off; nil: the model's
+    /// configured scales. Local models and OpenAI-compatible upstreams only.
+    public var adapters: [AdapterSelection]?
     public init(temperature: Double? = nil, topP: Double? = nil, topK: Int? = nil, minP: Double? = nil,
                 repeatPenalty: Double? = nil, presencePenalty: Double? = nil, frequencyPenalty: Double? = nil,
-                seed: UInt64? = nil, maxTokens: Int? = nil, stop: [String] = [], ignoreEOS: Bool = false) {
+                seed: UInt64? = nil, maxTokens: Int? = nil, stop: [String] = [], ignoreEOS: Bool = false,
+                adapters: [AdapterSelection]? = nil) {
         self.temperature = temperature; self.topP = topP; self.topK = topK; self.minP = minP
         self.repeatPenalty = repeatPenalty; self.presencePenalty = presencePenalty; self.frequencyPenalty = frequencyPenalty
-        self.seed = seed; self.maxTokens = maxTokens; self.stop = stop; self.ignoreEOS = ignoreEOS
+        self.seed = seed; self.maxTokens = maxTokens; self.stop = stop; self.ignoreEOS = ignoreEOS; self.adapters = adapters
     }
+}
+
+/// One LoRA adapter of the model, by its id (load order), and the scale to apply it at.
+public struct AdapterSelection: Sendable, Hashable, Codable {
+    public var id: Int
+    public var scale: Double
+    public init(id: Int, scale: Double) { self.id = id; self.scale = scale }
 }
 
 extension SamplingSettings {
@@ -177,6 +188,11 @@ extension SamplingSettings {
         if let p = frequencyPenalty, !(-2...2).contains(p) { return ("frequency_penalty", "must be between -2 and 2") }
         if let m = maxTokens, m < 1 { return ("max_tokens", "must be at least 1") }
         if stop.count > 4 { return ("stop", "must hold at most 4 sequences") }
+        if let a = adapters {
+            if a.count > 64 { return ("lora", "must list at most 64 adapters") }
+            if a.contains(where: { $0.id < 0 }) { return ("lora", "ids must not be negative") }
+            if a.contains(where: { !$0.scale.isFinite || abs($0.scale) > 1e6 }) { return ("lora", "scales must be finite numbers") }
+        }
         return nil
     }
 }

@@ -27,6 +27,8 @@ struct NativeSurface {
         let metadata: [String: MetadataValue]?
         /// Generate past end-of-generation tokens up to `max_tokens` (for benchmarks).
         let ignore_eos: Bool?
+        /// LoRA adapters by id with their scales; unlisted adapters are off.
+        let lora: [OpenAI.Adapter]?
     }
 
     struct Answer: Encodable {
@@ -87,7 +89,9 @@ struct NativeSurface {
             }
         }
         let sampling = SamplingSettings(temperature: g.temperature, topP: g.top_p, topK: g.top_k, seed: g.seed.map { UInt64(bitPattern: $0) },
-                                        maxTokens: g.max_tokens, stop: g.stop?.values ?? [], ignoreEOS: g.ignore_eos ?? false)
+                                        maxTokens: g.max_tokens, stop: g.stop?.values ?? [], ignoreEOS: g.ignore_eos ?? false,
+                                        adapters: g.lora?.map { AdapterSelection(id: $0.id, scale: $0.scale) })
+        if let (field, message) = sampling.problem { throw APIError(.badRequest, "\(field) \(message)", param: field) }
         let began = Date()
         var core = ChatRequest(model: g.model, messages: messages, sampling: sampling, tools: try OpenAI.canonical(g.tools ?? []),
                                stream: g.stream ?? false, rawPrompt: raw)

@@ -129,6 +129,9 @@ enum OpenAI {
         }
     }
 
+    /// `{"id": 0, "scale": 0.5}` of a `lora` list.
+    struct Adapter: Decodable { let id: Int; let scale: Double }
+
     /// Fields shared by chat and legacy completions (plus llama.cpp-style top_k / min_p / repeat_penalty).
     struct Sampling: Decodable {
         let temperature: Double?
@@ -149,13 +152,16 @@ enum OpenAI {
         let keep_alive: KeepAlive?
         /// Generate past end-of-generation tokens up to `max_tokens` (llama-server's and vLLM's extension, for benchmarks).
         var ignore_eos: Bool? = nil
+        /// LoRA adapters by id with their scales (llama-server's field); unlisted adapters are off.
+        var lora: [Adapter]? = nil
 
         func validated() throws -> SamplingSettings {
             if let n, n != 1 { throw APIError(.badRequest, "only n=1 is supported", param: "n") }
             let settings = SamplingSettings(temperature: temperature, topP: top_p, topK: top_k, minP: min_p, repeatPenalty: repeat_penalty,
                                             presencePenalty: presence_penalty, frequencyPenalty: frequency_penalty,
                                             seed: seed.map { UInt64(bitPattern: $0) }, maxTokens: max_completion_tokens ?? max_tokens,
-                                            stop: stop?.values ?? [], ignoreEOS: ignore_eos ?? false)
+                                            stop: stop?.values ?? [], ignoreEOS: ignore_eos ?? false,
+                                            adapters: lora?.map { AdapterSelection(id: $0.id, scale: $0.scale) })
             if var (field, message) = settings.problem {
                 if field == "max_tokens", max_completion_tokens != nil { field = "max_completion_tokens" }
                 throw APIError(.badRequest, "\(field) \(message)", param: field)

@@ -19,6 +19,8 @@ public struct BatchEngine {
     /// A sequence in flight.
     private struct Sequence {
         var runner: SequenceRunner
+        /// Its LoRA adapters, resolved at submission.
+        let adapters: [AdapterUse]
         let admitted: Double
         var firstToken: Double?
         var reusedPrompt = 0
@@ -31,6 +33,8 @@ public struct BatchEngine {
     private let now: () -> Double
     private var scheduler: BatchScheduler
     private var sequences: [Int: Sequence] = [:]
+    /// A number per distinct adapter combination (0: none): cached keys and values are reused only within one.
+    private var adapterContexts: [[AdapterUse]: Int] = [[]: 0]
 
     /// `tokenBudget`: tokens in one forward pass (decodes and prompt chunks); `now`: the clock the results' timings
     /// read (seconds, monotonic).
@@ -54,13 +58,20 @@ public struct BatchEngine {
     /// error), as does a request for no tokens at all.
     public mutating func submit(id: Int, prompt: [Int32], parameters: GenerationParameters) -> [Event] {
         let runner: SequenceRunner
+        let adapters: [AdapterUse]
         do {
             runner = try SequenceRunner(prompt: prompt, parameters: parameters, tokenizer: tokenizer, shape: model.shape)
+            adapters = try model.resolveAdapters(parameters.adapters)
         } catch {
             return [.finished(id: id, .failure(error))]
         }
-        sequences[id] = Sequence(runner: runner, admitted: now())
-        _ = scheduler.submit(id: id, prompt: prompt)
+        sequences[id] = Sequence(runner: runner, adapters: adapters, admitted: now())
+        let context: Int
+        if let known = adapterContexts[adapters] { context = known } else {
+            context = adapterContexts.count
+            adapterContexts[adapters] = context
+        }
+        _ = scheduler.submit(id: id, prompt: prompt, context: context)
         if runner.finishReason != nil { return finish(id) }   // nothing to generate (max tokens 0)
         return []
     }
@@ -94,11 +105,12 @@ public struct BatchEngine {
             switch w.kind {
             case .decode:
                 guard let token = seq.runner.pendingToken else { continue }
-                entries.append(BatchEntry(token: token, slot: w.slot, position: seq.runner.cachedCount, wantsLogits: true))
+                entries.append(BatchEntry(token: token, slot: w.slot, position: seq.runner.cachedCount, wantsLogits: true, adapters: seq.adapters))
                 owners.append(w.id)
             case .prefill(let range, let last):
                 for i in range {
-                    entries.append(BatchEntry(token: seq.runner.prompt[i], slot: w.slot, position: i, wantsLogits: last && i == range.upperBound - 1))
+                    entries.append(BatchEntry(token: seq.runner.prompt[i], slot: w.slot, position: i, wantsLogits: last && i == range.upperBound - 1,
+                                              adapters: seq.adapters))
                 }
                 if last { owners.append(w.id) }
             }

@@ -7,7 +7,8 @@
 /// advance every step, and prefilling ones advance in admission order whenever budget remains.
 ///
 /// Prefix cache: a freed slot keeps its keys and values; a new prompt that starts with the tokens a free slot holds
-/// takes that slot and skips computing them (the longest match wins; otherwise the least recently used slot).
+/// takes that slot and skips computing them (the longest match wins; otherwise the least recently used slot). Only
+/// within one context: keys and values computed with one set of adapters serve no prompt run with another.
 public struct BatchScheduler: Sendable {
     public struct Configuration: Sendable, Equatable {
         /// KV slots: sequences that may be active at once.
@@ -46,11 +47,14 @@ public struct BatchScheduler: Sendable {
     }
 
     public let configuration: Configuration
-    private(set) var waiting: [(id: Int, prompt: [Int32])] = []
+    private(set) var waiting: [(id: Int, prompt: [Int32], context: Int)] = []
     private(set) var active: [Active] = []
     private var freeSlots: [Int]
     /// What each slot's KV cache holds (the tokens of its last sequence), for prefix reuse.
     private var cachedTokens: [[Int32]]
+    /// The context (adapter combination) each slot's cache was computed in, and each active sequence's.
+    private var cachedContext: [Int]
+    private var activeContext: [Int: Int] = [:]
     /// Free slots, least recently released first.
     private var releaseOrder: [Int] = []
     /// Prompt tokens found already cached, by sequence id (read once with `takeReused`).
@@ -60,16 +64,17 @@ public struct BatchScheduler: Sendable {
         self.configuration = configuration
         freeSlots = Array((0..<configuration.slots).reversed())
         cachedTokens = Array(repeating: [], count: configuration.slots)
+        cachedContext = Array(repeating: 0, count: configuration.slots)
     }
 
     public var waitingCount: Int { waiting.count }
     public var activeCount: Int { active.count }
     public var isIdle: Bool { waiting.isEmpty && active.isEmpty }
 
-    /// Queues a sequence.
-    public mutating func submit(id: Int, prompt: [Int32]) -> SubmitAction {
+    /// Queues a sequence; `context` tells apart computations whose caches may not be shared (its adapters).
+    public mutating func submit(id: Int, prompt: [Int32], context: Int = 0) -> SubmitAction {
         guard waiting.count < configuration.queueCapacity || (waiting.isEmpty && !freeSlots.isEmpty) else { return .rejected }
-        waiting.append((id, prompt.isEmpty ? [0] : prompt))
+        waiting.append((id, prompt.isEmpty ? [0] : prompt, context))
         return .queued
     }
 
@@ -82,6 +87,7 @@ public struct BatchScheduler: Sendable {
         if let i = active.firstIndex(where: { $0.id == id }) {
             let slot = active[i].slot
             cachedTokens[slot] = cached
+            cachedContext[slot] = activeContext.removeValue(forKey: id) ?? 0
             freeSlots.append(slot)
             releaseOrder.removeAll { $0 == slot }
             releaseOrder.append(slot)
@@ -94,9 +100,9 @@ public struct BatchScheduler: Sendable {
 
     /// The free slot whose cache shares the longest prefix with `prompt` (at least 1 token is always computed,
     /// so the last prompt position yields logits); else the least recently used free slot.
-    private mutating func chooseSlot(for prompt: [Int32]) -> (slot: Int, reuse: Int) {
+    private mutating func chooseSlot(for prompt: [Int32], context: Int) -> (slot: Int, reuse: Int) {
         var best: (slot: Int, reuse: Int)?
-        for slot in freeSlots {
+        for slot in freeSlots where cachedContext[slot] == context {
             let cache = cachedTokens[slot]
             var n = 0
             while n < cache.count, n < prompt.count - 1, cache[n] == prompt[n] { n += 1 }
@@ -112,8 +118,9 @@ public struct BatchScheduler: Sendable {
     public mutating func nextStep() -> [Work] {
         while !freeSlots.isEmpty, !waiting.isEmpty {
             let w = waiting.removeFirst()
-            let (slot, reuse) = chooseSlot(for: w.prompt)
+            let (slot, reuse) = chooseSlot(for: w.prompt, context: w.context)
             cachedTokens[slot] = []
+            activeContext[w.id] = w.context
             if reuse > 0 { reused[w.id] = reuse }
             active.append(Active(id: w.id, slot: slot, promptLength: w.prompt.count, prefilled: reuse))
         }

@@ -14,8 +14,18 @@ public class DecoderModel: LanguageModel {
 
     public var memoryBytes: Int { core.memoryBytes }
     public var slotCount: Int { core.cache.slots }
-    public func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection) throws(InferenceError) -> UnsafeBufferPointer<Float> {
-        try core.forward(tokens, startingAt: start, logits: logits, step: step)
+    public func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection, adapters: [AdapterUse]) throws(InferenceError) -> UnsafeBufferPointer<Float> {
+        try core.forward(tokens, startingAt: start, logits: logits, adapters: adapters, step: step)
+    }
+    public var adapters: [(adapter: LoRAAdapter, scale: Float)] { core.adapters.attached.map { ($0.adapter, $0.defaultScale) } }
+    public func resolveAdapters(_ requested: [AdapterUse]?) throws(InferenceError) -> [AdapterUse] {
+        try core.adapters.resolve(requested)
+    }
+
+    /// Attaches a LoRA adapter (the next id) used at `scale` by generations that do not choose their own. Before any
+    /// generation runs: the engine does not attach while it computes.
+    public func attach(_ adapter: LoRAAdapter, scale: Float) throws(InferenceError) {
+        try core.adapters.attach(adapter, scale: scale, file: core.file, batch: core.batchSize)
     }
     public func forward(batch entries: [BatchEntry]) throws(InferenceError) -> UnsafeBufferPointer<Float> {
         try core.forward(batch: entries, step: step)
@@ -46,6 +56,10 @@ final class DecoderRuntime: @unchecked Sendable {
     let batchSize: Int
     /// The rows that want logits get their final-norm hidden states instead (embeddings from a decoder).
     var emitsHidden = false
+    /// LoRA adapters attached to this model.
+    let adapters = AdapterSet()
+    /// The adapters of each row of the pass in progress (empty when no row uses any).
+    private var rowAdapters: [[AdapterUse]] = []
     typealias Step = (_ entries: [BatchEntry], _ logitsOut: UnsafeMutablePointer<Float>) -> Void
 
     init(file: GGUFFile, shape: ModelShape, options: ModelOptions, ropeDims: Int, theta: Float, architecture a: String) throws(InferenceError) {
@@ -76,15 +90,17 @@ final class DecoderRuntime: @unchecked Sendable {
         return ctx
     }
 
-    var memoryBytes: Int { file.fileSize + cache.bytes + run.bytes }
+    var memoryBytes: Int { file.fileSize + cache.bytes + run.bytes + adapters.memoryBytes }
 
-    func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection, step: Step) throws(InferenceError) -> UnsafeBufferPointer<Float> {
+    func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection, adapters uses: [AdapterUse] = [], step: Step) throws(InferenceError) -> UnsafeBufferPointer<Float> {
         guard !tokens.isEmpty else { throw .emptyPrompt }
         guard start >= 0, start + tokens.count <= shape.contextLength else {
             throw .contextOverflow(needed: start + tokens.count, limit: shape.contextLength)
         }
         for t in tokens where t < 0 || Int(t) >= shape.vocabularySize { throw .invalidToken(t) }
+        try check(uses)
         if logits == .all { run.ensureLogitRows(tokens.count) }
+        defer { rowAdapters = [] }
         var done = 0
         while done < tokens.count {
             let n = min(batchSize, tokens.count - done)
@@ -93,6 +109,7 @@ final class DecoderRuntime: @unchecked Sendable {
                 BatchEntry(token: tokens[done + i], slot: 0, position: start + done + i,
                            wantsLogits: logits == .all || (isLast && i == n - 1))
             }
+            rowAdapters = uses.isEmpty ? [] : Array(repeating: uses, count: n)
             step(entries, run.logits + (logits == .all ? done * shape.vocabularySize : 0))
             done += n
         }
@@ -108,15 +125,64 @@ final class DecoderRuntime: @unchecked Sendable {
             guard e.position >= 0, e.position < shape.contextLength else {
                 throw .contextOverflow(needed: e.position + 1, limit: shape.contextLength)
             }
+            try check(e.adapters)
         }
         let outputs = entries.filter(\.wantsLogits).count
         run.ensureLogitRows(outputs)
+        rowAdapters = entries.contains { !$0.adapters.isEmpty } ? entries.map(\.adapters) : []
+        defer { rowAdapters = [] }
         step(entries, run.logits)
         return UnsafeBufferPointer(start: run.logits, count: outputs * shape.vocabularySize)
     }
 
-    /// out_i = W_i · input for weights that share one input (quantized once per activation format).
+    private func check(_ uses: [AdapterUse]) throws(InferenceError) {
+        for u in uses {
+            guard u.id >= 0, u.id < adapters.attached.count else { throw .unknownAdapter(u.id, count: adapters.attached.count) }
+            guard u.scale.isFinite else { throw .badAdapterScale(u.scale) }
+        }
+    }
+
+    /// out_i = W_i · input for weights that share one input, row t of `input` being entry t of the pass; each row's
+    /// LoRA adapters add their updates.
     func project(_ ws: [WeightMatrix], input: UnsafeMutablePointer<Float>, rows: Int, columns: Int, into outs: [UnsafeMutablePointer<Float>]) {
+        multiply(ws, input: input, rows: rows, columns: columns, into: outs)
+        if !rowAdapters.isEmpty { addAdapterUpdates(ws, input: input, rows: rows, columns: columns, into: outs) }
+    }
+
+    /// out += s·m·B·(A·x) for every adapter in use and every weight it updates, over the rows that use it (gathered
+    /// when not all do): two small f32 products per weight, after the base product, as llama.cpp adds them.
+    private func addAdapterUpdates(_ ws: [WeightMatrix], input: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+                                   into outs: [UnsafeMutablePointer<Float>]) {
+        guard rowAdapters.count == rows, let gathered = adapters.input, let middle = adapters.middle, let product = adapters.output else { return }
+        var distinct: [AdapterUse] = []
+        for uses in rowAdapters { for u in uses where !distinct.contains(u) { distinct.append(u) } }
+        for use in distinct {
+            let attached = adapters.attached[use.id]
+            let updates = ws.indices.compactMap { k in attached.byWeight[ws[k].base].map { (k, $0) } }
+            guard !updates.isEmpty else { continue }
+            let members = rowAdapters.indices.filter { rowAdapters[$0].contains(use) }
+            let x: UnsafeMutablePointer<Float>
+            if members.count == rows {
+                x = input
+            } else {
+                for (j, t) in members.enumerated() { (gathered + j * columns).update(from: input + t * columns, count: columns) }
+                x = gathered
+            }
+            let n = members.count
+            for (k, pair) in updates {
+                Ops.matmul(pair.a, Activations(pointer: x, rowBytes: columns * 4, count: n), into: middle, pool: pool)
+                Ops.matmul(pair.b, Activations(pointer: middle, rowBytes: pair.rank * 4, count: n), into: product, pool: pool)
+                let s = use.scale * pair.multiplier, width = pair.b.rows, out = outs[k]
+                for (j, t) in members.enumerated() {
+                    let dst = out + t * width, src = product + j * width
+                    for i in 0..<width { dst[i] += s * src[i] }
+                }
+            }
+        }
+    }
+
+    /// out_i = W_i · input for weights that share one input (quantized once per activation format); no adapters.
+    func multiply(_ ws: [WeightMatrix], input: UnsafeMutablePointer<Float>, rows: Int, columns: Int, into outs: [UnsafeMutablePointer<Float>]) {
         if ws.count > 1, ws.allSatisfy({ $0.type.activationFormat == ws[0].type.activationFormat }) {
             let a = Ops.prepare(input, rows: rows, columns: columns, for: ws[0].type, scratch: run.quantized)
             Ops.matmulGroup(ws, a, into: outs, pool: pool)
@@ -141,7 +207,7 @@ final class DecoderRuntime: @unchecked Sendable {
             logitsOut.update(from: run.xn, count: rows * dim)   // the logits buffer holds rows × vocabulary ≥ rows × dim
             return
         }
-        project([output], input: run.xn, rows: rows, columns: dim, into: [logitsOut])
+        multiply([output], input: run.xn, rows: rows, columns: dim, into: [logitsOut])
     }
 
     /// `body(offset, count)` over `rows` rows of `width` values, split across the pool when there is enough work.

@@ -25,6 +25,8 @@ public struct GenerationParameters: Sendable, Equatable {
     /// A grammar the output must follow: only tokens it allows are sampled, end-of-generation only where it is
     /// complete, and generation ends when nothing more can follow.
     public var constraint: TokenConstraint?
+    /// The LoRA adapters to run with, by id and scale (adapters not listed are off); nil: the model's default scales.
+    public var adapters: [AdapterUse]?
 
     public init(sampling: SamplingParameters = SamplingParameters(), maxTokens: Int? = nil, stop: [String] = [],
                 logprobs: Bool = false, topLogprobs: Int = 0, ignoreEOS: Bool = false, constraint: TokenConstraint? = nil) {
@@ -97,6 +99,12 @@ public final class LoadedModel: @unchecked Sendable {
         }
         tokenizer = try TokenizerFactory.load(from: file)
         model = try Architectures.load(file, options: options)
+        for spec in options.adapters {
+            guard let decoder = model as? DecoderModel else {
+                throw InferenceError.badAdapter(path: spec.path, reason: "this model's architecture takes no adapters")
+            }
+            try decoder.attach(try LoRAAdapter.load(path: spec.path, base: file), scale: spec.scale)
+        }
         let special = { [tokenizer] (id: Int32?) in id.map { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) } ?? "" }
         chat = ChatPromptRenderer(template: file.string("tokenizer.chat_template"),
                                   bosToken: special(tokenizer.bosTokenID), eosToken: special(tokenizer.eosTokenID))
@@ -226,7 +234,8 @@ public struct Generator {
         let model = loaded.model
         var runner = try SequenceRunner(prompt: prompt, parameters: parameters, tokenizer: loaded.tokenizer, shape: model.shape)
         let t0 = monotonicSeconds()
-        var logits = try model.forward(prompt, startingAt: 0, logits: .last)
+        let adapters = try model.resolveAdapters(parameters.adapters)
+        var logits = try model.forward(prompt, startingAt: 0, logits: .last, adapters: adapters)
         let t1 = monotonicSeconds()
         while runner.finishReason == nil {
             var keepGoing = true
@@ -238,7 +247,7 @@ public struct Generator {
                 break
             }
             guard runner.finishReason == nil, let next = runner.pendingToken else { break }
-            logits = try model.forward([next], startingAt: runner.cachedCount, logits: .last)
+            logits = try model.forward([next], startingAt: runner.cachedCount, logits: .last, adapters: adapters)
             runner.fed()
         }
         let t2 = monotonicSeconds()

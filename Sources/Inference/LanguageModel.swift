@@ -19,6 +19,11 @@ public enum InferenceError: Error, Sendable, CustomStringConvertible, Equatable 
     case badModelFolder(path: String, reason: String)
     /// The model makes embeddings and does not generate text.
     case embeddingModel(path: String, architecture: String)
+    /// A LoRA adapter that cannot be read or does not fit the model (the reason says which tensor and why).
+    case badAdapter(path: String, reason: String)
+    /// A request named an adapter the model does not have.
+    case unknownAdapter(Int, count: Int)
+    case badAdapterScale(Float)
 
     public var description: String {
         switch self {
@@ -38,6 +43,10 @@ public enum InferenceError: Error, Sendable, CustomStringConvertible, Equatable 
         case .badModelFolder(let p, let r): "the model folder '\(p)' cannot be used: \(r)"
         case .embeddingModel(let p, let a):
             "'\((p as NSString).lastPathComponent)' is an embedding model (\(a)): it does not generate text; serve it and ask /v1/embeddings or /api/embed"
+        case .badAdapter(let p, let r): "the adapter '\(p)' cannot be used: \(r)"
+        case .unknownAdapter(let id, let n):
+            n == 0 ? "adapter \(id) does not exist: this model has no LoRA adapters" : "adapter \(id) does not exist: this model has \(n) (ids 0–\(n - 1))"
+        case .badAdapterScale(let s): "adapter scale \(s) is not a finite number"
         }
     }
 }
@@ -68,8 +77,10 @@ public struct BatchEntry: Sendable, Equatable {
     public var slot: Int
     public var position: Int
     public var wantsLogits: Bool
-    public init(token: Int32, slot: Int, position: Int, wantsLogits: Bool) {
-        self.token = token; self.slot = slot; self.position = position; self.wantsLogits = wantsLogits
+    /// The LoRA adapters this token's sequence runs with (none: the base model).
+    public var adapters: [AdapterUse]
+    public init(token: Int32, slot: Int, position: Int, wantsLogits: Bool, adapters: [AdapterUse] = []) {
+        self.token = token; self.slot = slot; self.position = position; self.wantsLogits = wantsLogits; self.adapters = adapters
     }
 }
 
@@ -83,9 +94,20 @@ public protocol LanguageModel: AnyObject {
     func forward(batch: [BatchEntry]) throws(InferenceError) -> UnsafeBufferPointer<Float>
     /// Runs `tokens` at positions `start..<start+count` and returns logits (`vocabularySize` floats per selected row).
     /// Positions before `start` must already be in the cache; anything after is discarded.
-    func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection) throws(InferenceError) -> UnsafeBufferPointer<Float>
+    func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection, adapters: [AdapterUse]) throws(InferenceError) -> UnsafeBufferPointer<Float>
     /// Bytes of weights and caches this model holds.
     var memoryBytes: Int { get }
+    /// The LoRA adapters attached, in id order, with their default scales.
+    var adapters: [(adapter: LoRAAdapter, scale: Float)] { get }
+    /// The adapters a generation runs with: those `requested` (nil: the default scales), checked.
+    func resolveAdapters(_ requested: [AdapterUse]?) throws(InferenceError) -> [AdapterUse]
+}
+
+extension LanguageModel {
+    /// The base model alone.
+    public func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection) throws(InferenceError) -> UnsafeBufferPointer<Float> {
+        try forward(tokens, startingAt: start, logits: logits, adapters: [])
+    }
 }
 
 /// How keys and values are kept.
@@ -113,6 +135,8 @@ public struct ModelOptions: Sendable {
     public var kvMemoryBytes: Int?
     /// How a Hugging Face folder's float weights are stored once converted (`none` keeps them as they are).
     public var quantize: HuggingFaceConversion.Quantization = .none
+    /// LoRA adapters attached at load, ids in this order.
+    public var adapters: [AdapterSpec] = []
 
     public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 512, niceness: Int32 = 0, slots: Int = 1,
                 kvCache: KVCacheType = .f16, kvMemoryBytes: Int? = nil) {
@@ -124,6 +148,14 @@ public struct ModelOptions: Sendable {
         self.batchSize = batchSize
         self.niceness = niceness
     }
+}
+
+/// A LoRA adapter to attach at load: a GGUF adapter file or a PEFT folder, and the scale generations use unless
+/// they choose their own (0: loaded, off by default).
+public struct AdapterSpec: Sendable, Equatable, Hashable {
+    public var path: String
+    public var scale: Float
+    public init(path: String, scale: Float = 1) { self.path = path; self.scale = scale }
 }
 
 /// Architectures, registered by `general.architecture`.

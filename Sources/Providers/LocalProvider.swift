@@ -37,8 +37,11 @@ public struct LocalProvider: Provider {
     /// (413), anything else the engine's own failure.
     static func canonical(_ error: Error) -> Error {
         guard let e = error as? InferenceError else { return error }
-        if case .contextOverflow(let needed, let limit) = e { return CoreError.contextTooLong(needed: needed, limit: limit) }
-        return CoreError.engine(e.description)
+        switch e {
+        case .contextOverflow(let needed, let limit): return CoreError.contextTooLong(needed: needed, limit: limit)
+        case .unknownAdapter, .badAdapterScale: return CoreError.badRequest(e.description)
+        default: return CoreError.engine(e.description)
+        }
     }
 
     /// Messages in the shape chat templates expect; a tool result also gets the name of the call it answers.
@@ -61,6 +64,11 @@ public struct LocalProvider: Provider {
         guard !prompt.isEmpty else { throw CoreError.badRequest("the prompt is empty") }
         guard prompt.count < limit else { throw CoreError.contextTooLong(needed: prompt.count, limit: limit) }
         if let max = request.sampling.maxTokens, max < 0 { throw CoreError.badRequest("max_tokens must not be negative") }
+        if let adapters = request.sampling.adapters {
+            do { _ = try loaded.model.resolveAdapters(adapters.map { AdapterUse(id: $0.id, scale: Float($0.scale)) }) } catch {
+                throw canonical(error)
+            }
+        }
 
         var sampling = request.sampling
         let d = worker.defaults
@@ -183,7 +191,9 @@ public struct LocalProvider: Provider {
         if let v = s.presencePenalty { p.presencePenalty = Float(v) }
         if let v = s.frequencyPenalty { p.frequencyPenalty = Float(v) }
         p.seed = s.seed
-        return GenerationParameters(sampling: p, maxTokens: s.maxTokens, stop: s.stop, logprobs: logprobs, topLogprobs: top, ignoreEOS: s.ignoreEOS)
+        var parameters = GenerationParameters(sampling: p, maxTokens: s.maxTokens, stop: s.stop, logprobs: logprobs, topLogprobs: top, ignoreEOS: s.ignoreEOS)
+        parameters.adapters = s.adapters?.map { AdapterUse(id: $0.id, scale: Float($0.scale)) }
+        return parameters
     }
 }
 

@@ -29,6 +29,8 @@ public actor ModelHost {
         public var kvMemoryBytes: Int?
         /// How Hugging Face folders of chat models are stored once converted (`serve --quantize`).
         public var quantize: HuggingFaceConversion.Quantization = .none
+        /// The adapters of the model being loaded (from its declaration).
+        var adapters: [AdapterSpec] = []
         public init(directory: URL = ModelDirectory.default, threads: Int? = nil, contextLength: Int? = nil, queueCapacity: Int = 128,
                     niceness: Int32 = 5, maxMemoryBytes: Int = ModelHost.defaultMemoryBudget, keepAlive: Duration = .seconds(300),
                     declared: [String: Declared] = [:], parallel: Int = 8, kvCache: KVCacheType = .f16, kvMemoryBytes: Int? = nil) {
@@ -59,10 +61,12 @@ public actor ModelHost {
         public var keepAlive: Duration?
         public var maxMemoryBytes: Int?
         public var defaults: SamplingSettings
+        /// LoRA adapters attached at load; a relative path is in the model directory.
+        public var adapters: [AdapterSpec]
         public init(source: String, contextLength: Int? = nil, threads: Int? = nil, keepAlive: Duration? = nil,
-                    maxMemoryBytes: Int? = nil, defaults: SamplingSettings = SamplingSettings()) {
+                    maxMemoryBytes: Int? = nil, defaults: SamplingSettings = SamplingSettings(), adapters: [AdapterSpec] = []) {
             self.source = source; self.contextLength = contextLength; self.threads = threads; self.keepAlive = keepAlive
-            self.maxMemoryBytes = maxMemoryBytes; self.defaults = defaults
+            self.maxMemoryBytes = maxMemoryBytes; self.defaults = defaults; self.adapters = adapters
         }
     }
 
@@ -161,6 +165,11 @@ public actor ModelHost {
         if let d = declared {
             o.contextLength = d.contextLength ?? o.contextLength
             o.threads = d.threads ?? o.threads
+            o.adapters = d.adapters.map { spec in
+                let expanded = (spec.path as NSString).expandingTildeInPath
+                let path = expanded.hasPrefix("/") ? expanded : options.directory.appendingPathComponent(expanded).standardizedFileURL.path
+                return AdapterSpec(path: path, scale: spec.scale)
+            }
         }
         let estimate = Self.estimate(path: path, contextLength: o.contextLength, parallel: o.parallel, kvMemoryBytes: o.kvMemoryBytes)
         if let cap = declared?.maxMemoryBytes, estimate > cap {
@@ -269,6 +278,7 @@ public actor ModelHost {
                     var modelOptions = ModelOptions(contextLength: options.contextLength, threads: options.threads, niceness: options.niceness,
                                                     slots: options.parallel, kvCache: options.kvCache, kvMemoryBytes: options.kvMemoryBytes)
                     modelOptions.quantize = options.quantize
+                    modelOptions.adapters = options.adapters
                     let loaded = try LoadedModel(path: path, options: modelOptions)
                     c.resume(returning: EngineWorker(name: name, path: path, loaded: loaded, queueCapacity: options.queueCapacity,
                                                      niceness: options.niceness))

@@ -162,3 +162,39 @@ extension ModelRegistry {
         return p
     }
 }
+
+extension ModelRegistry {
+    /// `adapters: [a.gguf, {path: ./peft-folder, scale: 0.5}]`: LoRA adapters of a local model, ids in list order.
+    static func parseAdapters(_ value: ConfigValue, path: String, line: Int?, issue: Report) -> [AdapterDeclaration] {
+        guard case .list(let items) = value else {
+            issue(path, line, "expected a list of adapters (a path, or {path, scale}), found \(value.kind)")
+            return []
+        }
+        var out: [AdapterDeclaration] = []
+        for (i, item) in items.enumerated() {
+            let p = "\(path)[\(i)]", l = item.line ?? line
+            switch item {
+            case .scalar(let s, _) where !s.isEmpty:
+                out.append(AdapterDeclaration(path: s))
+            case .map(let fields):
+                var a = AdapterDeclaration(path: "")
+                for f in fields {
+                    let fp = "\(p).\(f.key)", fl = f.line ?? f.value.line ?? l
+                    switch f.key {
+                    case "path":
+                        if case .scalar(let s, _) = f.value, !s.isEmpty { a.path = s } else { issue(fp, fl, "expected a path, found \(f.value.kind)") }
+                    case "scale":
+                        if case .scalar(let s, _) = f.value, let v = Double(s), v.isFinite, abs(v) <= 1e6 { a.scale = v }
+                        else { issue(fp, fl, "expected a number, found \(f.value.kind)") }
+                    default:
+                        issue(fp, fl, "unknown adapter setting (expected: path, scale)")
+                    }
+                }
+                if a.path.isEmpty { issue(p, l, "an adapter needs a path") } else { out.append(a) }
+            default:
+                issue(p, l, "expected a path or {path, scale}, found \(item.kind)")
+            }
+        }
+        return out
+    }
+}

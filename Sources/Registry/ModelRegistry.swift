@@ -50,9 +50,19 @@ public struct ModelDeclaration: Sendable, Equatable {
     public var topP: Double?
     public var topK: Int?
     public var maxTokens: Int?
+    /// LoRA adapters attached at load (ids in this order): GGUF adapter files or PEFT folders, each with the scale
+    /// requests get unless they send their own `lora` list.
+    public var adapters: [AdapterDeclaration] = []
     /// The file that declared it (the last layer wins).
     public var file: String
     public var line: Int? = nil
+}
+
+/// A LoRA adapter of a local model: a path (absolute, or in the model directory) and its default scale.
+public struct AdapterDeclaration: Sendable, Equatable {
+    public var path: String
+    public var scale: Double
+    public init(path: String, scale: Double = 1) { self.path = path; self.scale = scale }
 }
 
 /// The model registry: `models.yaml`, then `models.json`, then `user_models.json` from a configuration folder;
@@ -70,6 +80,7 @@ public struct ModelDeclaration: Sendable, Equatable {
 ///     keep_alive: 10m
 ///     max_memory: 512M
 ///     defaults: { temperature: 0.7, top_p: 0.9, top_k: 40, max_tokens: 256 }
+///     adapters: [support-lora.gguf, {path: ./tone-peft, scale: 0}]   # LoRA: ids 0, 1; scale 0 = off unless asked
 ///     fallbacks: [fast]            # tried when the local model fails
 ///   fast:
 ///     deployments: [ {provider: upstream-a, model: smollm2}, {provider: local, model: smollm2} ]
@@ -265,7 +276,7 @@ public struct ModelRegistry: Sendable {
                 issue(path, line, "expected a positive integer, found \(f.value.kind)"); return nil
             }
             switch f.key {
-            case "context_length", "threads", "keep_alive", "max_memory", "defaults": localOnly.append((path, line))
+            case "context_length", "threads", "keep_alive", "max_memory", "defaults", "adapters": localOnly.append((path, line))
             default: break
             }
             switch f.key {
@@ -289,6 +300,7 @@ public struct ModelRegistry: Sendable {
             case "max_memory":
                 if case .scalar(let s, _) = f.value, let v = Self.bytes(s) { d.maxMemoryBytes = v }
                 else { issue(path, line, "expected a size such as 512M or 4G, found \(f.value.kind)") }
+            case "adapters": d.adapters = parseAdapters(f.value, path: path, line: line, issue: issue)
             case "defaults":
                 guard case .map(let defaults) = f.value else { issue(path, line, "expected a mapping of sampling defaults, found \(f.value.kind)"); continue }
                 for s in defaults {
@@ -308,7 +320,7 @@ public struct ModelRegistry: Sendable {
                     }
                 }
             default:
-                issue(path, line, "unknown setting (expected: provider, path, catalogue, model, deployments, strategy, fallbacks, timeout, retries, context_length, threads, keep_alive, max_memory, defaults, aliases, context, tools, memory)")
+                issue(path, line, "unknown setting (expected: provider, path, catalogue, model, deployments, strategy, fallbacks, timeout, retries, context_length, threads, keep_alive, max_memory, defaults, adapters, aliases, context, tools, memory)")
             }
         }
         let isLocal = provider.map { ProviderID($0).isLocal } ?? true

@@ -17,6 +17,9 @@ struct ModelOptionsGroup: ParsableArguments {
     @Option(name: .long, help: "Compute threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: ArgumentHelp("A LoRA adapter to apply: a GGUF adapter file (llama.cpp's convert_lora_to_gguf.py) or a PEFT folder (adapter_config.json + adapter_model.safetensors), with its scale as PATH:SCALE (default 1). Repeat to apply several together.", valueName: "path[:scale]"))
+    var lora: [String] = []
+
     @Option(name: .customLong("ctx"), help: "Context length in tokens (default: the model's, at most 4096).")
     var contextLength: Int?
 
@@ -29,6 +32,18 @@ struct ModelOptionsGroup: ParsableArguments {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if let c = contextLength, c < 16 { throw ValidationError("--ctx must be at least 16") }
         guard HuggingFaceConversion.Quantization(rawValue: quantize) != nil else { throw ValidationError("--quantize must be none or q8_0") }
+        _ = try adapters()
+    }
+
+    /// `--lora PATH[:SCALE]` as adapter specifications (a scale only where what follows the last colon is a number).
+    func adapters() throws -> [AdapterSpec] {
+        try lora.map { text in
+            if let colon = text.lastIndex(of: ":"), let scale = Float(text[text.index(after: colon)...]) {
+                guard scale.isFinite else { throw ValidationError("--lora \(text): the scale must be a finite number") }
+                return AdapterSpec(path: String(text[..<colon]), scale: scale)
+            }
+            return AdapterSpec(path: text)
+        }
     }
 
     /// `--ctx` within the positions the model was trained on (read from its file before loading it).
@@ -44,6 +59,7 @@ struct ModelOptionsGroup: ParsableArguments {
         let t0 = monotonicSeconds()
         var options = ModelOptions(contextLength: contextLength, threads: threads, batchSize: batch)
         options.quantize = HuggingFaceConversion.Quantization(rawValue: quantize) ?? .none
+        options.adapters = try adapters()
         let url = URL(fileURLWithPath: path)
         if HuggingFaceConversion.isChat(url), HuggingFaceConversion.existingConversion(folder: url, quantize: options.quantize) == nil {
             note("converting \(url.lastPathComponent) for the engine (once; later loads reuse .converted/\(url.lastPathComponent)\(options.quantize == .none ? "" : "-" + options.quantize.rawValue).gguf)")
@@ -53,6 +69,9 @@ struct ModelOptionsGroup: ParsableArguments {
                     (path as NSString).lastPathComponent, loaded.model.shape.architecture, loaded.model.shape.layerCount,
                     loaded.model.shape.contextLength, (monotonicSeconds() - t0) * 1000, CPUKernels.active.description,
                     threads ?? ThreadPool.availableCores))
+        for (id, a) in loaded.model.adapters.enumerated() {
+            note("adapter \(id): \(a.adapter.name) (LoRA rank \(a.adapter.rank), \(a.adapter.tensorCount) matrices) at scale \(a.scale)")
+        }
         return loaded
     }
 }

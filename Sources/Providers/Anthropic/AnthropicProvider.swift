@@ -80,6 +80,7 @@ public struct AnthropicProvider: Provider {
             throw CoreError.badRequest("response_format together with tools cannot be sent to Anthropic (the schema is sent as a forced tool)")
         }
         if chat.grammar != nil { throw CoreError.badRequest("grammar is not supported by Anthropic models") }
+        if chat.sampling.adapters != nil { throw CoreError.badRequest("lora (per-request adapters) is not supported by Anthropic models") }
         if chat.logprobs { throw CoreError.badRequest("logprobs are not available from Anthropic models") }
         let asText = Self.schemaTool(chat) != nil
         func mapped(_ events: [ChatEvent]) -> [ChatEvent] { asText ? Self.schemaToolAsText(events) : events }

@@ -67,6 +67,7 @@ public struct OllamaProvider: Provider {
     private func run(_ chat: ChatRequest, url: String, continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) async throws {
         // Ollama has `format` (JSON, a schema) but no grammars: refused rather than sent without it.
         if chat.grammar != nil { throw CoreError.badRequest("grammar is not supported by Ollama models; use response_format") }
+        if chat.sampling.adapters != nil { throw CoreError.badRequest("lora (per-request adapters) is not supported by Ollama models") }
         // Nor a way to force a tool call, nor log-probabilities: refused by name (`tool_choice: none` is kept by not
         // sending the tools).
         switch chat.toolChoice {

@@ -106,6 +106,12 @@ extension OpenAICompatibleProvider {
         }
         // llama-server's and Switchyard's extension.
         if let g = request.grammar { w.field("grammar", g) }
+        if let adapters = request.sampling.adapters {
+            w.key("lora")
+            w.beginArray()
+            for a in adapters { w.beginObject(); w.field("id", a.id); w.field("scale", a.scale); w.endObject() }
+            w.endArray()
+        }
         w.endObject()
         return w.buffer
     }
