@@ -3,7 +3,7 @@ import Providers
 
 /// The common chat request — text messages and sampling settings — read straight from parsed JSON, because decoding
 /// through `Codable` costs more than the rest of a routed request. Anything else (tools, content parts, tool calls,
-/// metadata, `keep_alive`, a member of an unexpected type, text that is not JSON) is left to `Decodable`, which
+/// metadata, `keep_alive`, `lora`, a member of an unexpected type, text that is not JSON) is left to `Decodable`, which
 /// reads it with its precise errors: `direct` answers nil then.
 extension OpenAI.WithSampling where Body == OpenAI.ChatRequestBody {
     private struct Fallback: Error {}
@@ -16,7 +16,7 @@ extension OpenAI.WithSampling where Body == OpenAI.ChatRequestBody {
     /// The same, from JSON already parsed.
     static func direct(_ json: JSONValue) -> Self? {
         guard case .object = json else { return nil }
-        for key in ["tools", "metadata", "keep_alive"] where json[key] != nil { return nil }
+        for key in ["tools", "metadata", "keep_alive", "lora"] where json[key] != nil { return nil }
         do {
             guard let model = try string(json["model"]), let list = try array(json["messages"]) else { return nil }
             let messages = try list.map { m -> OpenAI.Message in

@@ -116,6 +116,31 @@ import Testing
         }
     }
 
+    /// `lora` (llama-server's per-request adapters) is checked: a model without adapters refuses any id, by name;
+    /// a malformed list is the request's error; `lora: []` is the base model.
+    @Test func loraRequestsAreChecked() async throws {
+        try await app().test(.router) { client in
+            let ask = #""model":"smollm2","messages":[{"role":"user","content":"Name a color."}],"temperature":0,"max_tokens":6"#
+            for uri in ["/v1/chat/completions", "/api/v1/chat"] {
+                let unknown = try await post(client, uri, "{\(ask),\"lora\":[{\"id\":0,\"scale\":1}]}")
+                #expect(unknown.status == .badRequest)
+                let message = (try object(unknown.body)["error"] as? [String: Any])?["message"] as? String
+                #expect(message?.contains("adapter 0 does not exist: this model has no LoRA adapters") == true, "\(uri): \(message ?? "")")
+                let negative = try await post(client, uri, "{\(ask),\"lora\":[{\"id\":-1,\"scale\":1}]}")
+                #expect(negative.status == .badRequest)
+                #expect((try object(negative.body)["error"] as? [String: Any])?["param"] as? String == "lora")
+                let shapeless = try await post(client, uri, "{\(ask),\"lora\":[{\"id\":0}]}")
+                #expect(shapeless.status == .badRequest)
+            }
+            let none = try object(try await post(client, "/v1/chat/completions", "{\(ask),\"lora\":[]}").body)
+            let plain = try object(try await post(client, "/v1/chat/completions", "{\(ask)}").body)
+            func text(_ o: [String: Any]) -> String? {
+                ((o["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
+            }
+            #expect(text(none) != nil && text(none) == text(plain))
+        }
+    }
+
     @Test func healthModelsAndUnload() async throws {
         try await app().test(.router) { client in
             _ = try await post(client, "/api/v1/models/load", #"{"model":"smollm2"}"#)

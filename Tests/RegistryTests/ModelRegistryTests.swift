@@ -25,6 +25,38 @@ import Testing
         #expect(r.models["tiny"]?.source == "/models/tiny.gguf")
     }
 
+    @Test func adaptersAreListedWithScales() throws {
+        let bad = try configFolder(["models.yaml": """
+            models:
+              bad:
+                path: b.gguf
+                adapters:
+                  - {scale: 2}
+                  - {path: x.gguf, scale: loud, colour: red}
+                  - [nested]
+              worse:
+                path: w.gguf
+                adapters: one.gguf
+            """])
+        do {
+            _ = try ModelRegistry.load(directory: bad)
+            Issue.record("expected errors")
+        } catch let e as ConfigError {
+            #expect(Set(e.issues.map(\.path)) == ["models.bad.adapters[0]", "models.bad.adapters[1].scale", "models.bad.adapters[1].colour",
+                                                  "models.bad.adapters[2]", "models.worse.adapters"])
+            #expect(e.issues.first { $0.path == "models.worse.adapters" }?.message.contains("expected a list of adapters") == true)
+        }
+        let good = try configFolder(["models.yaml": """
+            models:
+              smollm2:
+                catalogue: smollm2
+                adapters: [support.gguf, {path: ./tone-peft, scale: 0.5}, {path: /abs/off.gguf, scale: 0}]
+            """])
+        let m = try #require(try ModelRegistry.load(directory: good).models["smollm2"])
+        #expect(m.adapters == [AdapterDeclaration(path: "support.gguf"), AdapterDeclaration(path: "./tone-peft", scale: 0.5),
+                               AdapterDeclaration(path: "/abs/off.gguf", scale: 0)])
+    }
+
     @Test func laterLayersWin() throws {
         let dir = try configFolder([
             "models.yaml": "models:\n  a: { path: one.gguf }\n  b: { path: b.gguf }\n",
