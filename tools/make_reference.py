@@ -217,8 +217,8 @@ def free_port() -> int:
 class LlamaServer:
     """llama-server on a free loopback port, for a `with` block; the process is always ended on the way out."""
 
-    def __init__(self, binary: Path, model: Path):
-        self.binary, self.model = binary, model
+    def __init__(self, binary: Path, model: Path, extra_args: tuple[str, ...] = ()):
+        self.binary, self.model, self.extra_args = binary, model, tuple(extra_args)
         self.process = None
         self.log = None
 
@@ -237,7 +237,7 @@ class LlamaServer:
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
         command = [str(self.binary), "-m", str(self.model), "-t", str(THREADS), "--host", "127.0.0.1",
-                   "--port", str(self.port), "--no-webui"]
+                   "--port", str(self.port), "--no-webui", *self.extra_args]
         # Its own process group, so that stop() ends whatever it started too.
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
                                         env=clean_env(), start_new_session=True)
@@ -299,12 +299,13 @@ def derive_tokenize(server: LlamaServer, case: dict) -> dict:
     return {"text": case["text"], "ids": tokenize(server, case["text"])}
 
 
-def derive_completion(server: LlamaServer, case: dict) -> dict:
+def derive_completion(server: LlamaServer, case: dict, extra: dict | None = None) -> dict:
     prompt = case["prompt"]
     # A string prompt: the server adds BOS when the GGUF's tokenizer.ggml.add_bos_token says so (Gemma 3 yes,
     # SmolLM2 no). n_probs without post_sampling_probs gives log-softmax of the raw logits; temperature 0 is greedy.
+    # `extra`: more request fields (tools/make_lora_reference.py passes the per-request `lora` list).
     r = server.post("/completion", {"prompt": prompt, "n_predict": COMPLETION_TOKENS, "temperature": 0,
-                                    "n_probs": TOP_N, "cache_prompt": False, "return_tokens": True})
+                                    "n_probs": TOP_N, "cache_prompt": False, "return_tokens": True, **(extra or {})})
     top5 = [{"id": p["id"], "logprob": rounded(p["logprob"]),
              "top": [[t["id"], rounded(t["logprob"])] for t in p["top_logprobs"]]}
             for p in r["completion_probabilities"]]

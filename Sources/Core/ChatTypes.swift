@@ -156,8 +156,8 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
     /// Generate past the model's end-of-generation tokens, up to `maxTokens` (for benchmarks; llama-server's and
     /// vLLM's `ignore_eos`).
     public var ignoreEOS: Bool
-    /// The LoRA adapters to run with (llama-server's `lora` field): adapters not listed are off; nil: the model's
-    /// configured scales. Local models and OpenAI-compatible upstreams only.
+    /// The LoRA adapters to run with (llama-server's `lora` field): adapters not listed are off; nil or empty: the
+    /// model's configured scales. Local models and OpenAI-compatible upstreams only.
     public var adapters: [AdapterSelection]?
     public init(temperature: Double? = nil, topP: Double? = nil, topK: Int? = nil, minP: Double? = nil,
                 repeatPenalty: Double? = nil, presencePenalty: Double? = nil, frequencyPenalty: Double? = nil,

@@ -25,7 +25,8 @@ public struct GenerationParameters: Sendable, Equatable {
     /// A grammar the output must follow: only tokens it allows are sampled, end-of-generation only where it is
     /// complete, and generation ends when nothing more can follow.
     public var constraint: TokenConstraint?
-    /// The LoRA adapters to run with, by id and scale (adapters not listed are off); nil: the model's default scales.
+    /// The LoRA adapters to run with, by id and scale (adapters not listed are off); nil or empty: the model's
+    /// default scales (as llama-server reads `lora`). The base model alone: every adapter at scale 0.
     public var adapters: [AdapterUse]?
 
     public init(sampling: SamplingParameters = SamplingParameters(), maxTokens: Int? = nil, stop: [String] = [],

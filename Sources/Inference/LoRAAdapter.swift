@@ -289,9 +289,9 @@ final class AdapterSet: @unchecked Sendable {
     }
 
     /// The adapters a generation runs with: `requested` (unlisted adapters off; a scale of 0 leaves one out), or the
-    /// configured default scales when nil.
+    /// configured default scales when nil or empty (as llama-server reads an empty `lora` list).
     func resolve(_ requested: [AdapterUse]?) throws(InferenceError) -> [AdapterUse] {
-        guard let requested else {
+        guard let requested, !requested.isEmpty else {
             return attached.enumerated().compactMap { $1.defaultScale == 0 ? nil : AdapterUse(id: $0, scale: $1.defaultScale) }
         }
         var scales = [Float](repeating: 0, count: attached.count)

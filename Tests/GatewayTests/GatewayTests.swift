@@ -117,7 +117,7 @@ import Testing
     }
 
     /// `lora` (llama-server's per-request adapters) is checked: a model without adapters refuses any id, by name;
-    /// a malformed list is the request's error; `lora: []` is the base model.
+    /// a malformed list is the request's error; `lora: []` asks for the configured scales (here: none).
     @Test func loraRequestsAreChecked() async throws {
         try await app().test(.router) { client in
             let ask = #""model":"smollm2","messages":[{"role":"user","content":"Name a color."}],"temperature":0,"max_tokens":6"#

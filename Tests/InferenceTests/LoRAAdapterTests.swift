@@ -201,7 +201,8 @@ import Tokenizers
             return m
         }
         let tokenizer = CountingTokenizer(vocabularySize: Self.shape.vocab)
-        let mixes: [[AdapterUse]?] = [[], nil, [AdapterUse(id: 1, scale: 2)], [AdapterUse(id: 0, scale: 0.5), AdapterUse(id: 1, scale: 1)]]
+        let none = [AdapterUse(id: 0, scale: 0)]
+        let mixes: [[AdapterUse]?] = [none, nil, [AdapterUse(id: 1, scale: 2)], [AdapterUse(id: 0, scale: 0.5), AdapterUse(id: 1, scale: 1)]]
         let prompts: [[Int32]] = [[3, 17, 42, 5, 77, 1], [3, 17, 42, 5, 77, 1], [9, 63, 20, 11, 2, 8, 30, 4], [12, 13, 14]]
         let alone = try load(slots: 1)
         var expected: [[Int32]] = []
@@ -234,7 +235,7 @@ import Tokenizers
         // One slot: a prompt's keys and values are reused only by a later prompt under the same adapters.
         var single = BatchEngine(model: try load(slots: 1), tokenizer: tokenizer)
         var reused: [Int] = []
-        for (prompt, mix) in [(prompts[0], [AdapterUse]()), (prompts[0] + [20], nil), (prompts[0] + [20, 21], nil), (prompts[0] + [20], [])] {
+        for (prompt, mix) in [(prompts[0], none), (prompts[0] + [20], nil), (prompts[0] + [20, 21], []), (prompts[0] + [20], none)] {
             var parameters = GenerationParameters(sampling: .greedy, maxTokens: 2, ignoreEOS: true)
             parameters.adapters = mix
             var events = single.submit(id: reused.count, prompt: prompt, parameters: parameters)
@@ -257,7 +258,7 @@ import Tokenizers
             try model.forward([1, 2], startingAt: 0, logits: .last, adapters: [AdapterUse(id: -1, scale: 1)])
         }
         #expect(try model.resolveAdapters(nil) == [AdapterUse(id: 0, scale: 1)])
-        #expect(try model.resolveAdapters([]) == [])
+        #expect(try model.resolveAdapters([]) == [AdapterUse(id: 0, scale: 1)])
         #expect(try model.resolveAdapters([AdapterUse(id: 0, scale: 0)]) == [])
         var engine = BatchEngine(model: model, tokenizer: CountingTokenizer(vocabularySize: Self.shape.vocab))
         var parameters = GenerationParameters(sampling: .greedy, maxTokens: 2)

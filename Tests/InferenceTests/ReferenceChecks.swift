@@ -33,16 +33,23 @@ enum ReferenceChecks {
     /// identically; ids part only where llama.cpp's top-two gap is below 0.4; at least 65% of compared steps agree
     /// within 0.05 and every step within 0.4; on average within 0.05. It prints the per-case figures.
     /// `partingGap`: the widest llama.cpp top-two gap at which our ids may part from its ids.
-    static func greedyCompletions(_ loaded: LoadedModel, _ file: ReferenceFile, partingGap: Double = 0.4, minimumWithin: Double = 0.65) throws {
+    /// `adapters`: the LoRA adapters the reference ran with.
+    static func greedyCompletions(_ loaded: LoadedModel, _ file: ReferenceFile, partingGap: Double = 0.4, minimumWithin: Double = 0.65,
+                                  adapters: [AdapterUse] = [], label: String? = nil) throws {
+        try greedyCompletions(loaded, file.completions, partingGap: partingGap, minimumWithin: minimumWithin, adapters: adapters, label: label)
+    }
+
+    static func greedyCompletions(_ loaded: LoadedModel, _ completions: [ReferenceFile.Completion], partingGap: Double = 0.4,
+                                  minimumWithin: Double = 0.65, adapters: [AdapterUse] = [], label: String? = nil) throws {
         let model = loaded.model
         var report: [String] = []
         var diffs: [Double] = []
-        for (n, c) in file.completions.enumerated() {
+        for (n, c) in completions.enumerated() {
             // prompt_ids are the text's tokens; the model ran them after a BOS when its vocabulary asks for one
             let bos = loaded.tokenizer.addBOS ? loaded.tokenizer.bosTokenID.map { [$0] } ?? [] : []
             let ids = loaded.tokenize(c.prompt)
             #expect(ids == bos + c.prompt_ids, "prompt ids of case \(n)")
-            var logits = Array(try model.forward(ids, startingAt: 0, logits: .last))
+            var logits = Array(try model.forward(ids, startingAt: 0, logits: .last, adapters: adapters))
             var position = ids.count
             var parted: (step: Int, gap: Double)?
             var caseMax = 0.0
@@ -60,7 +67,7 @@ enum ReferenceChecks {
                 diffs.append(d)
                 caseMax = max(caseMax, d)
                 #expect(d <= 0.4, "case \(n) step \(step): logprob \(lp) vs llama.cpp \(ref.logprob)")
-                logits = Array(try model.forward([ours], startingAt: position, logits: .last))
+                logits = Array(try model.forward([ours], startingAt: position, logits: .last, adapters: adapters))
                 position += 1
             }
             let how = parted.map { "parted at step \($0.step) (llama.cpp top-2 gap \(String(format: "%.3f", $0.gap)))" } ?? "32/32 ids equal"
@@ -69,7 +76,7 @@ enum ReferenceChecks {
         let within = Double(diffs.filter { $0 <= 0.05 }.count) / Double(max(1, diffs.count))
         let mean = diffs.reduce(0, +) / Double(max(1, diffs.count))
         report.append(String(format: "%@: %d steps compared: %.0f%% within 0.05, mean |Δ| %.4f, max %.4f",
-                             loaded.name, diffs.count, within * 100, mean, diffs.max() ?? 0))
+                             label ?? loaded.name, diffs.count, within * 100, mean, diffs.max() ?? 0))
         print(report.joined(separator: "\n"))
         #expect(within >= minimumWithin)
         #expect(mean <= 0.05)
