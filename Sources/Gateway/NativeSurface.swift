@@ -155,13 +155,19 @@ struct NativeSurface {
         let loaded: Bool
         let memory: Int?
         let queue_length: Int?
+        /// A loaded model's LoRA adapters (ids for `lora`); left out when it has none or is not loaded.
+        var adapters: [Adapter]? = nil
+        struct Adapter: Encodable { let id: Int; let path: String; let scale: Double; let rank: Int; let matrices: Int }
     }
 
     private func models() async throws -> Response {
         let out = await backend.models.list().map { m in
             ModelEntry(name: m.name, path: m.path, size: m.sizeBytes, quantization: m.quantization, architecture: m.architecture,
                        context_length: m.contextLength, loaded: m.loaded != nil, memory: m.loaded?.memoryBytes,
-                       queue_length: m.loaded?.queueLength)
+                       queue_length: m.loaded?.queueLength,
+                       adapters: m.loaded.flatMap { l in
+                           l.adapters.isEmpty ? nil : l.adapters.map { .init(id: $0.id, path: $0.path, scale: $0.scale, rank: $0.rank, matrices: $0.matrices) }
+                       })
         }
         struct List: Encodable { let models: [ModelEntry] }
         return try json(List(models: out))

@@ -82,4 +82,15 @@ public struct LoadedModelInfo: Sendable, Equatable {
     public var busy: Bool
     public var queueLength: Int
     public var memoryBytes: Int
+    /// Its LoRA adapters, by id.
+    public var adapters: [AdapterInfo] = []
+}
+
+/// A LoRA adapter of a loaded model: its id in requests' `lora` lists, where it came from, its default scale.
+public struct AdapterInfo: Sendable, Equatable {
+    public var id: Int
+    public var path: String
+    public var scale: Double
+    public var rank: Int
+    public var matrices: Int
 }

@@ -44,7 +44,10 @@ extension ModelHost: LocalModels {
     }
 
     static func info(_ w: EngineWorker) -> LoadedModelInfo {
-        LoadedModelInfo(name: w.name, busy: w.isBusy, queueLength: w.queueLength, memoryBytes: w.memoryBytes)
+        LoadedModelInfo(name: w.name, busy: w.isBusy, queueLength: w.queueLength, memoryBytes: w.memoryBytes,
+                        adapters: w.loaded.model.adapters.enumerated().map { id, a in
+                            AdapterInfo(id: id, path: a.adapter.path, scale: Double(a.scale), rank: a.adapter.rank, matrices: a.adapter.tensorCount)
+                        })
     }
 
     static func info(_ w: EmbeddingWorker) -> LoadedModelInfo {
