@@ -95,6 +95,9 @@ public final class LoadedModel: @unchecked Sendable {
             path = try HuggingFaceConversion.convertedFile(folder: url, quantize: options.quantize)
         }
         file = try GGUFFile(path: path)
+        if file.string("general.type") == "adapter" {
+            throw InferenceError.badAdapter(path: path, reason: "it is a LoRA adapter, not a model: attach it to its base model (the registry's adapters:, or --lora)")
+        }
         if EmbeddingModels.isEmbedding(file) {
             throw InferenceError.embeddingModel(path: path, architecture: file.string("general.architecture") ?? "")
         }

