@@ -8,12 +8,14 @@ import Tokenizers
 /// `tokenizer_config.json` (its `chat_template`) — written as the GGUF file the engine runs, once: the same tensors
 /// under llama.cpp's names (query and key rows reordered for llama's rotary layout, as llama.cpp's converter does),
 /// the tokenizer as `HuggingFaceBPE` reads it, the shape from `config.json`. F32, F16 and BF16 matrices are kept as
-/// they are, or quantized to Q8_0 (`quantize`); vectors become F32. The file is written tensor by tensor (never the
+/// they are, or quantized to Q8_0 or Q4_K (`quantize`); vectors become F32. The file is written tensor by tensor (never the
 /// whole model in memory) and reused while it is newer than every file of the folder.
 public enum HuggingFaceConversion {
-    /// What `quantize` accepts: keep the folder's float types, or 8-bit blocks (half the memory of F16, a quarter of F32).
+    /// What `quantize` accepts: keep the folder's float types; 8-bit blocks (half the memory of F16, a quarter of
+    /// F32); or Q4_K (4.5 bits per weight) for the matrices whose rows are whole 256-value super-blocks, with the
+    /// embeddings and output head, and any matrix that is not, in Q8_0 (as llama.cpp keeps those at higher precision).
     public enum Quantization: String, Sendable, CaseIterable {
-        case none, q8_0
+        case none, q8_0, q4_k
     }
 
     /// `config.json` architectures → the engine's.
@@ -237,15 +239,24 @@ public enum HuggingFaceConversion {
             let expected = rows == 1 ? [columns] : [rows, columns]
             guard info.shape == expected else { throw InferenceError.badTensorShape(tensor: hf, expected: expected, found: info.shape) }
             let target: GGMLType
+            let float = [.f32, .f16, .bf16].contains(info.type)
+            let edge = gguf == "token_embd.weight" || gguf == "output.weight"
             switch (rows == 1, info.type, quantize) {
             case (true, .f32, _), (true, .f16, _), (true, .bf16, _): target = .f32
-            case (false, _, .q8_0) where columns % 32 == 0 && [.f32, .f16, .bf16].contains(info.type): target = .q8_0
+            case (false, _, .q4_k) where float && !edge && columns % 256 == 0: target = .q4_K
+            case (false, _, .q8_0) where columns % 32 == 0 && float: target = .q8_0
+            case (false, _, .q4_k) where columns % 32 == 0 && float: target = .q8_0
             case (false, .f32, _): target = .f32
             case (false, .f16, _): target = .f16
             case (false, .bf16, _): target = .bf16
             default: throw InferenceError.unsupportedTensorType(tensor: hf, type: info.type.rawValue)
             }
-            let rowBytes = target == .q8_0 ? columns / 32 * 34 : columns * (target == .f32 ? 4 : 2)
+            let rowBytes = switch target {
+            case .q8_0: columns / 32 * 34
+            case .q4_K: columns / 256 * KQuantize.q4KBlockBytes
+            case .f32: columns * 4
+            default: columns * 2
+            }
             sources.append(Source(hfName: hf, rows: rows, columns: columns, permuteHeads: permute, target: target))
             pending.append(.init(name: gguf, dimensions: rows == 1 ? [columns] : [columns, rows], type: target, byteCount: rowBytes * rows))
         }
@@ -277,6 +288,7 @@ public enum HuggingFaceConversion {
                         }
                         switch s.target {
                         case .q8_0: Ops.toQ8(f.baseAddress!, target, count: s.columns)
+                        case .q4_K: KQuantize.toQ4K(f.baseAddress!, target, count: s.columns)
                         default: target.copyMemory(from: f.baseAddress!, byteCount: s.columns * 4)   // f32
                         }
                     }

@@ -11,7 +11,7 @@ struct ModelOptionsGroup: ParsableArguments {
     @Argument(help: "Catalogue name, file name in the model directory, or path to a .gguf file or a Hugging Face model folder.")
     var model: String
 
-    @Option(help: "How a Hugging Face folder of a chat model is stored once converted: none (its weights as they are) or q8_0.")
+    @Option(help: "How a Hugging Face folder of a chat model is stored once converted: none (its weights as they are), q8_0 (8-bit) or q4_k (4-bit K-quants; embeddings and rows that are not whole 256-value blocks in 8-bit).")
     var quantize: String = "none"
 
     @Option(name: .long, help: "Compute threads (default: all cores).")
@@ -31,7 +31,7 @@ struct ModelOptionsGroup: ParsableArguments {
     func check() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if let c = contextLength, c < 16 { throw ValidationError("--ctx must be at least 16") }
-        guard HuggingFaceConversion.Quantization(rawValue: quantize) != nil else { throw ValidationError("--quantize must be none or q8_0") }
+        guard HuggingFaceConversion.Quantization(rawValue: quantize) != nil else { throw ValidationError("--quantize must be none, q8_0 or q4_k") }
         _ = try adapters()
     }
 

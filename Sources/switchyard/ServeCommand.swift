@@ -35,7 +35,7 @@ struct Serve: AsyncParsableCommand {
     var kvCache: String = "f16"
     @Option(name: .customLong("kv-memory"), help: "Memory for each model's key/value caches, e.g. 256M; the context per sequence shrinks to fit --parallel sequences (default: --ctx each).")
     var kvMemory: String?
-    @Option(help: "How a Hugging Face folder of a chat model is stored once converted for the engine (once, kept beside it in .converted/): none (its F32, F16 or BF16 weights as they are) or q8_0 (8-bit, a quarter of F32's memory).")
+    @Option(help: "How a Hugging Face folder of a chat model is stored once converted for the engine (once, kept beside it in .converted/): none (its F32, F16 or BF16 weights as they are), q8_0 (8-bit, a quarter of F32's memory) or q4_k (4-bit K-quants, about a seventh; embeddings and rows that are not whole 256-value blocks in 8-bit).")
     var quantize: String = "none"
     @Option(help: "Scheduling niceness of the compute threads, 0 (normal) to 19 (lowest): above 0, the HTTP threads and other processes are served first when the cores are busy.")
     var niceness: Int32 = 5
@@ -86,7 +86,7 @@ struct Serve: AsyncParsableCommand {
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
         guard KVCacheType(rawValue: kvCache) != nil else { throw ValidationError("--kv-cache must be f16 or q8") }
-        guard HuggingFaceConversion.Quantization(rawValue: quantize) != nil else { throw ValidationError("--quantize must be none or q8_0") }
+        guard HuggingFaceConversion.Quantization(rawValue: quantize) != nil else { throw ValidationError("--quantize must be none, q8_0 or q4_k") }
         guard (0...19).contains(niceness) else { throw ValidationError("--niceness must be between 0 and 19") }
         guard ["off", "memory", "sqlite", "redis"].contains(cache ?? "off") else { throw ValidationError("--cache must be off, memory, sqlite or redis") }
         if cache == "redis" && (redisURL ?? "").isEmpty { throw ValidationError("--cache redis needs --redis-url (or SWITCHYARD_REDIS_URL)") }

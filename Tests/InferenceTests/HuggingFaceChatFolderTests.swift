@@ -178,6 +178,36 @@ import Tokenizers
         }
     }
 
+    /// `--quantize q4_k`: matrices whose rows are whole 256-value super-blocks (SmolLM2's ffn_down, 1536 columns) in
+    /// Q4_K, quantized row by row as `KQuantize` does (checked against llama-quantize in `Q4KQuantizeTests`), the
+    /// others (576 columns) and the embeddings in Q8_0; the file loads and answers.
+    @Test func quantizedToQ4_KWhereRowsAreWholeSuperBlocks() throws {
+        let folder = try Self.makeFolder()
+        defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
+        let path = folder.deletingLastPathComponent().appendingPathComponent("q4k.gguf").path
+        try HuggingFaceConversion.convert(folder: folder, to: path, quantize: .q4_k)
+        let file = try GGUFFile(path: path)
+        #expect(file.tensor(named: "blk.3.ffn_down.weight")?.type == .q4_K)
+        #expect(file.tensor(named: "blk.3.ffn_gate.weight")?.type == .q8_0)
+        #expect(file.tensor(named: "blk.3.attn_q.weight")?.type == .q8_0)
+        #expect(file.tensor(named: "token_embd.weight")?.type == .q8_0)
+        let weights = try SafeTensorsFolder(folder: folder)
+        let (info, source) = try #require(weights.data("model.layers.3.mlp.down_proj.weight"))
+        let rows = info.shape[0], columns = info.shape[1], rowBytes = columns / 256 * KQuantize.q4KBlockBytes
+        let storedInfo = try #require(file.tensor(named: "blk.3.ffn_down.weight"))
+        let stored = file.data(for: storedInfo)
+        var expected = [UInt8](repeating: 0, count: rowBytes)
+        for r in stride(from: 0, to: rows, by: 23) {
+            expected.withUnsafeMutableBytes { KQuantize.toQ4K(source.assumingMemoryBound(to: Float.self) + r * columns, $0.baseAddress!, count: columns) }
+            #expect(stored[(r * rowBytes)..<((r + 1) * rowBytes)].elementsEqual(expected), "row \(r)")
+        }
+        let loaded = try LoadedModel(path: path, options: ModelOptions(contextLength: 64, threads: 2))
+        let ids = loaded.tokenize("The capital of France is")
+        let logits = try loaded.model.forward(ids, startingAt: 0, logits: .last)
+        let finite = logits.allSatisfy { $0.isFinite }
+        #expect(finite)
+    }
+
     @Test func aFolderOfAnotherArchitectureSaysWhichAreServed() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hf-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
