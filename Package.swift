@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ChatTemplates", "GGUF", "Tokenizers", "Kernels", "SafeTensors", "TestSupport"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "TestSupport"]),
         .testTarget(name: "ProvidersTests", dependencies: [
-            "Providers", "Core", "Grammar", "Registry", "Routing", "ModelStore", "TestSupport",
+            "Providers", "Core", "GGUF", "Grammar", "Inference", "Registry", "Routing", "ModelStore", "TestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),

@@ -19,7 +19,7 @@ extension ModelHost {
     }
 
     static func notForEmbeddings(_ name: String) -> CoreError {
-        .badRequest("'\(name)' is a Hugging Face folder of a model that generates text; folders serve embeddings only for embedding models")
+        .badRequest("'\(name)' is a Hugging Face folder of an architecture the engine neither embeds nor generates with")
     }
 
     /// The embedding worker for `name`, loading it first if needed (one load however many requests wait for it).
@@ -30,7 +30,9 @@ extension ModelHost {
         if declared == nil, let listed = available().first(where: { $0.path == path })?.name, listed != name {
             return try await embedder(for: listed)
         }
-        if ModelDirectory.isModelFolder(path), !Self.isEmbeddingModel(path) { throw Self.notForEmbeddings(name) }
+        if ModelDirectory.isModelFolder(path), !Self.isEmbeddingModel(path), !HuggingFaceConversion.isChat(path) {
+            throw Self.notForEmbeddings(name)
+        }
         var o = options
         if let d = declared {
             o.threads = d.threads ?? o.threads
@@ -58,10 +60,13 @@ extension ModelHost {
                     let model: any EmbeddingModel
                     let tokenizer: any Tokenizer
                     var frames = true
-                    if ModelDirectory.isModelFolder(path) {
+                    if ModelDirectory.isModelFolder(path), HuggingFaceFolder.isEmbedding(path) {
                         (model, tokenizer) = try HuggingFaceFolder.loadEmbedding(path, options: modelOptions)
                     } else {
-                        let file = try GGUFFile(path: path.path)
+                        // a chat model's folder embeds from its conversion, as its chat worker generates from it
+                        let gguf = ModelDirectory.isModelFolder(path)
+                            ? try HuggingFaceConversion.convertedFile(folder: path, quantize: options.quantize) : path.path
+                        let file = try GGUFFile(path: gguf)
                         tokenizer = try TokenizerFactory.load(from: file)
                         if EmbeddingModels.isEmbedding(file) {
                             model = try EmbeddingModels.load(file, options: modelOptions)
