@@ -1,8 +1,8 @@
 import Foundation
 
 /// Sampling defaults that travel with a model file: `NAME.defaults.json` beside `NAME.gguf`, written when a pull
-/// brings them (Ollama's `params` layer) and used for requests that leave a setting unset, as a declared model's
-/// `defaults:` are (a declaration in the configuration wins).
+/// brings them (Ollama's `params` and `system` layers) and used for requests that leave a setting unset, as a
+/// declared model's `defaults:` are (a declaration in the configuration wins).
 public struct ModelDefaults: Codable, Equatable, Sendable {
     public var temperature: Double?
     public var top_p: Double?
@@ -11,11 +11,13 @@ public struct ModelDefaults: Codable, Equatable, Sendable {
     public var repeat_penalty: Double?
     public var max_tokens: Int?
     public var stop: [String]?
+    /// The system message for requests that bring none (Ollama's SYSTEM).
+    public var system: String?
 
     public init(temperature: Double? = nil, top_p: Double? = nil, top_k: Int? = nil, min_p: Double? = nil,
-                repeat_penalty: Double? = nil, max_tokens: Int? = nil, stop: [String]? = nil) {
+                repeat_penalty: Double? = nil, max_tokens: Int? = nil, stop: [String]? = nil, system: String? = nil) {
         self.temperature = temperature; self.top_p = top_p; self.top_k = top_k; self.min_p = min_p
-        self.repeat_penalty = repeat_penalty; self.max_tokens = max_tokens; self.stop = stop
+        self.repeat_penalty = repeat_penalty; self.max_tokens = max_tokens; self.stop = stop; self.system = system
     }
 
     public var isEmpty: Bool { self == ModelDefaults() }

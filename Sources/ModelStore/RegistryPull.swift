@@ -41,6 +41,15 @@ public enum RegistrySpec: Equatable, Sendable {
 /// refusals turned into errors that say what to do.
 enum RegistryHTTP {
     static func json(_ url: URL, headers: [String: String], what: String) async throws -> Any {
+        let data = try await self.data(url, headers: headers, what: what)
+        guard let value = try? JSONSerialization.jsonObject(with: data) else {
+            throw ModelStoreError.downloadFailed(url: url.absoluteString, reason: "the answer is not JSON")
+        }
+        return value
+    }
+
+    /// A small document (at most 16 MiB).
+    static func data(_ url: URL, headers: [String: String], what: String) async throws -> Data {
         _ = try DownloadURL.validateScheme(url)
         var request = URLRequest(url: url)
         request.timeoutInterval = 60
@@ -56,10 +65,10 @@ enum RegistryHTTP {
         case 404: throw ModelStoreError.notInRegistry(what: what, url: url.absoluteString)
         default: throw ModelStoreError.httpStatus(url: url.absoluteString, status: status)
         }
-        guard data.count <= 16 << 20, let value = try? JSONSerialization.jsonObject(with: data) else {
-            throw ModelStoreError.downloadFailed(url: url.absoluteString, reason: "the answer is not JSON")
+        guard data.count <= 16 << 20 else {
+            throw ModelStoreError.downloadFailed(url: url.absoluteString, reason: "the answer is larger than 16 MiB")
         }
-        return value
+        return data
     }
 }
 
@@ -120,14 +129,22 @@ extension ModelPuller {
         let fileName = Self.safeFileName(tag == "latest" ? name : "\(name)-\(tag)") + ".gguf"
         let result = try await fetch(blobURL, headers: [:], fileName: fileName, expected: hex.lowercased(), size: model["size"] as? Int64,
                                      progress: progress)
-        // Its PARAMETER lines (a small JSON blob) become the file's sampling defaults.
+        // Its PARAMETER lines (a small JSON blob) become the file's sampling defaults, its SYSTEM the system message
+        // of requests that bring none.
+        var defaults = ModelDefaults()
         if let params = layers.first(where: { $0["mediaType"] as? String == "application/vnd.ollama.image.params" }),
            let paramsDigest = params["digest"] as? String, (params["size"] as? Int ?? 0) < 1 << 20,
            let paramsURL = URL(string: "\(base)/v2/\(namespace)/\(name)/blobs/\(paramsDigest)"),
            let object = try await RegistryHTTP.json(paramsURL, headers: [:], what: "\(spec)'s parameters") as? [String: Any] {
-            let defaults = ModelDefaults(ollamaParams: object)
-            if !defaults.isEmpty { try defaults.write(for: result.url) }
+            defaults = ModelDefaults(ollamaParams: object)
         }
+        if let system = layers.first(where: { $0["mediaType"] as? String == "application/vnd.ollama.image.system" }),
+           let systemDigest = system["digest"] as? String, (system["size"] as? Int ?? 0) < 1 << 20,
+           let systemURL = URL(string: "\(base)/v2/\(namespace)/\(name)/blobs/\(systemDigest)") {
+            let text = String(decoding: try await RegistryHTTP.data(systemURL, headers: [:], what: "\(spec)'s system message"), as: UTF8.self)
+            if !text.isEmpty { defaults.system = text }
+        }
+        if !defaults.isEmpty { try defaults.write(for: result.url) }
         return result
     }
 

@@ -39,6 +39,7 @@ public final class EngineWorker: @unchecked Sendable {
         var keepAlive: Duration?
         /// Sampling defaults from the model's declaration.
         var defaults = SamplingSettings()
+        var defaultSystem: String?
     }
 
     private let state = Mutex(State())
@@ -72,6 +73,11 @@ public final class EngineWorker: @unchecked Sendable {
     public var defaults: SamplingSettings {
         get { state.withLock { $0.defaults } }
         set { state.withLock { $0.defaults = newValue } }
+    }
+    /// The system message of requests that bring none (from the model's defaults file: an Ollama pull's SYSTEM).
+    public var defaultSystem: String? {
+        get { state.withLock { $0.defaultSystem } }
+        set { state.withLock { $0.defaultSystem = newValue } }
     }
     public var keepAlive: Duration? {
         get { state.withLock { $0.keepAlive } }

@@ -58,6 +58,11 @@ public struct LocalProvider: Provider {
     static func makeJob(_ request: ChatRequest, worker: EngineWorker, cancel: CancelFlag,
                         continuation: AsyncThrowingStream<ChatEvent, Error>.Continuation) throws -> EngineWorker.Job {
         let loaded = worker.loaded
+        var request = request
+        // The model's own system message (an Ollama pull's SYSTEM) for a conversation that brings none, as Ollama does.
+        if request.rawPrompt == nil, let system = worker.defaultSystem, !request.messages.contains(where: { $0.role == .system }) {
+            request.messages.insert(ChatMessage(role: .system, content: system), at: 0)
+        }
         let (text, format) = try renderPrompt(request, loaded: loaded, name: worker.name)
         let prompt = loaded.tokenize(text)
         let limit = loaded.model.shape.contextLength

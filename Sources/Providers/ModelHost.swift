@@ -196,6 +196,7 @@ public actor ModelHost {
             // Defaults that came with the file (an Ollama pull's parameters).
             worker.defaults = SamplingSettings(temperature: d.temperature, topP: d.top_p, topK: d.top_k, minP: d.min_p,
                                                repeatPenalty: d.repeat_penalty, maxTokens: d.max_tokens, stop: d.stop ?? [])
+            worker.defaultSystem = d.system
         }
         workers[name] = worker
         return worker

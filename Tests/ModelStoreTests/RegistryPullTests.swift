@@ -20,6 +20,7 @@ import Testing
             def blob(name): return open(os.path.join(SERVED, name), "rb").read()
             CONFIG, TOKENIZER = b'{"architectures": ["BertModel"]}', b'{"model": {"type": "WordPiece"}}'
             POOLING = b'{"pooling_mode_mean_tokens": true}'
+            SYSTEM = "You are Tiny, a terse assistant.".encode()
             PARAMS = json.dumps({"stop": ["<|im_end|>", "<|endoftext|>"], "temperature": 0.2, "top_k": 20, "num_ctx": 8192,
                                  "num_predict": 128}).encode()
             class H(BaseHTTPRequestHandler):
@@ -40,7 +41,8 @@ import Testing
                         assert "manifest.v2+json" in self.headers.get("Accept", "")
                         layers = [{"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64, "size": 10},
                                   {"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:" + MODEL, "size": len(blob("model"))},
-                                  {"mediaType": "application/vnd.ollama.image.params", "digest": "sha256:" + "1" * 64, "size": len(PARAMS)}]
+                                  {"mediaType": "application/vnd.ollama.image.params", "digest": "sha256:" + "1" * 64, "size": len(PARAMS)},
+                                  {"mediaType": "application/vnd.ollama.image.system", "digest": "sha256:" + "2" * 64, "size": len(SYSTEM)}]
                         return self.send(200, json.dumps({"schemaVersion": 2, "layers": layers}).encode())
                     if p == "/v2/library/huge/manifests/latest":
                         layers = [{"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:" + MODEL, "size": 10 ** 16}]
@@ -48,6 +50,7 @@ import Testing
                     if p == "/v2/library/huge/blobs/sha256:" + MODEL: return self.send(500, b"must not be fetched")
                     if p == "/v2/library/tiny/blobs/sha256:" + MODEL: return self.redirect("/cdn/model")
                     if p == "/v2/library/tiny/blobs/sha256:" + "1" * 64: return self.send(200, PARAMS)
+                    if p == "/v2/library/tiny/blobs/sha256:" + "2" * 64: return self.send(200, SYSTEM, "text/plain")
                     if p.startswith("/v2/"): return self.send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
                     # Hugging Face
                     if p.startswith("/api/models/owner/gated/") and auth != "Bearer hf_good":
@@ -167,8 +170,10 @@ import Testing
         #expect(try Data(contentsOf: first.url) == Self.model)
         #expect(try await puller.pullWithResult("ollama:tiny").alreadyPresent, "the same digest again: kept, not fetched")
         // Its parameters became the file's sampling defaults (num_ctx, a resource setting, is not one).
+        // Its SYSTEM became the system message of requests that bring none.
         #expect(ModelDefaults.read(for: first.url) == ModelDefaults(temperature: 0.2, top_k: 20, max_tokens: 128,
-                                                                     stop: ["<|im_end|>", "<|endoftext|>"]))
+                                                                     stop: ["<|im_end|>", "<|endoftext|>"],
+                                                                     system: "You are Tiny, a terse assistant."))
         #expect(FileManager.default.fileExists(atPath: models.file("tiny.defaults.json").path))
         let tagged = try await puller.pullWithResult("ollama:tiny:q8")
         #expect(tagged.url == models.file("tiny-q8.gguf"))

@@ -73,6 +73,28 @@ import Testing
         await host.unloadAll()
     }
 
+    /// A defaults file's system message (an Ollama pull's SYSTEM) goes before a conversation that has none, and a
+    /// conversation's own system message wins.
+    @Test func aModelsSystemMessageOpensConversationsWithoutOne() async throws {
+        let dir = try directory(["plain", "terse"])
+        try ModelDefaults(system: "You are Tiny, a terse assistant.").write(for: dir.appendingPathComponent("terse.gguf"))
+        let host = ModelHost(options: .init(directory: dir, contextLength: 512, parallel: 1))
+        let provider = LocalProvider(host: host)
+        func promptTokens(_ model: String, system: String?) async throws -> Int {
+            var tokens = 0
+            let messages = (system.map { [ChatMessage(role: .system, content: $0)] } ?? []) + [ChatMessage(role: .user, content: "Hi")]
+            let request = ChatRequest(model: model, messages: messages, sampling: SamplingSettings(temperature: 0, maxTokens: 1))
+            for try await e in provider.chat(request).events { if case .usage(let u) = e { tokens = u.promptTokens } }
+            return tokens
+        }
+        let plain = try await promptTokens("plain", system: nil), terse = try await promptTokens("terse", system: nil)
+        let explicit = try await promptTokens("plain", system: "You are Tiny, a terse assistant.")
+        // (SmolLM2's template puts its own system message in a conversation without one: a different length)
+        #expect(terse == explicit && terse != plain)
+        #expect(try await promptTokens("terse", system: "Be brief.") == (try await promptTokens("plain", system: "Be brief.")))
+        await host.unloadAll()
+    }
+
     @Test func loadingPastTheBudgetEvictsTheLeastRecentlyUsed() async throws {
         let dir = try directory(["a", "b"])
         // Each model needs about 98 MB of weights + its caches; the budget fits one.

@@ -29,9 +29,11 @@ import Testing
         }
     }
 
-    func provider(_ base: String, freeOnly: Bool = false) -> OpenRouterProvider {
+    /// A provider whose clock stands still (`at`): the cache's ages do not depend on how long a loaded machine takes.
+    func provider(_ base: String, freeOnly: Bool = false, at instant: ContinuousClock.Instant = .now) -> OpenRouterProvider {
         OpenRouterProvider(.init(name: "openrouter", baseURL: base + "/api/v1", apiKey: "sk-or-test",
-                                 headers: ["HTTP-Referer": "https://example.org", "X-Title": "Switchyard tests"]), freeOnly: freeOnly)
+                                 headers: ["HTTP-Referer": "https://example.org", "X-Title": "Switchyard tests"]), freeOnly: freeOnly,
+                           now: { instant })
     }
 
     func collect(_ stream: ChatStream) async throws -> [ChatEvent] {

@@ -41,20 +41,24 @@ public final class OpenRouterProvider: Provider {
     let retryFetchAfter: Duration = .seconds(60)
     /// The last fetch: when, and its models (nil: it failed).
     private let cache = Mutex<(at: ContinuousClock.Instant, models: [String: Model]?)?>(nil)
+    /// The clock the cache's ages are read on (injected by tests).
+    let now: @Sendable () -> ContinuousClock.Instant
     public var name: String { inner.name }
 
     public init(_ configuration: OpenAICompatibleProvider.Configuration, freeOnly: Bool = false, catalogueLifetime: Duration = .seconds(3600),
-                client: HTTPClient = OpenAICompatibleProvider.sharedClient) {
+                client: HTTPClient = OpenAICompatibleProvider.sharedClient,
+                now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
         inner = OpenAICompatibleProvider(configuration, client: client)
         self.freeOnly = freeOnly
         self.catalogueLifetime = catalogueLifetime
+        self.now = now
     }
 
     /// The model list with prices, from the cache while it is fresh.
     public func catalogue() async throws -> [String: Model] {
         if let c = cache.withLock({ $0 }) {
-            if let models = c.models, ContinuousClock.now - c.at < catalogueLifetime { return models }
-            if c.models == nil, ContinuousClock.now - c.at < retryFetchAfter { throw CoreError.upstream("the OpenRouter model list could not be read recently") }
+            if let models = c.models, now() - c.at < catalogueLifetime { return models }
+            if c.models == nil, now() - c.at < retryFetchAfter { throw CoreError.upstream("the OpenRouter model list could not be read recently") }
         }
         struct List: Decodable {
             struct Entry: Decodable {
@@ -78,10 +82,12 @@ public final class OpenRouterProvider: Provider {
                 }
                 models[e.id] = Model(id: e.id, contextLength: e.context_length, pricing: pricing)
             }
-            cache.withLock { $0 = (ContinuousClock.now, models) }
+            let at = now()
+            cache.withLock { $0 = (at, models) }
             return models
         } catch {
-            cache.withLock { $0 = (ContinuousClock.now, nil) }
+            let at = now()
+            cache.withLock { $0 = (at, nil) }
             throw UpstreamHTTP.mapTransport(error, url: url)
         }
     }
