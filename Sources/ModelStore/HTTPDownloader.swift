@@ -77,20 +77,9 @@ enum HTTPDownloader {
         let writer = resume ? try HashingFileWriter(resuming: destination) : try HashingFileWriter(url: destination)
         let offset = writer.bytesWritten
         let delegate = DownloadDelegate(url: url, writer: writer, offset: offset, progress: progress)
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.urlCache = nil
-        configuration.timeoutIntervalForRequest = 60
-        let queue = OperationQueue()
-        queue.maxConcurrentOperationCount = 1
-        let session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: queue)
+        let session = Self.session(delegate)
         defer { session.finishTasksAndInvalidate() }
-
-        var request = URLRequest(url: url)
-        request.httpMethod = "GET"
-        request.setValue("identity", forHTTPHeaderField: "Accept-Encoding")
-        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
-        if offset > 0 { request.setValue("bytes=\(offset)-", forHTTPHeaderField: "Range") }
+        let request = Self.get(url, headers: headers, range: offset > 0 ? "bytes=\(offset)-" : nil)
         let task = session.dataTask(with: request)
         let taskBox = TaskBox(task)
 
@@ -103,6 +92,29 @@ enum HTTPDownloader {
             delegate.fail(.cancelled)
             taskBox.cancel()
         }
+    }
+}
+
+extension HTTPDownloader {
+    /// A session of its own for one download: no cache, callbacks on one serial queue.
+    static func session(_ delegate: any URLSessionDataDelegate) -> URLSession {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        configuration.urlCache = nil
+        configuration.timeoutIntervalForRequest = 60
+        let queue = OperationQueue()
+        queue.maxConcurrentOperationCount = 1
+        return URLSession(configuration: configuration, delegate: delegate, delegateQueue: queue)
+    }
+
+    /// A GET of the bytes as stored (no content encoding), with `headers` and an optional `Range`.
+    static func get(_ url: URL, headers: [String: String], range: String?) -> URLRequest {
+        var request = URLRequest(url: url)
+        request.httpMethod = "GET"
+        request.setValue("identity", forHTTPHeaderField: "Accept-Encoding")
+        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+        if let range { request.setValue(range, forHTTPHeaderField: "Range") }
+        return request
     }
 }
 

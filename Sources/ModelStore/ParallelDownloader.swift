@@ -114,20 +114,9 @@ enum ParallelDownloader {
     static func fetchRange(_ url: URL, headers: [String: String], from: Int64, to: Int64, fd: Int32, path: String,
                            wrote: @escaping @Sendable (Int64) -> Void) async throws {
         let delegate = RangeDelegate(url: url, from: from, to: to, fd: fd, path: path, wrote: wrote)
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.urlCache = nil
-        configuration.timeoutIntervalForRequest = 60
-        let queue = OperationQueue()
-        queue.maxConcurrentOperationCount = 1
-        let session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: queue)
+        let session = HTTPDownloader.session(delegate)
         defer { session.finishTasksAndInvalidate() }
-        var request = URLRequest(url: url)
-        request.httpMethod = "GET"
-        request.setValue("identity", forHTTPHeaderField: "Accept-Encoding")
-        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
-        request.setValue("bytes=\(from)-\(to - 1)", forHTTPHeaderField: "Range")
-        let task = session.dataTask(with: request)
+        let task = session.dataTask(with: HTTPDownloader.get(url, headers: headers, range: "bytes=\(from)-\(to - 1)"))
         nonisolated(unsafe) let unsafeTask = task
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in

@@ -58,18 +58,29 @@ import Testing
         ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
 
-    @Test func aLargeFileComesOverFourRangesAndResumesWhereEachStopped() async throws {
+    /// The payload served, a model directory, the server and a puller that splits anything (threshold 1 byte).
+    struct Setup {
+        let served: TempDirectory, models: TempDirectory, hash: String, log: URL, server: LocalServer, puller: ModelPuller
+        func remove() { server.stop(); served.remove(); models.remove() }
+    }
+
+    static func setUp() async throws -> Setup {
         let served = try TempDirectory("served"), models = try TempDirectory("models")
-        defer { served.remove(); models.remove() }
-        try Self.model.write(to: served.file("model"))
-        let hash = try sha256(of: Self.model)
+        try model.write(to: served.file("model"))
+        let hash = try sha256(of: model)
         let log = served.file("ranges.log")
         let server = try await Self.server(served.url, hash: hash, log: log)
-        defer { server.stop() }
         var puller = ModelPuller(directory: models.url, wheelFetcher: LocalWheelFetcher(wheels: [:]))
         puller.registries = RegistryEndpoints(ollama: server.baseURL, huggingFace: server.baseURL)
         puller.parallelThreshold = 1
         puller.connections = 4
+        return Setup(served: served, models: models, hash: hash, log: log, server: server, puller: puller)
+    }
+
+    @Test func aLargeFileComesOverFourRangesAndResumesWhereEachStopped() async throws {
+        let f = try await Self.setUp()
+        defer { f.remove() }
+        let (puller, log, hash, models) = (f.puller, f.log, f.hash, f.models)
 
         // The range from 150 000 is cut after 10 000 bytes: the pull fails, keeping what every range wrote.
         let cut = await expectStoreError { _ = try await puller.pull("hf:owner/repo") }
@@ -90,16 +101,9 @@ import Testing
     }
 
     @Test func aServerThatIgnoresRangesGetsOneStream() async throws {
-        let served = try TempDirectory("served"), models = try TempDirectory("models")
-        defer { served.remove(); models.remove() }
-        try Self.model.write(to: served.file("model"))
-        let hash = try sha256(of: Self.model)
-        let log = served.file("ranges.log")
-        let server = try await Self.server(served.url, hash: hash, log: log)
-        defer { server.stop() }
-        var puller = ModelPuller(directory: models.url, wheelFetcher: LocalWheelFetcher(wheels: [:]))
-        puller.registries = RegistryEndpoints(ollama: server.baseURL, huggingFace: server.baseURL)
-        puller.parallelThreshold = 1
+        let f = try await Self.setUp()
+        defer { f.remove() }
+        let (puller, log, hash, models) = (f.puller, f.log, f.hash, f.models)
         let result = try await puller.pullWithResult("hf:owner/plain")
         #expect(result.sha256 == hash)
         #expect(try Data(contentsOf: result.url) == Self.model)
