@@ -66,6 +66,8 @@ struct NativeSurface {
         router.post("/api/v1/models/load") { request, _ in try await load(request) }
         router.post("/api/v1/models/unload") { request, _ in try await unload(request) }
         router.get("/api/v1/health") { _, _ in try await health() }
+        router.get("/lora-adapters") { request, _ in try await loraAdapters(request, setting: false) }
+        router.post("/lora-adapters") { request, _ in try await loraAdapters(request, setting: true) }
         router.get("/api/v1/metrics") { _, _ in try metrics() }
     }
 
@@ -174,6 +176,34 @@ struct NativeSurface {
     }
 
     struct ModelName: Decodable { let model: String; let keep_alive: OpenAI.KeepAlive? }
+
+    /// llama-server's `GET /lora-adapters` (the model's adapters: `[{id, path, scale}]`) and `POST /lora-adapters`
+    /// (`[{id, scale}]`: new default scales, unlisted adapters 0; `{"success": true}`), for the model named by
+    /// `?model=` (loaded first if it is not). Admin only: the scales apply to every client's requests.
+    private func loraAdapters(_ request: Request, setting: Bool) async throws -> Response {
+        var request = request
+        guard let model = request.uri.queryParameters.get("model"), !model.isEmpty else {
+            throw APIError(.badRequest, "name the model: /lora-adapters?model=NAME", param: "model")
+        }
+        var scales: [AdapterSelection]?
+        if setting {
+            let body = try await request.collectBody(limit: 1 << 16)
+            let list: [OpenAI.Adapter]
+            do { list = try JSONDecoder().decode([OpenAI.Adapter].self, from: Data(buffer: body)) } catch {
+                throw APIError(.badRequest, "the body must be a list of {\"id\": N, \"scale\": X}", param: "lora")
+            }
+            let selection = SamplingSettings(adapters: list.map { AdapterSelection(id: $0.id, scale: $0.scale) })
+            if let (field, message) = selection.problem { throw APIError(.badRequest, "\(field) \(message)", param: field) }
+            scales = selection.adapters
+        }
+        let info = try await backend.models.adapters(of: model, setting: scales)
+        if setting {
+            struct Done: Encodable { let success = true }
+            return try json(Done())
+        }
+        struct Entry: Encodable { let id: Int; let path: String; let scale: Double }
+        return try json(info.adapters.map { Entry(id: $0.id, path: $0.path, scale: $0.scale) })
+    }
 
     private func load(_ request: Request) async throws -> Response {
         var request = request

@@ -18,6 +18,8 @@ enum OpenAPIDocument {
         var responseType = "application/json"
         /// The shape of its errors (a schema in components).
         var error = "OpenAIError"
+        /// Required query parameters (strings).
+        var query: [String] = []
     }
 
     // MARK: schema builders
@@ -211,6 +213,10 @@ enum OpenAPIDocument {
             Operation(method: "post", path: "/api/v1/models/load", tag: native, summary: "Load a model (admin key)", request: ref("ModelName")),
             Operation(method: "post", path: "/api/v1/models/unload", tag: native, summary: "Unload a model (admin key)", request: ref("ModelName")),
             Operation(method: "get", path: "/api/v1/health", tag: native, summary: "Status, models, memory, deployments"),
+            Operation(method: "get", path: "/lora-adapters", tag: native, summary: "A model's LoRA adapters and default scales (llama-server's; admin key)",
+                      response: arr(obj(["id": int, "path": str, "scale": num])), query: ["model"]),
+            Operation(method: "post", path: "/lora-adapters", tag: native, summary: "Set a model's adapters' default scales (llama-server's; admin key)",
+                      request: ref("LoRA"), response: obj(["success": bool]), query: ["model"]),
             Operation(method: "get", path: "/api/v1/metrics", tag: native, summary: "Per-model counts and speeds"),
             Operation(method: "get", path: "/api/v1/usage", tag: native, summary: "The calling key's usage"),
             Operation(method: "get", path: "/admin/usage", tag: admin, summary: "Usage of every key"),
@@ -257,7 +263,7 @@ enum OpenAPIDocument {
             if let r = op.request { o["requestBody"] = ["required": true, "content": ["application/json": ["schema": r]]] }
             let params = op.path.split(separator: "/").filter { $0.hasPrefix("{") }.map { p -> [String: Any] in
                 ["name": String(p.dropFirst().dropLast()), "in": "path", "required": true, "schema": str]
-            }
+            } + op.query.map { ["name": $0, "in": "query", "required": true, "schema": str] }
             if !params.isEmpty { o["parameters"] = params }
             paths[op.path, default: [:]][op.method] = o
         }

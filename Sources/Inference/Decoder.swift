@@ -17,7 +17,12 @@ public class DecoderModel: LanguageModel {
     public func forward(_ tokens: [Int32], startingAt start: Int, logits: LogitsSelection, adapters: [AdapterUse]) throws(InferenceError) -> UnsafeBufferPointer<Float> {
         try core.forward(tokens, startingAt: start, logits: logits, adapters: adapters, step: step)
     }
-    public var adapters: [(adapter: LoRAAdapter, scale: Float)] { core.adapters.attached.map { ($0.adapter, $0.defaultScale) } }
+    public var adapters: [(adapter: LoRAAdapter, scale: Float)] {
+        Array(zip(core.adapters.attached.map(\.adapter), core.adapters.defaultScales))
+    }
+    public func setAdapterScales(_ uses: [AdapterUse]) throws(InferenceError) {
+        try core.adapters.setDefaults(uses)
+    }
     public func resolveAdapters(_ requested: [AdapterUse]?) throws(InferenceError) -> [AdapterUse] {
         try core.adapters.resolve(requested)
     }

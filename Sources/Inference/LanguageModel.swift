@@ -101,6 +101,8 @@ public protocol LanguageModel: AnyObject {
     var adapters: [(adapter: LoRAAdapter, scale: Float)] { get }
     /// The adapters a generation runs with: those `requested` (nil: the default scales), checked.
     func resolveAdapters(_ requested: [AdapterUse]?) throws(InferenceError) -> [AdapterUse]
+    /// New default scales (the listed adapters at theirs, the others 0), for generations that choose none.
+    func setAdapterScales(_ uses: [AdapterUse]) throws(InferenceError)
 }
 
 extension LanguageModel {

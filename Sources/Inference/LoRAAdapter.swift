@@ -2,6 +2,7 @@ import Foundation
 import GGUF
 import Kernels
 import SafeTensors
+import Synchronization
 
 /// One adapter applied to a generation: which of the model's adapters (its index in load order, as llama-server
 /// numbers them) and how strongly.
@@ -239,9 +240,11 @@ final class AdapterSet: @unchecked Sendable {
         let adapter: LoRAAdapter
         /// The adapter's pairs by the base weight's data address (what `project` is handed).
         let byWeight: [UnsafeRawPointer: LoRAAdapter.Pair]
-        let defaultScale: Float
     }
     private(set) var attached: [Attached] = []
+    /// The scales of generations that choose none, by id: set at load, changed at any time (`setDefaults`).
+    private let defaults = Mutex<[Float]>([])
+    var defaultScales: [Float] { defaults.withLock { $0 } }
     private var scratch: UnsafeMutableBufferPointer<Float>?
     private(set) var input: UnsafeMutablePointer<Float>?
     private(set) var middle: UnsafeMutablePointer<Float>?
@@ -274,7 +277,8 @@ final class AdapterSet: @unchecked Sendable {
             byWeight[base] = pair
             maxColumns = max(maxColumns, pair.a.columns); maxRows = max(maxRows, pair.b.rows); maxRank = max(maxRank, pair.rank)
         }
-        attached.append(Attached(adapter: adapter, byWeight: byWeight, defaultScale: scale))
+        attached.append(Attached(adapter: adapter, byWeight: byWeight))
+        defaults.withLock { $0.append(scale) }
         let need = (input: batch * maxColumns, middle: batch * maxRank, output: batch * maxRows)
         if need.input > sizes.input || need.middle > sizes.middle || need.output > sizes.output {
             sizes = (max(sizes.input, need.input), max(sizes.middle, need.middle), max(sizes.output, need.output))
@@ -292,15 +296,27 @@ final class AdapterSet: @unchecked Sendable {
     /// configured default scales when nil or empty (as llama-server reads an empty `lora` list).
     func resolve(_ requested: [AdapterUse]?) throws(InferenceError) -> [AdapterUse] {
         guard let requested, !requested.isEmpty else {
-            return attached.enumerated().compactMap { $1.defaultScale == 0 ? nil : AdapterUse(id: $0, scale: $1.defaultScale) }
+            return defaultScales.enumerated().compactMap { $1 == 0 ? nil : AdapterUse(id: $0, scale: $1) }
         }
+        return try scales(requested).enumerated().compactMap { $1 == 0 ? nil : AdapterUse(id: $0, scale: $1) }
+    }
+
+    /// Every adapter's scale under `requested`: the listed ones at theirs, the others 0.
+    private func scales(_ requested: [AdapterUse]) throws(InferenceError) -> [Float] {
         var scales = [Float](repeating: 0, count: attached.count)
         for use in requested {
             guard use.id >= 0, use.id < attached.count else { throw .unknownAdapter(use.id, count: attached.count) }
             guard use.scale.isFinite else { throw .badAdapterScale(use.scale) }
             scales[use.id] = use.scale
         }
-        return scales.enumerated().compactMap { $1 == 0 ? nil : AdapterUse(id: $0, scale: $1) }
+        return scales
+    }
+
+    /// New default scales, as llama-server's `POST /lora-adapters` sets them: the listed adapters at their scales, the
+    /// others 0. Generations already running keep the adapters they started with.
+    func setDefaults(_ requested: [AdapterUse]) throws(InferenceError) {
+        let new = try scales(requested)
+        defaults.withLock { $0 = new }
     }
 
     deinit { scratch?.deallocate() }

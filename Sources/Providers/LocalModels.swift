@@ -27,6 +27,9 @@ public protocol LocalModels: Sendable {
     func copy(_ source: String, to destination: String) async throws
     /// The prompt tokens `request` would take on its (local) model: rendered with the model's template, tokenized.
     func countPromptTokens(_ request: ChatRequest) async throws -> Int
+    /// Loads `name` if needed and sets its adapters' default scales (the listed ones, the others 0), as llama-server's
+    /// `POST /lora-adapters`; nil leaves them. Returns the model with its adapters.
+    func adapters(of name: String, setting scales: [AdapterSelection]?) async throws -> LoadedModelInfo
 }
 
 /// What a model's file says, for `/api/show`.

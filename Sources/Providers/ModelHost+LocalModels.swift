@@ -28,6 +28,17 @@ extension ModelHost: LocalModels {
 
     public func loaded() async -> [LoadedModelInfo] { loadedWorkers().map(Self.info) + loadedEmbedders().map(Self.info) }
 
+    public func adapters(of name: String, setting scales: [AdapterSelection]?) async throws -> LoadedModelInfo {
+        if embedders[name] != nil || (try? resolve(name)).map({ Self.isEmbeddingModel($0.0) }) == true { throw Self.notForChat(name) }
+        let worker = try await worker(for: name)
+        if let scales {
+            do { try worker.loaded.model.setAdapterScales(scales.map { AdapterUse(id: $0.id, scale: Float($0.scale)) }) } catch {
+                throw CoreError.badRequest(error.description)
+            }
+        }
+        return Self.info(worker)
+    }
+
     public func load(_ name: String, keepAlive: Duration?) async throws -> LoadedModelInfo {
         if embedders[name] != nil || (try? resolve(name)).map({ Self.isEmbeddingModel($0.0) }) == true {
             let embedder = try await embedder(for: name)

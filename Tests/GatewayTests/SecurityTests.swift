@@ -102,7 +102,7 @@ import Testing
         try await app(g.access).test(.router) { client in
             let model = #"{"model":"smollm2"}"#
             for (uri, body) in [("/api/v1/models/load", model), ("/api/v1/models/unload", model), ("/admin/profile", #"{"profile":null}"#),
-                                ("/admin/keys", #"{"name":"mine"}"#)] {
+                                ("/admin/keys", #"{"name":"mine"}"#), ("/lora-adapters?model=smollm2", "[]")] {
                 let r = try await post(client, uri, key: g.key, body)
                 #expect(r.status == .forbidden, "\(uri)")
                 #expect(try error(r).code == "admin_required", "\(uri)")
@@ -111,7 +111,7 @@ import Testing
                 let wrong = try await post(client, uri, key: "sk-sy-AAAAAAAAAAAA-nope", body)
                 #expect(wrong.status == .unauthorized, "\(uri)")
             }
-            for uri in ["/admin/keys", "/admin/usage", "/admin/profile"] {
+            for uri in ["/admin/keys", "/admin/usage", "/admin/profile", "/lora-adapters?model=smollm2"] {
                 let r = try await client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer \(g.key)"])
                 #expect(r.status == .forbidden, "\(uri)")
                 #expect(try error(r).code == "admin_required", "\(uri)")

@@ -258,6 +258,11 @@ import Tokenizers
             try model.forward([1, 2], startingAt: 0, logits: .last, adapters: [AdapterUse(id: -1, scale: 1)])
         }
         #expect(try model.resolveAdapters(nil) == [AdapterUse(id: 0, scale: 1)])
+        // New default scales at run time (llama-server's POST /lora-adapters): the listed, the others 0.
+        try model.setAdapterScales([AdapterUse(id: 0, scale: 0.5)])
+        #expect(try model.resolveAdapters(nil) == [AdapterUse(id: 0, scale: 0.5)] && model.adapters[0].scale == 0.5)
+        #expect(throws: InferenceError.unknownAdapter(2, count: 1)) { try model.setAdapterScales([AdapterUse(id: 2, scale: 1)]) }
+        try model.setAdapterScales([AdapterUse(id: 0, scale: 1)])
         #expect(try model.resolveAdapters([]) == [AdapterUse(id: 0, scale: 1)])
         #expect(try model.resolveAdapters([AdapterUse(id: 0, scale: 0)]) == [])
         var engine = BatchEngine(model: model, tokenizer: CountingTokenizer(vocabularySize: Self.shape.vocab))

@@ -119,3 +119,24 @@ def test_the_lora_field_reaches_a_llama_server_upstream(servers):
     off = [ask(direct, "smollm2", p, lora=[{"id": 0, "scale": 0}]) for p in PROMPTS]
     on = [ask(direct, "smollm2", p, lora=[{"id": 0, "scale": 1}]) for p in PROMPTS]
     assert sum(a != b for a, b in zip(off, on)) >= 2, (off, on)
+
+
+def test_default_scales_change_at_run_time_as_llama_servers(servers):
+    gw = servers["gateway"]
+    listed = httpx.get(gw + "/lora-adapters", params={"model": "tuned"}, timeout=60).json()
+    assert [(a["id"], a["scale"]) for a in listed] == [(0, 1.0), (1, 0.0)]
+    base = [ask(gw, "smollm2", p) for p in PROMPTS[:2]]
+    tuned = [ask(gw, "tuned", p) for p in PROMPTS[:2]]
+    try:
+        # Every adapter off by default: requests without `lora` get the base model; with it, still what they ask.
+        r = httpx.post(gw + "/lora-adapters", params={"model": "tuned"}, json=[{"id": 0, "scale": 0}], timeout=60)
+        assert r.status_code == 200 and r.json() == {"success": True}
+        assert [a["scale"] for a in httpx.get(gw + "/lora-adapters", params={"model": "tuned"}, timeout=60).json()] == [0.0, 0.0]
+        assert [ask(gw, "tuned", p) for p in PROMPTS[:2]] == base
+        assert [ask(gw, "tuned", p, lora=[{"id": 0, "scale": 1}]) for p in PROMPTS[:2]] == tuned
+        bad = httpx.post(gw + "/lora-adapters", params={"model": "tuned"}, json=[{"id": 7, "scale": 1}], timeout=60)
+        assert bad.status_code == 400 and "adapter 7 does not exist" in bad.json()["error"]["message"]
+        assert httpx.get(gw + "/lora-adapters", timeout=60).status_code == 400
+    finally:
+        httpx.post(gw + "/lora-adapters", params={"model": "tuned"}, json=[{"id": 0, "scale": 1}], timeout=60)
+    assert [ask(gw, "tuned", p) for p in PROMPTS[:2]] == tuned

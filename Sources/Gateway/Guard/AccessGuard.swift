@@ -52,9 +52,10 @@ public struct AccessGuard: Sendable {
     /// Paths that never need a key.
     static let openPaths: Set<String> = ["/api/v1/health", "/metrics", "/api/version", "/openapi.json", "/docs"]
 
-    /// Operations outside `/admin/` that change the server for everyone: loading and unloading models, and the
-    /// Ollama API's pulls, deletions and copies of model files.
-    static let adminOnlyPaths: Set<String> = ["/api/v1/models/load", "/api/v1/models/unload", "/api/pull", "/api/delete", "/api/copy"]
+    /// Operations outside `/admin/` that change the server for everyone: loading and unloading models, the Ollama
+    /// API's pulls, deletions and copies of model files, and adapters' default scales (llama-server's `/lora-adapters`).
+    static let adminOnlyPaths: Set<String> = ["/api/v1/models/load", "/api/v1/models/unload", "/api/pull", "/api/delete", "/api/copy",
+                                              "/lora-adapters"]
 
     /// Whether `path` needs the admin key (whenever one is set or auth is on): `/admin/*` and `adminOnlyPaths`.
     static func isAdminPath(_ path: String) -> Bool {
