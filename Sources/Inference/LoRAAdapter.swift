@@ -34,10 +34,8 @@ public final class LoRAAdapter: @unchecked Sendable {
             a = WeightMatrix(type: .f32, rows: rank, columns: columns, base: UnsafeRawPointer(base))
             b = WeightMatrix(type: .f32, rows: rows, columns: rank, base: UnsafeRawPointer(base + rank * columns))
             self.multiplier = multiplier
-            do { try fill(base, base + rank * columns) } catch {
-                storage.deallocate()
-                throw error
-            }
+            // every property is set: if `fill` throws, the instance is released and deinit frees the storage
+            try fill(base, base + rank * columns)
         }
 
         deinit { storage.deallocate() }

@@ -313,6 +313,18 @@ import Tokenizers
         let loaded = try LoRAAdapter.load(path: folder.appendingPathComponent("wide").path, base: file)
         #expect(attachReason(loaded)?.contains("attn_q.weight' is 64 × 96 in the adapter and 64 × 64 in the model") == true)
 
+        // A value that is not a number; a config without lora_alpha; a pickle instead of safetensors.
+        var poisoned = Adapter(seed: 6)
+        if var p = poisoned.pairs["blk.1.ffn_up.weight"] { p.b[5] = .nan; poisoned.pairs["blk.1.ffn_up.weight"] = p }
+        try poisoned.writePEFT(to: folder.appendingPathComponent("nan"))
+        #expect(reason(folder.appendingPathComponent("nan").path) == "'blk.1.ffn_up.weight' holds a value that is not finite")
+        try Adapter(seed: 1).writePEFT(to: folder.appendingPathComponent("noalpha"), extraConfig: ["lora_alpha": NSNull()])
+        #expect(reason(folder.appendingPathComponent("noalpha").path) == "adapter_config.json lacks lora_alpha")
+        let pickle = folder.appendingPathComponent("pickle")
+        try Adapter(seed: 1).writePEFT(to: pickle)
+        try FileManager.default.moveItem(at: pickle.appendingPathComponent("adapter_model.safetensors"), to: pickle.appendingPathComponent("adapter_model.bin"))
+        #expect(reason(pickle.path) == "adapter_model.bin (PyTorch pickle) is not read; save the adapter as safetensors")
+
         // Another architecture's GGUF adapter.
         let qwen = folder.appendingPathComponent("qwen.gguf")
         try Data(Adapter(seed: 4).ggufBytes(architecture: "qwen2")).write(to: qwen)
