@@ -94,7 +94,8 @@ public final class LoRAAdapter: @unchecked Sendable {
             guard let a = file.tensor(named: name + ".lora_a"), let b = file.tensor(named: name + ".lora_b") else {
                 throw .badAdapter(path: path, reason: "'\(name)' has only one of .lora_a and .lora_b")
             }
-            guard a.dimensions.count == 2, b.dimensions.count == 2, a.dimensions[1] == b.dimensions[0], a.dimensions[1] > 0 else {
+            guard a.dimensions.count == 2, b.dimensions.count == 2, a.dimensions[1] == b.dimensions[0], a.dimensions[1] > 0,
+                  a.dimensions[0] > 0, b.dimensions[1] > 0 else {
                 throw .badAdapter(path: path, reason: "'\(name)': lora_a \(a.dimensions) and lora_b \(b.dimensions) do not share a rank")
             }
             let rank = a.dimensions[1], columns = a.dimensions[0], rows = b.dimensions[1]
@@ -178,7 +179,7 @@ public final class LoRAAdapter: @unchecked Sendable {
         var pairs: [String: Pair] = [:]
         for (name, t) in grouped {
             guard let a = t.a, let b = t.b else { throw .badAdapter(path: path, reason: "'\(name)' has only one of lora_A and lora_B") }
-            guard a.shape.count == 2, b.shape.count == 2, a.shape[0] == b.shape[1], a.shape[0] > 0 else {
+            guard a.shape.count == 2, b.shape.count == 2, a.shape[0] == b.shape[1], a.shape[0] > 0, a.shape[1] > 0, b.shape[0] > 0 else {
                 throw .badAdapter(path: path, reason: "'\(name)': lora_A \(a.shape) and lora_B \(b.shape) do not share a rank")
             }
             let rank = a.shape[0], columns = a.shape[1], rows = b.shape[0]
