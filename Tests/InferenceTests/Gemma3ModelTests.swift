@@ -34,13 +34,13 @@ import Testing
     /// ('import numpy as np') parts where llama.cpp's top two are 0.53 apart. llama.cpp quantizes the activations
     /// of its K-quant products to one scale per 256 values (Q8_K), this engine to one per 32, so the two differ
     /// most where Q4_K/Q6_K weights meet wide activations (attention output, feed-forward down). Held at that level.
-    @Test func greedyCompletionsMatchLlamaCpp() throws {
-        try ReferenceChecks.greedyCompletions(try Self.model(), try file(), partingGap: 0.6)
+    @Test func greedyCompletionsMatchLlamaCpp() async throws {
+        try await ReferenceChecks.greedyCompletions(try Self.model(), try file(), partingGap: 0.6)
     }
 
-    @Test func chatRepliesFollowLlamaCpp() throws {
+    @Test func chatRepliesFollowLlamaCpp() async throws {
         let loaded = try Self.model()
-        try ReferenceChecks.chatReplies(loaded, try file(), firstToken: loaded.tokenizer.bosTokenID)
+        try await ReferenceChecks.chatReplies(loaded, try file(), firstToken: loaded.tokenizer.bosTokenID)
     }
 
     /// llama.cpp's method with a BOS at the start of each 512-token chunk: 13.9062 there.

@@ -35,10 +35,10 @@ import Testing
     /// Greedy continuations with the adapter at scales 1, 0.5 and 0 (llama-server's per-request `lora` field), held
     /// to what the engine holds without adapters (`ReferenceChecks.greedyCompletions`: ids part only at llama.cpp
     /// top-two gaps below 0.4, ≥ 65% of steps within 0.05, mean within 0.05, every step within 0.4).
-    @Test(arguments: [1.0, 0.5, 0.0]) func greedyCompletionsMatchLlamaServerWithTheAdapter(scale: Double) throws {
+    @Test(arguments: [1.0, 0.5, 0.0]) func greedyCompletionsMatchLlamaServerWithTheAdapter(scale: Double) async throws {
         let loaded = try Self.model()
         let reference = try #require(try Self.reference().cases.first { $0.scale == scale })
-        try ReferenceChecks.greedyCompletions(loaded, reference.completions, adapters: scale == 0 ? [] : [AdapterUse(id: 0, scale: Float(scale))],
+        try await ReferenceChecks.greedyCompletions(loaded, reference.completions, adapters: scale == 0 ? [] : [AdapterUse(id: 0, scale: Float(scale))],
                                               label: "SmolLM2 + LoRA at scale \(scale)")
     }
 

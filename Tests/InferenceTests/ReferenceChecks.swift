@@ -34,17 +34,20 @@ enum ReferenceChecks {
     /// within 0.05 and every step within 0.4; on average within 0.05. It prints the per-case figures.
     /// `partingGap`: the widest llama.cpp top-two gap at which our ids may part from its ids.
     /// `adapters`: the LoRA adapters the reference ran with.
+    /// Async so that it can yield between cases: the computing runs on the caller's thread, and a test that held a
+    /// thread of the cooperative pool for minutes would starve the suites that wait on timers meanwhile.
     static func greedyCompletions(_ loaded: LoadedModel, _ file: ReferenceFile, partingGap: Double = 0.4, minimumWithin: Double = 0.65,
-                                  adapters: [AdapterUse] = [], label: String? = nil) throws {
-        try greedyCompletions(loaded, file.completions, partingGap: partingGap, minimumWithin: minimumWithin, adapters: adapters, label: label)
+                                  adapters: [AdapterUse] = [], label: String? = nil) async throws {
+        try await greedyCompletions(loaded, file.completions, partingGap: partingGap, minimumWithin: minimumWithin, adapters: adapters, label: label)
     }
 
     static func greedyCompletions(_ loaded: LoadedModel, _ completions: [ReferenceFile.Completion], partingGap: Double = 0.4,
-                                  minimumWithin: Double = 0.65, adapters: [AdapterUse] = [], label: String? = nil) throws {
+                                  minimumWithin: Double = 0.65, adapters: [AdapterUse] = [], label: String? = nil) async throws {
         let model = loaded.model
         var report: [String] = []
         var diffs: [Double] = []
         for (n, c) in completions.enumerated() {
+            await Task.yield()
             // prompt_ids are the text's tokens; the model ran them after a BOS when its vocabulary asks for one
             let bos = loaded.tokenizer.addBOS ? loaded.tokenizer.bosTokenID.map { [$0] } ?? [] : []
             let ids = loaded.tokenize(c.prompt)
@@ -85,9 +88,10 @@ enum ReferenceChecks {
     /// The chat prompts render exactly as the model's template does, and greedy replies follow llama.cpp's token for
     /// token (teacher-forced on llama.cpp's reply), parting only where our own top two choices are within 0.3 —
     /// a near-tie that quantization noise may decide either way. (The reference has no log-probabilities for chat.)
-    static func chatReplies(_ loaded: LoadedModel, _ file: ReferenceFile, firstToken: Int32?) throws {
+    static func chatReplies(_ loaded: LoadedModel, _ file: ReferenceFile, firstToken: Int32?) async throws {
         let model = loaded.model
         for c in file.chat {
+            await Task.yield()
             let rendered = try loaded.chat.render(c.messages.map { PromptMessage(role: $0.role, content: $0.content) })
             #expect(rendered == c.rendered_prompt)
             let prompt = loaded.tokenize(rendered)

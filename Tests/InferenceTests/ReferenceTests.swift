@@ -36,16 +36,16 @@ import Testing
     /// What this test asserts is what we measured and hold to (so a regression fails it): every prompt tokenizes
     /// identically; ids part only where llama.cpp's top-two gap is below 0.4; at least 65% of compared steps agree
     /// within 0.05 and every step within 0.4; on average within 0.05. It prints the per-case figures.
-    @Test func greedyCompletionsMatchLlamaCpp() throws {
-        try ReferenceChecks.greedyCompletions(try Self.model(), try file())
+    @Test func greedyCompletionsMatchLlamaCpp() async throws {
+        try await ReferenceChecks.greedyCompletions(try Self.model(), try file())
     }
 
     /// The chat prompts render exactly as the model's template does, and greedy replies follow llama.cpp's token for
     /// token (teacher-forced on llama.cpp's reply), parting only where our own top two choices are within 0.3 —
     /// a near-tie that quantization noise may decide either way. (The reference has no log-probabilities for chat.)
-    @Test func chatRepliesFollowLlamaCpp() throws {
+    @Test func chatRepliesFollowLlamaCpp() async throws {
         let loaded = try Self.model()
-        try ReferenceChecks.chatReplies(loaded, try file(), firstToken: loaded.tokenizer.tokenID(for: "<|im_start|>"))
+        try await ReferenceChecks.chatReplies(loaded, try file(), firstToken: loaded.tokenizer.tokenID(for: "<|im_start|>"))
     }
 
     @Test func perplexityWithinOnePercentOfLlamaCpp() throws {
