@@ -57,11 +57,11 @@ public final class StorageDatabase: Sendable, CustomStringConvertible {
         StorageDatabase(backend: try await PostgresBackend.connect(try PostgresURL(parsing: databaseURL), connectionWait: connectionWait))
     }
 
-    /// Opens what `target` names.
-    public static func open(_ target: Target) async throws -> StorageDatabase {
+    /// Opens what `target` names; `connectionWait` as for `connect`.
+    public static func open(_ target: Target, connectionWait: Duration = .seconds(5)) async throws -> StorageDatabase {
         switch target {
         case .sqlite(let url): return try StorageDatabase(url: url)
-        case .postgres(let databaseURL): return try await connect(databaseURL: databaseURL)
+        case .postgres(let databaseURL): return try await connect(databaseURL: databaseURL, connectionWait: connectionWait)
         }
     }
 

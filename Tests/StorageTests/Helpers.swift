@@ -33,7 +33,8 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
             server = s
             target = .postgres(try await s.createDatabase())
         }
-        let test = TestDatabase(backend: self, database: try await StorageDatabase.open(target), target: target)
+        let test = TestDatabase(backend: self, database: try await StorageDatabase.open(target, connectionWait: TestDatabase.connectionWait),
+                                target: target)
         do {
             let value = try await body(test)
             await test.remove(server)
@@ -51,9 +52,13 @@ struct TestDatabase: Sendable {
     let database: StorageDatabase
     let target: StorageDatabase.Target
 
+    /// How long a statement waits for a pooled connection here: the server is up, but a loaded machine (the whole
+    /// suite on two cores) can take longer than the 5 s a server gives before calling the database unavailable.
+    static let connectionWait: Duration = .seconds(60)
+
     /// Another handle on the same database: another process, another replica.
     func reopen() async throws -> StorageDatabase {
-        try await StorageDatabase.open(target)
+        try await StorageDatabase.open(target, connectionWait: Self.connectionWait)
     }
 
     /// Runs `body` with another handle on the same database (another process, another replica), then closes it.

@@ -28,7 +28,7 @@ import Testing
         let server = try await TestPostgres.shared.server()
         let url = try await server.createDatabase()
         let opened = try await withThrowingTaskGroup(of: StorageDatabase.self) { group in
-            for _ in 0..<6 { group.addTask { try await StorageDatabase.connect(databaseURL: url) } }
+            for _ in 0..<6 { group.addTask { try await StorageDatabase.connect(databaseURL: url, connectionWait: TestDatabase.connectionWait) } }
             return try await group.reduce(into: [StorageDatabase]()) { $0.append($1) }
         }
         #expect(opened.count == 6)
@@ -84,7 +84,7 @@ import Testing
             "\(error)".contains("does not accept TLS") && "\(error)".contains("sslmode=disable")
         }
         // The default (prefer) falls back to plain text, as libpq does.
-        let database = try await StorageDatabase.connect(databaseURL: url)
+        let database = try await StorageDatabase.connect(databaseURL: url, connectionWait: TestDatabase.connectionWait)
         await database.close()
         try await server.dropDatabase(url)
     }
