@@ -100,8 +100,8 @@ import Tokenizers
         return (sum, magnitude)
     }
 
-    @Test func theFolderHoldsTheTensorsTransformersSaved() throws {
-        let folder = try Self.makeFolder()
+    @Test func theFolderHoldsTheTensorsTransformersSaved() async throws {
+        let folder = try await onOwnThread { try Self.makeFolder() }
         defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
         let reference = try #require(try Reference.json("\(Self.hf)/tensors.json") as? [String: [String: Any]])
         let weights = try SafeTensorsFolder(folder: folder)
@@ -117,8 +117,8 @@ import Tokenizers
         }
     }
 
-    @Test func logProbabilitiesMatchTransformers() throws {
-        let folder = try Self.makeFolder()
+    @Test func logProbabilitiesMatchTransformers() async throws {
+        let folder = try await onOwnThread { try Self.makeFolder() }
         defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
         let loaded = try LoadedModel(path: folder.path, options: ModelOptions(contextLength: 256, threads: 2))
         #expect(loaded.file.string("general.architecture") == "llama")
@@ -150,8 +150,8 @@ import Tokenizers
         print("largest log-probability difference against transformers: \(worst) (with its keys and values in half precision), \(worstPlain) (all float32)")
     }
 
-    @Test func quantizedToQ8_0EachWeightIsWithinHalfAStep() throws {
-        let folder = try Self.makeFolder()
+    @Test func quantizedToQ8_0EachWeightIsWithinHalfAStep() async throws {
+        let folder = try await onOwnThread { try Self.makeFolder() }
         defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
         let path = folder.deletingLastPathComponent().appendingPathComponent("q8.gguf").path
         try HuggingFaceConversion.convert(folder: folder, to: path, quantize: .q8_0)
@@ -182,7 +182,7 @@ import Tokenizers
     /// Q4_K, quantized row by row as `KQuantize` does (checked against llama-quantize in `Q4KQuantizeTests`), the
     /// others (576 columns) and the embeddings in Q8_0; the file loads and answers.
     @Test func quantizedToQ4_KWhereRowsAreWholeSuperBlocks() async throws {
-        let folder = try Self.makeFolder()
+        let folder = try await onOwnThread { try Self.makeFolder() }
         defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
         let path = folder.deletingLastPathComponent().appendingPathComponent("q4k.gguf").path
         // the conversion quantizes every matrix: on a thread of its own, not the cooperative pool's
