@@ -6,8 +6,9 @@ import Tokenizers
 
 /// A Hugging Face folder of a chat model — `config.json`, `*.safetensors` (sharded with their index), `tokenizer.json`,
 /// `tokenizer_config.json` (its `chat_template`) — written as the GGUF file the engine runs, once: the same tensors
-/// under llama.cpp's names (query and key rows reordered for llama's rotary layout, as llama.cpp's converter does),
-/// the tokenizer as `HuggingFaceBPE` reads it, the shape from `config.json`. F32, F16 and BF16 matrices are kept as
+/// under llama.cpp's names (query and key rows reordered for llama's rotary layout, as llama.cpp's converter does;
+/// Gemma's norm weights with the 1 its models add at run time folded in), the tokenizer as `HuggingFaceBPE` (byte-level)
+/// or `HuggingFaceSentencePiece` (byte fallback) reads it, the shape from `config.json`. F32, F16 and BF16 matrices are kept as
 /// they are, or quantized to Q8_0 or Q4_K (`quantize`); vectors become F32. The file is written tensor by tensor (never the
 /// whole model in memory) and reused while it is newer than every file of the folder.
 public enum HuggingFaceConversion {
@@ -19,14 +20,15 @@ public enum HuggingFaceConversion {
     }
 
     /// `config.json` architectures → the engine's.
-    public static let chatArchitectures: [String: String] = ["LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"]
+    public static let chatArchitectures: [String: String] = ["LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
+                                                              "Gemma3ForCausalLM": "gemma3"]
 
     public static func isChat(_ url: URL) -> Bool {
         HuggingFaceFolder.architecture(url).map { chatArchitectures[$0] != nil } ?? false
     }
 
     /// Bumped when the conversion changes, so files converted before are written again.
-    static let version = 1
+    static let version = 2
 
     /// The converted GGUF of `folder`, written first when missing or older than the folder: in `.converted/` beside
     /// the folder (the model directory's hidden corner), else in the temporary directory when that is not writable.
@@ -111,6 +113,8 @@ public enum HuggingFaceConversion {
             /// Query/key rows reordered from Hugging Face's half-split rotary layout to llama's interleaved one.
             let permuteHeads: Int?
             let target: GGMLType
+            /// Gemma's norms: the file stores w, the model multiplies by 1 + w (GGUF files store 1 + w).
+            var addOne = false
         }
         var writer = GGUFWriter()
         var pending: [GGUFWriter.PendingTensor] = []
@@ -136,11 +140,21 @@ public enum HuggingFaceConversion {
             guard dim % heads == 0, kvHeads > 0, heads % kvHeads == 0 else {
                 throw InferenceError.badModelFolder(path: path, reason: "hidden_size \(dim), \(heads) heads and \(kvHeads) key-value heads do not divide evenly")
             }
-            let headDim = dim / heads
+            let gemma = arch == "gemma3"
+            var headDim = dim / heads
             if let hd = (config["head_dim"] as? NSNumber)?.intValue, hd != headDim {
-                throw InferenceError.badModelFolder(path: path, reason: "head_dim \(hd) differs from hidden_size / num_attention_heads (\(headDim)); not supported yet")
+                guard gemma, hd > 0, hd % 2 == 0 else {
+                    throw InferenceError.badModelFolder(path: path, reason: "head_dim \(hd) differs from hidden_size / num_attention_heads (\(headDim)); not supported for \(hfArchitecture)")
+                }
+                headDim = hd
             }
-            if let act = config["hidden_act"] as? String, act != "silu" {
+            let qDim = heads * headDim
+            let activation = config["hidden_activation"] as? String ?? config["hidden_act"] as? String
+            if gemma {
+                guard activation == nil || ["gelu_pytorch_tanh", "gelu_tanh"].contains(activation!) else {
+                    throw InferenceError.badModelFolder(path: path, reason: "hidden_activation \(activation!) is not supported (gelu_pytorch_tanh is)")
+                }
+            } else if let act = activation, act != "silu" {
                 throw InferenceError.badModelFolder(path: path, reason: "hidden_act \(act) is not supported (silu is)")
             }
             if arch == "llama", config["attention_bias"] as? Bool == true || config["mlp_bias"] as? Bool == true {
@@ -149,12 +163,22 @@ public enum HuggingFaceConversion {
             do { weights = try SafeTensorsFolder(folder: folder) } catch {
                 throw InferenceError.badModelFolder(path: path, reason: error.description)
             }
-            let tokenizer: HuggingFaceBPE
-            do { tokenizer = try HuggingFaceBPE(folder: folder, vocabularySize: vocab) } catch {
+            let tokenCount: Int
+            let tokenizerMetadata: [(key: String, value: GGUFValue)]
+            do {
+                let root = (try? HuggingFaceFolder.json(folder.appendingPathComponent("tokenizer.json"))) ?? [:]
+                if HuggingFaceSentencePiece.applies(to: root) {
+                    let t = try HuggingFaceSentencePiece(folder: folder, vocabularySize: vocab)
+                    (tokenCount, tokenizerMetadata) = (t.tokens.count, t.ggufMetadata)
+                } else {
+                    let t = try HuggingFaceBPE(folder: folder, vocabularySize: vocab)
+                    (tokenCount, tokenizerMetadata) = (t.tokens.count, t.ggufMetadata)
+                }
+            } catch {
                 throw InferenceError.badModelFolder(path: path, reason: "its tokenizer: \(error)")
             }
-            guard tokenizer.tokens.count == vocab else {
-                throw InferenceError.badModelFolder(path: path, reason: "tokenizer.json has \(tokenizer.tokens.count) tokens, config.json's vocab_size is \(vocab)")
+            guard tokenCount == vocab else {
+                throw InferenceError.badModelFolder(path: path, reason: "tokenizer.json has \(tokenCount) tokens, config.json's vocab_size is \(vocab)")
             }
 
             writer.set("general.architecture", .string(arch))
@@ -173,10 +197,11 @@ public enum HuggingFaceConversion {
             let theta = (config["rope_theta"] as? NSNumber ?? rope?["rope_theta"] as? NSNumber)?.doubleValue ?? 10000
             writer.set("\(arch).rope.freq_base", .float32(Float(theta)))
             writer.set("\(arch).rope.dimension_count", .uint32(UInt32(headDim)))
-            for (key, value) in tokenizer.ggufMetadata { writer.set(key, value) }
+            for (key, value) in tokenizerMetadata { writer.set(key, value) }
+            if gemma { try Self.gemma3Metadata(config, into: &writer, arch: arch, layers: layers, headDim: headDim, path: path) }
 
             var ropeFactors: [Float]?
-            if let scaling = config["rope_scaling"] as? [String: Any] ?? rope {
+            if !gemma, let scaling = config["rope_scaling"] as? [String: Any] ?? rope {
                 let kind = scaling["rope_type"] as? String ?? scaling["type"] as? String ?? "default"
                 if kind == "default" {
                     // plain rotary embedding
@@ -195,6 +220,10 @@ public enum HuggingFaceConversion {
             func vector(_ hf: String, _ gguf: String, count: Int, permute: Int? = nil) throws {
                 try add(hf, gguf, rows: 1, columns: count, permute: permute, quantize: .none)
             }
+            func norm(_ hf: String, _ gguf: String, count: Int) throws {
+                try vector(hf, gguf, count: count)
+                if gemma { sources[sources.count - 1].addOne = true }
+            }
             try matrix("model.embed_tokens.weight", "token_embd.weight", rows: vocab, columns: dim)
             if let ropeFactors {
                 let bytes = ropeFactors.withUnsafeBytes { Array($0) }
@@ -203,7 +232,23 @@ public enum HuggingFaceConversion {
                 constant[sources.count - 1] = bytes
             }
             let permute = arch == "llama"
-            for i in 0..<layers {
+            for i in 0..<layers where gemma {
+                let h = "model.layers.\(i).", g = "blk.\(i)."
+                try norm(h + "input_layernorm.weight", g + "attn_norm.weight", count: dim)
+                try matrix(h + "self_attn.q_proj.weight", g + "attn_q.weight", rows: qDim, columns: dim)
+                try matrix(h + "self_attn.k_proj.weight", g + "attn_k.weight", rows: kvHeads * headDim, columns: dim)
+                try matrix(h + "self_attn.v_proj.weight", g + "attn_v.weight", rows: kvHeads * headDim, columns: dim)
+                try norm(h + "self_attn.q_norm.weight", g + "attn_q_norm.weight", count: headDim)
+                try norm(h + "self_attn.k_norm.weight", g + "attn_k_norm.weight", count: headDim)
+                try matrix(h + "self_attn.o_proj.weight", g + "attn_output.weight", rows: dim, columns: qDim)
+                try norm(h + "post_attention_layernorm.weight", g + "post_attention_norm.weight", count: dim)
+                try norm(h + "pre_feedforward_layernorm.weight", g + "ffn_norm.weight", count: dim)
+                try matrix(h + "mlp.gate_proj.weight", g + "ffn_gate.weight", rows: ffn, columns: dim)
+                try matrix(h + "mlp.up_proj.weight", g + "ffn_up.weight", rows: ffn, columns: dim)
+                try matrix(h + "mlp.down_proj.weight", g + "ffn_down.weight", rows: dim, columns: ffn)
+                try norm(h + "post_feedforward_layernorm.weight", g + "post_ffw_norm.weight", count: dim)
+            }
+            for i in 0..<layers where !gemma {
                 let h = "model.layers.\(i).", g = "blk.\(i)."
                 try vector(h + "input_layernorm.weight", g + "attn_norm.weight", count: dim)
                 try matrix(h + "self_attn.q_proj.weight", g + "attn_q.weight", rows: dim, columns: dim, permute: permute ? heads : nil)
@@ -220,8 +265,9 @@ public enum HuggingFaceConversion {
                 try matrix(h + "mlp.up_proj.weight", g + "ffn_up.weight", rows: ffn, columns: dim)
                 try matrix(h + "mlp.down_proj.weight", g + "ffn_down.weight", rows: dim, columns: ffn)
             }
-            try vector("model.norm.weight", "output_norm.weight", count: dim)
+            try norm("model.norm.weight", "output_norm.weight", count: dim)
             if !tied, config["tie_word_embeddings"] as? Bool != true {
+                guard !gemma else { throw InferenceError.badModelFolder(path: path, reason: "an untied lm_head in a Gemma 3 model is not supported") }
                 try matrix("lm_head.weight", "output.weight", rows: vocab, columns: dim)
             }
             // a tensor of the folder that has no place here means a model this conversion would get wrong
@@ -275,7 +321,7 @@ public enum HuggingFaceConversion {
                     for r in 0..<s.rows {
                         let source = pointer + Self.sourceRow(r, heads: s.permuteHeads, rows: s.rows) * s.columns * width
                         let target = dst.baseAddress! + r * outRow
-                        if (s.target == .f16 && info.type == .f16) || (s.target == .bf16 && info.type == .bf16) || (s.target == .f32 && info.type == .f32) {
+                        if !s.addOne, (s.target == .f16 && info.type == .f16) || (s.target == .bf16 && info.type == .bf16) || (s.target == .f32 && info.type == .f32) {
                             target.copyMemory(from: source, byteCount: outRow)
                             continue
                         }
@@ -286,6 +332,7 @@ public enum HuggingFaceConversion {
                             default: f[c] = source.loadUnaligned(fromByteOffset: 4 * c, as: Float.self)
                             }
                         }
+                        if s.addOne { for c in 0..<s.columns { f[c] += 1 } }
                         switch s.target {
                         case .q8_0: Ops.toQ8(f.baseAddress!, target, count: s.columns)
                         case .q4_K: KQuantize.toQ4K(f.baseAddress!, target, count: s.columns)
@@ -304,6 +351,41 @@ public enum HuggingFaceConversion {
             let headDim = rows / heads, half = headDim / 2
             let h = r / headDim, within = r % headDim
             return h * headDim + (within % 2) * half + within / 2
+        }
+
+        /// Gemma 3's own keys: head size, sliding window, the two rotary bases (transformers 4 writes `rope_theta` and
+        /// `rope_local_base_freq`, 5 a `rope_parameters` entry per layer type), after checking that the layer pattern
+        /// and attention scale are the ones the engine runs (five sliding layers, then a global one; 1/√head_dim).
+        static func gemma3Metadata(_ config: [String: Any], into writer: inout GGUFWriter, arch: String, layers: Int, headDim: Int,
+                                   path: String) throws {
+            func fail(_ reason: String) -> InferenceError { .badModelFolder(path: path, reason: reason) }
+            if let types = config["layer_types"] as? [String] {
+                let expected = (0..<layers).map { $0 % Gemma3Model.swaPattern == Gemma3Model.swaPattern - 1 ? "full_attention" : "sliding_attention" }
+                guard types == expected else { throw fail("layer_types differ from Gemma 3's pattern (every \(Gemma3Model.swaPattern)th layer global), which the engine runs") }
+            } else if let pattern = (config["sliding_window_pattern"] as? NSNumber ?? config["_sliding_window_pattern"] as? NSNumber)?.intValue,
+                      pattern != Gemma3Model.swaPattern {
+                throw fail("sliding_window_pattern \(pattern) is not supported (\(Gemma3Model.swaPattern) is)")
+            }
+            if let scalar = (config["query_pre_attn_scalar"] as? NSNumber)?.intValue, scalar != headDim {
+                throw fail("query_pre_attn_scalar \(scalar) differs from head_dim \(headDim); not supported yet")
+            }
+            for key in ["final_logit_softcapping", "attn_logit_softcapping"] where config[key] is NSNumber {
+                throw fail("\(key) is not supported in Gemma 3")
+            }
+            guard let window = (config["sliding_window"] as? NSNumber)?.intValue, window > 0 else { throw fail("config.json lacks a positive sliding_window") }
+            let parameters = config["rope_parameters"] as? [String: Any]
+            let full = parameters?["full_attention"] as? [String: Any], sliding = parameters?["sliding_attention"] as? [String: Any]
+            for scaling in [config["rope_scaling"] as? [String: Any], full, sliding].compactMap({ $0 }) {
+                let kind = scaling["rope_type"] as? String ?? scaling["type"] as? String ?? "default"
+                guard kind == "default" else { throw fail("rope scaling \(kind) is not supported for Gemma 3 yet") }
+            }
+            let globalTheta = (full?["rope_theta"] as? NSNumber ?? config["rope_theta"] as? NSNumber)?.doubleValue ?? 1_000_000
+            let localTheta = (sliding?["rope_theta"] as? NSNumber ?? config["rope_local_base_freq"] as? NSNumber)?.doubleValue ?? 10_000
+            writer.set("\(arch).rope.freq_base", .float32(Float(globalTheta)))
+            writer.set("\(arch).rope.freq_base_swa", .float32(Float(localTheta)))
+            writer.set("\(arch).attention.sliding_window", .uint32(UInt32(window)))
+            writer.set("\(arch).attention.key_length", .uint32(UInt32(headDim)))
+            writer.set("\(arch).attention.value_length", .uint32(UInt32(headDim)))
         }
 
         /// Llama 3.1's rotary scaling as a factor per rotated pair dividing its angle (`rope_freqs.weight`).

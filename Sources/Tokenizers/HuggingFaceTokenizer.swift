@@ -2,7 +2,8 @@ import Foundation
 
 /// Reads a Hugging Face `tokenizer.json` (the `tokenizers` library's serialization): the model, its normalizer,
 /// pre-tokenizer, post-processor and added tokens: WordPiece with a BertNormalizer and a BertPreTokenizer (the BERT
-/// family of embedders) and byte-level BPE (`HuggingFaceBPE`); other kinds are refused by name.
+/// family of embedders), byte-level BPE (`HuggingFaceBPE`) and SentencePiece-style BPE with byte fallback
+/// (`HuggingFaceSentencePiece`); other kinds are refused by name.
 public enum HuggingFaceTokenizer {
     public static func load(contentsOf url: URL) throws(TokenizerError) -> any Tokenizer {
         let data: Data
@@ -18,6 +19,8 @@ public enum HuggingFaceTokenizer {
         let type = model["type"] as? String ?? (model["continuing_subword_prefix"] != nil ? "WordPiece" : "?")
         switch type {
         case "WordPiece": return try wordPiece(root, model)
+        case "BPE" where HuggingFaceSentencePiece.applies(to: root):
+            return try HuggingFaceSentencePiece(tokenizer: root, config: [:]).tokenizer()
         case "BPE": return try HuggingFaceBPE(tokenizer: root, config: [:]).tokenizer()
         default: throw .unsupportedModel("tokenizer.json model \(type)")
         }

@@ -22,6 +22,18 @@ public struct SentencePieceTokenizer: Tokenizer {
     public let addEOS: Bool
     /// `tokenizer.ggml.add_space_prefix` (default true; Gemma sets it false).
     public let addSpacePrefix: Bool
+    /// Whether text after a special token gets the prefix too (llama.cpp's behaviour, and Hugging Face's
+    /// `prepend_scheme: always`), or only the start of the text (`prepend_scheme: first`).
+    public let spacePrefixAfterSpecial: Bool
+
+    /// Whether a fragment that already starts with a space (or "▁") goes without the prefix (Hugging Face's
+    /// Metaspace) or gets one more (llama.cpp, and the `Prepend` normalizer of older Llama 2 files).
+    public let spacePrefixUnlessSpace: Bool
+
+    /// GGUF keys of files converted from Hugging Face folders whose Metaspace pre-tokenizer prepends only at the start
+    /// of the text (`prepend_scheme: first`), and not before a fragment that already starts with a space.
+    public static let spacePrefixFirstOnlyKey = "switchyard.tokenizer.space_prefix_first_only"
+    public static let spacePrefixUnlessSpaceKey = "switchyard.tokenizer.space_prefix_unless_space"
 
     /// Texts, attributes, special tokens and decoded pieces.
     let vocabulary: Vocabulary
@@ -37,7 +49,8 @@ public struct SentencePieceTokenizer: Tokenizer {
     ///   - tokenTypes: `tokenizer.ggml.token_type` (1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused,
     ///     6 byte); all normal when absent.
     public init(tokens: [String], scores: [Float]?, tokenTypes: [Int]?, specialTokens: SpecialTokenIDs = SpecialTokenIDs(),
-                addBOS: Bool = true, addEOS: Bool = false, addSpacePrefix: Bool = true) throws(TokenizerError) {
+                addBOS: Bool = true, addEOS: Bool = false, addSpacePrefix: Bool = true,
+                spacePrefixAfterSpecial: Bool = true, spacePrefixUnlessSpace: Bool = false) throws(TokenizerError) {
         if let scores, scores.count < tokens.count {
             throw .invalidVocabulary("\(scores.count) scores for \(tokens.count) tokens")
         }
@@ -49,6 +62,8 @@ public struct SentencePieceTokenizer: Tokenizer {
         self.addBOS = addBOS
         self.addEOS = addEOS
         self.addSpacePrefix = addSpacePrefix
+        self.spacePrefixAfterSpecial = spacePrefixAfterSpecial
+        self.spacePrefixUnlessSpace = spacePrefixUnlessSpace
 
         let hex = Array("0123456789ABCDEF".utf8)
         byteTokens = (0 ..< 256).map { byte -> Int32 in
@@ -57,6 +72,13 @@ public struct SentencePieceTokenizer: Tokenizer {
             if let id = [UInt8(byte)].withUnsafeBufferPointer({ vocabulary.table.id($0, 0, 1) }) { return id }
             return vocabulary.specialIDs.unknown ?? -1
         }
+    }
+
+    /// Whether `bytes[range]` begins with a space or "▁".
+    static func startsWithSpace(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
+        guard let first = range.first else { return false }
+        if bytes[first] == 0x20 { return true }
+        return range.count >= 3 && bytes[first] == 0xE2 && bytes[first + 1] == 0x96 && bytes[first + 2] == 0x81
     }
 
     /// "▁" → " " (llama.cpp's `llama_unescape_whitespace`).
@@ -107,9 +129,11 @@ public struct SentencePieceTokenizer: Tokenizer {
             switch fragment {
             case .token(let id):
                 output.append(id)
-                previousIsSpecial = true
+                previousIsSpecial = spacePrefixAfterSpecial
             case .text(let range):
-                scratch.escape(bytes, range, prefixSpace: addSpacePrefix && previousIsSpecial)
+                var prefix = addSpacePrefix && previousIsSpecial
+                if prefix, spacePrefixUnlessSpace, Self.startsWithSpace(bytes, range) { prefix = false }
+                scratch.escape(bytes, range, prefixSpace: prefix)
                 merge(&scratch, into: &output)
                 previousIsSpecial = false
             }

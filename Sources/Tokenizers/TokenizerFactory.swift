@@ -43,7 +43,9 @@ public enum TokenizerFactory {
         return try SentencePieceTokenizer(
             tokens: tokens, scores: metadata.floatArray(Keys.scores), tokenTypes: metadata.intArray(Keys.tokenType),
             specialTokens: special, addBOS: metadata.bool(Keys.addBOS) ?? true, addEOS: metadata.bool(Keys.addEOS) ?? false,
-            addSpacePrefix: metadata.bool(Keys.addSpacePrefix) ?? true)
+            addSpacePrefix: metadata.bool(Keys.addSpacePrefix) ?? true,
+            spacePrefixAfterSpecial: !(metadata.bool(SentencePieceTokenizer.spacePrefixFirstOnlyKey) ?? false),
+            spacePrefixUnlessSpace: metadata.bool(SentencePieceTokenizer.spacePrefixUnlessSpaceKey) ?? false)
     }
 
     /// BERT's vocabulary as llama.cpp writes it: initial pieces `▁`-prefixed, `[CLS]` … `[SEP]` around a sequence,

@@ -224,10 +224,13 @@ import Tokenizers
     }
 
     /// The tiny folders of `tools/make_hf_tiny_reference.py` (committed whole): Llama with Llama 3.1's rotary scaling in
-    /// BF16 shards, Qwen 2 in F16 with an untied output; against transformers' float32 log-probabilities at the
+    /// BF16 shards, Qwen 2 in F16 with an untied output, Gemma 3 in BF16 (norms stored without their +1, head size
+    /// apart from hidden_size / heads, sliding-window layers shorter than the prompts, a SentencePiece tokenizer with
+    /// byte fallback, scores from `tokenizer.model`); against transformers' float32 log-probabilities at the
     /// issue's bar (within 0.01, the same top token). The tool keeps their attention soft enough that the engine's
     /// half-precision KV cache alone moves transformers' log-probabilities by 0.002-0.004 (it prints the figure).
-    @Test(arguments: [("llama3-bf16-sharded", GGMLType.bf16, "llama"), ("qwen2-f16", GGMLType.f16, "qwen2")])
+    @Test(arguments: [("llama3-bf16-sharded", GGMLType.bf16, "llama"), ("qwen2-f16", GGMLType.f16, "qwen2"),
+                      ("gemma3-bf16", GGMLType.bf16, "gemma3")])
     func tinyFoldersMatchTransformers(_ name: String, _ type: GGMLType, _ architecture: String) throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hf-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -239,9 +242,15 @@ import Tokenizers
         #expect(loaded.file.tensor(named: "blk.1.ffn_up.weight")?.type == type)
         #expect((loaded.file.tensor(named: "rope_freqs.weight") != nil) == (architecture == "llama"))
         #expect((loaded.file.tensor(named: "output.weight") != nil) == (architecture == "qwen2"))
-        #expect(loaded.model.shape.vocabularySize == 512)
+        let config = try #require(try Reference.json("hf-tiny/\(name)/config.json") as? [String: Any])
+        #expect(loaded.model.shape.vocabularySize == config["vocab_size"] as? Int)
         let cases = try #require(try Reference.json("hf-tiny/\(name)/reference.json") as? [[String: Any]])
-        #expect(cases.count == 3)
+        #expect(cases.count == (architecture == "gemma3" ? 5 : 3))
+        if architecture == "gemma3" {
+            #expect(loaded.file.string("tokenizer.ggml.model") == "llama")
+            #expect(loaded.file.int("gemma3.attention.key_length") == 32)
+            #expect(loaded.file.int("gemma3.attention.sliding_window") == 8)
+        }
         var worst = 0.0
         for c in cases {
             let prompt = try #require(c["prompt"] as? String)
