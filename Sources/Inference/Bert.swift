@@ -5,6 +5,9 @@ import Kernels
 /// The BERT encoder (sentence-transformers' MiniLM, BGE, E5 …): learned absolute positions and token types, post-norm
 /// layers of bidirectional attention and a GELU feed-forward, every projection with a bias; a vector pooled from the
 /// last hidden states. Reads llama.cpp's GGUF layout and Hugging Face's `BertModel` safetensors.
+///
+/// The same encoder runs nomic-bert (nomic-embed-text, `NomicBert.swift`): rotary positions instead of learned ones,
+/// one fused query-key-value matrix, no biases, a SwiGLU feed-forward.
 public final class BertModel: EmbeddingModel {
     public let dimensions: Int
     public let maxTokens: Int
@@ -17,14 +20,25 @@ public final class BertModel: EmbeddingModel {
     let w: Weights
     private var buffers: Buffers
 
+    /// Rotary positions (NeoX layout) when set: θ scale per rotated pair; learned position embeddings otherwise.
+    let ropeThetaScale: Float?
+
     struct Layer {
-        let wq, wk, wv, wo, up, down: WeightMatrix
-        let bq, bk, bv, bo, bUp, bDown: UnsafePointer<Float>
+        /// Separate projections, or one fused matrix of 3 × hidden rows (query, key, value).
+        let attention: Attention
+        let wo, up, down: WeightMatrix
+        /// SwiGLU's gate (silu(gate·x) ⊙ up·x); nil for BERT's GELU(up·x + bias).
+        let gate: WeightMatrix?
+        let bq, bk, bv, bo, bUp, bDown: UnsafePointer<Float>?
         let attnNormW, attnNormB, outNormW, outNormB: UnsafePointer<Float>
+    }
+    enum Attention {
+        case separate(WeightMatrix, WeightMatrix, WeightMatrix)
+        case fused(WeightMatrix)
     }
     struct Weights {
         let tokens: WeightMatrix
-        let positions: WeightMatrix
+        let positions: WeightMatrix?
         let types: WeightMatrix?
         let normW, normB: UnsafePointer<Float>
         let layers: [Layer]
@@ -46,7 +60,7 @@ public final class BertModel: EmbeddingModel {
         static let gguf = Names(tokens: "token_embd.weight", positions: "position_embd.weight", types: "token_types.weight",
                                 normW: "token_embd_norm.weight", normB: "token_embd_norm.bias") { i, part in
             let map = ["q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output", "attnNorm": "attn_output_norm",
-                       "up": "ffn_up", "down": "ffn_down", "outNorm": "layer_output_norm"]
+                       "up": "ffn_up", "down": "ffn_down", "outNorm": "layer_output_norm", "qkv": "attn_qkv", "gate": "ffn_gate"]
             return "blk.\(i).\(map[part] ?? part)"
         }
         static func huggingFace(prefix: String) -> Names {
@@ -75,8 +89,9 @@ public final class BertModel: EmbeddingModel {
         try self.init(source: file, names: .gguf, config: config, pooling: pooling, normalizes: true, maxTokens: nil, options: options)
     }
 
+    /// - Parameter ropeTheta: rotary positions with this base (nomic-bert) instead of a learned position table.
     init(source: WeightSource, names: Names, config c: Configuration, pooling: EmbeddingPooling, normalizes: Bool, maxTokens: Int?,
-         options: ModelOptions) throws(InferenceError) {
+         options: ModelOptions, ropeTheta: Float? = nil) throws(InferenceError) {
         guard c.hidden % c.heads == 0 else { throw .badMetadata(key: "attention heads", expected: "a divisor of \(c.hidden) (got \(c.heads))") }
         self.source = source
         dimensions = c.hidden
@@ -87,19 +102,35 @@ public final class BertModel: EmbeddingModel {
         let d = c.hidden
         guard let tokenInfoRows = Self.rows(of: names.tokens, in: source, columns: d) else { throw .missingTensor(names.tokens) }
         vocab = tokenInfoRows
+        let rotary = ropeTheta != nil
         func layer(_ i: Int) throws(InferenceError) -> Layer {
             func m(_ p: String, _ cols: Int, _ rows: Int) throws(InferenceError) -> WeightMatrix { try source.weight(names.layer(i, p) + ".weight", columns: cols, rows: rows) }
             func v(_ p: String, _ n: Int, _ suffix: String = ".bias") throws(InferenceError) -> UnsafePointer<Float> { try source.vector(names.layer(i, p) + suffix, count: n) }
-            return Layer(wq: try m("q", d, d), wk: try m("k", d, d), wv: try m("v", d, d), wo: try m("o", d, d),
-                         up: try m("up", d, c.ffn), down: try m("down", c.ffn, d),
-                         bq: try v("q", d), bk: try v("k", d), bv: try v("v", d), bo: try v("o", d), bUp: try v("up", c.ffn), bDown: try v("down", d),
+            // BERT's biases are required; nomic-bert's are absent (llama.cpp reads them when present)
+            func b(_ p: String, _ n: Int) throws(InferenceError) -> UnsafePointer<Float>? {
+                !rotary || source.has(names.layer(i, p) + ".bias") ? try v(p, n) : nil
+            }
+            let fused = source.has(names.layer(i, "qkv") + ".weight")
+            let attention: Attention = fused ? .fused(try m("qkv", d, 3 * d)) : .separate(try m("q", d, d), try m("k", d, d), try m("v", d, d))
+            let gated = source.has(names.layer(i, "gate") + ".weight")
+            if !gated, !source.has(names.layer(i, "up") + ".bias") { throw .missingTensor(names.layer(i, "up") + ".bias") }
+            return Layer(attention: attention, wo: try m("o", d, d),
+                         up: try m("up", d, c.ffn), down: try m("down", c.ffn, d), gate: gated ? try m("gate", d, c.ffn) : nil,
+                         bq: fused ? nil : try b("q", d), bk: fused ? nil : try b("k", d), bv: fused ? nil : try b("v", d),
+                         bo: try b("o", d), bUp: try b("up", c.ffn), bDown: try b("down", d),
                          attnNormW: try v("attnNorm", d, ".weight"), attnNormB: try v("attnNorm", d),
                          outNormW: try v("outNorm", d, ".weight"), outNormB: try v("outNorm", d))
+        }
+        if let ropeTheta {
+            guard (d / c.heads) % 2 == 0 else { throw .badMetadata(key: "attention heads", expected: "an even head size for rotary positions") }
+            ropeThetaScale = powf(ropeTheta, -2.0 / Float(d / c.heads))
+        } else {
+            ropeThetaScale = nil
         }
         var layers: [Layer] = []
         for i in 0..<c.layers { layers.append(try layer(i)) }
         w = Weights(tokens: try source.weight(names.tokens, columns: d, rows: vocab),
-                    positions: try source.weight(names.positions, columns: d, rows: c.positions),
+                    positions: rotary ? nil : try source.weight(names.positions, columns: d, rows: c.positions),
                     types: source.has(names.types) ? try Self.firstRows(names.types, source: source, columns: d) : nil,
                     normW: try source.vector(names.normW, count: d), normB: try source.vector(names.normB, count: d),
                     layers: layers)
@@ -130,10 +161,10 @@ public final class BertModel: EmbeddingModel {
     struct Buffers {
         var tokens: Int
         let dim: Int, ffn: Int, threads: Int, maxSequence: Int
-        var x, q, k, v, att, tmp, h: UnsafeMutablePointer<Float>
+        var x, q, k, v, att, tmp, h, qkv, h2: UnsafeMutablePointer<Float>
         let scores: UnsafeMutablePointer<Float>
         var scratch: QuantizedScratch
-        var bytes: Int { tokens * (6 * dim + ffn) * 4 + threads * maxSequence * 4 + scratch.capacityBytes }
+        var bytes: Int { tokens * (9 * dim + 2 * ffn) * 4 + threads * maxSequence * 4 + scratch.capacityBytes }
 
         init(tokens: Int, dim: Int, ffn: Int, threads: Int, maxSequence: Int) {
             self.tokens = tokens; self.dim = dim; self.ffn = ffn; self.threads = threads; self.maxSequence = maxSequence
@@ -141,11 +172,12 @@ public final class BertModel: EmbeddingModel {
             x = .allocate(capacity: n * dim); q = .allocate(capacity: n * dim); k = .allocate(capacity: n * dim)
             v = .allocate(capacity: n * dim); att = .allocate(capacity: n * dim); tmp = .allocate(capacity: n * dim)
             h = .allocate(capacity: n * ffn)
+            qkv = .allocate(capacity: n * 3 * dim); h2 = .allocate(capacity: n * ffn)
             scores = .allocate(capacity: threads * maxSequence)
             scratch = QuantizedScratch(maxColumns: max(dim, ffn), maxRows: n)
         }
         func free() {
-            for p in [x, q, k, v, att, tmp, h, scores] { p.deallocate() }
+            for p in [x, q, k, v, att, tmp, h, qkv, h2, scores] { p.deallocate() }
         }
     }
 
@@ -175,8 +207,10 @@ public final class BertModel: EmbeddingModel {
             for (p, token) in s.enumerated() {
                 let x = b.x + t * d
                 w.tokens.dequantizeRow(Int(token), into: x)
-                w.positions.dequantizeRow(p, into: row)
-                Ops.add(x, row, count: d)
+                if let positions = w.positions {
+                    positions.dequantizeRow(p, into: row)
+                    Ops.add(x, row, count: d)
+                }
                 if let types = w.types {
                     types.dequantizeRow(0, into: row)
                     Ops.add(x, row, count: d)
@@ -188,21 +222,54 @@ public final class BertModel: EmbeddingModel {
 
         let hd = d / heads
         let scale = 1 / Float(hd).squareRoot()
+        let table = UnsafeMutablePointer<Float>.allocate(capacity: hd)
+        defer { table.deallocate() }
         for layer in w.layers {
-            project([layer.wq, layer.wk, layer.wv], input: b.x, rows: T, columns: d, into: [b.q, b.k, b.v])
+            switch layer.attention {
+            case .separate(let wq, let wk, let wv):
+                project([wq, wk, wv], input: b.x, rows: T, columns: d, into: [b.q, b.k, b.v])
+            case .fused(let wqkv):
+                project([wqkv], input: b.x, rows: T, columns: d, into: [b.qkv])
+                for t in 0..<T {
+                    let row = b.qkv + t * 3 * d
+                    (b.q + t * d).update(from: row, count: d)
+                    (b.k + t * d).update(from: row + d, count: d)
+                    (b.v + t * d).update(from: row + 2 * d, count: d)
+                }
+            }
             addBias(b.q, layer.bq, rows: T, n: d)
             addBias(b.k, layer.bk, rows: T, n: d)
             addBias(b.v, layer.bv, rows: T, n: d)
+            if let thetaScale = ropeThetaScale {
+                for (i, s) in sequences.enumerated() {
+                    for p in 0..<s.count {
+                        Ops.ropeTable(position: p, thetaScale: thetaScale, pairs: hd / 2, into: table)
+                        Ops.ropeNeox(b.q + (starts[i] + p) * d, heads: heads, headDim: hd, rotatedDims: hd, table: table)
+                        Ops.ropeNeox(b.k + (starts[i] + p) * d, heads: heads, headDim: hd, rotatedDims: hd, table: table)
+                    }
+                }
+            }
             attend(sequences, starts: starts, headDim: hd, scale: scale)
             project([layer.wo], input: b.att, rows: T, columns: d, into: [b.tmp])
             addBias(b.tmp, layer.bo, rows: T, n: d)
             Ops.add(b.x, b.tmp, count: T * d)
             Self.layerNorm(b.x, weight: layer.attnNormW, bias: layer.attnNormB, eps: eps, n: d, rows: T)
 
-            project([layer.up], input: b.x, rows: T, columns: d, into: [b.h])
-            let ffn = ffn, up = layer.bUp
-            pool.runChunked(T, chunk: max(1, T / (pool.threadCount * 4))) { _, rows in
-                for r in rows { Self.biasGELU(b.h + r * ffn, up, count: ffn) }
+            let ffn = ffn
+            if let gate = layer.gate {
+                project([gate, layer.up], input: b.x, rows: T, columns: d, into: [b.h, b.h2])
+                addBias(b.h2, layer.bUp, rows: T, n: ffn)
+                pool.runChunked(T, chunk: max(1, T / (pool.threadCount * 4))) { _, rows in
+                    for r in rows { Ops.siluMul(b.h + r * ffn, b.h2 + r * ffn, count: ffn) }
+                }
+            } else {
+                project([layer.up], input: b.x, rows: T, columns: d, into: [b.h])
+                let up = layer.bUp
+                pool.runChunked(T, chunk: max(1, T / (pool.threadCount * 4))) { _, rows in
+                    for r in rows {
+                        if let up { Self.biasGELU(b.h + r * ffn, up, count: ffn) }   // present: the loader requires it here
+                    }
+                }
             }
             project([layer.down], input: b.h, rows: T, columns: ffn, into: [b.tmp])
             addBias(b.tmp, layer.bDown, rows: T, n: d)
@@ -242,7 +309,8 @@ public final class BertModel: EmbeddingModel {
         }
     }
 
-    private func addBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, n: Int) {
+    private func addBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?, rows: Int, n: Int) {
+        guard let bias else { return }
         for r in 0..<rows { Ops.add(x + r * n, bias, count: n) }
     }
 

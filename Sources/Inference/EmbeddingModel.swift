@@ -92,7 +92,7 @@ final class SafeTensorsWeights: WeightSource, @unchecked Sendable {
 /// Embedding models from either kind of file.
 public enum EmbeddingModels {
     /// Architectures served as embedders from GGUF (`general.architecture`).
-    public static let ggufArchitectures = ["bert"]
+    public static let ggufArchitectures = ["bert", "nomic-bert"]
 
     /// Whether a GGUF file holds an embedding model (rather than a generator).
     public static func isEmbedding(_ file: GGUFFile) -> Bool {
@@ -102,7 +102,10 @@ public enum EmbeddingModels {
     public static func load(_ file: GGUFFile, options: ModelOptions = ModelOptions()) throws(InferenceError) -> any EmbeddingModel {
         _ = CPUKernels.environmentOverride
         let arch = file.string("general.architecture") ?? ""
-        guard arch == "bert" else { throw .unsupportedArchitecture(arch) }
-        return try BertModel(gguf: file, options: options)
+        switch arch {
+        case "bert": return try BertModel(gguf: file, options: options)
+        case "nomic-bert": return try BertModel(nomicBERT: file, options: options)
+        default: throw .unsupportedArchitecture(arch)
+        }
     }
 }
