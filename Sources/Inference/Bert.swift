@@ -22,6 +22,8 @@ public final class BertModel: EmbeddingModel {
 
     /// Rotary positions (NeoX layout) when set: θ scale per rotated pair; learned position embeddings otherwise.
     let ropeThetaScale: Float?
+    /// The learned position row of a sequence's first token (XLM-RoBERTa counts from its padding id + 1).
+    let positionOffset: Int
 
     struct Layer {
         /// Separate projections, or one fused matrix of 3 × hidden rows (query, key, value).
@@ -91,12 +93,16 @@ public final class BertModel: EmbeddingModel {
 
     /// - Parameter ropeTheta: rotary positions with this base (nomic-bert) instead of a learned position table.
     init(source: WeightSource, names: Names, config c: Configuration, pooling: EmbeddingPooling, normalizes: Bool, maxTokens: Int?,
-         options: ModelOptions, ropeTheta: Float? = nil) throws(InferenceError) {
+         options: ModelOptions, ropeTheta: Float? = nil, positionOffset: Int = 0) throws(InferenceError) {
         guard c.hidden % c.heads == 0 else { throw .badMetadata(key: "attention heads", expected: "a divisor of \(c.hidden) (got \(c.heads))") }
         self.source = source
         dimensions = c.hidden
         layerCount = c.layers; heads = c.heads; ffn = c.ffn; eps = c.eps
-        self.maxTokens = min(c.positions, maxTokens ?? c.positions)
+        guard positionOffset >= 0, positionOffset < c.positions else {
+            throw .badMetadata(key: "positions", expected: "more than the first position's index \(positionOffset)")
+        }
+        self.positionOffset = positionOffset
+        self.maxTokens = min(c.positions - positionOffset, maxTokens ?? c.positions)
         self.pooling = pooling
         self.normalizes = normalizes
         let d = c.hidden
@@ -208,7 +214,7 @@ public final class BertModel: EmbeddingModel {
                 let x = b.x + t * d
                 w.tokens.dequantizeRow(Int(token), into: x)
                 if let positions = w.positions {
-                    positions.dequantizeRow(p, into: row)
+                    positions.dequantizeRow(p + positionOffset, into: row)
                     Ops.add(x, row, count: d)
                 }
                 if let types = w.types {

@@ -13,7 +13,7 @@ public enum HuggingFaceFolder {
     }
 
     /// Architectures served as embedders from a folder.
-    public static let embeddingArchitectures: Set<String> = ["BertModel", "BertForMaskedLM", "bert"]
+    public static let embeddingArchitectures: Set<String> = ["BertModel", "BertForMaskedLM", "bert", "XLMRobertaModel", "xlm-roberta"]
 
     public static func isEmbedding(_ url: URL) -> Bool {
         architecture(url).map(embeddingArchitectures.contains) ?? false
@@ -47,9 +47,12 @@ public enum HuggingFaceFolder {
             throw InferenceError.badModelFolder(path: path, reason: error.description)
         }
         let source = SafeTensorsWeights(weights)
-        let prefix = source.has("embeddings.word_embeddings.weight") ? "" : "bert."
+        // XLM-RoBERTa: positions counted from the padding id + 1, as fairseq did
+        let roberta = arch == "XLMRobertaModel" || arch == "xlm-roberta"
+        let positionOffset = roberta ? ((config["pad_token_id"] as? NSNumber)?.intValue ?? 1) + 1 : 0
+        let prefix = source.has("embeddings.word_embeddings.weight") ? "" : roberta ? "roberta." : "bert."
         let model = try BertModel(source: source, names: .huggingFace(prefix: prefix), config: c, pooling: pooling, normalizes: normalizes,
-                                  maxTokens: maxLength, options: options)
+                                  maxTokens: maxLength, options: options, positionOffset: positionOffset)
         let tokenizerURL = url.appendingPathComponent("tokenizer.json")
         guard FileManager.default.fileExists(atPath: tokenizerURL.path) else {
             throw InferenceError.badModelFolder(path: path, reason: "it has no tokenizer.json")
@@ -74,7 +77,16 @@ public enum HuggingFaceFolder {
             normalizes = modules.contains { ($0["type"] as? String)?.hasSuffix(".Normalize") ?? false }
             if let p = modules.first(where: { ($0["type"] as? String)?.hasSuffix(".Pooling") ?? false }), let sub = p["path"] as? String,
                !sub.contains(".."), let cfg = try? json(url.appendingPathComponent(sub).appendingPathComponent("config.json")) {
-                if cfg["pooling_mode_cls_token"] as? Bool == true { pooling = .cls }
+                if let mode = cfg["pooling_mode"] as? String {
+                    // sentence-transformers 5 and later write one name
+                    switch mode {
+                    case "mean": pooling = .mean
+                    case "cls": pooling = .cls
+                    case "lasttoken": pooling = .last
+                    default:
+                        throw InferenceError.badModelFolder(path: url.path, reason: "\(sub)/config.json asks for pooling_mode \(mode) (mean, cls and lasttoken are supported)")
+                    }
+                } else if cfg["pooling_mode_cls_token"] as? Bool == true { pooling = .cls }
                 else if cfg["pooling_mode_lasttoken"] as? Bool == true { pooling = .last }
                 else if cfg["pooling_mode_mean_tokens"] as? Bool == true { pooling = .mean }
                 else {
