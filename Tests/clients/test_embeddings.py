@@ -68,9 +68,14 @@ def test_token_ids_and_dimensions(oa: OpenAI):
     by_text = oa.embeddings.create(model=MODEL, input=text, encoding_format="float").data[0].embedding
     assert cosine(by_ids, by_text) > 0.999999
     assert len(oa.embeddings.create(model=MODEL, input=text, dimensions=384).data[0].embedding) == 384
+    # shorter: the first numbers, back to length 1 (Matryoshka truncation, as Ollama does)
+    short = oa.embeddings.create(model=MODEL, input=text, dimensions=100, encoding_format="float").data[0].embedding
+    assert len(short) == 100
+    assert abs(sum(x * x for x in short) - 1) < 1e-5
+    assert cosine(short, by_text[:100]) > 0.999999
     with pytest.raises(openai.BadRequestError) as e:
-        oa.embeddings.create(model=MODEL, input=text, dimensions=100)
-    assert "cannot shorten" in str(e.value)
+        oa.embeddings.create(model=MODEL, input=text, dimensions=385)
+    assert "at most 384" in str(e.value)
 
 
 def test_openai_errors(oa: OpenAI):
