@@ -45,6 +45,7 @@ test: build
 	$(DEBUG_BIN) pull gemma3-270m
 	$(DEBUG_BIN) pull minilm
 	SWITCHYARD_TEST_PIP=1 $(SWIFT) test --filter '$(SERVICE_TESTS)'
+	bash tools/fetch-llama-vocab.sh
 	$(SWIFT) test --skip-build --skip '$(SERVICE_TESTS)'
 	bash Tests/clients/run.sh $(DEBUG_BIN)
 

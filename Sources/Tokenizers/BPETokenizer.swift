@@ -16,6 +16,11 @@ public struct BPETokenizer: Tokenizer {
     /// Texts, attributes, special tokens and decoded pieces.
     let vocabulary: Vocabulary
     let merges: MergeTable
+    /// Gemma 4's kind (`tokenizer.ggml.model = gemma4`): spaces spelled "▁", text cut only between runs of newlines
+    /// and the rest, merges from UTF-8 characters instead of bytes, `<0xAB>` tokens for what no token covers.
+    let rawCharacters: Bool
+    /// With `rawCharacters`: each byte's `<0xAB>` token, -1 when the vocabulary lacks it.
+    let byteTokens: [Int32]
 
     /// Builds a tokenizer from the arrays a GGUF file stores.
     /// - Parameters:
@@ -24,12 +29,22 @@ public struct BPETokenizer: Tokenizer {
     ///     6 byte); all normal when absent.
     ///   - merges: `tokenizer.ggml.merges`, `"left right"` in rank order.
     public init(tokens: [String], tokenTypes: [Int]?, merges: [String], preTokenizer: PreTokenizer,
-                specialTokens: SpecialTokenIDs = SpecialTokenIDs(), addBOS: Bool = false) throws(TokenizerError) {
+                specialTokens: SpecialTokenIDs = SpecialTokenIDs(), addBOS: Bool = false,
+                rawCharacters: Bool = false) throws(TokenizerError) {
         self.preTokenizer = preTokenizer
         self.addBOS = addBOS
+        self.rawCharacters = rawCharacters
         let texts = Vocabulary.texts(tokens)
         vocabulary = try Vocabulary(texts: texts, tokenTypes: tokenTypes, specialTokens: specialTokens,
-                                    normalBytes: ByteLevel.decode)
+                                    normalBytes: rawCharacters ? SentencePieceTokenizer.unescapeWhitespace : ByteLevel.decode)
+        let hex = Array("0123456789ABCDEF")
+        var textToIDForBytes: [String: Int32] = [:]
+        if rawCharacters {
+            for (index, text) in texts.enumerated() where text.hasPrefix("<0x") && text.utf8.count == 6 { textToIDForBytes[text] = Int32(index) }
+        }
+        byteTokens = (0 ..< 256).map { byte in
+            rawCharacters ? textToIDForBytes["<0x\(hex[byte >> 4])\(hex[byte & 15])>"] ?? -1 : -1
+        }
         var textToID: [String: Int32] = [:]
         textToID.reserveCapacity(texts.count)
         for (index, text) in texts.enumerated() { textToID[text] = Int32(index) }
@@ -60,6 +75,8 @@ public struct BPETokenizer: Tokenizer {
             switch fragment {
             case .token(let id):
                 output.append(id)
+            case .text(let range) where rawCharacters:
+                encodeRawCharacters(bytes, range, scratch: &bpeScratch, into: &output)
             case .text(let range):
                 preTokenizer.split(bytes, range, scratch: &preScratch) { word in
                     // a whole word that is a token (spelled byte-level) is taken as it is
@@ -73,5 +90,27 @@ public struct BPETokenizer: Tokenizer {
             }
         }
         return output
+    }
+
+    /// Gemma 4's path (llama.cpp's `gemma4` pre-tokenizer): spaces become "▁"; runs of newlines and runs of other
+    /// text are words; a run of newlines that is a token is taken whole; the rest merge from characters.
+    private func encodeRawCharacters(_ bytes: [UInt8], _ range: Range<Int>, scratch: inout BPEScratch, into output: inout [Int32]) {
+        var text: [UInt8] = []
+        text.reserveCapacity(range.count + 8)
+        for byte in bytes[range] {
+            if byte == 0x20 { text.append(contentsOf: [0xE2, 0x96, 0x81]) } else { text.append(byte) }
+        }
+        var start = 0
+        while start < text.count {
+            let newline = text[start] == 0x0A
+            var end = start + 1
+            while end < text.count, (text[end] == 0x0A) == newline { end += 1 }
+            if newline, let id = text.withUnsafeBufferPointer({ vocabulary.table.id($0, start, end - start) }) {
+                output.append(id)
+            } else {
+                merges.encodeCharacters(text, start..<end, byteTokens: byteTokens, scratch: &scratch, into: &output)
+            }
+            start = end
+        }
     }
 }

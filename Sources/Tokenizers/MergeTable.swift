@@ -13,6 +13,8 @@ struct MergeTable: Sendable {
     /// What a virtual symbol left over after merging is output as: llama.cpp looks up each byte of its
     /// (byte-level) spelling as a one-byte token and keeps those that exist.
     let virtualFallback: [[Int32]]
+    /// Every symbol by its text (vocabulary and virtual), for merging from characters (`encodeCharacters`).
+    let symbolIDs: [String: Int32]
 
     init(textToID: [String: Int32], vocabularySize: Int, merges: [String]) {
         self.vocabularySize = Int32(vocabularySize)
@@ -47,6 +49,7 @@ struct MergeTable: Sendable {
             }
         }
         self.ranks = ranks
+        symbolIDs = symbols
 
         virtualFallback = virtualTexts.map { text in
             text.utf8.compactMap { byte -> Int32? in
@@ -82,6 +85,55 @@ struct MergeTable: Sendable {
         let base = word.lowerBound
         for i in 0 ..< n {
             scratch.symbols[i] = byteSymbols[Int(bytes[base + i])]
+        }
+        merge(count: n, scratch: &scratch)
+        var index: Int32 = 0
+        while index >= 0 {
+            emit(scratch.symbols[Int(index)], into: &output)
+            index = scratch.next[Int(index)]
+        }
+    }
+
+    /// Appends the tokens of one word merged from its UTF-8 characters rather than its bytes (Gemma 4's raw-text
+    /// BPE, llama.cpp's `byte_encode = false`): a final symbol that is not a token becomes one `byteTokens` entry per
+    /// byte (its `<0xAB>` token; bytes without one are dropped, as llama.cpp drops them).
+    func encodeCharacters(_ bytes: [UInt8], _ word: Range<Int>, byteTokens: [Int32], scratch: inout BPEScratch,
+                          into output: inout [Int32]) {
+        guard !word.isEmpty else { return }
+        var starts: [Int] = []
+        var i = word.lowerBound
+        while i < word.upperBound {
+            starts.append(i)
+            i += min(SentencePieceTokenizer.utf8Length(bytes[i]), word.upperBound - i)
+        }
+        let n = starts.count
+        scratch.reset(count: n)
+        for (k, start) in starts.enumerated() {
+            let end = k + 1 < n ? starts[k + 1] : word.upperBound
+            scratch.symbols[k] = symbolIDs[String(decoding: bytes[start..<end], as: UTF8.self)] ?? Self.unknownCharacter
+        }
+        merge(count: n, scratch: &scratch)
+        var index: Int32 = 0
+        while index >= 0 {
+            let k = Int(index)
+            let next = scratch.next[k]
+            let symbol = scratch.symbols[k]
+            if symbol >= 0, symbol < vocabularySize {
+                output.append(symbol)
+            } else {
+                let end = next >= 0 ? starts[Int(next)] : word.upperBound
+                for byte in bytes[starts[k]..<end] where byteTokens[Int(byte)] >= 0 { output.append(byteTokens[Int(byte)]) }
+            }
+            index = next
+        }
+    }
+
+    /// A character that is neither a token nor part of any merge: it never merges.
+    static let unknownCharacter: Int32 = -2
+
+    /// Runs the merges over `scratch.symbols[0 ..< n]`, leaving the chain in `scratch.next` from 0.
+    private func merge(count n: Int, scratch: inout BPEScratch) {
+        for i in 0 ..< n {
             scratch.previous[i] = Int32(i - 1)
             scratch.next[i] = i + 1 < n ? Int32(i + 1) : -1
         }
@@ -102,11 +154,6 @@ struct MergeTable: Sendable {
             let before = scratch.previous[left]
             if before >= 0 { push(left: before, right: bigram.left, scratch: &scratch) }
             if after >= 0 { push(left: bigram.left, right: after, scratch: &scratch) }
-        }
-        var index: Int32 = 0
-        while index >= 0 {
-            emit(scratch.symbols[Int(index)], into: &output)
-            index = scratch.next[Int(index)]
         }
     }
 

@@ -13,6 +13,9 @@ public enum PreTokenizer: Sendable, Equatable {
     /// Llama 3's pattern with `\p{N}` instead of `\p{N}{1,3}`: every digit a word of its own (llama.cpp's list for
     /// qwen2, deepseek-r1-qwen, kormo, f2llmv2). No whole-word shortcut.
     case qwen2
+    /// llama.cpp's list of patterns for the other pre-tokenizers (DeepSeek's, Falcon's, Qwen 3.5's, the default),
+    /// run by `SplitRegex` one after the other.
+    case patterns(RegexSplitter)
 
     /// The pre-tokenizer for a `tokenizer.ggml.pre` value, if supported.
     public init?(llamaName name: String) {
@@ -24,16 +27,37 @@ public enum PreTokenizer: Sendable, Equatable {
             self = .llama3
         } else if Self.qwen2Names.contains(name) {
             self = .qwen2
+        } else if let list = Self.patternLists[name] {
+            let compiled = list.compactMap(SplitRegex.init)
+            guard compiled.count == list.count else { return nil }
+            self = .patterns(RegexSplitter(patterns: compiled))
         } else {
             return nil
         }
     }
 
+    static let gpt2Pattern = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
+    /// llama.cpp's pattern lists (`llm_tokenizer_bpe`) for pre-tokenizers without a hand-written matcher here.
+    static let patternLists: [String: [String]] = [
+        "deepseek-llm": [
+            "[\r\n]",
+            "\\s?[A-Za-z\u{B5}\u{C0}-\u{D6}\u{D8}-\u{F6}\u{F8}-\u{1BA}\u{1BC}-\u{1BF}\u{1C4}-\u{293}\u{295}-\u{2AF}\u{370}-\u{373}\u{376}\u{377}\u{37B}-\u{37D}\u{37F}\u{386}\u{388}-\u{38A}\u{38C}\u{38E}-\u{3A1}\u{3A3}-\u{3F5}\u{3F7}-\u{481}\u{48A}-\u{52F}\u{531}-\u{556}\u{10A0}-\u{10C5}\u{13A0}-\u{13F5}\u{13F8}-\u{13FD}\u{1C90}-\u{1CBA}\u{1CBD}-\u{1CBF}\u{1D00}-\u{1D2B}\u{1D6B}-\u{1D77}\u{1D79}-\u{1D9A}\u{1E00}-\u{1F15}\u{1F18}-\u{1F1D}\u{1F20}-\u{1F45}\u{1F48}-\u{1F4D}\u{1F50}-\u{1F57}\u{1F59}\u{1F5B}\u{1F5D}\u{1F5F}-\u{1F7D}\u{1F80}-\u{1FB4}\u{1FB6}-\u{1FBC}\u{1FBE}\u{1FC2}-\u{1FC4}\u{1FC6}-\u{1FCC}\u{1FD0}-\u{1FD3}\u{1FD6}-\u{1FDB}\u{1FE0}-\u{1FEC}\u{1FF2}-\u{1FF4}\u{1FF6}-\u{1FFC}\u{2102}\u{2107}\u{210A}-\u{2113}\u{2115}\u{2119}-\u{211D}\u{2124}\u{2126}\u{2128}\u{212A}-\u{212D}\u{212F}-\u{2134}\u{2139}\u{213C}-\u{213F}\u{2145}-\u{2149}\u{214E}\u{2183}\u{2184}\u{2C00}-\u{2C7B}\u{2C7E}-\u{2CE4}\u{2CEB}-\u{2CEE}\u{2CF2}\u{2CF3}\u{A640}-\u{A66D}\u{A680}-\u{A69B}\u{A722}-\u{A76F}\u{A771}-\u{A787}\u{A78B}-\u{A78E}\u{AB70}-\u{ABBF}\u{FB00}-\u{FB06}\u{FB13}-\u{FB17}\u{FF21}-\u{FF3A}\u{FF41}-\u{FF5A}\u{10400}-\u{1044F}\u{104B0}-\u{104D3}\u{104D8}-\u{104FB}\u{10C80}-\u{10CB2}\u{10CC0}-\u{10CF2}\u{118A0}-\u{118DF}\u{1E900}-\u{1E943}]+",
+            "\\s?[!-/:-~\u{FF01}-\u{FF0F}\u{FF1A}-\u{FF5E}\u{2018}-\u{201F}\u{3000}-\u{3002}]+",
+            "\\s+$",
+            "[\u{4E00}-\u{9FA5}\u{800}-\u{4E00}\u{AC00}-\u{D7FF}]+",
+            "\\p{N}+",
+        ],
+        "deepseek-coder": ["[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[\u{4E00}-\u{9FA5}\u{800}-\u{4E00}\u{AC00}-\u{D7FF}]+", "\\p{N}"],
+        "falcon": ["[\\p{P}\\$\\+<=>\\^~\\|`]+", gpt2Pattern, "[0-9][0-9][0-9]"],
+        "qwen35": ["(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"],
+        "default": ["[\\p{P}\\$\\+<=>\\^~\\|]+", gpt2Pattern, "\\p{N}+", "[0-9][0-9][0-9]"],
+    ]
+
     static let gpt2Names: Set<String> = ["gpt-2", "phi-2", "mpt", "olmo", "jais"]
     static let digitNames: Set<String> = ["smollm", "starcoder", "refact", "command-r", "codeshell", "exaone"]
     static let llama3Names: Set<String> = ["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2"]
     static let qwen2Names: Set<String> = ["qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2"]
-    static var supportedNames: Set<String> { gpt2Names.union(digitNames).union(llama3Names).union(qwen2Names) }
+    static var supportedNames: Set<String> { gpt2Names.union(digitNames).union(llama3Names).union(qwen2Names).union(patternLists.keys) }
 
     /// Whether a word that is itself a vocabulary entry becomes that token without merges (llama.cpp's
     /// `ignore_merges`, set for these vocabularies).
@@ -71,6 +95,10 @@ public enum PreTokenizer: Sendable, Equatable {
             splitLlama3(scratch, 0, count, maxDigits: 3, word: word)
         case .qwen2:
             splitLlama3(scratch, 0, count, maxDigits: 1, word: word)
+        case .patterns(let splitter):
+            for piece in splitter.pieces(scratch.scalars, scratch.classes, 0, count) {
+                word(scratch.offsets[piece.lowerBound] ..< scratch.offsets[piece.upperBound])
+            }
         }
     }
 
@@ -299,6 +327,10 @@ enum CharClass {
     static let letter: UInt8 = 1
     static let number: UInt8 = 2
     static let whitespace: UInt8 = 4
+    /// Unicode punctuation (P*), symbols (S*) and marks (M*): only the pattern lists ask for these.
+    static let punctuation: UInt8 = 16
+    static let symbol: UInt8 = 32
+    static let mark: UInt8 = 64
     /// Past the end of the piece (llama.cpp's all-zero flags): matches none of the classes, not even "other".
     static let outOfRange: UInt8 = 8
 
@@ -318,6 +350,13 @@ enum CharClass {
             result = letter
         case .decimalNumber, .letterNumber, .otherNumber:
             result = number
+        case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation, .initialPunctuation,
+             .finalPunctuation, .otherPunctuation:
+            result = punctuation
+        case .mathSymbol, .currencySymbol, .modifierSymbol, .otherSymbol:
+            result = symbol
+        case .nonspacingMark, .spacingMark, .enclosingMark:
+            result = mark
         default:
             break
         }

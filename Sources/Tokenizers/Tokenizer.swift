@@ -72,7 +72,7 @@ public enum TokenizerError: Error, Sendable, Equatable, CustomStringConvertible 
         case .invalidVocabulary(let why):
             return "tokenizer: invalid vocabulary: \(why)"
         case .unsupportedModel(let name):
-            return "tokenizer: unsupported tokenizer model \"\(name)\" (supported: \"gpt2\" byte-level BPE, \"llama\" SentencePiece, \"bert\" WordPiece)"
+            return "tokenizer: unsupported tokenizer model \"\(name)\" (supported: \"gpt2\" byte-level BPE, \"llama\" SentencePiece, \"bert\" WordPiece, \"gemma4\" raw-text BPE)"
         case .unsupportedPreTokenizer(let name):
             let known = PreTokenizer.supportedNames.sorted().joined(separator: ", ")
             return "tokenizer: unsupported pre-tokenizer \"\(name)\" (supported: \(known))"

@@ -15,6 +15,8 @@ public enum TokenizerFactory {
             return try loadByteLevelBPE(metadata)
         case "llama":
             return try loadSentencePiece(metadata)
+        case "gemma4":
+            return try loadRawCharacterBPE(metadata)
         case "bert":
             return try loadWordPiece(metadata)
         default:
@@ -23,7 +25,8 @@ public enum TokenizerFactory {
     }
 
     private static func loadByteLevelBPE(_ metadata: some TokenizerMetadata) throws(TokenizerError) -> BPETokenizer {
-        guard let preName = metadata.string(Keys.pre) else { throw .missingKey(Keys.pre) }
+        // without a pre-tokenizer name llama.cpp warns and uses its default patterns
+        let preName = metadata.string(Keys.pre) ?? "default"
         guard let preTokenizer = PreTokenizer(llamaName: preName) else { throw .unsupportedPreTokenizer(preName) }
         guard let tokens = metadata.stringArray(Keys.tokens) else { throw .missingKey(Keys.tokens) }
         guard let merges = metadata.stringArray(Keys.merges) else { throw .missingKey(Keys.merges) }
@@ -31,6 +34,14 @@ public enum TokenizerFactory {
 
         return try BPETokenizer(tokens: tokens, tokenTypes: tokenTypes, merges: merges, preTokenizer: preTokenizer,
                                 specialTokens: specialTokenIDs(metadata), addBOS: metadata.bool(Keys.addBOS) ?? (preTokenizer == .llama3))
+    }
+
+    /// Gemma 4's BPE over raw text (llama.cpp always adds its BOS, whatever the file says).
+    private static func loadRawCharacterBPE(_ metadata: some TokenizerMetadata) throws(TokenizerError) -> BPETokenizer {
+        guard let tokens = metadata.stringArray(Keys.tokens) else { throw .missingKey(Keys.tokens) }
+        guard let merges = metadata.stringArray(Keys.merges) else { throw .missingKey(Keys.merges) }
+        return try BPETokenizer(tokens: tokens, tokenTypes: metadata.intArray(Keys.tokenType), merges: merges, preTokenizer: .gpt2,
+                                specialTokens: specialTokenIDs(metadata), addBOS: true, rawCharacters: true)
     }
 
     /// llama.cpp's defaults for this kind: BOS 1, EOS 2, unknown 0, BOS added, a space prefix, no EOS added.

@@ -42,8 +42,10 @@ import Tokenizers
     }
 
     @Test func otherKindsAreRefusedByName() throws {
+        let wordLevel = Data(#"{"model": {"type": "WordLevel", "vocab": {}}}"#.utf8)
+        #expect(throws: TokenizerError.unsupportedModel("tokenizer.json model WordLevel")) { try HuggingFaceTokenizer.load(json: wordLevel) }
         let unigram = Data(#"{"model": {"type": "Unigram", "vocab": []}}"#.utf8)
-        #expect(throws: TokenizerError.unsupportedModel("tokenizer.json model Unigram")) { try HuggingFaceTokenizer.load(json: unigram) }
+        #expect(throws: TokenizerError.invalidVocabulary("model.unk_id is missing or outside the vocabulary")) { try HuggingFaceTokenizer.load(json: unigram) }
         let bpe = Data(#"{"model": {"type": "BPE", "vocab": {}, "merges": []}}"#.utf8)
         #expect(throws: TokenizerError.unsupportedPreTokenizer("tokenizer.json without a pre_tokenizer (byte-level BPE needs one)")) {
             try HuggingFaceTokenizer.load(json: bpe)

@@ -15,9 +15,10 @@ import Tokenizers
     }
 
     /// The inputs (separated by `\n__ggml_vocab_test__\n`) and the expected ids (one line each).
-    static func cases(_ name: String) throws -> [Case] {
-        let input = try Data(contentsOf: Reference.file("vocab/ggml-vocab-\(name).gguf.inp"))
-        let output = try String(contentsOf: Reference.file("vocab/ggml-vocab-\(name).gguf.out"), encoding: .utf8)
+    static func cases(_ name: String, in directory: URL = Reference.file("vocab")) throws -> [Case] {
+        let base = directory.appendingPathComponent("ggml-vocab-\(name).gguf").path
+        let input = try Data(contentsOf: URL(fileURLWithPath: base + ".inp"))
+        let output = try String(contentsOf: URL(fileURLWithPath: base + ".out"), encoding: .utf8)
         let separator = Data("\n__ggml_vocab_test__\n".utf8)
         var texts: [String] = []
         var start = input.startIndex
@@ -71,5 +72,44 @@ import Tokenizers
     /// Phi-3 (SentencePiece with byte fallback, the `llama` tokenizer model).
     @Test func phi3() throws {
         try check("phi-3", pre: "default")
+    }
+
+    /// Where `tools/fetch-llama-vocab.sh` (run by `make test`) puts every `ggml-vocab-*` file of the pinned sdist.
+    static let sdistDirectory = Reference.repositoryRoot.appendingPathComponent("Tests/Fixtures/.llama-vocab")
+
+    /// Every vocabulary llama.cpp ships test cases for, each case identical: the byte-level BPE families (GPT-2's,
+    /// StarCoder's, Llama 3's, Qwen 2's and 3.5's, DeepSeek's, Falcon's and Command R's patterns, run by
+    /// `SplitRegex` where no hand-written matcher exists), SentencePiece (Llama 2, Phi-3), WordPiece (BGE) and
+    /// Gemma 4's raw-text BPE.
+    @Test(arguments: ["bert-bge", "command-r", "deepseek-coder", "deepseek-llm", "falcon", "gemma-4", "gpt-2", "llama-bpe",
+                      "llama-spm", "mpt", "phi-3", "qwen2", "qwen35", "refact", "starcoder"])
+    func everyVocabularyOfTheSdist(_ name: String) throws {
+        let directory = Self.sdistDirectory
+        let path = directory.appendingPathComponent("ggml-vocab-\(name).gguf").path
+        try #require(FileManager.default.fileExists(atPath: path), "\(path) is missing: run tools/fetch-llama-vocab.sh (make test does)")
+        let tokenizer = try TokenizerFactory.load(from: try GGUFFile(path: path))
+        let cases = try Self.cases(name, in: directory)
+        #expect(cases.count > 40)
+        var different = 0
+        for c in cases where tokenizer.encode(c.text, parseSpecial: false) != c.ids {
+            different += 1
+            Issue.record("\(name): \(c.text.debugDescription) gives \(tokenizer.encode(c.text, parseSpecial: false)), llama.cpp \(c.ids)")
+        }
+        #expect(different == 0)
+    }
+
+    /// The sdist's vocabularies without cases: GPT-NeoX's and Aquila's name no pre-tokenizer (llama.cpp's default
+    /// patterns, as llama.cpp does), Baichuan's is SentencePiece; nomic-bert-moe's T5 Unigram kind is refused by name.
+    @Test func theOthersLoadOrAreRefusedByName() throws {
+        let directory = Self.sdistDirectory
+        for name in ["aquila", "baichuan", "gpt-neox"] {
+            let tokenizer = try TokenizerFactory.load(from: try GGUFFile(path: directory.appendingPathComponent("ggml-vocab-\(name).gguf").path))
+            #expect(!tokenizer.encode("Hello world, 1234567!", parseSpecial: false).isEmpty)
+        }
+        let neox = try TokenizerFactory.load(from: try GGUFFile(path: directory.appendingPathComponent("ggml-vocab-gpt-neox.gguf").path))
+        #expect(neox.decode(neox.encode("Hello world, 1234567!", parseSpecial: false)) == "Hello world, 1234567!")
+        #expect(throws: TokenizerError.unsupportedModel("t5")) {
+            _ = try TokenizerFactory.load(from: try GGUFFile(path: directory.appendingPathComponent("ggml-vocab-nomic-bert-moe.gguf").path))
+        }
     }
 }

@@ -11,7 +11,7 @@ import Tokenizers
         #expect(PreTokenizer(llamaName: "gpt-2") == .gpt2)
         #expect(PreTokenizer(llamaName: "llama-bpe") == .llama3)
         #expect(PreTokenizer(llamaName: "qwen2") == .qwen2)
-        #expect(PreTokenizer(llamaName: "deepseek-llm") == nil)
+        #expect(PreTokenizer(llamaName: "chatglm-bpe") == nil)
         #expect(PreTokenizer(llamaName: "chatglm-bpe") == nil)
     }
 
