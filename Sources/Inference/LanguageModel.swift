@@ -166,6 +166,7 @@ public enum Architectures {
     static let registry: [String: Factory] = [
         "llama": { file, options throws(InferenceError) in try LlamaModel(file: file, options: options) },
         "qwen2": { file, options throws(InferenceError) in try Qwen2.load(file, options: options) },
+        "qwen3": { file, options throws(InferenceError) in try Qwen3.load(file, options: options) },
         "gemma3": { file, options throws(InferenceError) in try Gemma3Model(file: file, options: options) },
     ]
 

@@ -2,7 +2,8 @@ import GGUF
 import Kernels
 
 /// The llama family (Llama 2/3, SmolLM2, Mistral-style GQA): RMSNorm, rotary attention with grouped KV heads,
-/// SwiGLU feed-forward, optional tied output embedding.
+/// SwiGLU feed-forward, optional tied output embedding. Qwen 2 and Qwen 3 are variants of it (`Qwen2.swift`,
+/// `Qwen3.swift`).
 public final class LlamaModel: DecoderModel {
     let eps: Float
     let ropeDims: Int
@@ -19,6 +20,8 @@ public final class LlamaModel: DecoderModel {
         var neoxRope = false
         /// Biases on the query, key and value projections (`attn_q.bias`, …).
         var qkvBias = false
+        /// RMSNorm of each head's query and key before the rotation (`attn_q_norm`, `attn_k_norm`: Qwen 3).
+        var qkNorm = false
         static let llama = Variant(architecture: "llama")
     }
 
@@ -33,6 +36,7 @@ public final class LlamaModel: DecoderModel {
         let up: WeightMatrix                 // (ffn, dim)
         let down: WeightMatrix               // (dim, ffn)
         let qBias, kBias, vBias: UnsafePointer<Float>?
+        let qNorm, kNorm: UnsafePointer<Float>?   // (headDim)
     }
 
     struct Weights {
@@ -54,9 +58,13 @@ public final class LlamaModel: DecoderModel {
         let heads = try file.requireInt("\(a).attention.head_count")
         let kvHeads = file.int("\(a).attention.head_count_kv") ?? heads
         let ffn = try file.requireInt("\(a).feed_forward_length")
-        guard dim % heads == 0 else { throw .badMetadata(key: "\(a).attention.head_count", expected: "a divisor of \(dim)") }
         guard kvHeads > 0, heads % kvHeads == 0 else { throw .badMetadata(key: "\(a).attention.head_count_kv", expected: "a divisor of \(heads)") }
-        let headDim = dim / heads
+        // the head size: `key_length` where given (Qwen 3's 128 whatever the width), else dim / heads
+        let headDim = file.int("\(a).attention.key_length") ?? (dim % heads == 0 ? dim / heads : 0)
+        guard headDim > 0, file.int("\(a).attention.value_length") ?? headDim == headDim else {
+            throw .badMetadata(key: "\(a).attention.key_length", expected: "a head size (dim / heads, or key_length equal to value_length)")
+        }
+        let qDim = heads * headDim
         let kvDim = kvHeads * headDim
         let vocab = try file.vocabularySize()
         let trained = file.int("\(a).context_length") ?? 2048
@@ -74,17 +82,19 @@ public final class LlamaModel: DecoderModel {
             let p = "blk.\(i)."
             ls.append(Layer(
                 attnNorm: try file.vector(p + "attn_norm.weight", count: dim),
-                wq: try file.weight(p + "attn_q.weight", columns: dim, rows: dim),
+                wq: try file.weight(p + "attn_q.weight", columns: dim, rows: qDim),
                 wk: try file.weight(p + "attn_k.weight", columns: dim, rows: kvDim),
                 wv: try file.weight(p + "attn_v.weight", columns: dim, rows: kvDim),
-                wo: try file.weight(p + "attn_output.weight", columns: dim, rows: dim),
+                wo: try file.weight(p + "attn_output.weight", columns: qDim, rows: dim),
                 ffnNorm: try file.vector(p + "ffn_norm.weight", count: dim),
                 gate: try file.weight(p + "ffn_gate.weight", columns: dim, rows: ffn),
                 up: try file.weight(p + "ffn_up.weight", columns: dim, rows: ffn),
                 down: try file.weight(p + "ffn_down.weight", columns: ffn, rows: dim),
-                qBias: variant.qkvBias ? try file.vector(p + "attn_q.bias", count: dim) : nil,
+                qBias: variant.qkvBias ? try file.vector(p + "attn_q.bias", count: qDim) : nil,
                 kBias: variant.qkvBias ? try file.vector(p + "attn_k.bias", count: kvDim) : nil,
-                vBias: variant.qkvBias ? try file.vector(p + "attn_v.bias", count: kvDim) : nil))
+                vBias: variant.qkvBias ? try file.vector(p + "attn_v.bias", count: kvDim) : nil,
+                qNorm: variant.qkNorm ? try file.vector(p + "attn_q_norm.weight", count: headDim) : nil,
+                kNorm: variant.qkNorm ? try file.vector(p + "attn_k_norm.weight", count: headDim) : nil))
         }
         let (embedding, output) = try file.embeddingAndOutput(dim: dim, vocab: vocab)
         weights = Weights(embedding: embedding, layers: ls, outputNorm: try file.vector("output_norm.weight", count: dim), output: output)
@@ -101,7 +111,7 @@ public final class LlamaModel: DecoderModel {
     override func step(_ entries: [BatchEntry], logitsOut: UnsafeMutablePointer<Float>) {
         let s = shape, r = core.run, T = entries.count
         let dim = s.embeddingLength, kvDim = s.kvHeadCount * s.headDim, ffn = s.feedForwardLength
-        let hd = s.headDim
+        let hd = s.headDim, qDim = s.headCount * hd
         let scale = 1 / Float(hd).squareRoot()
 
         // x (T, dim) ← embeddings; rope tables (T, ropeDims)
@@ -114,22 +124,26 @@ public final class LlamaModel: DecoderModel {
             // ---- attention
             Ops.rmsNorm(r.x, weight: layer.attnNorm, eps: eps, n: dim, rows: T, into: r.xn)
             project([layer.wq, layer.wk, layer.wv], input: r.xn, rows: T, columns: dim, into: [r.q, r.k, r.v])
+            if let qNorm = layer.qNorm, let kNorm = layer.kNorm {
+                Ops.rmsNorm(r.q, weight: qNorm, eps: eps, n: hd, rows: T * s.headCount, into: r.q)
+                Ops.rmsNorm(r.k, weight: kNorm, eps: eps, n: hd, rows: T * s.kvHeadCount, into: r.k)
+            }
             for t in 0..<T {
-                if let b = layer.qBias { Ops.add(r.q + t * dim, b, count: dim) }
+                if let b = layer.qBias { Ops.add(r.q + t * qDim, b, count: qDim) }
                 if let b = layer.kBias { Ops.add(r.k + t * kvDim, b, count: kvDim) }
                 if let b = layer.vBias { Ops.add(r.v + t * kvDim, b, count: kvDim) }
                 let table = r.rope + t * ropeDims
                 if variant.neoxRope {
-                    Ops.ropeNeox(r.q + t * dim, heads: s.headCount, headDim: hd, rotatedDims: ropeDims, table: table)
+                    Ops.ropeNeox(r.q + t * qDim, heads: s.headCount, headDim: hd, rotatedDims: ropeDims, table: table)
                     Ops.ropeNeox(r.k + t * kvDim, heads: s.kvHeadCount, headDim: hd, rotatedDims: ropeDims, table: table)
                 } else {
-                    Ops.ropeNormal(r.q + t * dim, heads: s.headCount, headDim: hd, rotatedDims: ropeDims, table: table)
+                    Ops.ropeNormal(r.q + t * qDim, heads: s.headCount, headDim: hd, rotatedDims: ropeDims, table: table)
                     Ops.ropeNormal(r.k + t * kvDim, heads: s.kvHeadCount, headDim: hd, rotatedDims: ropeDims, table: table)
                 }
             }
             core.storeKV(entries, layer: l, k: r.k, v: r.v)
             core.attend(entries, layer: l, q: r.q, scale: scale, into: r.att)
-            project([layer.wo], input: r.att, rows: T, columns: dim, into: [r.tmp])
+            project([layer.wo], input: r.att, rows: T, columns: qDim, into: [r.tmp])
             Ops.add(r.x, r.tmp, count: T * dim)
 
             // ---- feed-forward

@@ -41,8 +41,10 @@ enum ReferenceChecks {
         try await greedyCompletions(loaded, file.completions, partingGap: partingGap, minimumWithin: minimumWithin, adapters: adapters, label: label)
     }
 
+    /// `banned`: tokens the reference never chose (its `logit_bias`); they still count in the log-probabilities.
     static func greedyCompletions(_ loaded: LoadedModel, _ completions: [ReferenceFile.Completion], partingGap: Double = 0.4,
-                                  minimumWithin: Double = 0.65, adapters: [AdapterUse] = [], label: String? = nil) async throws {
+                                  minimumWithin: Double = 0.65, adapters: [AdapterUse] = [], label: String? = nil,
+                                  banned: Set<Int32> = []) async throws {
         let model = loaded.model
         var report: [String] = []
         var diffs: [Double] = []
@@ -57,7 +59,8 @@ enum ReferenceChecks {
             var parted: (step: Int, gap: Double)?
             var caseMax = 0.0
             for step in 0..<min(32, c.greedy_ids.count) {
-                let ours = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+                let ours = banned.isEmpty ? logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+                    : Int32(logits.indices.filter { !banned.contains(Int32($0)) }.max { logits[$0] < logits[$1] } ?? 0)
                 let ref = c.top5[step]
                 let lp = logits.withUnsafeBufferPointer { Double(Sampler.logProbabilities($0, chosen: ref.id, top: 0).0) }
                 if ours != c.greedy_ids[step] {

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Small random-weight GGUF files of architectures the engine runs, with llama.cpp's own greedy completions for them
+(Tests/Fixtures/reference/arch/NAME/): the check of an architecture against llama.cpp without downloading real
+weights.
+
+For each architecture: a byte-level BPE vocabulary trained by Hugging Face `tokenizers` on the GPL's text (Qwen 2's
+pre-tokenizer, 512 tokens and three specials), random weights (seeded; matrices normal with standard deviation 0.3,
+query and key 0.1, norms 1 ± 0.1 — larger than an initialization so that the next token is not a coin toss), written
+as F16 by llama.cpp's `gguf` package and quantized to Q8_0 by llama.cpp's `llama-quantize`; then, for each file,
+`llama-server`'s greedy completions of four prompts with the five most likely tokens and their log-probabilities at
+every step (the format of tools/make_reference.py, whose server helpers this uses). The 128 byte tokens of bytes
+0x80-0xFF are banned from the greedy choice (`logit_bias` false; their log-probabilities still count): llama-server
+reports probabilities per whole UTF-8 character, so a step that emitted half of one would go missing from the list.
+
+  qwen3   Qwen 3: per-head query/key RMSNorm, NeoX rotary embedding, a head size (32) apart from width / heads (16),
+          GQA 4/2, an untied output, no biases.
+
+Needs: pip install gguf numpy tokenizers; llama-server and llama-quantize from the bench scripts
+(bench/.llama.cpp/src/build/bin; `bash bench/compare.sh` builds them) or --llama-bin DIR.
+
+    python3 tools/make_arch_reference.py [--arch qwen3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import make_reference as mr  # noqa: E402  (the llama-server helpers and the completion format)
+
+OUT = ROOT / "Tests" / "Fixtures" / "reference" / "arch"
+CORPUS = ROOT / "Tests" / "Fixtures" / "reference" / "perplexity-text.txt"
+QWEN2_PATTERN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+PROMPTS = ["The GNU General Public License is", "Everyone is permitted to copy and distribute",
+           "<|im_start|>user\nWhat is free software?<|im_end|>\n<|im_start|>assistant\n", "1234 + 5678 ="]
+SHAPES = {
+    "qwen3": dict(dim=64, layers=2, heads=4, kv_heads=2, head_dim=32, ffn=128, theta=1_000_000.0, eps=1e-6),
+}
+
+
+def vocabulary():
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
+    trainer = trainers.BpeTrainer(vocab_size=515, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([CORPUS.read_text(encoding="utf-8")] + PROMPTS, trainer=trainer)
+    data = json.loads(tok.to_str())
+    vocab = data["model"]["vocab"]
+    tokens = [None] * len(vocab)
+    for text, i in vocab.items():
+        tokens[i] = text
+    merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"]["merges"]]
+    specials = {t["content"]: t["id"] for t in data["added_tokens"]}
+    return tokens, merges, specials
+
+
+def banned_bytes(tokens: list[str]) -> list[int]:
+    """The ids of the single-byte tokens of bytes 0x80-0xFF (GPT-2's byte-level spelling)."""
+    visible = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    spelled, extra = {}, 0
+    for b in range(256):
+        if b in visible:
+            spelled[b] = chr(b)
+        else:
+            spelled[b] = chr(256 + extra)
+            extra += 1
+    index = {t: i for i, t in enumerate(tokens)}
+    return sorted(index[spelled[b]] for b in range(0x80, 0x100) if spelled[b] in index)
+
+
+def write_gguf(arch: str, path: Path):
+    import gguf
+    s = SHAPES[arch]
+    tokens, merges, specials = vocabulary()
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(f"{arch}-tiny-random")
+    w.add_context_length(512)
+    w.add_embedding_length(s["dim"])
+    w.add_block_count(s["layers"])
+    w.add_feed_forward_length(s["ffn"])
+    w.add_head_count(s["heads"])
+    w.add_head_count_kv(s["kv_heads"])
+    w.add_key_length(s["head_dim"])
+    w.add_value_length(s["head_dim"])
+    w.add_rope_freq_base(s["theta"])
+    w.add_layer_norm_rms_eps(s["eps"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types([3 if t in specials else 1 for t in tokens])
+    w.add_token_merges(merges)
+    w.add_eos_token_id(specials["<|im_end|>"])
+    w.add_pad_token_id(specials["<|endoftext|>"])
+    w.add_add_bos_token(False)
+
+    rng = np.random.default_rng(20261207)
+    dim, hd, ffn = s["dim"], s["head_dim"], s["ffn"]
+    q_dim, kv_dim, vocab = s["heads"] * hd, s["kv_heads"] * hd, len(tokens)
+
+    def matrix(rows, cols, std=0.3):
+        return (std * rng.standard_normal((rows, cols))).astype(np.float16)
+
+    def norm(n):
+        return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    w.add_tensor("token_embd.weight", matrix(vocab, dim, 1.0))
+    for i in range(s["layers"]):
+        p = f"blk.{i}."
+        w.add_tensor(p + "attn_norm.weight", norm(dim))
+        w.add_tensor(p + "attn_q.weight", matrix(q_dim, dim, 0.1))
+        w.add_tensor(p + "attn_k.weight", matrix(kv_dim, dim, 0.1))
+        w.add_tensor(p + "attn_v.weight", matrix(kv_dim, dim))
+        w.add_tensor(p + "attn_q_norm.weight", norm(hd))
+        w.add_tensor(p + "attn_k_norm.weight", norm(hd))
+        w.add_tensor(p + "attn_output.weight", matrix(dim, q_dim))
+        w.add_tensor(p + "ffn_norm.weight", norm(dim))
+        w.add_tensor(p + "ffn_gate.weight", matrix(ffn, dim))
+        w.add_tensor(p + "ffn_up.weight", matrix(ffn, dim))
+        w.add_tensor(p + "ffn_down.weight", matrix(dim, ffn))
+    w.add_tensor("output_norm.weight", norm(dim))
+    w.add_tensor("output.weight", matrix(vocab, dim))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", choices=sorted(SHAPES), action="append")
+    parser.add_argument("--llama-bin", type=Path, default=ROOT / "bench" / ".llama.cpp" / "src" / "build" / "bin")
+    args = parser.parse_args()
+    for arch in args.arch or sorted(SHAPES):
+        folder = OUT / arch
+        folder.mkdir(parents=True, exist_ok=True)
+        f16 = folder / f"{arch}-f16.gguf"
+        write_gguf(arch, f16)
+        q8 = folder / f"{arch}-q8_0.gguf"
+        subprocess.run([str(mr.llama_tool(args.llama_bin, "llama-quantize")), str(f16), str(q8), "Q8_0"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        banned = banned_bytes(vocabulary()[0])
+        reference = {}
+        for path in (f16, q8):
+            with mr.LlamaServer(mr.llama_tool(args.llama_bin, "llama-server"), path) as server:
+                extra = {"logit_bias": [[i, False] for i in banned]}
+                reference[path.name] = [mr.derive_completion(server, {"prompt": p}, extra) for p in PROMPTS]
+        (folder / "llamacpp.json").write_text(json.dumps({"banned": banned, "completions": reference}, ensure_ascii=False) + "\n",
+                                              encoding="utf-8")
+        print(f"wrote {folder}: {', '.join(f'{p.name} {p.stat().st_size} bytes' for p in (f16, q8))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
