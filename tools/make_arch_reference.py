@@ -14,6 +14,8 @@ reports probabilities per whole UTF-8 character, so a step that emitted half of 
 
   qwen3   Qwen 3: per-head query/key RMSNorm, NeoX rotary embedding, a head size (32) apart from width / heads (16),
           GQA 4/2, an untied output, no biases.
+  phi3    Phi-3: one fused query-key-value matrix, one fused gate-up matrix (gate rows first), NeoX rotary
+          embedding, 4 heads of 16, an untied output.
 
 Needs: pip install gguf numpy tokenizers; llama-server and llama-quantize from the bench scripts
 (bench/.llama.cpp/src/build/bin; `bash bench/compare.sh` builds them) or --llama-bin DIR.
@@ -42,6 +44,7 @@ PROMPTS = ["The GNU General Public License is", "Everyone is permitted to copy a
            "<|im_start|>user\nWhat is free software?<|im_end|>\n<|im_start|>assistant\n", "1234 + 5678 ="]
 SHAPES = {
     "qwen3": dict(dim=64, layers=2, heads=4, kv_heads=2, head_dim=32, ffn=128, theta=1_000_000.0, eps=1e-6),
+    "phi3": dict(dim=64, layers=2, heads=4, kv_heads=4, head_dim=16, ffn=128, theta=10_000.0, eps=1e-5),
 }
 
 
@@ -83,15 +86,18 @@ def write_gguf(arch: str, path: Path):
     s = SHAPES[arch]
     tokens, merges, specials = vocabulary()
     w = gguf.GGUFWriter(str(path), arch)
-    w.add_name(f"{arch}-tiny-random")
+    w.add_name("tiny random weights")   # not the family name: llama.cpp keys token attributes on it (phi3)
     w.add_context_length(512)
     w.add_embedding_length(s["dim"])
     w.add_block_count(s["layers"])
     w.add_feed_forward_length(s["ffn"])
     w.add_head_count(s["heads"])
     w.add_head_count_kv(s["kv_heads"])
-    w.add_key_length(s["head_dim"])
-    w.add_value_length(s["head_dim"])
+    if arch == "qwen3":
+        w.add_key_length(s["head_dim"])
+        w.add_value_length(s["head_dim"])
+    else:
+        w.add_rope_dimension_count(s["head_dim"])
     w.add_rope_freq_base(s["theta"])
     w.add_layer_norm_rms_eps(s["eps"])
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
@@ -118,15 +124,21 @@ def write_gguf(arch: str, path: Path):
     for i in range(s["layers"]):
         p = f"blk.{i}."
         w.add_tensor(p + "attn_norm.weight", norm(dim))
-        w.add_tensor(p + "attn_q.weight", matrix(q_dim, dim, 0.1))
-        w.add_tensor(p + "attn_k.weight", matrix(kv_dim, dim, 0.1))
-        w.add_tensor(p + "attn_v.weight", matrix(kv_dim, dim))
-        w.add_tensor(p + "attn_q_norm.weight", norm(hd))
-        w.add_tensor(p + "attn_k_norm.weight", norm(hd))
+        if arch == "phi3":
+            w.add_tensor(p + "attn_qkv.weight", np.concatenate([matrix(q_dim, dim, 0.1), matrix(kv_dim, dim, 0.1), matrix(kv_dim, dim)]))
+        else:
+            w.add_tensor(p + "attn_q.weight", matrix(q_dim, dim, 0.1))
+            w.add_tensor(p + "attn_k.weight", matrix(kv_dim, dim, 0.1))
+            w.add_tensor(p + "attn_v.weight", matrix(kv_dim, dim))
+            w.add_tensor(p + "attn_q_norm.weight", norm(hd))
+            w.add_tensor(p + "attn_k_norm.weight", norm(hd))
         w.add_tensor(p + "attn_output.weight", matrix(dim, q_dim))
         w.add_tensor(p + "ffn_norm.weight", norm(dim))
-        w.add_tensor(p + "ffn_gate.weight", matrix(ffn, dim))
-        w.add_tensor(p + "ffn_up.weight", matrix(ffn, dim))
+        if arch == "phi3":
+            w.add_tensor(p + "ffn_up.weight", np.concatenate([matrix(ffn, dim), matrix(ffn, dim)]))
+        else:
+            w.add_tensor(p + "ffn_gate.weight", matrix(ffn, dim))
+            w.add_tensor(p + "ffn_up.weight", matrix(ffn, dim))
         w.add_tensor(p + "ffn_down.weight", matrix(dim, ffn))
     w.add_tensor("output_norm.weight", norm(dim))
     w.add_tensor("output.weight", matrix(vocab, dim))

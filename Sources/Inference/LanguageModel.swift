@@ -167,6 +167,7 @@ public enum Architectures {
         "llama": { file, options throws(InferenceError) in try LlamaModel(file: file, options: options) },
         "qwen2": { file, options throws(InferenceError) in try Qwen2.load(file, options: options) },
         "qwen3": { file, options throws(InferenceError) in try Qwen3.load(file, options: options) },
+        "phi3": { file, options throws(InferenceError) in try Phi3.load(file, options: options) },
         "gemma3": { file, options throws(InferenceError) in try Gemma3Model(file: file, options: options) },
     ]
 

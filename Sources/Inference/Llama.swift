@@ -3,7 +3,7 @@ import Kernels
 
 /// The llama family (Llama 2/3, SmolLM2, Mistral-style GQA): RMSNorm, rotary attention with grouped KV heads,
 /// SwiGLU feed-forward, optional tied output embedding. Qwen 2 and Qwen 3 are variants of it (`Qwen2.swift`,
-/// `Qwen3.swift`).
+/// `Qwen3.swift`), and so is Phi-3 (`Phi3.swift`).
 public final class LlamaModel: DecoderModel {
     let eps: Float
     let ropeDims: Int
@@ -22,6 +22,8 @@ public final class LlamaModel: DecoderModel {
         var qkvBias = false
         /// RMSNorm of each head's query and key before the rotation (`attn_q_norm`, `attn_k_norm`: Qwen 3).
         var qkNorm = false
+        /// One `attn_qkv` matrix (query, key, value rows in that order) and one `ffn_up` of gate then up rows (Phi-3).
+        var fused = false
         static let llama = Variant(architecture: "llama")
     }
 
@@ -77,18 +79,32 @@ public final class LlamaModel: DecoderModel {
         let theta = Float(file.float("\(a).rope.freq_base") ?? 10000)
         ropeFactors = file.tensor(named: "rope_freqs.weight") == nil ? nil : try file.vector("rope_freqs.weight", count: ropeDims / 2)
 
+        for name in ["rope_factors_long.weight", "rope_factors_short.weight"] where file.tensor(named: name) != nil {
+            throw .badMetadata(key: name, expected: "no long-context rotary factors (Phi-3's 128k scaling is not supported yet)")
+        }
+
         var ls: [Layer] = []
         for i in 0..<layers {
             let p = "blk.\(i)."
+            let wq, wk, wv, gate, up: WeightMatrix
+            if variant.fused {
+                let qkv = try file.weight(p + "attn_qkv.weight", columns: dim, rows: qDim + 2 * kvDim)
+                (wq, wk, wv) = (qkv.rows(0, qDim), qkv.rows(qDim, kvDim), qkv.rows(qDim + kvDim, kvDim))
+                let gateUp = try file.weight(p + "ffn_up.weight", columns: dim, rows: 2 * ffn)
+                (gate, up) = (gateUp.rows(0, ffn), gateUp.rows(ffn, ffn))
+            } else {
+                wq = try file.weight(p + "attn_q.weight", columns: dim, rows: qDim)
+                wk = try file.weight(p + "attn_k.weight", columns: dim, rows: kvDim)
+                wv = try file.weight(p + "attn_v.weight", columns: dim, rows: kvDim)
+                gate = try file.weight(p + "ffn_gate.weight", columns: dim, rows: ffn)
+                up = try file.weight(p + "ffn_up.weight", columns: dim, rows: ffn)
+            }
             ls.append(Layer(
                 attnNorm: try file.vector(p + "attn_norm.weight", count: dim),
-                wq: try file.weight(p + "attn_q.weight", columns: dim, rows: qDim),
-                wk: try file.weight(p + "attn_k.weight", columns: dim, rows: kvDim),
-                wv: try file.weight(p + "attn_v.weight", columns: dim, rows: kvDim),
+                wq: wq, wk: wk, wv: wv,
                 wo: try file.weight(p + "attn_output.weight", columns: qDim, rows: dim),
                 ffnNorm: try file.vector(p + "ffn_norm.weight", count: dim),
-                gate: try file.weight(p + "ffn_gate.weight", columns: dim, rows: ffn),
-                up: try file.weight(p + "ffn_up.weight", columns: dim, rows: ffn),
+                gate: gate, up: up,
                 down: try file.weight(p + "ffn_down.weight", columns: ffn, rows: dim),
                 qBias: variant.qkvBias ? try file.vector(p + "attn_q.bias", count: qDim) : nil,
                 kBias: variant.qkvBias ? try file.vector(p + "attn_k.bias", count: kvDim) : nil,

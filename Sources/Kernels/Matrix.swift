@@ -78,6 +78,13 @@ public struct WeightMatrix: @unchecked Sendable {
     public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         _ = sy_dequantize_row(Int32(type.rawValue), base + r * rowBytes, out, Int64(columns))
     }
+
+    /// Rows `start ..< start + count` as a matrix of their own (the rows are stored one after another, so this is a
+    /// view: Phi-3's fused query-key-value and gate-up matrices are used as their parts).
+    public func rows(_ start: Int, _ count: Int) -> WeightMatrix {
+        precondition(start >= 0 && count >= 0 && start + count <= rows, "row range outside the matrix")
+        return WeightMatrix(type: type, rows: count, columns: columns, base: base + start * rowBytes)
+    }
 }
 
 /// The CPU kernels in use.

@@ -25,4 +25,17 @@ import Testing
         #expect(reference.banned.count == 128)
         try await ReferenceChecks.greedyCompletions(loaded, completions, label: name, banned: Set(reference.banned))
     }
+
+    /// Phi-3: one fused query-key-value matrix and one fused gate-up matrix, used as views of their parts; NeoX
+    /// rotation; in F16 and in Q8_0.
+    @Test(arguments: ["phi3-f16.gguf", "phi3-q8_0.gguf"])
+    func phi3FollowsLlamaCpp(_ name: String) async throws {
+        let folder = TestSupport.Reference.file("arch/phi3")
+        let loaded = try await onOwnThread { try LoadedModel(path: folder.appendingPathComponent(name).path, options: ModelOptions(contextLength: 256, threads: 2)) }
+        #expect(loaded.model.shape.architecture == "phi3")
+        let reference = try JSONDecoder().decode(Reference.self, from: try Data(contentsOf: folder.appendingPathComponent("llamacpp.json")))
+        let completions = try #require(reference.completions[name])
+        #expect(completions.count == 4)
+        try await ReferenceChecks.greedyCompletions(loaded, completions, label: name, banned: Set(reference.banned))
+    }
 }
