@@ -2,7 +2,8 @@
 """Tiny Hugging Face chat-model folders, whole, with Hugging Face `transformers`' log-probabilities for them
 (Tests/Fixtures/reference/hf-tiny/): what the SmolLM2 folder does not cover — Qwen 2 (biases on q/k/v, NeoX rotary
 layout, an untied output), BF16 and F16 weights, shards with `model.safetensors.index.json`, Llama 3.1's rotary scaling
-(`rope_scaling: llama3`), Llama 3's and Qwen 2's pre-tokenizers, a vocabulary padded past the tokenizer's tokens, and
+(`rope_scaling: llama3`), Llama 3's and Qwen 2's pre-tokenizers, a vocabulary padded past the tokenizer's tokens, Qwen 3
+(per-head query/key norms, a head size apart from hidden_size / heads), and
 Gemma 3 (norms stored without their +1, a head size apart from hidden_size / heads, sliding-window layers with their
 own rotary base, every sixth layer global) with a SentencePiece tokenizer: BPE with byte fallback trained by the
 `sentencepiece` package, turned into `tokenizer.json` by transformers' own Gemma converter (both files kept, as Gemma's
@@ -47,6 +48,9 @@ MODELS = {
                          "original_max_position_embeddings": 64},
         "rope_theta": 500000.0, "tie_word_embeddings": True}),
     "qwen2-f16": ("Qwen2ForCausalLM", QWEN2_PATTERN, "float16", {"rope_theta": 1000000.0, "tie_word_embeddings": False}),
+    # a head size (32) apart from hidden_size / heads (16), per-head query/key norms, tied embeddings
+    "qwen3-f32": ("Qwen3ForCausalLM", QWEN2_PATTERN, "float32", {"head_dim": 32, "rope_theta": 1000000.0,
+                                                                 "tie_word_embeddings": True}),
     # six layers: five sliding (window 8, shorter than the prompts) and one global; head_dim 32 while 64 / 4 = 16
     "gemma3-bf16": ("Gemma3ForCausalLM", None, "bfloat16", {
         "num_hidden_layers": 6, "head_dim": 32, "query_pre_attn_scalar": 32, "sliding_window": 8,
@@ -153,7 +157,8 @@ def make(name: str, folder: str) -> list:
         bos, eos = tok.token_to_id("<|start|>"), tok.token_to_id("<|eos|>")
     vocab = tok.get_vocab_size()
     padded = (vocab + 63) // 64 * 64 + 64   # config's vocab_size past the tokenizer's tokens, as real models pad
-    model_type = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Gemma3ForCausalLM": "gemma3_text"}[architecture]
+    model_type = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
+                  "Gemma3ForCausalLM": "gemma3_text"}[architecture]
     options = dict(vocab_size=padded, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6,
                    bos_token_id=bos, eos_token_id=eos, architectures=[architecture])

@@ -21,7 +21,7 @@ public enum HuggingFaceConversion {
 
     /// `config.json` architectures → the engine's.
     public static let chatArchitectures: [String: String] = ["LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
-                                                              "Gemma3ForCausalLM": "gemma3"]
+                                                              "Qwen3ForCausalLM": "qwen3", "Gemma3ForCausalLM": "gemma3"]
 
     public static func isChat(_ url: URL) -> Bool {
         HuggingFaceFolder.architecture(url).map { chatArchitectures[$0] != nil } ?? false
@@ -140,10 +140,10 @@ public enum HuggingFaceConversion {
             guard dim % heads == 0, kvHeads > 0, heads % kvHeads == 0 else {
                 throw InferenceError.badModelFolder(path: path, reason: "hidden_size \(dim), \(heads) heads and \(kvHeads) key-value heads do not divide evenly")
             }
-            let gemma = arch == "gemma3"
+            let gemma = arch == "gemma3", qwen3 = arch == "qwen3"
             var headDim = dim / heads
             if let hd = (config["head_dim"] as? NSNumber)?.intValue, hd != headDim {
-                guard gemma, hd > 0, hd % 2 == 0 else {
+                guard gemma || qwen3, hd > 0, hd % 2 == 0 else {
                     throw InferenceError.badModelFolder(path: path, reason: "head_dim \(hd) differs from hidden_size / num_attention_heads (\(headDim)); not supported for \(hfArchitecture)")
                 }
                 headDim = hd
@@ -157,8 +157,8 @@ public enum HuggingFaceConversion {
             } else if let act = activation, act != "silu" {
                 throw InferenceError.badModelFolder(path: path, reason: "hidden_act \(act) is not supported (silu is)")
             }
-            if arch == "llama", config["attention_bias"] as? Bool == true || config["mlp_bias"] as? Bool == true {
-                throw InferenceError.badModelFolder(path: path, reason: "attention or MLP biases in a llama model are not supported")
+            if arch == "llama" || qwen3, config["attention_bias"] as? Bool == true || config["mlp_bias"] as? Bool == true {
+                throw InferenceError.badModelFolder(path: path, reason: "attention or MLP biases in a \(hfArchitecture) model are not supported")
             }
             do { weights = try SafeTensorsFolder(folder: folder) } catch {
                 throw InferenceError.badModelFolder(path: path, reason: error.description)
@@ -199,6 +199,10 @@ public enum HuggingFaceConversion {
             writer.set("\(arch).rope.dimension_count", .uint32(UInt32(headDim)))
             for (key, value) in tokenizerMetadata { writer.set(key, value) }
             if gemma { try Self.gemma3Metadata(config, into: &writer, arch: arch, layers: layers, headDim: headDim, path: path) }
+            if qwen3 {
+                writer.set("\(arch).attention.key_length", .uint32(UInt32(headDim)))
+                writer.set("\(arch).attention.value_length", .uint32(UInt32(headDim)))
+            }
 
             var ropeFactors: [Float]?
             if !gemma, let scaling = config["rope_scaling"] as? [String: Any] ?? rope {
@@ -251,7 +255,7 @@ public enum HuggingFaceConversion {
             for i in 0..<layers where !gemma {
                 let h = "model.layers.\(i).", g = "blk.\(i)."
                 try vector(h + "input_layernorm.weight", g + "attn_norm.weight", count: dim)
-                try matrix(h + "self_attn.q_proj.weight", g + "attn_q.weight", rows: dim, columns: dim, permute: permute ? heads : nil)
+                try matrix(h + "self_attn.q_proj.weight", g + "attn_q.weight", rows: qDim, columns: dim, permute: permute ? heads : nil)
                 try matrix(h + "self_attn.k_proj.weight", g + "attn_k.weight", rows: kvHeads * headDim, columns: dim, permute: permute ? kvHeads : nil)
                 try matrix(h + "self_attn.v_proj.weight", g + "attn_v.weight", rows: kvHeads * headDim, columns: dim)
                 if arch == "qwen2" {
@@ -259,7 +263,11 @@ public enum HuggingFaceConversion {
                     try vector(h + "self_attn.k_proj.bias", g + "attn_k.bias", count: kvHeads * headDim)
                     try vector(h + "self_attn.v_proj.bias", g + "attn_v.bias", count: kvHeads * headDim)
                 }
-                try matrix(h + "self_attn.o_proj.weight", g + "attn_output.weight", rows: dim, columns: dim)
+                if qwen3 {
+                    try vector(h + "self_attn.q_norm.weight", g + "attn_q_norm.weight", count: headDim)
+                    try vector(h + "self_attn.k_norm.weight", g + "attn_k_norm.weight", count: headDim)
+                }
+                try matrix(h + "self_attn.o_proj.weight", g + "attn_output.weight", rows: dim, columns: qDim)
                 try vector(h + "post_attention_layernorm.weight", g + "ffn_norm.weight", count: dim)
                 try matrix(h + "mlp.gate_proj.weight", g + "ffn_gate.weight", rows: ffn, columns: dim)
                 try matrix(h + "mlp.up_proj.weight", g + "ffn_up.weight", rows: ffn, columns: dim)

@@ -224,13 +224,14 @@ import Tokenizers
     }
 
     /// The tiny folders of `tools/make_hf_tiny_reference.py` (committed whole): Llama with Llama 3.1's rotary scaling in
-    /// BF16 shards, Qwen 2 in F16 with an untied output, Gemma 3 in BF16 (norms stored without their +1, head size
+    /// BF16 shards, Qwen 2 in F16 with an untied output, Qwen 3 in F32 (per-head query/key norms, head size 32
+    /// while hidden_size / heads is 16), Gemma 3 in BF16 (norms stored without their +1, head size
     /// apart from hidden_size / heads, sliding-window layers shorter than the prompts, a SentencePiece tokenizer with
     /// byte fallback, scores from `tokenizer.model`); against transformers' float32 log-probabilities at the
     /// issue's bar (within 0.01, the same top token). The tool keeps their attention soft enough that the engine's
     /// half-precision KV cache alone moves transformers' log-probabilities by 0.002-0.004 (it prints the figure).
     @Test(arguments: [("llama3-bf16-sharded", GGMLType.bf16, "llama"), ("qwen2-f16", GGMLType.f16, "qwen2"),
-                      ("gemma3-bf16", GGMLType.bf16, "gemma3")])
+                      ("qwen3-f32", GGMLType.f32, "qwen3"), ("gemma3-bf16", GGMLType.bf16, "gemma3")])
     func tinyFoldersMatchTransformers(_ name: String, _ type: GGMLType, _ architecture: String) throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hf-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
