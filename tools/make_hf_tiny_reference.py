@@ -80,16 +80,21 @@ def sentencepiece_tokenizer(folder: str):
     os.remove(os.path.join(folder, "tokenizer.vocab"))
     tok = GemmaTokenizer.from_pretrained(folder, add_bos_token=True)   # BOS first, from the post-processor
     tok.save_pretrained(folder)
+    clean_tokenizer_config(folder, add_bos_token=True, chat_template=GEMMA_TEMPLATE)
+    return tok
+
+
+def clean_tokenizer_config(folder: str, **updates):
+    """`tokenizer_config.json` without what names the machine that wrote it (the source path), with `updates`."""
     path = os.path.join(folder, "tokenizer_config.json")
     with open(path, encoding="utf-8") as f:
         config = json.load(f)
     for machine_specific in ("vocab_file", "is_local", "local_files_only"):
         config.pop(machine_specific, None)
-    config.update(add_bos_token=True, chat_template=GEMMA_TEMPLATE)
+    config.update(updates)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(config, f, indent=1)
         f.write("\n")
-    return tok
 
 
 def tokenizer_for(pattern: str, ignore_merges: bool):

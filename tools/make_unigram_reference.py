@@ -17,6 +17,7 @@ Needs: pip install torch transformers tokenizers sentencepiece protobuf sentence
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +41,9 @@ def main():
     from sentence_transformers import SentenceTransformer, models
     from tokenizers import Tokenizer
     from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizer
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_hf_tiny_reference import clean_tokenizer_config
 
     torch.set_num_threads(2)
     scratch = tempfile.mkdtemp()
@@ -73,14 +77,7 @@ def main():
         path = os.path.join(OUT, stray)
         if os.path.exists(path):
             os.remove(path)
-    config_path = os.path.join(OUT, "tokenizer_config.json")
-    with open(config_path, encoding="utf-8") as f:
-        tconfig = json.load(f)
-    for machine_specific in ("vocab_file", "is_local", "local_files_only"):
-        tconfig.pop(machine_specific, None)
-    with open(config_path, "w", encoding="utf-8") as f:
-        json.dump(tconfig, f, indent=1)
-        f.write("\n")
+    clean_tokenizer_config(OUT)
 
     fast = Tokenizer.from_file(os.path.join(OUT, "tokenizer.json"))
     cases = []

@@ -78,17 +78,22 @@ public final class BertModel: EmbeddingModel {
     }
 
     convenience init(gguf file: GGUFFile, options: ModelOptions) throws(InferenceError) {
-        let a = "bert"
+        let (config, pooling) = try Self.ggufShape(file, architecture: "bert", positions: 512)
+        try self.init(source: file, names: .gguf, config: config, pooling: pooling, normalizes: true, maxTokens: nil, options: options)
+    }
+
+    /// The shape and pooling a GGUF file of `architecture` declares (`positions`: the context when it names none).
+    static func ggufShape(_ file: GGUFFile, architecture a: String, positions: Int) throws(InferenceError) -> (Configuration, EmbeddingPooling) {
         let config = Configuration(
             hidden: try file.requireInt("\(a).embedding_length"), layers: try file.requireInt("\(a).block_count"),
             heads: try file.requireInt("\(a).attention.head_count"), ffn: try file.requireInt("\(a).feed_forward_length"),
-            positions: file.int("\(a).context_length") ?? 512, eps: Float(file.float("\(a).attention.layer_norm_epsilon") ?? 1e-12))
+            positions: file.int("\(a).context_length") ?? positions, eps: Float(file.float("\(a).attention.layer_norm_epsilon") ?? 1e-12))
         let pooling: EmbeddingPooling = switch file.int("\(a).pooling_type") {
         case 2: .cls
         case 3: .last
         default: .mean
         }
-        try self.init(source: file, names: .gguf, config: config, pooling: pooling, normalizes: true, maxTokens: nil, options: options)
+        return (config, pooling)
     }
 
     /// - Parameter ropeTheta: rotary positions with this base (nomic-bert) instead of a learned position table.

@@ -8,15 +8,7 @@ import GGUF
 extension BertModel {
     convenience init(nomicBERT file: GGUFFile, options: ModelOptions) throws(InferenceError) {
         let a = "nomic-bert"
-        let config = Configuration(
-            hidden: try file.requireInt("\(a).embedding_length"), layers: try file.requireInt("\(a).block_count"),
-            heads: try file.requireInt("\(a).attention.head_count"), ffn: try file.requireInt("\(a).feed_forward_length"),
-            positions: file.int("\(a).context_length") ?? 2048, eps: Float(file.float("\(a).attention.layer_norm_epsilon") ?? 1e-12))
-        let pooling: EmbeddingPooling = switch file.int("\(a).pooling_type") {
-        case 2: .cls
-        case 3: .last
-        default: .mean
-        }
+        let (config, pooling) = try Self.ggufShape(file, architecture: a, positions: 2048)
         guard let theta = file.float("\(a).rope.freq_base"), theta > 0 else {
             throw .badMetadata(key: "\(a).rope.freq_base", expected: "a positive rotary base")
         }

@@ -51,23 +51,7 @@ public struct HuggingFaceBPE: Sendable, Equatable {
         if model["byte_fallback"] as? Bool == true {
             throw .unsupportedModel("tokenizer.json BPE with byte_fallback (SentencePiece-style BPE)")
         }
-        guard let vocab = model["vocab"] as? [String: Any] else { throw .missingKey("model.vocab") }
-        var byID: [Int: String] = [:]
-        byID.reserveCapacity(vocab.count)
-        for (text, value) in vocab {
-            guard let id = (value as? NSNumber)?.intValue, id >= 0, id < 1 << 24 else {
-                throw .invalidVocabulary("model.vocab: \(text.debugDescription) has id \(value)")
-            }
-            byID[id] = text
-        }
-        var types: [Int: Int] = [:]
-        for case let added as [String: Any] in root["added_tokens"] as? [Any] ?? [] {
-            guard let id = (added["id"] as? NSNumber)?.intValue, id >= 0, id < 1 << 24, let content = added["content"] as? String else {
-                throw .invalidVocabulary("added_tokens: an entry without a valid id and content")
-            }
-            byID[id] = content
-            types[id] = added["special"] as? Bool ?? false ? 3 : 4
-        }
+        let (byID, types) = try Self.tokensByID(root: root, model: model)
         let count = max((byID.keys.max() ?? -1) + 1, vocabularySize ?? 0)
         tokens = []
         tokenTypes = []
@@ -98,6 +82,39 @@ public struct HuggingFaceBPE: Sendable, Equatable {
         if let normalizer = root["normalizer"] as? [String: Any], normalizer["type"] as? String != "NFC" {
             throw .unsupportedPreTokenizer("tokenizer.json normalizer \(normalizer["type"] as? String ?? "?") with a byte-level BPE model")
         }
+        let specials = Self.specialTokens(byID: byID, root: root, config: config)
+        (bos, eos, addBOS) = (specials.bos, specials.eos, specials.addBOS)
+        unknown = (model["unk_token"] as? String).flatMap { specials.textToID[$0] }
+        chatTemplate = Self.template(inConfig: config)
+    }
+
+    /// `model.vocab` (text → id) and `added_tokens` by id, with llama.cpp's type of each added token (3 control for a
+    /// special one, 4 user-defined otherwise).
+    static func tokensByID(root: [String: Any], model: [String: Any]) throws(TokenizerError) -> (byID: [Int: String], added: [Int: Int]) {
+        guard let vocab = model["vocab"] as? [String: Any] else { throw .missingKey("model.vocab") }
+        var byID: [Int: String] = [:]
+        byID.reserveCapacity(vocab.count)
+        for (text, value) in vocab {
+            guard let id = (value as? NSNumber)?.intValue, id >= 0, id < 1 << 24 else {
+                throw .invalidVocabulary("model.vocab: \(text.debugDescription) has id \(value)")
+            }
+            byID[id] = text
+        }
+        var added: [Int: Int] = [:]
+        for case let entry as [String: Any] in root["added_tokens"] as? [Any] ?? [] {
+            guard let id = (entry["id"] as? NSNumber)?.intValue, id >= 0, id < 1 << 24, let content = entry["content"] as? String else {
+                throw .invalidVocabulary("added_tokens: an entry without a valid id and content")
+            }
+            byID[id] = content
+            added[id] = entry["special"] as? Bool ?? false ? 3 : 4
+        }
+        return (byID, added)
+    }
+
+    /// BOS and EOS as `tokenizer_config.json` names them, and whether a BOS goes first: the one the post-processor
+    /// puts first (Llama 3's, Gemma's TemplateProcessing), unless the config says otherwise.
+    static func specialTokens(byID: [Int: String], root: [String: Any], config: [String: Any])
+        -> (textToID: [String: Int32], bos: Int32?, eos: Int32?, addBOS: Bool) {
         var textToID: [String: Int32] = [:]
         for (id, text) in byID { textToID[text] = Int32(id) }
         func special(_ key: String) -> Int32? {
@@ -105,11 +122,9 @@ public struct HuggingFaceBPE: Sendable, Equatable {
             let text = value as? String ?? (value as? [String: Any])?["content"] as? String
             return text.flatMap { textToID[$0] }
         }
-        bos = special("bos_token")
-        eos = special("eos_token")
-        unknown = (model["unk_token"] as? String).flatMap { textToID[$0] }
-        // A BOS the post-processor puts first (Llama 3's TemplateProcessing), unless the config says otherwise.
-        let template = Self.templateProcessing(root["post_processor"] as? [String: Any])
+        var bos = special("bos_token")
+        let addBOS: Bool
+        let template = templateProcessing(root["post_processor"] as? [String: Any])
         let first = ((template?["single"] as? [Any])?.first as? [String: Any])?["SpecialToken"] as? [String: Any]
         if let name = first?["id"] as? String, let id = textToID[name] {
             if bos == nil { bos = id }
@@ -117,7 +132,7 @@ public struct HuggingFaceBPE: Sendable, Equatable {
         } else {
             addBOS = config["add_bos_token"] as? Bool ?? false
         }
-        chatTemplate = Self.template(inConfig: config)
+        return (textToID, bos, special("eos_token"), addBOS)
     }
 
     /// A folder's chat template: `chat_template.jinja` (where transformers saves it), else `tokenizer_config.json`'s

@@ -68,23 +68,7 @@ public struct HuggingFaceSentencePiece: Sendable, Equatable {
         guard Self.applies(to: root) else {
             throw .unsupportedModel("tokenizer.json model \(model["type"] as? String ?? "?") without byte_fallback (not SentencePiece-style)")
         }
-        guard let vocab = model["vocab"] as? [String: Any] else { throw .missingKey("model.vocab") }
-        var byID: [Int: String] = [:]
-        byID.reserveCapacity(vocab.count)
-        for (text, value) in vocab {
-            guard let id = (value as? NSNumber)?.intValue, id >= 0, id < 1 << 24 else {
-                throw .invalidVocabulary("model.vocab: \(text.debugDescription) has id \(value)")
-            }
-            byID[id] = text
-        }
-        var addedTypes: [Int: Int] = [:]
-        for case let added as [String: Any] in root["added_tokens"] as? [Any] ?? [] {
-            guard let id = (added["id"] as? NSNumber)?.intValue, id >= 0, id < 1 << 24, let content = added["content"] as? String else {
-                throw .invalidVocabulary("added_tokens: an entry without a valid id and content")
-            }
-            byID[id] = content
-            addedTypes[id] = added["special"] as? Bool ?? false ? 3 : 4
-        }
+        let (byID, addedTypes) = try HuggingFaceBPE.tokensByID(root: root, model: model)
         let count = max((byID.keys.max() ?? -1) + 1, vocabularySize ?? 0)
         let unknownText = model["unk_token"] as? String
 
@@ -136,25 +120,14 @@ public struct HuggingFaceSentencePiece: Sendable, Equatable {
         }
         scoresFromModelFile = modelFile != nil
 
-        var textToID: [String: Int32] = [:]
-        for (id, text) in byID { textToID[text] = Int32(id) }
-        func special(_ key: String) -> Int32? {
+        let specials = HuggingFaceBPE.specialTokens(byID: byID, root: root, config: config)
+        (bos, eos, addBOS) = (specials.bos, specials.eos, specials.addBOS)
+        func named(_ key: String) -> Int32? {
             let value = config[key]
-            let text = value as? String ?? (value as? [String: Any])?["content"] as? String
-            return text.flatMap { textToID[$0] }
+            return (value as? String ?? (value as? [String: Any])?["content"] as? String).flatMap { specials.textToID[$0] }
         }
-        bos = special("bos_token")
-        eos = special("eos_token")
-        padding = special("pad_token")
-        unknown = unknownText.flatMap { textToID[$0] } ?? special("unk_token")
-        let template = HuggingFaceBPE.templateProcessing(root["post_processor"] as? [String: Any])
-        let first = ((template?["single"] as? [Any])?.first as? [String: Any])?["SpecialToken"] as? [String: Any]
-        if let name = first?["id"] as? String, let id = textToID[name] {
-            if bos == nil { bos = id }
-            addBOS = config["add_bos_token"] as? Bool ?? (id == bos)
-        } else {
-            addBOS = config["add_bos_token"] as? Bool ?? false
-        }
+        padding = named("pad_token")
+        unknown = unknownText.flatMap { specials.textToID[$0] } ?? named("unk_token")
         let pre = root["pre_tokenizer"] as? [String: Any]
         (addSpacePrefix, spacePrefixAfterSpecial) = try Self.spaces(normalizer: root["normalizer"] as? [String: Any], preTokenizer: pre)
         spacePrefixUnlessSpace = pre?["type"] as? String == "Metaspace"
