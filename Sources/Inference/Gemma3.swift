@@ -5,7 +5,8 @@ import Kernels
 /// feed-forward; per-head RMSNorm of queries and keys; NeoX rotary embedding with base 10,000 on sliding-window
 /// layers and `rope.freq_base` on the global ones (every sixth layer); sliding-window attention elsewhere;
 /// GELU (tanh) gated feed-forward; output tied to the embedding. Norm weights in GGUF files already include
-/// Gemma's +1, so they are used as stored.
+/// Gemma's +1, so they are used as stored. Linear rotary scaling (`rope.scaling.factor`, Gemma 3 4B and up) applies
+/// to the global layers only, as in llama.cpp.
 public final class Gemma3Model: DecoderModel {
     let eps: Float
     let window: Int
@@ -13,6 +14,9 @@ public final class Gemma3Model: DecoderModel {
     /// Rotary tables of the sliding-window layers (the runtime's own are the global layers').
     let localRope: UnsafeMutablePointer<Float>
     let localThetaScale: Float
+    /// Linear rotary scaling of the global layers (`rope.scaling.factor`, 8 in Gemma 3 4B and up): each pair's
+    /// angle divided by the factor; nil without scaling.
+    let globalRopeFactors: UnsafeMutablePointer<Float>?
     let embeddingScale: Float
     let attentionScale: Float
 
@@ -81,14 +85,31 @@ public final class Gemma3Model: DecoderModel {
                            kvHeadCount: kvHeads, headDim: headDim, feedForwardLength: ffn, trainedContextLength: trained,
                            contextLength: ctx)
         let core = try DecoderRuntime(file: file, shape: shape, options: options, ropeDims: headDim, theta: globalTheta, architecture: a)
+        let scaling = file.string("\(a).rope.scaling.type") ?? "none"
+        let ropeScale = file.float("\(a).rope.scaling.factor") ?? file.float("\(a).rope.scale_linear") ?? 1
+        guard scaling == "linear" || (scaling == "none" && ropeScale == 1) else {
+            throw .badMetadata(key: "\(a).rope.scaling.type", expected: "none or linear (got \(scaling))")
+        }
+        guard ropeScale > 0, ropeScale.isFinite else { throw .badMetadata(key: "\(a).rope.scaling.factor", expected: "a positive factor") }
         localRope = .allocate(capacity: core.batchSize * headDim)
         localThetaScale = powf(localTheta, -2.0 / Float(headDim))
         embeddingScale = Float(dim).squareRoot()
-        attentionScale = 1 / Float(headDim).squareRoot()
+        // llama.cpp's rule: the 62-layer model (27B) scales by the width per head, the others by the head size
+        attentionScale = 1 / Float(layers == 62 ? dim / heads : headDim).squareRoot()
+        if ropeScale == 1 {
+            globalRopeFactors = nil
+        } else {
+            let factors = UnsafeMutablePointer<Float>.allocate(capacity: headDim / 2)
+            factors.initialize(repeating: Float(ropeScale), count: headDim / 2)
+            globalRopeFactors = factors
+        }
         super.init(core: core)
     }
 
-    deinit { localRope.deallocate() }
+    deinit {
+        localRope.deallocate()
+        globalRopeFactors?.deallocate()
+    }
 
     override func step(_ entries: [BatchEntry], logitsOut: UnsafeMutablePointer<Float>) {
         let s = shape, r = core.run, T = entries.count
@@ -98,7 +119,8 @@ public final class Gemma3Model: DecoderModel {
         for (t, e) in entries.enumerated() {
             weights.embedding.dequantizeRow(Int(e.token), into: r.x + t * dim)
             Ops.scale(r.x + t * dim, by: embeddingScale, count: dim)
-            Ops.ropeTable(position: e.position, thetaScale: r.thetaScale, pairs: hd / 2, into: r.rope + t * hd)
+            Ops.ropeTable(position: e.position, thetaScale: r.thetaScale, pairs: hd / 2, factors: globalRopeFactors.map { UnsafePointer($0) },
+                          into: r.rope + t * hd)
             Ops.ropeTable(position: e.position, thetaScale: localThetaScale, pairs: hd / 2, into: localRope + t * hd)
         }
 

@@ -383,9 +383,17 @@ public enum HuggingFaceConversion {
             guard let window = (config["sliding_window"] as? NSNumber)?.intValue, window > 0 else { throw fail("config.json lacks a positive sliding_window") }
             let parameters = config["rope_parameters"] as? [String: Any]
             let full = parameters?["full_attention"] as? [String: Any], sliding = parameters?["sliding_attention"] as? [String: Any]
-            for scaling in [config["rope_scaling"] as? [String: Any], full, sliding].compactMap({ $0 }) {
-                let kind = scaling["rope_type"] as? String ?? scaling["type"] as? String ?? "default"
-                guard kind == "default" else { throw fail("rope scaling \(kind) is not supported for Gemma 3 yet") }
+            // the global layers' scaling (linear, factor 8, in Gemma 3 4B and up); the sliding layers' must be plain
+            func kind(_ scaling: [String: Any]?) -> String { scaling.map { $0["rope_type"] as? String ?? $0["type"] as? String ?? "default" } ?? "default" }
+            guard kind(sliding) == "default" else { throw fail("rope scaling \(kind(sliding)) on sliding-window layers is not supported") }
+            let global = full ?? config["rope_scaling"] as? [String: Any]
+            switch kind(global) {
+            case "default": break
+            case "linear":
+                guard let factor = (global?["factor"] as? NSNumber)?.doubleValue, factor > 0 else { throw fail("linear rope scaling without a positive factor") }
+                writer.set("\(arch).rope.scaling.type", .string("linear"))
+                writer.set("\(arch).rope.scaling.factor", .float32(Float(factor)))
+            case let other: throw fail("rope scaling \(other) is not supported for Gemma 3 (linear is)")
             }
             let globalTheta = (full?["rope_theta"] as? NSNumber ?? config["rope_theta"] as? NSNumber)?.doubleValue ?? 1_000_000
             let localTheta = (sliding?["rope_theta"] as? NSNumber ?? config["rope_local_base_freq"] as? NSNumber)?.doubleValue ?? 10_000
