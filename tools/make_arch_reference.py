@@ -19,6 +19,9 @@ reports probabilities per whole UTF-8 character, so a step that emitted half of 
   gemma3  Gemma 3: six layers (five with an 8-position sliding window and a rotary base of 10,000, one global with
           base 1,000,000 and linear rotary scaling by 8, as Gemma 3 4B and up have), per-head query/key norms,
           pre- and post-norms, GELU, a head size (32) apart from width / heads (16), a tied output.
+  gemma2  Gemma 2: four layers alternating an 8-position sliding window and global attention, attention scores and
+          final logits soft-capped (caps of 4 and 5, lower than Gemma 2's 50 and 30 so that random weights reach
+          them), pre- and post-norms, GELU, a head size apart from width / heads, a tied output.
 
 Needs: pip install gguf numpy tokenizers; llama-server and llama-quantize from the bench scripts
 (bench/.llama.cpp/src/build/bin; `bash bench/compare.sh` builds them) or --llama-bin DIR.
@@ -49,6 +52,7 @@ SHAPES = {
     "qwen3": dict(dim=64, layers=2, heads=4, kv_heads=2, head_dim=32, ffn=128, theta=1_000_000.0, eps=1e-6),
     "phi3": dict(dim=64, layers=2, heads=4, kv_heads=4, head_dim=16, ffn=128, theta=10_000.0, eps=1e-5),
     "gemma3": dict(dim=64, layers=6, heads=4, kv_heads=2, head_dim=32, ffn=128, theta=1_000_000.0, eps=1e-6),
+    "gemma2": dict(dim=64, layers=4, heads=4, kv_heads=2, head_dim=32, ffn=128, theta=10_000.0, eps=1e-6),
 }
 
 
@@ -97,7 +101,7 @@ def write_gguf(arch: str, path: Path):
     w.add_feed_forward_length(s["ffn"])
     w.add_head_count(s["heads"])
     w.add_head_count_kv(s["kv_heads"])
-    if arch in ("qwen3", "gemma3"):
+    if arch in ("qwen3", "gemma3", "gemma2"):
         w.add_key_length(s["head_dim"])
         w.add_value_length(s["head_dim"])
     else:
@@ -124,18 +128,25 @@ def write_gguf(arch: str, path: Path):
     def norm(n):
         return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
 
-    w.add_tensor("token_embd.weight", matrix(vocab, dim, 1.0 if arch != "gemma3" else 0.2))
-    if arch == "gemma3":
+    w.add_tensor("token_embd.weight", matrix(vocab, dim, 1.0 if not arch.startswith("gemma") else 0.2))
+    if arch.startswith("gemma"):
         w.add_sliding_window(8)
-        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        w.add_rope_scaling_factor(8.0)
+        if arch == "gemma3":
+            w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+            w.add_rope_scaling_factor(8.0)
+        else:
+            w.add_attn_logit_softcapping(4.0)
+            w.add_final_logit_softcapping(5.0)
         for i in range(s["layers"]):
             p = f"blk.{i}."
-            for name, tensor in [("attn_norm", norm(dim)), ("attn_q", matrix(q_dim, dim, 0.1)), ("attn_k", matrix(kv_dim, dim, 0.1)),
-                                 ("attn_v", matrix(kv_dim, dim)), ("attn_q_norm", norm(hd)), ("attn_k_norm", norm(hd)),
-                                 ("attn_output", matrix(dim, q_dim)), ("post_attention_norm", norm(dim)), ("ffn_norm", norm(dim)),
-                                 ("ffn_gate", matrix(ffn, dim)), ("ffn_up", matrix(ffn, dim)), ("ffn_down", matrix(dim, ffn)),
-                                 ("post_ffw_norm", norm(dim))]:
+            parts = [("attn_norm", norm(dim)), ("attn_q", matrix(q_dim, dim, 0.1 if arch == "gemma3" else 0.3)),
+                     ("attn_k", matrix(kv_dim, dim, 0.1 if arch == "gemma3" else 0.3)), ("attn_v", matrix(kv_dim, dim))]
+            if arch == "gemma3":
+                parts += [("attn_q_norm", norm(hd)), ("attn_k_norm", norm(hd))]
+            parts += [("attn_output", matrix(dim, q_dim)), ("post_attention_norm", norm(dim)), ("ffn_norm", norm(dim)),
+                      ("ffn_gate", matrix(ffn, dim)), ("ffn_up", matrix(ffn, dim)), ("ffn_down", matrix(dim, ffn)),
+                      ("post_ffw_norm", norm(dim))]
+            for name, tensor in parts:
                 w.add_tensor(p + name + ".weight", tensor)
         w.add_tensor("output_norm.weight", norm(dim))
         w.write_header_to_file()

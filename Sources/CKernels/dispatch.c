@@ -97,10 +97,10 @@ int sy_matmul_at(int level, int type, int64_t k, const void *w, size_t w_row_byt
 }
 
 void sy_attention_head_at(int level, const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv, int64_t head_dim,
-                          int64_t kv_stride, float scale, float *scratch, float *out) {
-    SY_FORWARD_AT(level, sy_attention_head_generic(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out),
-                  sy_attention_head_avx2(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out),
-                  sy_attention_head_vnni(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out))
+                          int64_t kv_stride, float scale, float softcap, float *scratch, float *out) {
+    SY_FORWARD_AT(level, sy_attention_head_generic(q, k, v, n_kv, head_dim, kv_stride, scale, softcap, scratch, out),
+                  sy_attention_head_avx2(q, k, v, n_kv, head_dim, kv_stride, scale, softcap, scratch, out),
+                  sy_attention_head_vnni(q, k, v, n_kv, head_dim, kv_stride, scale, softcap, scratch, out))
 }
 
 void sy_silu_mul_at(int level, int64_t n, float *g, const float *u) {
@@ -108,10 +108,10 @@ void sy_silu_mul_at(int level, int64_t n, float *g, const float *u) {
 }
 
 void sy_attention_head_q8_at(int level, const float *q, const void *k, const void *v, int64_t n_kv, int64_t head_dim,
-                             int64_t kv_stride_bytes, float scale, float *scratch, float *out) {
-    SY_FORWARD_AT(level, sy_attention_head_q8_generic(q, k, v, n_kv, head_dim, kv_stride_bytes, scale, scratch, out),
-                  sy_attention_head_q8_avx2(q, k, v, n_kv, head_dim, kv_stride_bytes, scale, scratch, out),
-                  sy_attention_head_q8_vnni(q, k, v, n_kv, head_dim, kv_stride_bytes, scale, scratch, out))
+                             int64_t kv_stride_bytes, float scale, float softcap, float *scratch, float *out) {
+    SY_FORWARD_AT(level, sy_attention_head_q8_generic(q, k, v, n_kv, head_dim, kv_stride_bytes, scale, softcap, scratch, out),
+                  sy_attention_head_q8_avx2(q, k, v, n_kv, head_dim, kv_stride_bytes, scale, softcap, scratch, out),
+                  sy_attention_head_q8_vnni(q, k, v, n_kv, head_dim, kv_stride_bytes, scale, softcap, scratch, out))
 }
 
 void sy_bias_gelu_erf_at(int level, int64_t n, float *h, const float *bias) {
@@ -134,9 +134,9 @@ int sy_matmul(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0
 
 void sy_attention_head(const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv, int64_t head_dim,
                        int64_t kv_stride, float scale, float *scratch, float *out) {
-    SY_FORWARD(sy_attention_head_generic(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out),
-               sy_attention_head_avx2(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out),
-               sy_attention_head_vnni(q, k, v, n_kv, head_dim, kv_stride, scale, scratch, out))
+    SY_FORWARD(sy_attention_head_generic(q, k, v, n_kv, head_dim, kv_stride, scale, 0.0f, scratch, out),
+               sy_attention_head_avx2(q, k, v, n_kv, head_dim, kv_stride, scale, 0.0f, scratch, out),
+               sy_attention_head_vnni(q, k, v, n_kv, head_dim, kv_stride, scale, 0.0f, scratch, out))
 }
 
 void sy_silu_mul(int64_t n, float *g, const float *u) {

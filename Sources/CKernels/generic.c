@@ -218,13 +218,13 @@ static float exp_shifted(float *scratch, int64_t n, float max) {
 }
 
 void sy_attention_head_generic(const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv, int64_t head_dim,
-                               int64_t kv_stride, float scale, float *scratch, float *out) {
+                               int64_t kv_stride, float scale, float softcap, float *scratch, float *out) {
     float max = -INFINITY;
     for (int64_t j = 0; j < n_kv; j++) {
         const uint16_t *kj = k + j * kv_stride;
         float dot = 0.0f;
         for (int64_t d = 0; d < head_dim; d++) dot += q[d] * sy_f16_to_f32(kj[d]);
-        const float s = scale * dot;
+        const float s = softcap > 0.0f ? softcap * tanhf(scale * dot / softcap) : scale * dot;
         scratch[j] = s;
         max = s > max ? s : max;
     }
@@ -367,7 +367,7 @@ void sy_quantize_row_q8_0(const float *x, void *y, int64_t n) {
 }
 
 void sy_attention_head_q8_generic(const float *q, const void *k, const void *v, int64_t n_kv, int64_t head_dim,
-                                  int64_t kv_stride_bytes, float scale, float *scratch, float *out) {
+                                  int64_t kv_stride_bytes, float scale, float softcap, float *scratch, float *out) {
     const int64_t nb = head_dim / 32;
     float max = -INFINITY;
     for (int64_t j = 0; j < n_kv; j++) {
@@ -378,7 +378,7 @@ void sy_attention_head_q8_generic(const float *q, const void *k, const void *v, 
             for (int i = 0; i < 32; i++) s += q[b * 32 + i] * (float)kj[b].qs[i];
             dot += sy_f16_to_f32(kj[b].d) * s;
         }
-        const float sc = scale * dot;
+        const float sc = softcap > 0.0f ? softcap * tanhf(scale * dot / softcap) : scale * dot;
         scratch[j] = sc;
         max = sc > max ? sc : max;
     }

@@ -52,13 +52,15 @@ static inline void sy_unpack_scales_k4(const uint8_t *scales, uint32_t *out) {
     int sy_matmul_##suffix(int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1,   \
                            const void *a, size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd);       \
     void sy_attention_head_##suffix(const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv,      \
-                                    int64_t head_dim, int64_t kv_stride, float scale, float *scratch,        \
+                                    int64_t head_dim, int64_t kv_stride, float scale, float softcap,       \
+                                    float *scratch,                                                          \
                                     float *out);                                                             \
     void sy_silu_mul_##suffix(int64_t n, float *g, const float *u);                                          \
     void sy_gelu_mul_##suffix(int64_t n, float *g, const float *u);                                          \
     void sy_bias_gelu_erf_##suffix(int64_t n, float *h, const float *bias);                                  \
     void sy_attention_head_q8_##suffix(const float *q, const void *k, const void *v, int64_t n_kv,           \
-                                       int64_t head_dim, int64_t kv_stride_bytes, float scale, float *scratch, \
+                                       int64_t head_dim, int64_t kv_stride_bytes, float scale, float softcap, \
+                                       float *scratch,                                                       \
                                        float *out);                                                          \
     float sy_dot_f32_##suffix(int64_t n, const float *a, const float *b);                                   \
     void sy_f32_to_f16_row_##suffix(const float *x, uint16_t *y, int64_t n);                                 \

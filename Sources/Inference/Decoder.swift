@@ -242,8 +242,9 @@ final class DecoderRuntime: @unchecked Sendable {
 
     /// Attention of every entry's query heads (`q`, heads × headDim per entry) over its slot's cached positions in
     /// layer `l` — the last `window` positions up to its own when a sliding window is given — into `out`.
+    /// `softcap` > 0: scores soft-capped before the softmax (Gemma 2's `attn_logit_softcapping`).
     func attend(_ entries: [BatchEntry], layer l: Int, q: UnsafePointer<Float>, scale: Float, window: Int? = nil,
-                into out: UnsafeMutablePointer<Float>) {
+                softcap: Float = 0, into out: UnsafeMutablePointer<Float>) {
         let s = shape, hd = s.headDim, group = s.headCount / s.kvHeadCount
         let qStride = s.headCount * hd, kvDim = s.kvHeadCount * hd
         let work = entries.count * s.headCount
@@ -262,11 +263,12 @@ final class DecoderRuntime: @unchecked Sendable {
                     if cache.type == .f16 {
                         Ops.attention(q: q + t * qStride + h * hd, k: kBase.assumingMemoryBound(to: UInt16.self) + g * hd,
                                       v: vBase.assumingMemoryBound(to: UInt16.self) + g * hd, count: count,
-                                      headDim: hd, stride: kvDim, scale: scale, scratch: scratch, out: out + t * qStride + h * hd)
+                                      headDim: hd, stride: kvDim, scale: scale, softcap: softcap, scratch: scratch, out: out + t * qStride + h * hd)
                     } else {
                         let headOffset = g * hd / 32 * 34
                         Ops.attentionQ8(q: q + t * qStride + h * hd, k: kBase + headOffset, v: vBase + headOffset, count: count,
-                                        headDim: hd, strideBytes: cache.rowBytes, scale: scale, scratch: scratch, out: out + t * qStride + h * hd)
+                                        headDim: hd, strideBytes: cache.rowBytes, scale: scale, softcap: softcap, scratch: scratch,
+                                        out: out + t * qStride + h * hd)
                     }
                 }
             }

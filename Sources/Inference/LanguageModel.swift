@@ -169,6 +169,7 @@ public enum Architectures {
         "qwen3": { file, options throws(InferenceError) in try Qwen3.load(file, options: options) },
         "phi3": { file, options throws(InferenceError) in try Phi3.load(file, options: options) },
         "gemma3": { file, options throws(InferenceError) in try Gemma3Model(file: file, options: options) },
+        "gemma2": { file, options throws(InferenceError) in try Gemma2Model(file: file, options: options) },
     ]
 
     public static var names: [String] { registry.keys.sorted() }

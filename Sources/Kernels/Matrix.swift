@@ -292,17 +292,18 @@ public enum Ops {
     /// Attention of one query head over `count` cached positions (see `sy_attention_head`).
     @inlinable
     public static func attention(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>, count: Int,
-                                 headDim: Int, stride: Int, scale: Float, scratch: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
-                                 level: CPUKernels.Level = CPUKernels.active) {
-        sy_attention_head_at(Int32(level.rawValue), q, k, v, Int64(count), Int64(headDim), Int64(stride), scale, scratch, out)
+                                 headDim: Int, stride: Int, scale: Float, softcap: Float = 0, scratch: UnsafeMutablePointer<Float>,
+                                 out: UnsafeMutablePointer<Float>, level: CPUKernels.Level = CPUKernels.active) {
+        sy_attention_head_at(Int32(level.rawValue), q, k, v, Int64(count), Int64(headDim), Int64(stride), scale, softcap, scratch, out)
     }
 
     /// Attention of one query head over 8-bit cached keys and values (`strideBytes` between positions).
     @inlinable
     public static func attentionQ8(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, count: Int, headDim: Int,
-                                   strideBytes: Int, scale: Float, scratch: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
-                                   level: CPUKernels.Level = CPUKernels.active) {
-        sy_attention_head_q8_at(Int32(level.rawValue), q, k, v, Int64(count), Int64(headDim), Int64(strideBytes), scale, scratch, out)
+                                   strideBytes: Int, scale: Float, softcap: Float = 0, scratch: UnsafeMutablePointer<Float>,
+                                   out: UnsafeMutablePointer<Float>, level: CPUKernels.Level = CPUKernels.active) {
+        sy_attention_head_q8_at(Int32(level.rawValue), q, k, v, Int64(count), Int64(headDim), Int64(strideBytes), scale, softcap,
+                                scratch, out)
     }
 
     /// A row of floats into 8-bit blocks of 32 (34 bytes each).

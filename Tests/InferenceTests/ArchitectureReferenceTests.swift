@@ -60,4 +60,18 @@ import Testing
         try await ReferenceChecks.greedyCompletions(loaded, completions, minimumWithin: Self.minimumWithin(name), label: name,
                                                     banned: Set(reference.banned))
     }
+
+    /// Gemma 2: sliding windows of 8 on every other layer, attention scores and final logits soft-capped (caps the
+    /// random weights reach); in F16 and in Q8_0.
+    @Test(arguments: ["gemma2-f16.gguf", "gemma2-q8_0.gguf"])
+    func gemma2FollowsLlamaCpp(_ name: String) async throws {
+        let folder = TestSupport.Reference.file("arch/gemma2")
+        let loaded = try await onOwnThread { try LoadedModel(path: folder.appendingPathComponent(name).path, options: ModelOptions(contextLength: 256, threads: 2)) }
+        #expect(loaded.model.shape.architecture == "gemma2")
+        let reference = try JSONDecoder().decode(Reference.self, from: try Data(contentsOf: folder.appendingPathComponent("llamacpp.json")))
+        let completions = try #require(reference.completions[name])
+        #expect(completions.count == 4)
+        try await ReferenceChecks.greedyCompletions(loaded, completions, minimumWithin: Self.minimumWithin(name), label: name,
+                                                    banned: Set(reference.banned))
+    }
 }

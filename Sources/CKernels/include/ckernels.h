@@ -62,8 +62,9 @@ int sy_set_level(int level);
 void sy_quantize_rows_q8a_at(int level, const float *x, sy_block_q8a *y, int64_t n, int64_t rows);
 int sy_matmul_at(int level, int type, int64_t k, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1,
                  const void *a, size_t a_row_bytes, int64_t ncols, float *dst, int64_t ldd);
+/// `softcap` > 0: each score becomes softcap · tanh(score / softcap) before the softmax (Gemma 2); 0: plain.
 void sy_attention_head_at(int level, const float *q, const uint16_t *k, const uint16_t *v, int64_t n_kv,
-                          int64_t head_dim, int64_t kv_stride, float scale, float *scratch, float *out);
+                          int64_t head_dim, int64_t kv_stride, float scale, float softcap, float *scratch, float *out);
 void sy_silu_mul_at(int level, int64_t n, float *g, const float *u);
 /// g[i] = gelu(g[i]) * u[i], GELU in its tanh form: x · σ(2·√(2/π)·(x + 0.044715 x³))
 void sy_gelu_mul_at(int level, int64_t n, float *g, const float *u);
@@ -108,7 +109,7 @@ void sy_quantize_row_q8_0(const float *x, void *y, int64_t n);
 
 /// `sy_attention_head` over 8-bit keys and values (head_dim a multiple of 32); positions are `kv_stride_bytes` apart.
 void sy_attention_head_q8_at(int level, const float *q, const void *k, const void *v, int64_t n_kv, int64_t head_dim,
-                             int64_t kv_stride_bytes, float scale, float *scratch, float *out);
+                             int64_t kv_stride_bytes, float scale, float softcap, float *scratch, float *out);
 
 /// y[i] = half(x[i]) for a row (round to nearest even).
 void sy_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
