@@ -30,23 +30,12 @@ public final class Gemma2Model: DecoderModel {
 
     public init(file: GGUFFile, options: ModelOptions) throws(InferenceError) {
         let a = "gemma2"
-        let dim = try file.requireInt("\(a).embedding_length")
-        let layers = try file.requireInt("\(a).block_count")
-        let heads = try file.requireInt("\(a).attention.head_count")
-        let kvHeads = file.int("\(a).attention.head_count_kv") ?? heads
-        let ffn = try file.requireInt("\(a).feed_forward_length")
-        let headDim = file.int("\(a).attention.key_length") ?? dim / heads
-        guard headDim > 0, headDim % 2 == 0, file.int("\(a).attention.value_length") ?? headDim == headDim else {
-            throw .badMetadata(key: "\(a).attention.key_length", expected: "an even head size equal to value_length")
-        }
-        guard kvHeads > 0, heads % kvHeads == 0 else { throw .badMetadata(key: "\(a).attention.head_count_kv", expected: "a divisor of \(heads)") }
-        let qDim = heads * headDim, kvDim = kvHeads * headDim
-        let vocab = try file.vocabularySize()
-        let trained = file.int("\(a).context_length") ?? 8192
-        let ctx = try DecoderRuntime.contextLength(trained: trained, layers: layers, kvDim: kvDim, options: options)
-        eps = Float(file.float("\(a).attention.layer_norm_rms_epsilon") ?? 1e-6)
-        window = file.int("\(a).attention.sliding_window") ?? 4096
-        guard window > 0 else { throw .badMetadata(key: "\(a).attention.sliding_window", expected: "a positive number of positions") }
+        let header = try GemmaFamily.header(file, architecture: a, trainedContext: 8192, window: 4096, options: options)
+        let shape = header.shape
+        let dim = shape.embeddingLength, layers = shape.layerCount, heads = shape.headCount, ffn = shape.feedForwardLength
+        let headDim = shape.headDim, qDim = heads * headDim, kvDim = shape.kvHeadCount * headDim
+        eps = header.eps
+        window = header.window
         attentionSoftcap = Float(file.float("\(a).attn_logit_softcapping") ?? 50)
         finalSoftcap = Float(file.float("\(a).final_logit_softcapping") ?? 30)
         guard attentionSoftcap >= 0, finalSoftcap >= 0 else {
@@ -71,12 +60,9 @@ public final class Gemma2Model: DecoderModel {
                 down: try file.weight(p + "ffn_down.weight", columns: ffn, rows: dim),
                 sliding: i % 2 == 0))
         }
-        let (embedding, output) = try file.embeddingAndOutput(dim: dim, vocab: vocab)
+        let (embedding, output) = try file.embeddingAndOutput(dim: dim, vocab: shape.vocabularySize)
         weights = Weights(embedding: embedding, layers: ls, outputNorm: try file.vector("output_norm.weight", count: dim), output: output)
 
-        let shape = ModelShape(architecture: a, vocabularySize: vocab, embeddingLength: dim, layerCount: layers, headCount: heads,
-                               kvHeadCount: kvHeads, headDim: headDim, feedForwardLength: ffn, trainedContextLength: trained,
-                               contextLength: ctx)
         let core = try DecoderRuntime(file: file, shape: shape, options: options, ropeDims: headDim, theta: theta, architecture: a)
         embeddingScale = Float(dim).squareRoot()
         // llama.cpp's rule: the 46-layer model (27B) scales by the width per head, the others by the head size
