@@ -15,63 +15,48 @@ import Testing
 
     static func minimumWithin(_ name: String) -> Double { name.contains("-f16") ? 1.0 : 0.65 }
 
+    /// Loads `arch/ARCHITECTURE/NAME`, checks its architecture, and compares its greedy completions with llama.cpp's.
+    @discardableResult
+    static func followsLlamaCpp(_ architecture: String, _ name: String) async throws -> LoadedModel {
+        let folder = TestSupport.Reference.file("arch/\(architecture)")
+        let loaded = try await onOwnThread { try LoadedModel(path: folder.appendingPathComponent(name).path, options: ModelOptions(contextLength: 256, threads: 2)) }
+        #expect(loaded.model.shape.architecture == architecture)
+        let reference = try JSONDecoder().decode(Reference.self, from: try Data(contentsOf: folder.appendingPathComponent("llamacpp.json")))
+        let completions = try #require(reference.completions[name])
+        #expect(completions.count == 4)
+        #expect(reference.banned.count == 128)
+        try await ReferenceChecks.greedyCompletions(loaded, completions, minimumWithin: minimumWithin(name), label: name,
+                                                    banned: Set(reference.banned))
+        return loaded
+    }
+
     /// Qwen 3: per-head query/key RMSNorm before a NeoX rotation, a head size (32) apart from width / heads (16), GQA,
     /// an untied output; in F16 and in Q8_0.
     @Test(arguments: ["qwen3-f16.gguf", "qwen3-q8_0.gguf"])
     func qwen3FollowsLlamaCpp(_ name: String) async throws {
-        let folder = TestSupport.Reference.file("arch/qwen3")
-        let loaded = try await onOwnThread { try LoadedModel(path: folder.appendingPathComponent(name).path, options: ModelOptions(contextLength: 256, threads: 2)) }
-        #expect(loaded.model.shape.architecture == "qwen3")
+        let loaded = try await Self.followsLlamaCpp("qwen3", name)
         #expect(loaded.model.shape.headDim == 32 && loaded.model.shape.embeddingLength == 64)
-        let data = try Data(contentsOf: folder.appendingPathComponent("llamacpp.json"))
-        let reference = try JSONDecoder().decode(Reference.self, from: data)
-        let completions = try #require(reference.completions[name])
-        #expect(completions.count == 4)
-        #expect(reference.banned.count == 128)
-        try await ReferenceChecks.greedyCompletions(loaded, completions, minimumWithin: Self.minimumWithin(name), label: name,
-                                                    banned: Set(reference.banned))
     }
 
     /// Phi-3: one fused query-key-value matrix and one fused gate-up matrix, used as views of their parts; NeoX
     /// rotation; in F16 and in Q8_0.
     @Test(arguments: ["phi3-f16.gguf", "phi3-q8_0.gguf"])
     func phi3FollowsLlamaCpp(_ name: String) async throws {
-        let folder = TestSupport.Reference.file("arch/phi3")
-        let loaded = try await onOwnThread { try LoadedModel(path: folder.appendingPathComponent(name).path, options: ModelOptions(contextLength: 256, threads: 2)) }
-        #expect(loaded.model.shape.architecture == "phi3")
-        let reference = try JSONDecoder().decode(Reference.self, from: try Data(contentsOf: folder.appendingPathComponent("llamacpp.json")))
-        let completions = try #require(reference.completions[name])
-        #expect(completions.count == 4)
-        try await ReferenceChecks.greedyCompletions(loaded, completions, minimumWithin: Self.minimumWithin(name), label: name,
-                                                    banned: Set(reference.banned))
+        try await Self.followsLlamaCpp("phi3", name)
     }
 
     /// Gemma 3 with linear rotary scaling on its global layer (as Gemma 3 4B and up), sliding windows of 8 shorter
     /// than the sequences, a head size apart from width / heads; in F16 and in Q8_0.
     @Test(arguments: ["gemma3-f16.gguf", "gemma3-q8_0.gguf"])
     func gemma3WithRotaryScalingFollowsLlamaCpp(_ name: String) async throws {
-        let folder = TestSupport.Reference.file("arch/gemma3")
-        let loaded = try await onOwnThread { try LoadedModel(path: folder.appendingPathComponent(name).path, options: ModelOptions(contextLength: 256, threads: 2)) }
-        #expect(loaded.model.shape.architecture == "gemma3")
+        let loaded = try await Self.followsLlamaCpp("gemma3", name)
         #expect(loaded.file.float("gemma3.rope.scaling.factor") == 8)
-        let reference = try JSONDecoder().decode(Reference.self, from: try Data(contentsOf: folder.appendingPathComponent("llamacpp.json")))
-        let completions = try #require(reference.completions[name])
-        #expect(completions.count == 4)
-        try await ReferenceChecks.greedyCompletions(loaded, completions, minimumWithin: Self.minimumWithin(name), label: name,
-                                                    banned: Set(reference.banned))
     }
 
     /// Gemma 2: sliding windows of 8 on every other layer, attention scores and final logits soft-capped (caps the
     /// random weights reach); in F16 and in Q8_0.
     @Test(arguments: ["gemma2-f16.gguf", "gemma2-q8_0.gguf"])
     func gemma2FollowsLlamaCpp(_ name: String) async throws {
-        let folder = TestSupport.Reference.file("arch/gemma2")
-        let loaded = try await onOwnThread { try LoadedModel(path: folder.appendingPathComponent(name).path, options: ModelOptions(contextLength: 256, threads: 2)) }
-        #expect(loaded.model.shape.architecture == "gemma2")
-        let reference = try JSONDecoder().decode(Reference.self, from: try Data(contentsOf: folder.appendingPathComponent("llamacpp.json")))
-        let completions = try #require(reference.completions[name])
-        #expect(completions.count == 4)
-        try await ReferenceChecks.greedyCompletions(loaded, completions, minimumWithin: Self.minimumWithin(name), label: name,
-                                                    banned: Set(reference.banned))
+        try await Self.followsLlamaCpp("gemma2", name)
     }
 }
