@@ -19,6 +19,12 @@ reports probabilities per whole UTF-8 character, so a step that emitted half of 
   gemma3  Gemma 3: six layers (five with an 8-position sliding window and a rotary base of 10,000, one global with
           base 1,000,000 and linear rotary scaling by 8, as Gemma 3 4B and up have), per-head query/key norms,
           pre- and post-norms, GELU, a head size (32) apart from width / heads (16), a tied output.
+  llama   Llama 3.1: adjacent-pair rotary embedding with Llama 3.1's frequency factors (`rope_freqs.weight`, its
+          formula with an original context of 64 so that the factors matter within the prompts), GQA 4/2 (the layout
+          Mistral's files share), an untied output.
+  qwen2   Qwen 2 / 2.5: biases on the query, key and value projections, NeoX rotary embedding, GQA 4/2.
+  qwen3moe  Qwen 3 MoE: Qwen 3's attention and a mixture of 8 experts of width 64 in every layer, 2 chosen per token
+          by a softmax router (F32, as llama.cpp's converter writes it) with their weights renormalized.
   gemma2  Gemma 2: four layers alternating an 8-position sliding window and global attention, attention scores and
           final logits soft-capped (caps of 4 and 5, lower than Gemma 2's 50 and 30 so that random weights reach
           them), pre- and post-norms, GELU, a head size apart from width / heads, a tied output.
@@ -53,7 +59,27 @@ SHAPES = {
     "phi3": dict(dim=64, layers=2, heads=4, kv_heads=4, head_dim=16, ffn=128, theta=10_000.0, eps=1e-5),
     "gemma3": dict(dim=64, layers=6, heads=4, kv_heads=2, head_dim=32, ffn=128, theta=1_000_000.0, eps=1e-6),
     "gemma2": dict(dim=64, layers=4, heads=4, kv_heads=2, head_dim=32, ffn=128, theta=10_000.0, eps=1e-6),
+    "llama": dict(dim=64, layers=2, heads=4, kv_heads=2, head_dim=16, ffn=128, theta=500_000.0, eps=1e-5),
+    "qwen2": dict(dim=64, layers=2, heads=4, kv_heads=2, head_dim=16, ffn=128, theta=1_000_000.0, eps=1e-6),
+    "qwen3moe": dict(dim=64, layers=2, heads=4, kv_heads=2, head_dim=32, ffn=128, theta=1_000_000.0, eps=1e-6,
+                     experts=8, used=2, expert_ffn=64),
 }
+
+
+def llama31_factors(head_dim: int, theta: float, factor=8.0, low=1.0, high=4.0, original=64) -> np.ndarray:
+    """Llama 3.1's rotary frequency factors (transformers' `_compute_llama3_parameters`, as llama.cpp's converter
+    writes them into `rope_freqs.weight`): 1 for short wavelengths, `factor` for long ones, smooth between."""
+    out = []
+    for i in range(0, head_dim, 2):
+        wavelength = 2 * np.pi * theta ** (i / head_dim)
+        if wavelength < original / high:
+            out.append(1.0)
+        elif wavelength > original / low:
+            out.append(factor)
+        else:
+            smooth = (original / wavelength - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
 
 
 def vocabulary():
@@ -101,7 +127,7 @@ def write_gguf(arch: str, path: Path):
     w.add_feed_forward_length(s["ffn"])
     w.add_head_count(s["heads"])
     w.add_head_count_kv(s["kv_heads"])
-    if arch in ("qwen3", "gemma3", "gemma2"):
+    if arch in ("qwen3", "qwen3moe", "gemma3", "gemma2"):
         w.add_key_length(s["head_dim"])
         w.add_value_length(s["head_dim"])
     else:
@@ -154,6 +180,12 @@ def write_gguf(arch: str, path: Path):
         w.write_tensors_to_file()
         w.close()
         return
+    if arch == "qwen3moe":
+        w.add_expert_count(s["experts"])
+        w.add_expert_used_count(s["used"])
+        w.add_expert_feed_forward_length(s["expert_ffn"])
+    if arch == "llama":
+        w.add_tensor("rope_freqs.weight", llama31_factors(hd, s["theta"]))
     for i in range(s["layers"]):
         p = f"blk.{i}."
         w.add_tensor(p + "attn_norm.weight", norm(dim))
@@ -163,12 +195,23 @@ def write_gguf(arch: str, path: Path):
             w.add_tensor(p + "attn_q.weight", matrix(q_dim, dim, 0.1))
             w.add_tensor(p + "attn_k.weight", matrix(kv_dim, dim, 0.1))
             w.add_tensor(p + "attn_v.weight", matrix(kv_dim, dim))
-            w.add_tensor(p + "attn_q_norm.weight", norm(hd))
-            w.add_tensor(p + "attn_k_norm.weight", norm(hd))
+            if arch == "qwen2":
+                for name, n in (("attn_q", q_dim), ("attn_k", kv_dim), ("attn_v", kv_dim)):
+                    w.add_tensor(p + name + ".bias", (0.3 * rng.standard_normal(n)).astype(np.float32))
+            if arch.startswith("qwen3"):
+                w.add_tensor(p + "attn_q_norm.weight", norm(hd))
+                w.add_tensor(p + "attn_k_norm.weight", norm(hd))
         w.add_tensor(p + "attn_output.weight", matrix(dim, q_dim))
         w.add_tensor(p + "ffn_norm.weight", norm(dim))
         if arch == "phi3":
             w.add_tensor(p + "ffn_up.weight", np.concatenate([matrix(ffn, dim), matrix(ffn, dim)]))
+        elif arch == "qwen3moe":
+            n, e = s["experts"], s["expert_ffn"]
+            w.add_tensor(p + "ffn_gate_inp.weight", (0.3 * rng.standard_normal((n, dim))).astype(np.float32))
+            w.add_tensor(p + "ffn_gate_exps.weight", np.stack([matrix(e, dim) for _ in range(n)]))
+            w.add_tensor(p + "ffn_up_exps.weight", np.stack([matrix(e, dim) for _ in range(n)]))
+            w.add_tensor(p + "ffn_down_exps.weight", np.stack([matrix(dim, e) for _ in range(n)]))
+            continue
         else:
             w.add_tensor(p + "ffn_gate.weight", matrix(ffn, dim))
             w.add_tensor(p + "ffn_up.weight", matrix(ffn, dim))

@@ -167,6 +167,7 @@ public enum Architectures {
         "llama": { file, options throws(InferenceError) in try LlamaModel(file: file, options: options) },
         "qwen2": { file, options throws(InferenceError) in try Qwen2.load(file, options: options) },
         "qwen3": { file, options throws(InferenceError) in try Qwen3.load(file, options: options) },
+        "qwen3moe": { file, options throws(InferenceError) in try Qwen3MoE.load(file, options: options) },
         "phi3": { file, options throws(InferenceError) in try Phi3.load(file, options: options) },
         "gemma3": { file, options throws(InferenceError) in try Gemma3Model(file: file, options: options) },
         "gemma2": { file, options throws(InferenceError) in try Gemma2Model(file: file, options: options) },
@@ -205,16 +206,26 @@ extension GGUFFile {
 
     /// A 2-D weight (ggml dims [columns, rows]) checked against the expected shape.
     func weight(_ name: String, columns: Int, rows: Int) throws(InferenceError) -> WeightMatrix {
+        try weight(name, dimensions: [columns, rows])
+    }
+
+    /// A 3-D weight of `count` experts' matrices (ggml dims [columns, rows, count], as `ffn_up_exps`), each expert's
+    /// matrix a view of its rows.
+    func expertWeights(_ name: String, columns: Int, rows: Int, count: Int) throws(InferenceError) -> [WeightMatrix] {
+        let all = try weight(name, dimensions: [columns, rows, count])
+        return (0..<count).map { all.rows($0 * rows, rows) }
+    }
+
+    /// A weight whose ggml dims are `expected` ([columns, rows, …]), as one matrix of rows × columns.
+    private func weight(_ name: String, dimensions expected: [Int]) throws(InferenceError) -> WeightMatrix {
         guard let info = tensor(named: name) else { throw .missingTensor(name) }
         guard let type = WeightType(rawValue: info.type.rawValue) else {
             throw .unsupportedTensorType(tensor: name, type: info.type.name)
         }
         let dims = info.dimensions.count == 1 ? [info.dimensions[0], 1] : info.dimensions
-        guard dims.count == 2, dims[0] == columns, dims[1] == rows else {
-            throw .badTensorShape(tensor: name, expected: [columns, rows], found: info.dimensions)
-        }
-        guard columns % type.blockSize == 0, columns % 32 == 0 || type.blockSize == 1 else {
-            throw .badTensorShape(tensor: name, expected: [columns, rows], found: info.dimensions)
+        let columns = expected[0], rows = expected.dropFirst().reduce(1, *)
+        guard dims == expected, columns % type.blockSize == 0, columns % 32 == 0 || type.blockSize == 1 else {
+            throw .badTensorShape(tensor: name, expected: expected, found: info.dimensions)
         }
         let data = data(for: info)
         guard let base = data.baseAddress, data.count >= rows * type.rowBytes(columns) else { throw .missingTensor(name) }

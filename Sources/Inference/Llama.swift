@@ -11,6 +11,8 @@ public final class LlamaModel: DecoderModel {
     let ropeFactors: UnsafePointer<Float>?
     let weights: Weights
     let variant: Variant
+    /// The buffers of a mixture of experts' feed-forward; nil for a dense model.
+    let expertScratch: ExpertScratch?
 
     /// What distinguishes members of the family that share this forward pass.
     struct Variant: Sendable {
@@ -24,6 +26,8 @@ public final class LlamaModel: DecoderModel {
         var qkNorm = false
         /// One `attn_qkv` matrix (query, key, value rows in that order) and one `ffn_up` of gate then up rows (Phi-3).
         var fused = false
+        /// A mixture of experts in place of the feed-forward (`ExpertFeedForward`: Qwen 3 MoE).
+        var experts = false
         static let llama = Variant(architecture: "llama")
     }
 
@@ -34,11 +38,14 @@ public final class LlamaModel: DecoderModel {
         let wv: WeightMatrix                 // (kvDim, dim)
         let wo: WeightMatrix                 // (dim, dim)
         let ffnNorm: UnsafePointer<Float>    // (dim)
-        let gate: WeightMatrix               // (ffn, dim)
-        let up: WeightMatrix                 // (ffn, dim)
-        let down: WeightMatrix               // (dim, ffn)
+        let feedForward: FeedForward
         let qBias, kBias, vBias: UnsafePointer<Float>?
         let qNorm, kNorm: UnsafePointer<Float>?   // (headDim)
+    }
+
+    enum FeedForward {
+        case dense(gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix)   // (ffn, dim), (ffn, dim), (dim, ffn)
+        case experts(ExpertFeedForward)
     }
 
     struct Weights {
@@ -59,7 +66,11 @@ public final class LlamaModel: DecoderModel {
         let layers = try file.requireInt("\(a).block_count")
         let heads = try file.requireInt("\(a).attention.head_count")
         let kvHeads = file.int("\(a).attention.head_count_kv") ?? heads
-        let ffn = try file.requireInt("\(a).feed_forward_length")
+        // a mixture's feed-forward width is its experts' (`expert_feed_forward_length`)
+        let ffn = try file.requireInt(variant.experts ? "\(a).expert_feed_forward_length" : "\(a).feed_forward_length")
+        let experts = variant.experts ? try file.requireInt("\(a).expert_count") : 0
+        let used = variant.experts ? try file.requireInt("\(a).expert_used_count") : 0
+        guard used <= experts else { throw .badMetadata(key: "\(a).expert_used_count", expected: "at most \(a).expert_count (\(experts))") }
         guard kvHeads > 0, heads % kvHeads == 0 else { throw .badMetadata(key: "\(a).attention.head_count_kv", expected: "a divisor of \(heads)") }
         // the head size: `key_length` where given (Qwen 3's 128 whatever the width), else dim / heads
         let headDim = file.int("\(a).attention.key_length") ?? (dim % heads == 0 ? dim / heads : 0)
@@ -86,26 +97,32 @@ public final class LlamaModel: DecoderModel {
         var ls: [Layer] = []
         for i in 0..<layers {
             let p = "blk.\(i)."
-            let wq, wk, wv, gate, up: WeightMatrix
+            let wq, wk, wv: WeightMatrix
+            let feedForward: FeedForward
             if variant.fused {
                 let qkv = try file.weight(p + "attn_qkv.weight", columns: dim, rows: qDim + 2 * kvDim)
                 (wq, wk, wv) = (qkv.rows(0, qDim), qkv.rows(qDim, kvDim), qkv.rows(qDim + kvDim, kvDim))
                 let gateUp = try file.weight(p + "ffn_up.weight", columns: dim, rows: 2 * ffn)
-                (gate, up) = (gateUp.rows(0, ffn), gateUp.rows(ffn, ffn))
+                feedForward = .dense(gate: gateUp.rows(0, ffn), up: gateUp.rows(ffn, ffn),
+                                     down: try file.weight(p + "ffn_down.weight", columns: ffn, rows: dim))
             } else {
                 wq = try file.weight(p + "attn_q.weight", columns: dim, rows: qDim)
                 wk = try file.weight(p + "attn_k.weight", columns: dim, rows: kvDim)
                 wv = try file.weight(p + "attn_v.weight", columns: dim, rows: kvDim)
-                gate = try file.weight(p + "ffn_gate.weight", columns: dim, rows: ffn)
-                up = try file.weight(p + "ffn_up.weight", columns: dim, rows: ffn)
+                if variant.experts {
+                    feedForward = .experts(try ExpertFeedForward(file: file, prefix: p, dim: dim, ffn: ffn, experts: experts, used: used))
+                } else {
+                    feedForward = .dense(gate: try file.weight(p + "ffn_gate.weight", columns: dim, rows: ffn),
+                                         up: try file.weight(p + "ffn_up.weight", columns: dim, rows: ffn),
+                                         down: try file.weight(p + "ffn_down.weight", columns: ffn, rows: dim))
+                }
             }
             ls.append(Layer(
                 attnNorm: try file.vector(p + "attn_norm.weight", count: dim),
                 wq: wq, wk: wk, wv: wv,
                 wo: try file.weight(p + "attn_output.weight", columns: qDim, rows: dim),
                 ffnNorm: try file.vector(p + "ffn_norm.weight", count: dim),
-                gate: gate, up: up,
-                down: try file.weight(p + "ffn_down.weight", columns: ffn, rows: dim),
+                feedForward: feedForward,
                 qBias: variant.qkvBias ? try file.vector(p + "attn_q.bias", count: qDim) : nil,
                 kBias: variant.qkvBias ? try file.vector(p + "attn_k.bias", count: kvDim) : nil,
                 vBias: variant.qkvBias ? try file.vector(p + "attn_v.bias", count: kvDim) : nil,
@@ -118,6 +135,7 @@ public final class LlamaModel: DecoderModel {
         let shape = ModelShape(architecture: a, vocabularySize: vocab, embeddingLength: dim, layerCount: layers, headCount: heads,
                            kvHeadCount: kvHeads, headDim: headDim, feedForwardLength: ffn, trainedContextLength: trained,
                            contextLength: ctx)
+        expertScratch = variant.experts ? ExpertScratch(batch: max(1, options.batchSize), dim: dim, experts: experts) : nil
         super.init(core: try DecoderRuntime(file: file, shape: shape, options: options, ropeDims: ropeDims, theta: theta, architecture: a))
     }
 
@@ -130,6 +148,7 @@ public final class LlamaModel: DecoderModel {
         let hd = s.headDim, qDim = s.headCount * hd
         let scale = 1 / Float(hd).squareRoot()
 
+        expertScratch?.smallestMargin = .infinity
         // x (T, dim) ← embeddings; rope tables (T, ropeDims)
         for (t, e) in entries.enumerated() {
             weights.embedding.dequantizeRow(Int(e.token), into: r.x + t * dim)
@@ -164,10 +183,15 @@ public final class LlamaModel: DecoderModel {
 
             // ---- feed-forward
             Ops.rmsNorm(r.x, weight: layer.ffnNorm, eps: eps, n: dim, rows: T, into: r.xn)
-            project([layer.gate, layer.up], input: r.xn, rows: T, columns: dim, into: [r.gate, r.up])
-            core.pointwise(rows: T, width: ffn) { Ops.siluMul(r.gate + $0, r.up + $0, count: $1) }
-            project([layer.down], input: r.gate, rows: T, columns: ffn, into: [r.tmp])
-            Ops.add(r.x, r.tmp, count: T * dim)
+            switch layer.feedForward {
+            case let .dense(gate, up, down):
+                project([gate, up], input: r.xn, rows: T, columns: dim, into: [r.gate, r.up])
+                core.pointwise(rows: T, width: ffn) { Ops.siluMul(r.gate + $0, r.up + $0, count: $1) }
+                project([down], input: r.gate, rows: T, columns: ffn, into: [r.tmp])
+                Ops.add(r.x, r.tmp, count: T * dim)
+            case let .experts(moe):
+                if let scratch = expertScratch { moe.add(r.xn, rows: T, into: r.x, core: core, scratch: scratch) }
+            }
         }
 
         core.logits(entries, norm: weights.outputNorm, eps: eps, output: weights.output, into: logitsOut)
