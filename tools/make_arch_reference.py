@@ -6,7 +6,9 @@ weights.
 For each architecture: a byte-level BPE vocabulary trained by Hugging Face `tokenizers` on the GPL's text (Qwen 2's
 pre-tokenizer, 512 tokens and three specials), random weights (seeded; matrices normal with standard deviation 0.3,
 query and key 0.1, norms 1 ± 0.1 — larger than an initialization so that the next token is not a coin toss), written
-as F16 by llama.cpp's `gguf` package and quantized to Q8_0 by llama.cpp's `llama-quantize`; then, for each file,
+as F16 by llama.cpp's `gguf` package and quantized to Q8_0 by llama.cpp's `llama-quantize`, and the same
+architecture at widths of 256 (K-quant rows are 256 values; heads of 64, four experts for qwen3moe) quantized to
+Q4_K_M (Q4_K matrices with Q6_K output and some value/down matrices, as users download); then, for each file,
 `llama-server`'s greedy completions of four prompts with the five most likely tokens and their log-probabilities at
 every step (the format of tools/make_reference.py, whose server helpers this uses). The 128 byte tokens of bytes
 0x80-0xFF are banned from the greedy choice (`logit_bias` false; their log-probabilities still count): llama-server
@@ -115,9 +117,16 @@ def banned_bytes(tokens: list[str]) -> list[int]:
     return sorted(index[spelled[b]] for b in range(0x80, 0x100) if spelled[b] in index)
 
 
-def write_gguf(arch: str, path: Path):
+def wide(arch: str) -> dict:
+    """The shape of the K-quant file: widths of 256 (a K-quant block), heads of 64, four experts of width 256."""
+    s = dict(SHAPES[arch], dim=256, head_dim=64, ffn=256)
+    if "experts" in s:
+        s.update(experts=4, expert_ffn=256)
+    return s
+
+
+def write_gguf(arch: str, path: Path, s: dict):
     import gguf
-    s = SHAPES[arch]
     tokens, merges, specials = vocabulary()
     w = gguf.GGUFWriter(str(path), arch)
     w.add_name("tiny random weights")   # not the family name: llama.cpp keys token attributes on it (phi3)
@@ -148,8 +157,10 @@ def write_gguf(arch: str, path: Path):
     dim, hd, ffn = s["dim"], s["head_dim"], s["ffn"]
     q_dim, kv_dim, vocab = s["heads"] * hd, s["kv_heads"] * hd, len(tokens)
 
+    spread = (64 / dim) ** 0.5   # the wide shape's products keep the scale of the 64-wide one's
+
     def matrix(rows, cols, std=0.3):
-        return (std * rng.standard_normal((rows, cols))).astype(np.float16)
+        return (std * spread * rng.standard_normal((rows, cols))).astype(np.float16)
 
     def norm(n):
         return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
@@ -233,19 +244,25 @@ def main() -> int:
         folder = OUT / arch
         folder.mkdir(parents=True, exist_ok=True)
         f16 = folder / f"{arch}-f16.gguf"
-        write_gguf(arch, f16)
+        write_gguf(arch, f16, SHAPES[arch])
         q8 = folder / f"{arch}-q8_0.gguf"
         subprocess.run([str(mr.llama_tool(args.llama_bin, "llama-quantize")), str(f16), str(q8), "Q8_0"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wide_f16 = folder / f"{arch}-wide-f16.gguf"   # only quantized, not kept
+        write_gguf(arch, wide_f16, wide(arch))
+        q4 = folder / f"{arch}-q4_k_m.gguf"
+        subprocess.run([str(mr.llama_tool(args.llama_bin, "llama-quantize")), str(wide_f16), str(q4), "Q4_K_M"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wide_f16.unlink()
         banned = banned_bytes(vocabulary()[0])
         reference = {}
-        for path in (f16, q8):
+        for path in (f16, q8, q4):
             with mr.LlamaServer(mr.llama_tool(args.llama_bin, "llama-server"), path) as server:
                 extra = {"logit_bias": [[i, False] for i in banned]}
                 reference[path.name] = [mr.derive_completion(server, {"prompt": p}, extra) for p in PROMPTS]
         (folder / "llamacpp.json").write_text(json.dumps({"banned": banned, "completions": reference}, ensure_ascii=False) + "\n",
                                               encoding="utf-8")
-        print(f"wrote {folder}: {', '.join(f'{p.name} {p.stat().st_size} bytes' for p in (f16, q8))}")
+        print(f"wrote {folder}: {', '.join(f'{p.name} {p.stat().st_size} bytes' for p in (f16, q8, q4))}")
     return 0
 
 
