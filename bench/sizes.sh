@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Speed of `switchyard bench` against llama.cpp's `llama-bench` at the sizes people run: Llama 3.2 1B, Llama 3.2 3B
-# and Llama 3.1 8B, as Q4_K_M and Q8_0, without downloading them.
+# and Llama 3.1 8B, as Q4_K_M and Q8_0, without downloading them — and every other architecture the engine runs at
+# its published small size (SHAPES="qwen2-1.5b qwen3-1.7b phi3-mini gemma2-2b gemma3-1b qwen3moe-8l"; see
+# tools/make_random_gguf.py --help).
 #
 # tools/make_random_gguf.py writes each model with random weights at the published shape (hidden size, layers,
 # heads, KV heads, FFN, 128256-token vocabulary, tied or untied output) into bench/.models (ignored by git), and
@@ -26,8 +28,15 @@ KEEP_F16=${KEEP_F16:-1}
 LLAMA_BENCH=${LLAMA_BENCH:-$(build_llama_tool llama-bench)}
 build_switchyard
 
-declare -A LABEL=([1b]="Llama 3.2 1B" [3b]="Llama 3.2 3B" [8b]="Llama 3.1 8B")
-model_file() { echo "$MODELS/llama-$1-random.$2.gguf"; }
+declare -A LABEL=([1b]="Llama 3.2 1B" [3b]="Llama 3.2 3B" [8b]="Llama 3.1 8B" [qwen2-1.5b]="Qwen 2.5 1.5B (qwen2)"
+                 [qwen3-1.7b]="Qwen 3 1.7B (qwen3)" [phi3-mini]="Phi-3 mini 3.8B (phi3)" [gemma2-2b]="Gemma 2 2B (gemma2)"
+                 [gemma3-1b]="Gemma 3 1B (gemma3)" [qwen3moe-8l]="Qwen 3 30B-A3B, 8 of 48 layers (qwen3moe)")
+model_file() {
+  case $1 in
+    1b|3b|8b) echo "$MODELS/llama-$1-random.$2.gguf" ;;
+    *) echo "$MODELS/$1-random.$2.gguf" ;;
+  esac
+}
 
 # Models first, so that a failure there comes before the long runs.
 for shape in $SHAPES; do

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes a llama-architecture GGUF with random weights at the shape of a published model, for speed tests.
+"""Writes a GGUF with random weights at the shape of a published model, for speed tests.
 
 The weights are random (normal, std 0.02; norms 1.0), so the model says nothing useful, but every matrix has the
 shape, type and layout of the real one, which is all that prompt and generation speed depend on. The vocabulary
@@ -12,7 +12,11 @@ Shapes (from each model's published config.json):
   3b  Llama 3.2 3B    hidden 3072, 28 layers, 24 heads, 8 KV heads, FFN 8192, tied embeddings     ~3.21e9
   8b  Llama 3.1 8B    hidden 4096, 32 layers, 32 heads, 8 KV heads, FFN 14336, output.weight     ~8.03e9
 All: vocabulary 128256, rope theta 500000, RMS epsilon 1e-5. Llama 3.1's rope scaling (`rope_freqs.weight`) is
-left out: it changes the rotation angles, not the cost.
+left out: it changes the rotation angles, not the cost. The other architectures at their published small sizes:
+  qwen2-1.5b   Qwen 2.5 1.5B (query/key/value biases)        qwen3-1.7b   Qwen 3 1.7B (head size 128, query/key norms)
+  phi3-mini    Phi-3 mini 3.8B (fused matrices)               gemma2-2b    Gemma 2 2B (head size 256, soft-caps)
+  gemma3-1b    Gemma 3 1B (head size 256, 262144 tokens)      qwen3moe-8l  Qwen 3 30B-A3B's layers, 8 of its 48
+with the same synthetic vocabulary at each model's size (its tokens say nothing of the real one's).
 
 The F16 file is written tensor by tensor (the largest tensor, 8b's embedding at 1 GB, bounds the memory used);
 `--quantize` then runs llama.cpp's `llama-quantize` on it. Files that already exist are kept.
@@ -52,16 +56,47 @@ class Shape:
     rope_theta: float = 500000.0
     rms_eps: float = 1e-5
     context: int = 131072
+    arch: str = "llama"
+    head_size: int = 0          # 0: hidden / heads
+    qkv_bias: bool = False      # qwen2
+    qk_norm: bool = False       # qwen3, qwen3moe, gemma3
+    fused: bool = False         # phi3: attn_qkv and a gate-up ffn_up
+    experts: int = 0            # qwen3moe: experts per layer, of width expert_ffn, `used` per token
+    used: int = 0
+    expert_ffn: int = 0
+    window: int = 0             # gemma2 / gemma3 sliding window
+    softcaps: tuple[float, float] = (0.0, 0.0)   # gemma2: attention, final logits
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        return self.head_size or self.hidden // self.heads
+
+    @property
+    def gemma(self) -> bool:
+        return self.arch.startswith("gemma")
 
 
 SHAPES = {
     "1b": Shape("1b", "Llama 3.2 1B", hidden=2048, layers=16, heads=32, kv_heads=8, ffn=8192, tied=True),
     "3b": Shape("3b", "Llama 3.2 3B", hidden=3072, layers=28, heads=24, kv_heads=8, ffn=8192, tied=True),
     "8b": Shape("8b", "Llama 3.1 8B", hidden=4096, layers=32, heads=32, kv_heads=8, ffn=14336, tied=False),
+    # the other architectures, at their published small sizes
+    "qwen2-1.5b": Shape("qwen2-1.5b", "Qwen 2.5 1.5B", hidden=1536, layers=28, heads=12, kv_heads=2, ffn=8960, tied=True,
+                        vocab=151936, rope_theta=1e6, rms_eps=1e-6, context=32768, arch="qwen2", qkv_bias=True),
+    "qwen3-1.7b": Shape("qwen3-1.7b", "Qwen 3 1.7B", hidden=2048, layers=28, heads=16, kv_heads=8, ffn=6144, tied=True,
+                        vocab=151936, rope_theta=1e6, rms_eps=1e-6, context=40960, arch="qwen3", head_size=128, qk_norm=True),
+    "phi3-mini": Shape("phi3-mini", "Phi-3 mini 4k (3.8B)", hidden=3072, layers=32, heads=32, kv_heads=32, ffn=8192,
+                       tied=False, vocab=32064, rope_theta=10000.0, context=4096, arch="phi3", fused=True),
+    "gemma2-2b": Shape("gemma2-2b", "Gemma 2 2B", hidden=2304, layers=26, heads=8, kv_heads=4, ffn=9216, tied=True,
+                       vocab=256000, rope_theta=10000.0, rms_eps=1e-6, context=8192, arch="gemma2", head_size=256,
+                       window=4096, softcaps=(50.0, 30.0)),
+    "gemma3-1b": Shape("gemma3-1b", "Gemma 3 1B", hidden=1152, layers=26, heads=4, kv_heads=1, ffn=6912, tied=True,
+                       vocab=262144, rope_theta=1e6, rms_eps=1e-6, context=32768, arch="gemma3", head_size=256,
+                       qk_norm=True, window=512),
+    # Qwen 3 30B-A3B's layer (128 experts of width 768, 8 per token) with 8 of its 48 layers: 4.8e9 parameters
+    "qwen3moe-8l": Shape("qwen3moe-8l", "Qwen 3 30B-A3B, 8 of 48 layers", hidden=2048, layers=8, heads=32, kv_heads=4,
+                         ffn=6144, tied=False, vocab=151936, rope_theta=1e6, rms_eps=1e-6, context=40960, arch="qwen3moe",
+                         head_size=128, qk_norm=True, experts=128, used=8, expert_ffn=768),
 }
 
 # Number of ordinary (BPE) tokens before the special ones, as in Llama 3.
@@ -89,22 +124,38 @@ def import_gguf():
 
 
 def tensors(shape: Shape) -> list[tuple[str, tuple[int, ...], str]]:
-    """(name, numpy shape (rows, columns), kind) in file order; kind is "norm" (F32, ones) or "weight" (F16)."""
+    """(name, numpy shape (rows, columns), kind) in file order; kind is "norm" (F32, ones), "bias" (F32, zeros),
+    "router" (F32, random: llama.cpp's converter keeps a mixture's router in F32) or "weight" (F16)."""
     d, kv, f = shape.hidden, shape.kv_heads * shape.head_dim, shape.ffn
+    q, hd = shape.heads * shape.head_dim, shape.head_dim
     out = [("token_embd.weight", (shape.vocab, d), "weight")]
     for i in range(shape.layers):
         p = f"blk.{i}."
-        out += [
-            (p + "attn_norm.weight", (d,), "norm"),
-            (p + "attn_q.weight", (d, d), "weight"),
-            (p + "attn_k.weight", (kv, d), "weight"),
-            (p + "attn_v.weight", (kv, d), "weight"),
-            (p + "attn_output.weight", (d, d), "weight"),
-            (p + "ffn_norm.weight", (d,), "norm"),
-            (p + "ffn_gate.weight", (f, d), "weight"),
-            (p + "ffn_up.weight", (f, d), "weight"),
-            (p + "ffn_down.weight", (d, f), "weight"),
-        ]
+        out.append((p + "attn_norm.weight", (d,), "norm"))
+        if shape.fused:
+            out.append((p + "attn_qkv.weight", (q + 2 * kv, d), "weight"))
+        else:
+            out += [(p + "attn_q.weight", (q, d), "weight"), (p + "attn_k.weight", (kv, d), "weight"),
+                    (p + "attn_v.weight", (kv, d), "weight")]
+        if shape.qkv_bias:
+            out += [(p + "attn_q.bias", (q,), "bias"), (p + "attn_k.bias", (kv,), "bias"), (p + "attn_v.bias", (kv,), "bias")]
+        if shape.qk_norm:
+            out += [(p + "attn_q_norm.weight", (hd,), "norm"), (p + "attn_k_norm.weight", (hd,), "norm")]
+        out.append((p + "attn_output.weight", (d, q), "weight"))
+        if shape.gemma:
+            out.append((p + "post_attention_norm.weight", (d,), "norm"))
+        out.append((p + "ffn_norm.weight", (d,), "norm"))
+        if shape.experts:
+            n, e = shape.experts, shape.expert_ffn
+            out += [(p + "ffn_gate_inp.weight", (n, d), "router"), (p + "ffn_gate_exps.weight", (n, e, d), "weight"),
+                    (p + "ffn_up_exps.weight", (n, e, d), "weight"), (p + "ffn_down_exps.weight", (n, d, e), "weight")]
+        elif shape.fused:
+            out += [(p + "ffn_up.weight", (2 * f, d), "weight"), (p + "ffn_down.weight", (d, f), "weight")]
+        else:
+            out += [(p + "ffn_gate.weight", (f, d), "weight"), (p + "ffn_up.weight", (f, d), "weight"),
+                    (p + "ffn_down.weight", (d, f), "weight")]
+        if shape.gemma:
+            out.append((p + "post_ffw_norm.weight", (d,), "norm"))
     out.append(("output_norm.weight", (d,), "norm"))
     if not shape.tied:
         out.append(("output.weight", (shape.vocab, d), "weight"))
@@ -135,7 +186,7 @@ def vocabulary(size: int) -> tuple[list[str], list[int], list[str]]:
     base = [spelled[b] for b in order]
     assert len(base) == 256 and len(set(base)) == 256
 
-    n_bpe = min(N_BPE, size)
+    n_bpe = min(N_BPE, size - 256)   # at least Llama 3's 256 special tokens
     tokens = list(base)
     merges: list[str] = []
 
@@ -201,13 +252,22 @@ def random_f16(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 def write_f16(shape: Shape, path: Path, seed: int, context: int) -> None:
     gguf = import_gguf()
     tmp = path.with_name(path.name + ".part")
-    writer = gguf.GGUFWriter(tmp, "llama")
+    writer = gguf.GGUFWriter(tmp, shape.arch)
     writer.add_name(f"random {shape.description} (seed {seed})")
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     writer.add_context_length(context)
     writer.add_embedding_length(shape.hidden)
     writer.add_block_count(shape.layers)
     writer.add_feed_forward_length(shape.ffn)
+    if shape.experts:
+        writer.add_expert_count(shape.experts)
+        writer.add_expert_used_count(shape.used)
+        writer.add_expert_feed_forward_length(shape.expert_ffn)
+    if shape.window:
+        writer.add_sliding_window(shape.window)
+    if shape.softcaps[0]:
+        writer.add_attn_logit_softcapping(shape.softcaps[0])
+        writer.add_final_logit_softcapping(shape.softcaps[1])
     writer.add_head_count(shape.heads)
     writer.add_head_count_kv(shape.kv_heads)
     writer.add_key_length(shape.head_dim)
@@ -223,14 +283,15 @@ def write_f16(shape: Shape, path: Path, seed: int, context: int) -> None:
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
-    writer.add_bos_token_id(N_BPE)       # <|begin_of_text|>
-    writer.add_eos_token_id(N_BPE + 9)   # <|eot_id|>, as in the instruct models
+    n_bpe = min(N_BPE, shape.vocab - 256)
+    writer.add_bos_token_id(n_bpe)       # <|begin_of_text|>
+    writer.add_eos_token_id(n_bpe + 9)   # <|eot_id|>, as in the instruct models
     writer.add_add_bos_token(True)
     writer.add_chat_template(LLAMA3_CHAT_TEMPLATE)
 
     plan = tensors(shape)
     for name, dims, kind in plan:
-        dtype = np.float32 if kind == "norm" else np.float16
+        dtype = np.float16 if kind == "weight" else np.float32
         nbytes = int(np.prod(dims)) * np.dtype(dtype).itemsize
         writer.add_tensor_info(name, dims, np.dtype(dtype), nbytes)
 
@@ -241,6 +302,10 @@ def write_f16(shape: Shape, path: Path, seed: int, context: int) -> None:
     for index, (name, dims, kind) in enumerate(plan):
         if kind == "norm":
             data = np.ones(dims, dtype=np.float32)
+        elif kind == "bias":
+            data = np.zeros(dims, dtype=np.float32)
+        elif kind == "router":
+            data = np.random.default_rng([seed, index]).standard_normal(dims, dtype=np.float32)
         else:
             # One generator per tensor: the same seed gives the same tensor whatever else changes.
             data = random_f16(np.random.default_rng([seed, index]), dims)
@@ -283,7 +348,7 @@ def main() -> None:
     context = args.context or shape.context
     plan = tensors(shape)
     params = sum(int(np.prod(d)) for _, d, _ in plan)
-    f16_bytes = sum(int(np.prod(d)) * (4 if k == "norm" else 2) for _, d, k in plan)
+    f16_bytes = sum(int(np.prod(d)) * (2 if k == "weight" else 4) for _, d, k in plan)
     if args.dry_run:
         print(f"{shape.name}: {shape.description}, hidden {shape.hidden}, {shape.layers} layers, {shape.heads} heads "
               f"({shape.kv_heads} KV, head size {shape.head_dim}), FFN {shape.ffn}, vocabulary {shape.vocab}, "
@@ -296,13 +361,13 @@ def main() -> None:
             seen.add(generic)
             label = ("blk.N." + generic) if name.startswith("blk.") else name
             ggml_dims = list(reversed(dims))
-            print(f"  {label:28s} {str(ggml_dims):16s} {'F32' if kind == 'norm' else 'F16'}")
+            print(f"  {label:28s} {str(ggml_dims):16s} {'F16' if kind == 'weight' else 'F32'}")
         print(f"  {len(plan)} tensors, {params:,} parameters ({params / 1e9:.3f}e9), F16 file ≈ {human(f16_bytes)}")
         return
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"llama-{shape.name}-random"
+    stem = f"llama-{shape.name}-random" if shape.arch == "llama" else f"{shape.name}-random"
     f16 = out / f"{stem}.F16.gguf"
     quants = [q.strip() for q in args.quantize.split(",") if q.strip()]
     targets = [out / f"{stem}.{q}.gguf" for q in quants]
