@@ -8,7 +8,8 @@ Dequantizes every weight with llama.cpp's `gguf` package and evaluates the file'
 every step into exact.json beside the file (what ArchitectureReferenceTests holds the engine to, next to llama.cpp's
 own distance from it) and prints llama.cpp's distance.
 
-The llama family only: llama (rope_freqs), qwen2 (biases), qwen3 (query/key norms), qwen3moe (experts), phi3 (fused).
+The llama family only: llama (rope_freqs), qwen2 (biases), qwen3 (query/key norms), qwen3moe (experts), phi3 (fused,
+LongRoPE).
 
     pip install gguf numpy
     python3 tools/exact_arch_forward.py [ARCH [FILE-NAME]]   # default: every file of those architectures
@@ -41,6 +42,12 @@ class Model:
         self.freqs = theta ** (-np.arange(0, self.rot, 2) / self.rot)
         if "rope_freqs.weight" in self.tensors:
             self.freqs = self.freqs / self.w("rope_freqs.weight")
+        # Phi-3's LongRoPE: the long factors (the reference ran with a context above the original one) and the
+        # rotation's magnitude
+        self.magnitude = f(f"{a}.rope.scaling.attn_factor", 1.0)
+        if "rope_factors_long.weight" in self.tensors:
+            assert f(f"{a}.context_length") > f(f"{a}.rope.scaling.original_context_length")
+            self.freqs = self.freqs / self.w("rope_factors_long.weight")
         self.neox = a != "llama"
 
     def w(self, name):
@@ -55,7 +62,7 @@ class Model:
 
     def rope(self, v, n):
         angles = np.arange(n)[:, None, None] * self.freqs[None, None, :]
-        cos, sin = np.cos(angles), np.sin(angles)
+        cos, sin = self.magnitude * np.cos(angles), self.magnitude * np.sin(angles)
         v = v.copy()
         half = self.rot // 2
         if self.neox:

@@ -16,8 +16,10 @@ reports probabilities per whole UTF-8 character, so a step that emitted half of 
 
   qwen3   Qwen 3: per-head query/key RMSNorm, NeoX rotary embedding, a head size (32) apart from width / heads (16),
           GQA 4/2, an untied output, no biases.
-  phi3    Phi-3: one fused query-key-value matrix, one fused gate-up matrix (gate rows first), NeoX rotary
-          embedding, 4 heads of 16, an untied output.
+  phi3    Phi-3.5 / Phi-3 128k: one fused query-key-value matrix, one fused gate-up matrix (gate rows first), NeoX
+          rotary embedding with LongRoPE (long and short factors per pair, an original context of 64 below the 512
+          of the file, so both engines take the long factors and scale the rotation by sqrt(1 + ln 8 / ln 64)),
+          4 heads of 16, an untied output.
   gemma3  Gemma 3: six layers (five with an 8-position sliding window and a rotary base of 10,000, one global with
           base 1,000,000 and linear rotary scaling by 8, as Gemma 3 4B and up have), per-head query/key norms,
           pre- and post-norms, GELU, a head size (32) apart from width / heads (16), a tied output.
@@ -197,6 +199,11 @@ def write_gguf(arch: str, path: Path, s: dict):
         w.add_expert_feed_forward_length(s["expert_ffn"])
     if arch == "llama":
         w.add_tensor("rope_freqs.weight", llama31_factors(hd, s["theta"]))
+    if arch == "phi3":
+        w.add_rope_scaling_orig_ctx_len(64)
+        w.add_rope_scaling_attn_factors(float(np.sqrt(1 + np.log(512 / 64) / np.log(64))))
+        w.add_tensor("rope_factors_long.weight", np.linspace(1.0, 6.0, hd // 2, dtype=np.float32))
+        w.add_tensor("rope_factors_short.weight", np.linspace(1.0, 1.25, hd // 2, dtype=np.float32))
     for i in range(s["layers"]):
         p = f"blk.{i}."
         w.add_tensor(p + "attn_norm.weight", norm(dim))

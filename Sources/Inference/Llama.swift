@@ -7,8 +7,12 @@ import Kernels
 public final class LlamaModel: DecoderModel {
     let eps: Float
     let ropeDims: Int
-    /// `rope_freqs.weight`: one factor per rotated pair dividing its angle (Llama 3.1 / 3.2's rope scaling); nil: none.
+    /// One factor per rotated pair dividing its angle: `rope_freqs.weight` (Llama 3.1 / 3.2's rope scaling), or
+    /// Phi-3's long-context `rope_factors_long` / `rope_factors_short`; nil: none.
     let ropeFactors: UnsafePointer<Float>?
+    /// The magnitude of the rotation (`rope.scaling.attn_factor`, Phi-3's long-context models): both the query's and
+    /// the key's rotated values are scaled by it, as ggml's rope scales cos and sin.
+    let ropeMagnitude: Float
     let weights: Weights
     let variant: Variant
     /// The buffers of a mixture of experts' feed-forward; nil for a dense model.
@@ -88,10 +92,18 @@ public final class LlamaModel: DecoderModel {
             throw .badMetadata(key: "\(a).rope.dimension_count", expected: "an even number ≤ \(headDim)")
         }
         let theta = Float(file.float("\(a).rope.freq_base") ?? 10000)
-        ropeFactors = file.tensor(named: "rope_freqs.weight") == nil ? nil : try file.vector("rope_freqs.weight", count: ropeDims / 2)
-
-        for name in ["rope_factors_long.weight", "rope_factors_short.weight"] where file.tensor(named: name) != nil {
-            throw .badMetadata(key: name, expected: "no long-context rotary factors (Phi-3's 128k scaling is not supported yet)")
+        if file.tensor(named: "rope_factors_long.weight") != nil || file.tensor(named: "rope_factors_short.weight") != nil {
+            // Phi-3's LongRoPE (the 128k models, Phi-3.5 and Phi-4 mini): the long factors when a sequence's context
+            // exceeds the original one, else the short ones, as llama.cpp chooses them
+            let original = file.int("\(a).rope.scaling.original_context_length") ?? trained
+            ropeFactors = try file.vector(ctx > original ? "rope_factors_long.weight" : "rope_factors_short.weight", count: ropeDims / 2)
+            ropeMagnitude = Float(file.float("\(a).rope.scaling.attn_factor") ?? 1)
+        } else {
+            ropeFactors = file.tensor(named: "rope_freqs.weight") == nil ? nil : try file.vector("rope_freqs.weight", count: ropeDims / 2)
+            ropeMagnitude = 1
+        }
+        guard ropeMagnitude.isFinite, ropeMagnitude > 0 else {
+            throw .badMetadata(key: "\(a).rope.scaling.attn_factor", expected: "a positive number")
         }
 
         var ls: [Layer] = []
@@ -153,6 +165,7 @@ public final class LlamaModel: DecoderModel {
         for (t, e) in entries.enumerated() {
             weights.embedding.dequantizeRow(Int(e.token), into: r.x + t * dim)
             Ops.ropeTable(position: e.position, thetaScale: r.thetaScale, pairs: ropeDims / 2, factors: ropeFactors, into: r.rope + t * ropeDims)
+            if ropeMagnitude != 1 { Ops.scale(r.rope + t * ropeDims, by: ropeMagnitude, count: ropeDims) }
         }
 
         for (l, layer) in weights.layers.enumerated() {
