@@ -63,8 +63,7 @@ enum ReferenceChecks {
             var parted: (step: Int, gap: Double)?
             var caseMax = 0.0
             for step in 0..<min(32, c.greedy_ids.count) {
-                let ours = banned.isEmpty ? logits.withUnsafeBufferPointer { Sampler.argmax($0) }
-                    : Int32(logits.indices.filter { !banned.contains(Int32($0)) }.max { logits[$0] < logits[$1] } ?? 0)
+                let ours = bestToken(logits, banned: banned)
                 let ref = c.top5[step]
                 let lp = logits.withUnsafeBufferPointer { Double(Sampler.logProbabilities($0, chosen: ref.id, top: 0).0) }
                 if ours != c.greedy_ids[step] {
@@ -99,6 +98,12 @@ enum ReferenceChecks {
         #expect(mean <= maximumMean)
     }
 
+    /// The most likely token that is not banned.
+    static func bestToken(_ logits: [Float], banned: Set<Int32>) -> Int32 {
+        banned.isEmpty ? logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+            : Int32(logits.indices.filter { !banned.contains(Int32($0)) }.max { logits[$0] < logits[$1] } ?? 0)
+    }
+
     /// Distances from an exact (float64) evaluation of the same weights, teacher-forced along llama.cpp's greedy
     /// completions (`exact[case][step]`: the exact log-probability of llama.cpp's token at that step, from
     /// tools/exact_arch_forward.py): ours and llama.cpp's, each as (mean |Δ|, max |Δ|, fraction within 0.05), over
@@ -129,8 +134,7 @@ enum ReferenceChecks {
                 let allowed = c.top5[s].top.filter { !banned.contains(Int32($0[0])) }
                 if allowed.count > 1, allowed[0][1] - allowed[1][1] > 0.15 {
                     clear += 1
-                    let best = row.indices.filter { !banned.contains(Int32($0)) }.max { row[$0] < row[$1] }
-                    if best.map(Int32.init) == Int32(allowed[0][0]) { agree += 1 }
+                    if bestToken(row, banned: banned) == Int32(allowed[0][0]) { agree += 1 }
                 }
             }
         }
