@@ -8,6 +8,7 @@ enum Migrations {
         migrator.registerMigration("v2: response cache", migrate: v2)
         migrator.registerMigration("v3: key ip allow-lists", migrate: v3)
         migrator.registerMigration("v4: stored responses", migrate: v4)
+        migrator.registerMigration("v5: conversations", migrate: v5)
         return migrator
     }
 
@@ -87,6 +88,28 @@ enum Migrations {
                 input_items          TEXT NOT NULL          -- every input item the model saw
             );
             CREATE INDEX responses_by_time ON responses(created_at);
+            """)
+    }
+
+    /// Conversations (OpenAI's Conversations API, the native API's sessions) and their items in order (JSON text).
+    static func v5(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE conversations (
+                id         TEXT PRIMARY KEY NOT NULL,
+                owner      TEXT,                            -- the API key's name; NULL: no key (auth off) or the admin key
+                created_at DATETIME NOT NULL,
+                updated_at DATETIME NOT NULL,               -- retention counts from the last change
+                metadata   TEXT NOT NULL DEFAULT '{}'
+            );
+            CREATE INDEX conversations_by_update ON conversations(updated_at);
+            CREATE TABLE conversation_items (
+                sequence        INTEGER PRIMARY KEY AUTOINCREMENT,  -- the order of items within a conversation
+                conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                item_id         TEXT NOT NULL,
+                item            TEXT NOT NULL,
+                created_at      DATETIME NOT NULL
+            );
+            CREATE INDEX conversation_items_by_conversation ON conversation_items(conversation_id, sequence);
             """)
     }
 }

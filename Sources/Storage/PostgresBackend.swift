@@ -350,6 +350,90 @@ final class PostgresBackend: StorageBackend {
         !(try await query("DELETE FROM responses WHERE id = \(id) RETURNING id")).isEmpty
     }
 
+    // MARK: Conversations
+
+    func insertConversation(_ c: StoredConversation, items: [StoredConversationItem]) async throws {
+        let logger = self.logger
+        try await transaction { connection in
+            _ = try await Self.run("""
+                INSERT INTO conversations (id, owner, created_at, updated_at, metadata)
+                VALUES (\(c.id), \(c.owner), \(c.createdAt), \(c.updatedAt), \(c.metadata))
+                """, on: connection, logger)
+            try await Self.insert(items, into: c.id, on: connection, logger)
+        }
+    }
+
+    private static func insert(_ items: [StoredConversationItem], into id: String, on connection: PostgresConnection,
+                               _ logger: Logger) async throws {
+        for item in items {
+            _ = try await run("""
+                INSERT INTO conversation_items (conversation_id, item_id, item, created_at)
+                VALUES (\(id), \(item.id), \(item.item), \(item.createdAt))
+                """, on: connection, logger)
+        }
+    }
+
+    private static func conversation(_ row: PostgresRow) throws -> StoredConversation {
+        let (id, owner, created, updated, metadata) = try row.decode((String, String?, Date, Date, String).self)
+        return StoredConversation(id: id, owner: owner, createdAt: created, updatedAt: updated, metadata: metadata)
+    }
+
+    func conversation(id: String) async throws -> StoredConversation? {
+        try await query("""
+            SELECT id, owner, created_at, updated_at, metadata FROM conversations WHERE id = \(id)
+            """).first.map(Self.conversation)
+    }
+
+    func updateConversation(id: String, metadata: String, at: Date) async throws -> StoredConversation? {
+        try await query("""
+            UPDATE conversations SET metadata = \(metadata), updated_at = \(at) WHERE id = \(id)
+            RETURNING id, owner, created_at, updated_at, metadata
+            """).first.map(Self.conversation)
+    }
+
+    func deleteConversation(id: String) async throws -> Bool {
+        // The items go with it (ON DELETE CASCADE).
+        !(try await query("DELETE FROM conversations WHERE id = \(id) RETURNING id")).isEmpty
+    }
+
+    func appendConversationItems(id: String, items: [StoredConversationItem], at: Date) async throws -> Bool {
+        let logger = self.logger
+        return try await transaction { connection in
+            // The row lock orders appends to one conversation across replicas: each one's items stay together.
+            let found = try await Self.run("""
+                UPDATE conversations SET updated_at = \(at) WHERE id = \(id) RETURNING id
+                """, on: connection, logger)
+            guard !found.isEmpty else { return false }
+            try await Self.insert(items, into: id, on: connection, logger)
+            return true
+        }
+    }
+
+    func conversationItems(id: String) async throws -> [StoredConversationItem] {
+        try await query("""
+            SELECT sequence, item_id, item, created_at FROM conversation_items WHERE conversation_id = \(id) ORDER BY sequence
+            """).map { row in
+            let (sequence, itemID, item, created) = try row.decode((Int64, String, String, Date).self)
+            return StoredConversationItem(id: itemID, item: item, createdAt: created, sequence: sequence)
+        }
+    }
+
+    func deleteConversationItem(id: String, itemID: String, at: Date) async throws -> Bool {
+        let logger = self.logger
+        return try await transaction { connection in
+            let deleted = try await Self.run("""
+                DELETE FROM conversation_items WHERE conversation_id = \(id) AND item_id = \(itemID) RETURNING sequence
+                """, on: connection, logger)
+            guard !deleted.isEmpty else { return false }
+            _ = try await Self.run("UPDATE conversations SET updated_at = \(at) WHERE id = \(id)", on: connection, logger)
+            return true
+        }
+    }
+
+    func deleteConversations(updatedBefore cutoff: Date) async throws -> Int {
+        try await query("DELETE FROM conversations WHERE updated_at < \(cutoff) RETURNING id").count
+    }
+
     func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
         do {
             return try await leased { [logger] in try await $0.query(query, logger: logger).collect() }

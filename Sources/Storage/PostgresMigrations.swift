@@ -8,7 +8,7 @@ enum PostgresMigrations {
         let statements: [String]
     }
 
-    static let all: [Migration] = [v1, v2, v3, v4]
+    static let all: [Migration] = [v1, v2, v3, v4, v5]
 
     static var identifiers: [String] { all.map(\.identifier) }
 
@@ -102,5 +102,29 @@ enum PostgresMigrations {
         )
         """,
         "CREATE INDEX responses_by_time ON responses (created_at)",
+    ])
+
+    /// Conversations (OpenAI's Conversations API, the native API's sessions) and their items in order.
+    static let v5 = Migration(identifier: "v5: conversations", statements: [
+        """
+        CREATE TABLE conversations (
+            id         text PRIMARY KEY,
+            owner      text,                            -- the API key's name; NULL: no key (auth off) or the admin key
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,            -- retention counts from the last change
+            metadata   text NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX conversations_by_update ON conversations (updated_at)",
+        """
+        CREATE TABLE conversation_items (
+            sequence        bigserial PRIMARY KEY,      -- the order of items within a conversation
+            conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            item_id         text NOT NULL,
+            item            text NOT NULL,
+            created_at      timestamptz NOT NULL
+        )
+        """,
+        "CREATE INDEX conversation_items_by_conversation ON conversation_items (conversation_id, sequence)",
     ])
 }

@@ -232,6 +232,89 @@ final class SQLiteBackend: StorageBackend {
         }
     }
 
+    // MARK: Conversations
+
+    func insertConversation(_ c: StoredConversation, items: [StoredConversationItem]) async throws {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO conversations (id, owner, created_at, updated_at, metadata) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [c.id, c.owner, c.createdAt, c.updatedAt, c.metadata])
+            try Self.insert(items, into: c.id, db)
+        }
+    }
+
+    private static func insert(_ items: [StoredConversationItem], into id: String, _ db: Database) throws {
+        for item in items {
+            try db.execute(sql: """
+                INSERT INTO conversation_items (conversation_id, item_id, item, created_at) VALUES (?, ?, ?, ?)
+                """, arguments: [id, item.id, item.item, item.createdAt])
+        }
+    }
+
+    private static func conversation(_ row: Row) -> StoredConversation {
+        StoredConversation(id: row["id"], owner: row["owner"], createdAt: row["created_at"], updatedAt: row["updated_at"],
+                           metadata: row["metadata"])
+    }
+
+    func conversation(id: String) async throws -> StoredConversation? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM conversations WHERE id = ?", arguments: [id]).map(Self.conversation)
+        }
+    }
+
+    func updateConversation(id: String, metadata: String, at: Date) async throws -> StoredConversation? {
+        try await write { db in
+            try db.execute(sql: "UPDATE conversations SET metadata = ?, updated_at = ? WHERE id = ?", arguments: [metadata, at, id])
+            return try Row.fetchOne(db, sql: "SELECT * FROM conversations WHERE id = ?", arguments: [id]).map(Self.conversation)
+        }
+    }
+
+    func deleteConversation(id: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM conversation_items WHERE conversation_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM conversations WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
+    func appendConversationItems(id: String, items: [StoredConversationItem], at: Date) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "UPDATE conversations SET updated_at = ? WHERE id = ?", arguments: [at, id])
+            guard db.changesCount > 0 else { return false }
+            try Self.insert(items, into: id, db)
+            return true
+        }
+    }
+
+    func conversationItems(id: String) async throws -> [StoredConversationItem] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT sequence, item_id, item, created_at FROM conversation_items WHERE conversation_id = ? ORDER BY sequence
+                """, arguments: [id]).map { row in
+                StoredConversationItem(id: row["item_id"], item: row["item"], createdAt: row["created_at"], sequence: row["sequence"])
+            }
+        }
+    }
+
+    func deleteConversationItem(id: String, itemID: String, at: Date) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM conversation_items WHERE conversation_id = ? AND item_id = ?", arguments: [id, itemID])
+            guard db.changesCount > 0 else { return false }
+            try db.execute(sql: "UPDATE conversations SET updated_at = ? WHERE id = ?", arguments: [at, id])
+            return true
+        }
+    }
+
+    func deleteConversations(updatedBefore cutoff: Date) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: """
+                DELETE FROM conversation_items WHERE conversation_id IN (SELECT id FROM conversations WHERE updated_at < ?)
+                """, arguments: [cutoff])
+            try db.execute(sql: "DELETE FROM conversations WHERE updated_at < ?", arguments: [cutoff])
+            return db.changesCount
+        }
+    }
+
     // MARK: Access with errors mapped to StorageError
 
     func read<T>(_ body: (Database) throws -> T) throws -> T {

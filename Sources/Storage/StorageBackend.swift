@@ -43,6 +43,24 @@ protocol StorageBackend: Sendable {
     /// Deletes a stored answer; false when there was none.
     func deleteResponse(id: String) async throws -> Bool
 
+    /// Inserts a conversation and its first items in one transaction; a taken id is `StorageError.database`.
+    func insertConversation(_ conversation: StoredConversation, items: [StoredConversationItem]) async throws
+    /// The conversation with this id.
+    func conversation(id: String) async throws -> StoredConversation?
+    /// Replaces a conversation's metadata and sets its `updated_at`; the row as it now stands, nil when none.
+    func updateConversation(id: String, metadata: String, at: Date) async throws -> StoredConversation?
+    /// Deletes a conversation and its items in one transaction; false when there was none.
+    func deleteConversation(id: String) async throws -> Bool
+    /// In one transaction: appends items (in the given order, after every item already there) and sets
+    /// `updated_at`; false (nothing written) when the conversation does not exist.
+    func appendConversationItems(id: String, items: [StoredConversationItem], at: Date) async throws -> Bool
+    /// A conversation's items, oldest first.
+    func conversationItems(id: String) async throws -> [StoredConversationItem]
+    /// Deletes a conversation's items with this id and sets `updated_at`; false when it had none.
+    func deleteConversationItem(id: String, itemID: String, at: Date) async throws -> Bool
+    /// Deletes the conversations whose `updated_at` is before `cutoff`, and their items; how many.
+    func deleteConversations(updatedBefore cutoff: Date) async throws -> Int
+
     /// The migrations applied to this database, oldest first.
     func appliedMigrations() async throws -> [String]
     /// Lets go of connections; nothing works after it.
