@@ -15,6 +15,7 @@ public enum Units {
             let unit = rest.prefix { $0.isLetter }
             rest = rest.dropFirst(unit.count)
             switch unit {
+            case "d": total += value * 86400
             case "h": total += value * 3600
             case "m": total += value * 60
             case "s": total += value

@@ -1,13 +1,24 @@
 import Core
 import Foundation
+import Grammar
 import Hummingbird
 import Providers
+import Storage
 
 /// The native `/api/v1` surface: generate, chat, models, load/unload, health, metrics.
 /// Streaming answers are NDJSON: one JSON object per line, `{"response": piece, "done": false}`, and a last
 /// line with `"done": true` and the totals.
+///
+/// `/api/v1/chat` with `session` (a name the client picks) keeps the conversation on the server: the session's
+/// earlier turns are put before the request's messages, and the request's messages and the answer are added to it
+/// once the answer is complete. The history is fitted to a local model's context as `ContextWindow` says (oldest
+/// turns first, system messages kept) and what was left out is reported in the answer's `session`. A system message
+/// in the request is used instead of the session's stored ones for that turn. Sessions are conversations (readable
+/// at `/v1/conversations/{conversation_id}`), kept per key.
 struct NativeSurface {
     let backend: Backend
+    /// Where sessions are kept; nil: nowhere (`session` is a 400).
+    var conversations: ConversationStore? = nil
 
     struct GenerateBody: Decodable {
         let model: String
@@ -29,6 +40,22 @@ struct NativeSurface {
         let ignore_eos: Bool?
         /// LoRA adapters by id with their scales; unlisted adapters are off.
         let lora: [OpenAI.Adapter]?
+        /// A conversation kept on the server under this name (chat only).
+        let session: String?
+    }
+
+    /// What a session turn did: the conversation it lives in, the history put before the request's messages, what
+    /// of it was left out to fit the context.
+    struct SessionReport: Encodable, Sendable {
+        let id: String
+        let conversation_id: String
+        /// Messages of the session's history sent with this turn.
+        let history_messages: Int
+        /// Messages of the history left out to fit the model's context (whole turns, oldest first).
+        let trimmed_messages: Int
+        let trimmed_turns: Int
+        /// Whether this turn was added to the session (false when storing it failed; the answer stands).
+        var stored: Bool
     }
 
     struct Answer: Encodable {
@@ -45,6 +72,8 @@ struct NativeSurface {
         var tool_calls: [OpenAI.ToolCallOut]? = nil
         /// The model's reasoning before its answer; left out when there is none (streamed: `reasoning` pieces).
         var reasoning: String? = nil
+        /// With `session`: what the turn did with the session's history.
+        var session: SessionReport? = nil
         var done = true
     }
 
@@ -100,17 +129,28 @@ struct NativeSurface {
         core.keepAlive = g.keep_alive?.duration
         core.hints = try RequestHints.from(request, metadata: g.metadata)
         OutputConstraints.apply(try OutputConstraints.read(body, toolNames: core.tools.map(\.name)), to: &core)
+        var opened: SessionTurn?
+        if let name = g.session {
+            guard chat else { throw APIError(.badRequest, "session is for /api/v1/chat", param: "session") }
+            opened = try await openSession(name, caller: context.caller, request: &core)
+        }
+        let session = opened
         let started = try await backend.start(core, caller: context.caller, record: context.record)
         let model = g.model
-        @Sendable func answer(_ r: CollectedCompletion) -> Answer {
+        @Sendable func answer(_ r: CollectedCompletion, session: SessionReport? = nil) -> Answer {
             let calls = r.toolCalls.calls
             return Answer(response: r.text, model: model, tokens_used: r.usage.totalTokens, prompt_tokens: r.usage.promptTokens,
                           completion_tokens: r.usage.completionTokens, processing_time: Date().timeIntervalSince(began),
                           timestamp: ISO8601DateFormatter().string(from: Date()), finish_reason: OpenAI.finishReason(r.finish),
                           tool_calls: calls.isEmpty ? nil : calls.map { OpenAI.ToolCallOut(id: $0.id, function: .init(name: $0.name, arguments: $0.arguments)) },
-                          reasoning: r.reasoning.isEmpty ? nil : r.reasoning)
+                          reasoning: r.reasoning.isEmpty ? nil : r.reasoning, session: session)
         }
-        guard g.stream ?? false else { return try json(answer(try await collect(started)), headers: started.routeHeaders) }
+        guard g.stream ?? false else {
+            let collected = try await collect(started)
+            var report: SessionReport?
+            if let session { report = await session.store(answer: collected) }
+            return try json(answer(collected, session: report), headers: started.routeHeaders)
+        }
         var headers: HTTPFields = [.contentType: "application/x-ndjson"]
         headers.append(contentsOf: started.routeHeaders)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
@@ -135,8 +175,10 @@ struct NativeSurface {
                     }
                 }
                 // The last line: the totals and the tool calls whole; the text was sent piece by piece.
+                var report: SessionReport?
+                if let session { report = await session.store(answer: totals) }
                 totals.text = ""
-                let last = answer(totals)
+                let last = answer(totals, session: report)
                 try await line(last)
                 try await writer.finish(nil)
             } catch {
@@ -144,6 +186,77 @@ struct NativeSurface {
                 throw error
             }
         })
+    }
+
+    /// A session turn under way: where its conversation is, what this turn adds to it.
+    struct SessionTurn: Sendable {
+        let conversations: ConversationStore
+        let report: SessionReport
+        let exists: Bool
+        let owner: String?
+        let added: [ChatMessage]
+
+        /// Adds the request's messages and the answer to the session (creating it on its first turn); the report,
+        /// with `stored` false when the database refused (the answer is still given).
+        func store(answer: CollectedCompletion) async -> SessionReport {
+            var report = report
+            let reply = ChatMessage(role: .assistant, content: answer.text, toolCalls: answer.toolCalls.calls)
+            let now = Date()
+            let rows = ConversationsSurface.rows(ConversationsSurface.items(of: added + [reply]), at: now)
+            do {
+                var known = exists
+                if !known { known = try await conversations.find(report.conversation_id) != nil }
+                if known {
+                    report.stored = try await conversations.append(report.conversation_id, items: rows, at: now)
+                } else {
+                    do {
+                        try await conversations.create(StoredConversation(id: report.conversation_id, owner: owner, createdAt: now, updatedAt: now,
+                                                                  metadata: OrderedJSON.object([("session", .string(report.id))]).text),
+                                               items: rows)
+                    } catch {
+                        // Another request made it first.
+                        guard try await conversations.append(report.conversation_id, items: rows, at: now) else { throw error }
+                    }
+                    report.stored = true
+                }
+            } catch {
+                RequestLogMiddleware<GatewayContext>.writeToStderr("session \(report.id) could not be stored: \(error)\n")
+                report.stored = false
+            }
+            return report
+        }
+    }
+
+    /// Puts the session's history before the request's messages, fitted to the model's context.
+    private func openSession(_ name: String, caller: GuardCaller, request core: inout ChatRequest) async throws -> SessionTurn {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@".utf8)
+        guard (1...128).contains(name.utf8.count), name.utf8.allSatisfy(allowed.contains) else {
+            throw APIError(.badRequest, "session must be 1 to 128 letters, digits or - _ . : @", param: "session")
+        }
+        guard let store = conversations else {
+            throw APIError(.badRequest, "sessions are kept in the server's database, and this server has none", param: "session")
+        }
+        let owner = caller.key?.name
+        let id = ConversationsSurface.sessionID(owner: owner, session: name)
+        let found = try await store.find(id)
+        var history: [ChatMessage] = []
+        if found != nil {
+            let items = try await store.items(id).map { try ResponsesSurface.parse($0.item, what: "stored session item") }
+            history = try ResponsesRequest.messages(instructions: nil, items: items)
+        }
+        let added = core.messages
+        if added.contains(where: { $0.role == .system }) { history.removeAll { $0.role == .system } }
+        core.messages = history + added
+        var dropped = 0, turns = 0
+        if !history.isEmpty, let window = await backend.contextWindow(for: core) {
+            let fitted = try await window.fit(core.messages)
+            core.messages = fitted.messages
+            dropped = fitted.droppedMessages
+            turns = fitted.droppedTurns
+        }
+        let report = SessionReport(id: name, conversation_id: id, history_messages: history.count - dropped,
+                                   trimmed_messages: dropped, trimmed_turns: turns, stored: false)
+        return SessionTurn(conversations: store, report: report, exists: found != nil, owner: owner, added: added)
     }
 
     struct ModelEntry: Encodable {

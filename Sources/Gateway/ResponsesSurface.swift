@@ -23,6 +23,8 @@ struct ResponsesSurface {
     let backend: Backend
     /// Where responses are kept; nil: nowhere (`store` is answered false, `previous_response_id` is a 400).
     let store: ResponseStore?
+    /// Where conversations are kept; nil: nowhere (`conversation` is a 400).
+    var conversations: ConversationStore? = nil
 
     func register(on router: Router<GatewayContext>) {
         router.post("/v1/responses") { request, context in try await create(request, context) }
@@ -121,11 +123,30 @@ struct ResponsesSurface {
             }
             history = try Self.items(of: stored)
         }
+        if let conversationID = parsed.conversationID {
+            guard let conversations else {
+                throw APIError(.badRequest, "conversation needs stored conversations, and this server has no database",
+                               param: "conversation", code: "conversation_not_found")
+            }
+            guard let found = try await conversations.find(conversationID),
+                  Self.visible(owner: found.owner, toKey: context.caller.key?.name) else {
+                throw APIError(.notFound, "conversation with id '\(conversationID)' not found", param: "conversation",
+                               code: "conversation_not_found")
+            }
+            history = try await conversations.items(found.id).map { try Self.parse($0.item, what: "stored conversation item") }
+        }
         let owner = context.caller.key?.name
         var core = parsed.core
         core.messages = try ResponsesRequest.messages(instructions: parsed.instructions, items: history + parsed.input)
         guard core.messages.contains(where: { $0.role != .system }) else {
             throw APIError(.badRequest, "input must hold at least one message or item", param: "input")
+        }
+        // `truncation: auto`: the oldest turns go until the prompt fits the (local) model's context; said in a header.
+        var trimmed = 0
+        if parsed.truncate, let window = await backend.contextWindow(for: core) {
+            let fitted = try await window.fit(core.messages)
+            core.messages = fitted.messages
+            trimmed = fitted.droppedMessages
         }
         core.hints = try RequestHints.from(request, metadata: parsed.metadata)
         parsed.store = parsed.store && store != nil
@@ -146,17 +167,33 @@ struct ResponsesSurface {
                 return false
             }
         }
+        // With `conversation`: this request's input and the answer's output join the conversation's items.
+        let remember: @Sendable (OrderedJSON) async -> Void = { [conversations, parsed] response in
+            guard let conversationID = parsed.conversationID, let conversations else { return }
+            var added = parsed.input.map(ConversationsSurface.completed)
+            if case .array(let output)? = response["output"] { added += output }
+            do {
+                if try await !conversations.append(conversationID, items: ConversationsSurface.rows(added)) {
+                    RequestLogMiddleware<GatewayContext>.writeToStderr("response \(id): conversation \(conversationID) was deleted meanwhile\n")
+                }
+            } catch {
+                RequestLogMiddleware<GatewayContext>.writeToStderr("response \(id) could not be added to conversation \(conversationID): \(error)\n")
+            }
+        }
         var events = ResponseEvents(id: id, created: created, request: parsed)
         if !core.stream {
             while let event = try await started.next() { _ = events.next(event) }
             var response = events.finalResponse()
+            await remember(response)
             if await !keep(response) { response = response.setting("store", .bool(false)) }
             var headers: HTTPFields = [.contentType: "application/json"]
             headers.append(contentsOf: started.routeHeaders)
+            if trimmed > 0 { headers[Self.trimmedHeader] = String(trimmed) }
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: response.text)))
         }
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         headers.append(contentsOf: started.routeHeaders)
+        if trimmed > 0 { headers[Self.trimmedHeader] = String(trimmed) }
         return Response(status: .ok, headers: headers, body: ResponseBody { [events] writer in
             var events = events
             func send(_ list: [OrderedJSON]) async throws {
@@ -178,6 +215,7 @@ struct ResponsesSurface {
                     }
                     guard let event else {
                         var (final, response) = events.end()
+                        await remember(response)
                         if await !keep(response) {
                             final = final.map { e in
                                 guard let r = e["response"] else { return e }
@@ -204,6 +242,9 @@ struct ResponsesSurface {
         return seen + output
     }
 
+    /// How many messages of the history `truncation: auto` left out of the prompt (absent: none).
+    static let trimmedHeader = HTTPField.Name("x-switchyard-trimmed-messages")!
+
     static func jsonResponse(_ value: OrderedJSON) -> Response {
         Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: value.text)))
     }
@@ -216,6 +257,10 @@ struct ResponsesRequest: Sendable {
     var input: [OrderedJSON]
     var instructions: String?
     var previousResponseID: String?
+    /// The conversation this response continues and adds to (`conversation`: an id or `{"id": …}`).
+    var conversationID: String?
+    /// `truncation: auto`: drop the oldest turns of the history to fit the model's context.
+    var truncate: Bool
     var store: Bool
     var metadata: [String: MetadataValue]?
     /// Members of the response object that repeat the request (`tools`, `tool_choice`, `text`, `temperature`, …).
@@ -227,7 +272,6 @@ struct ResponsesRequest: Sendable {
         guard case .string(let model)? = body["model"], !model.isEmpty else { throw Self.bad("model: field required", "model") }
         // What this surface cannot do is refused by name rather than ignored.
         for (field, why) in [("background", "background responses are not supported; stream instead"),
-                             ("conversation", "conversations are not supported; continue with previous_response_id"),
                              ("prompt", "stored prompt templates are not supported; send instructions and input"),
                              ("max_tool_calls", "max_tool_calls is not supported")] {
             switch body[field] {
@@ -248,6 +292,20 @@ struct ResponsesRequest: Sendable {
         case nil, .null?: previousResponseID = nil
         case .string(let s)?: previousResponseID = s
         default: throw Self.bad("previous_response_id must be a string", "previous_response_id")
+        }
+        switch body["conversation"] {
+        case nil, .null?: conversationID = nil
+        case .string(let s)?: conversationID = s
+        case .object? where body["conversation"]?["id"]?.stringValue != nil: conversationID = body["conversation"]?["id"]?.stringValue
+        default: throw Self.bad("conversation must be a conversation id or {\"id\": …}", "conversation")
+        }
+        if conversationID != nil && previousResponseID != nil {
+            throw Self.bad("conversation and previous_response_id cannot be used together", "conversation")
+        }
+        switch body["truncation"] {
+        case nil, .null?, .string("disabled")?: truncate = false
+        case .string("auto")?: truncate = true
+        default: throw Self.bad("truncation must be auto or disabled", "truncation")
         }
         switch body["store"] {
         case nil, .null?: store = true
@@ -351,9 +409,10 @@ struct ResponsesRequest: Sendable {
             ("tool_choice", body["tool_choice"].flatMap { $0 == .null ? nil : $0 } ?? .string("auto")),
             ("tools", body["tools"].flatMap { $0 == .null ? nil : $0 } ?? .array([])),
             ("top_p", body["top_p"] ?? .null),
-            ("truncation", .string("disabled")),
+            ("truncation", .string(truncate ? "auto" : "disabled")),
             ("user", body["user"] ?? .null),
         ]
+        if let conversationID { echo.append(("conversation", .object([("id", .string(conversationID))]))) }
     }
 
     /// `input` as items, each with an id (`msg_…`, `fc_…`, `fco_…` where the client gave none); a string is one user

@@ -45,14 +45,17 @@ public struct Server {
     public let profiles: ProfileSource?
     /// Where the Responses API keeps responses; nil: nowhere.
     public let responses: ResponseStore?
+    /// Where conversations (the Conversations API, `conversation` on Responses, native sessions) are kept; nil: nowhere.
+    public let conversations: ConversationStore?
 
     public init(backend: Backend, options: Options, access: AccessGuard? = nil, profiles: ProfileSource? = nil,
-                responses: ResponseStore? = nil) {
+                responses: ResponseStore? = nil, conversations: ConversationStore? = nil) {
         self.backend = backend
         self.options = options
         self.access = access
         self.profiles = profiles
         self.responses = responses
+        self.conversations = conversations
     }
 
     public func router() -> Router<GatewayContext> {
@@ -67,10 +70,11 @@ public struct Server {
             if let store = access.keyStore { AdminRoutes(store: store, cache: access.keys).register(on: router) }
         }
         OpenAISurface(backend: backend).register(on: router)
-        NativeSurface(backend: backend).register(on: router)
+        NativeSurface(backend: backend, conversations: conversations).register(on: router)
         OllamaSurface(backend: backend).register(on: router)
         AnthropicSurface(backend: backend).register(on: router)
-        ResponsesSurface(backend: backend, store: responses).register(on: router)
+        ResponsesSurface(backend: backend, store: responses, conversations: conversations).register(on: router)
+        ConversationsSurface(store: conversations).register(on: router)
         OpenAPIDocument.register(on: router)
         AdminProfileRoutes(backend: backend, profiles: profiles).register(on: router)
         // Prometheus scrapes, open without a key like /api/v1/health (AccessGuard.openPaths).

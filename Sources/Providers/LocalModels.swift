@@ -27,6 +27,9 @@ public protocol LocalModels: Sendable {
     func copy(_ source: String, to destination: String) async throws
     /// The prompt tokens `request` would take on its (local) model: rendered with the model's template, tokenized.
     func countPromptTokens(_ request: ChatRequest) async throws -> Int
+    /// The context (prompt and answer, in tokens) a local model runs with, loading it if needed; `CoreError.unknownModel`
+    /// for a name no local model has.
+    func contextLength(of name: String) async throws -> Int
     /// Loads `name` if needed and sets its adapters' default scales (the listed ones, the others 0), as llama-server's
     /// `POST /lora-adapters`; nil leaves them. Returns the model with its adapters.
     func adapters(of name: String, setting scales: [AdapterSelection]?) async throws -> LoadedModelInfo

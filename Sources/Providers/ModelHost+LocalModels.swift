@@ -183,4 +183,8 @@ extension ModelHost {
         let (text, _) = try LocalProvider.renderPrompt(request, loaded: worker.loaded, name: worker.name)
         return worker.loaded.tokenize(text).count
     }
+
+    public func contextLength(of name: String) async throws -> Int {
+        try await worker(for: name).loaded.model.shape.contextLength
+    }
 }

@@ -69,6 +69,8 @@ struct Serve: AsyncParsableCommand {
     var cache: String?
     @Flag(name: .customLong("no-usage"), help: "Do not record usage (no usage records, so no budgets); keys and limits still apply.")
     var noUsage = false
+    @Option(name: .customLong("conversation-retention"), help: ArgumentHelp("Delete conversations and sessions left unchanged this long, e.g. 30d or 12h (checked hourly; default: kept until deleted).", valueName: "duration"))
+    var conversationRetention: String?
     @Option(name: .customLong("cache-ttl"), help: "Seconds a cached answer is kept.") var cacheTTL: Double = 3600
     @Option(name: .customLong("cache-memory"), help: "Memory for the in-process cache, e.g. 64M.") var cacheMemory: String = "64M"
 
@@ -97,6 +99,9 @@ struct Serve: AsyncParsableCommand {
         guard cacheTTL > 0 else { throw ValidationError("--cache-ttl must be positive") }
         if let m = maxConcurrent, m < 1 { throw ValidationError("--max-concurrent must be at least 1") }
         if let m = maxPromptLength, m < 1 { throw ValidationError("--max-prompt-length must be at least 1") }
+        if let r = conversationRetention, (Units.seconds(r) ?? 0) <= 0 {
+            throw ValidationError("--conversation-retention '\(r)' is not a positive duration such as 30d or 12h")
+        }
         if let allowIP { do { _ = try IPAllowList(commaSeparated: allowIP) } catch { throw ValidationError("--allow-ip: \(error)") } }
     }
 
@@ -158,7 +163,7 @@ struct Serve: AsyncParsableCommand {
         let server = Server(backend: backend, options: .init(host: self.host, port: port ?? 8080, jsonLogs: logFormat == "json",
                                                                       shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))),
                             access: access, profiles: .directory(config.url, profiles: config.profilesURL),
-                            responses: storage.map(ResponseStore.init))
+                            responses: storage.map(ResponseStore.init), conversations: storage.map(ConversationStore.init))
         let bindHost = self.host
         let storageLine = storage?.description ?? "off"
         let app = server.application { port in
@@ -173,6 +178,19 @@ struct Serve: AsyncParsableCommand {
         defer { reaper.cancel() }
         let probing = Task { await backend.router?.runHealthChecks() }
         defer { probing.cancel() }
+        let retention = Task { [conversations = server.conversations, retention = conversationRetention.flatMap(Units.seconds)] in
+            guard let conversations, let retention else { return }
+            while !Task.isCancelled {
+                do {
+                    let deleted = try await conversations.deleteIdle(before: Date().addingTimeInterval(-retention))
+                    if deleted > 0 { note("deleted \(deleted) conversation\(deleted == 1 ? "" : "s") idle for longer than \(conversationRetention ?? "")") }
+                } catch {
+                    note("conversation retention: \(error)")
+                }
+                try? await Task.sleep(for: .seconds(3600))
+            }
+        }
+        defer { retention.cancel() }
         let grace = ShutdownGrace(host: host, grace: .milliseconds(Int64(shutdownGrace * 1000)))
         do {
             try await app.runService()

@@ -63,7 +63,9 @@ import Testing
         (#"{"model": "m", "input": "Hi", "max_output_tokens": 0}"#, "max_output_tokens"),
         (#"{"model": "m", "input": "Hi", "temperature": 3}"#, "temperature"),
         (#"{"model": "m", "input": "Hi", "background": true}"#, "background"),
-        (#"{"model": "m", "input": "Hi", "conversation": "conv_1"}"#, "conversation"),
+        (#"{"model": "m", "input": "Hi", "conversation": "conv_1", "previous_response_id": "resp_1"}"#, "conversation"),
+        (#"{"model": "m", "input": "Hi", "conversation": 5}"#, "conversation"),
+        (#"{"model": "m", "input": "Hi", "truncation": "sometimes"}"#, "truncation"),
         (#"{"model": "m", "input": "Hi", "text": {"format": {"type": "json_schema", "name": "x"}}}"#, "text.format.schema"),
     ])
     func badRequestsNameTheirField(_ text: String, _ param: String) throws {
