@@ -173,12 +173,21 @@ struct ConversationsSurface {
         }
     }
 
-    /// An item as a conversation lists it: `status: completed` on messages and calls that carry none.
+    /// An item as a conversation lists it: `status: completed` on messages and calls that carry none, and a message's
+    /// text given as a string made a text part (`input_text`, `output_text` for the assistant), as OpenAI lists them.
     static func completed(_ item: OrderedJSON) -> OrderedJSON {
-        guard item["status"] == nil, ["message", "function_call", "function_call_output"].contains(item["type"]?.stringValue ?? "") else {
-            return item
+        var item = item
+        let type = item["type"]?.stringValue ?? ""
+        if type == "message", case .string(let text)? = item["content"] {
+            let part = item["role"]?.stringValue == "assistant" ? "output_text" : "input_text"
+            var members: [(String, OrderedJSON)] = [("type", .string(part)), ("text", .string(text))]
+            if part == "output_text" { members.append(("annotations", .array([]))) }
+            item = item.setting("content", .array([.object(members)]))
         }
-        return item.setting("status", .string("completed"))
+        if item["status"] == nil, ["message", "function_call", "function_call_output"].contains(type) {
+            item = item.setting("status", .string("completed"))
+        }
+        return item
     }
 
     static func rows(_ items: [OrderedJSON], at date: Date = Date()) -> [StoredConversationItem] {

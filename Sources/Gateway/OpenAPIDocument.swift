@@ -100,6 +100,7 @@ enum OpenAPIDocument {
                        required: ["id", "type", "role", "content", "stop_reason", "usage"]),
         "ResponsesRequest": obj([
             "model": str, "input": oneOf([str, arr(ref("ResponseItem"))]), "instructions": str, "previous_response_id": str,
+            "conversation": oneOf([str, obj(["id": str], required: ["id"])]), "truncation": ["enum": ["auto", "disabled"]],
             "store": bool, "stream": bool, "max_output_tokens": int, "temperature": num, "top_p": num,
             "tools": arr(obj(["type": ["const": "function"], "name": str, "description": str, "parameters": ["type": "object"], "strict": bool],
                              required: ["type", "name"])),
@@ -124,11 +125,15 @@ enum OpenAPIDocument {
                                                    "input_tokens_details": obj(["cached_tokens": int]),
                                                    "output_tokens_details": obj(["reasoning_tokens": int])])]),
         ], required: ["id", "object", "status", "output"]),
+        "Conversation": obj(["id": str, "object": ["const": "conversation"], "created_at": int, "metadata": obj([:])],
+                            required: ["id", "object", "created_at", "metadata"]),
+        "ConversationItems": obj(["object": ["const": "list"], "data": arr(ref("ResponseItem")), "first_id": any, "last_id": any,
+                                  "has_more": bool]),
         "ModelName": obj(["model": str, "name": str, "keep_alive": oneOf([str, num])]),
     ] }
 
     static var operations: [Operation] {
-        let native = "Native API", openai = "OpenAI", responses = "OpenAI Responses", ollama = "Ollama", anthropic = "Anthropic Messages", admin = "Administration"
+        let native = "Native API", openai = "OpenAI", responses = "OpenAI Responses", conversations = "OpenAI Conversations", ollama = "Ollama", anthropic = "Anthropic Messages", admin = "Administration"
         let nd = ["application/x-ndjson"], sse = ["text/event-stream"]
         return [
             Operation(method: "get", path: "/", tag: native, summary: "A line saying what answers here", responseType: "text/plain"),
@@ -163,6 +168,21 @@ enum OpenAPIDocument {
                       summary: "The input items a stored response saw (limit, order, after)",
                       response: obj(["object": ["const": "list"], "data": arr(ref("ResponseItem")), "first_id": any, "last_id": any,
                                      "has_more": bool])),
+            Operation(method: "post", path: "/v1/conversations", tag: conversations, summary: "A conversation (up to 20 first items, metadata)",
+                      request: obj(["items": arr(ref("ResponseItem")), "metadata": obj([:])]), response: ref("Conversation")),
+            Operation(method: "get", path: "/v1/conversations/{id}", tag: conversations, summary: "A conversation", response: ref("Conversation")),
+            Operation(method: "post", path: "/v1/conversations/{id}", tag: conversations, summary: "Replace a conversation's metadata",
+                      request: obj(["metadata": obj([:])], required: ["metadata"]), response: ref("Conversation")),
+            Operation(method: "delete", path: "/v1/conversations/{id}", tag: conversations, summary: "Delete a conversation and its items",
+                      response: obj(["id": str, "object": ["const": "conversation.deleted"], "deleted": bool])),
+            Operation(method: "post", path: "/v1/conversations/{id}/items", tag: conversations, summary: "Add up to 20 items",
+                      request: obj(["items": arr(ref("ResponseItem"))], required: ["items"]), response: ref("ConversationItems")),
+            Operation(method: "get", path: "/v1/conversations/{id}/items", tag: conversations, summary: "A conversation's items (limit, order, after)",
+                      response: ref("ConversationItems")),
+            Operation(method: "get", path: "/v1/conversations/{id}/items/{item}", tag: conversations, summary: "One item",
+                      response: ref("ResponseItem")),
+            Operation(method: "delete", path: "/v1/conversations/{id}/items/{item}", tag: conversations, summary: "Delete an item",
+                      response: ref("Conversation")),
             Operation(method: "post", path: "/v1/messages", tag: anthropic, summary: "A message (Anthropic's Messages API)",
                       request: ref("MessagesRequest"), response: ref("Message"), streams: sse, error: "AnthropicError"),
             Operation(method: "post", path: "/v1/messages/count_tokens", tag: anthropic, summary: "The prompt tokens of a request (local models)",
@@ -205,8 +225,11 @@ enum OpenAPIDocument {
                       response: obj(["response": str, "model": str, "tokens_used": int, "finish_reason": str, "reasoning": str]), streams: nd),
             Operation(method: "post", path: "/api/v1/chat", tag: native, summary: "A chat answer (native)",
                       request: obj(["model": str, "messages": arr(ref("ChatMessage")), "tools": arr(ref("Tool")), "max_tokens": int,
-                                    "stream": bool, "grammar": str, "response_format": ref("ResponseFormat"), "lora": ref("LoRA")], required: ["model", "messages"]),
-                      response: obj(["response": str, "model": str, "tokens_used": int, "finish_reason": str, "tool_calls": arr(ref("ToolCall"))]),
+                                    "stream": bool, "grammar": str, "response_format": ref("ResponseFormat"), "lora": ref("LoRA"),
+                                    "session": ["type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$"]], required: ["model", "messages"]),
+                      response: obj(["response": str, "model": str, "tokens_used": int, "finish_reason": str, "tool_calls": arr(ref("ToolCall")),
+                                     "session": obj(["id": str, "conversation_id": str, "history_messages": int, "trimmed_messages": int,
+                                                     "trimmed_turns": int, "stored": bool])]),
                       streams: nd),
             Operation(method: "get", path: "/api/v1/models", tag: native, summary: "Models with their files and states",
                       response: obj(["models": arr(obj([:]))])),

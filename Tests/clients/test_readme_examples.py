@@ -67,3 +67,19 @@ def test_the_embeddings_example_runs_as_written():
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
     assert [d["index"] for d in answer["data"]] == [0, 1] and all(len(d["embedding"]) == 384 for d in answer["data"])
+
+
+def test_the_conversations_example_runs_as_written():
+    url = os.environ.get("SWITCHYARD_URL", "").strip().rstrip("/")
+    if not url:
+        pytest.fail("SWITCHYARD_URL is not set: run these tests through Tests/clients/run.sh")
+    code = _block_after("#### Conversations kept on the server", "python")
+    out = subprocess.run([sys.executable, "-c", code.replace("http://127.0.0.1:8080", url)], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("answer: ") and len(lines[0]) > len("answer: ")
+    items = [line for line in lines if line.startswith("item: ")]
+    assert [i.split(" | ")[0] for i in items] == ["item: system", "item: user", "item: assistant", "item: user",
+                                                 "item: assistant"], out.stdout
+    assert items[1] == "item: user | My name is Ada." and items[3] == "item: user | What is my name?"
