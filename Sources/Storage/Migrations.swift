@@ -9,6 +9,7 @@ enum Migrations {
         migrator.registerMigration("v3: key ip allow-lists", migrate: v3)
         migrator.registerMigration("v4: stored responses", migrate: v4)
         migrator.registerMigration("v5: conversations", migrate: v5)
+        migrator.registerMigration("v6: files and batches", migrate: v6)
         return migrator
     }
 
@@ -110,6 +111,56 @@ enum Migrations {
                 created_at      DATETIME NOT NULL
             );
             CREATE INDEX conversation_items_by_conversation ON conversation_items(conversation_id, sequence);
+            """)
+    }
+
+    /// The Files and Batch APIs: uploaded and produced files (content in the database), batches, and each batch's
+    /// requests with their outcomes.
+    static func v6(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE files (
+                id         TEXT PRIMARY KEY NOT NULL,
+                owner      TEXT,
+                purpose    TEXT NOT NULL,
+                filename   TEXT NOT NULL,
+                bytes      INTEGER NOT NULL,
+                created_at DATETIME NOT NULL,
+                content    BLOB NOT NULL
+            );
+            CREATE INDEX files_by_time ON files(created_at);
+            CREATE TABLE batches (
+                id                TEXT PRIMARY KEY NOT NULL,
+                owner             TEXT,
+                endpoint          TEXT NOT NULL,
+                input_file_id     TEXT NOT NULL,
+                completion_window TEXT NOT NULL,
+                metadata          TEXT NOT NULL DEFAULT '{}',
+                status            TEXT NOT NULL,
+                created_at        DATETIME NOT NULL,
+                expires_at        DATETIME NOT NULL,
+                in_progress_at    DATETIME,
+                finalizing_at     DATETIME,
+                completed_at      DATETIME,
+                failed_at         DATETIME,
+                expired_at        DATETIME,
+                cancelling_at     DATETIME,
+                cancelled_at      DATETIME,
+                output_file_id    TEXT,
+                error_file_id     TEXT,
+                errors            TEXT,
+                webhook_url       TEXT
+            );
+            CREATE INDEX batches_by_time ON batches(created_at);
+            CREATE INDEX batches_by_status ON batches(status);
+            CREATE TABLE batch_requests (
+                batch_id  TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+                line      INTEGER NOT NULL,
+                custom_id TEXT NOT NULL,
+                body      TEXT NOT NULL,
+                status    TEXT NOT NULL DEFAULT 'pending',   -- pending, done, failed
+                result    TEXT,                              -- the output line, once run
+                PRIMARY KEY (batch_id, line)
+            );
             """)
     }
 }

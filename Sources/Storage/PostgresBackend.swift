@@ -434,6 +434,165 @@ final class PostgresBackend: StorageBackend {
         try await query("DELETE FROM conversations WHERE updated_at < \(cutoff) RETURNING id").count
     }
 
+    // MARK: Files and batches
+
+    func insertFile(_ f: StoredFile, content: Data) async throws {
+        var binds = PostgresBindings(capacity: 7)
+        binds.append(f.id)
+        binds.append(f.owner)
+        binds.append(f.purpose)
+        binds.append(f.filename)
+        binds.append(f.bytes)
+        binds.append(f.createdAt)
+        try binds.append(content)
+        _ = try await query(PostgresQuery(unsafeSQL: """
+            INSERT INTO files (id, owner, purpose, filename, bytes, created_at, content) VALUES ($1, $2, $3, $4, $5, $6, $7)
+            """, binds: binds))
+    }
+
+    private static func file(_ row: PostgresRow) throws -> StoredFile {
+        let (id, owner, purpose, filename, bytes, created) = try row.decode((String, String?, String, String, Int, Date).self)
+        return StoredFile(id: id, owner: owner, purpose: purpose, filename: filename, bytes: bytes, createdAt: created)
+    }
+
+    func file(id: String) async throws -> StoredFile? {
+        try await query("SELECT id, owner, purpose, filename, bytes, created_at FROM files WHERE id = \(id)").first.map(Self.file)
+    }
+
+    func fileContent(id: String) async throws -> Data? {
+        try await query("SELECT content FROM files WHERE id = \(id)").first.map { try $0.decode(Data.self) }
+    }
+
+    func files(purpose: String?) async throws -> [StoredFile] {
+        try await query("""
+            SELECT id, owner, purpose, filename, bytes, created_at FROM files
+            WHERE \(purpose)::text IS NULL OR purpose = \(purpose) ORDER BY created_at DESC, id DESC
+            """).map(Self.file)
+    }
+
+    func deleteFile(id: String) async throws -> Bool {
+        !(try await query("DELETE FROM files WHERE id = \(id) RETURNING id")).isEmpty
+    }
+
+    func insertBatch(_ b: StoredBatch, requests: [StoredBatchRequest]) async throws {
+        let logger = self.logger
+        try await transaction { connection in
+            _ = try await Self.run("""
+                INSERT INTO batches (id, owner, endpoint, input_file_id, completion_window, metadata, status, created_at, expires_at,
+                                     failed_at, errors, webhook_url)
+                VALUES (\(b.id), \(b.owner), \(b.endpoint), \(b.inputFileID), \(b.completionWindow), \(b.metadata), \(b.status.rawValue),
+                        \(b.createdAt), \(b.expiresAt), \(b.failedAt), \(b.errors), \(b.webhookURL))
+                """, on: connection, logger)
+            // Many rows per statement: a batch of thousands of requests is a few round trips.
+            for start in stride(from: 0, to: requests.count, by: 500) {
+                let chunk = requests[start ..< min(start + 500, requests.count)]
+                var binds = PostgresBindings(capacity: chunk.count * 4)
+                var rows: [String] = []
+                for (i, r) in chunk.enumerated() {
+                    binds.append(b.id)
+                    binds.append(r.line)
+                    binds.append(r.customID)
+                    binds.append(r.body)
+                    rows.append("($\(4 * i + 1), $\(4 * i + 2), $\(4 * i + 3), $\(4 * i + 4))")
+                }
+                _ = try await Self.run(PostgresQuery(unsafeSQL: "INSERT INTO batch_requests (batch_id, line, custom_id, body) VALUES "
+                                                     + rows.joined(separator: ", "), binds: binds), on: connection, logger)
+            }
+        }
+    }
+
+    private static let batchQuery = """
+        SELECT b.id, b.owner, b.endpoint, b.input_file_id, b.completion_window, b.metadata, b.status, b.created_at, b.expires_at,
+               b.in_progress_at, b.finalizing_at, b.completed_at, b.failed_at, b.expired_at, b.cancelling_at, b.cancelled_at,
+               b.output_file_id, b.error_file_id, b.errors, b.webhook_url,
+               (SELECT COUNT(*) FROM batch_requests r WHERE r.batch_id = b.id) AS total,
+               (SELECT COUNT(*) FROM batch_requests r WHERE r.batch_id = b.id AND r.status = 'done') AS done,
+               (SELECT COUNT(*) FROM batch_requests r WHERE r.batch_id = b.id AND r.status = 'failed') AS failed_count
+        FROM batches b
+        """
+
+    private static func batch(_ row: PostgresRow) throws -> StoredBatch {
+        let r = row.makeRandomAccess()
+        var b = StoredBatch(id: try r["id"].decode(String.self), owner: try r["owner"].decode(String?.self),
+                            endpoint: try r["endpoint"].decode(String.self), inputFileID: try r["input_file_id"].decode(String.self),
+                            completionWindow: try r["completion_window"].decode(String.self), metadata: try r["metadata"].decode(String.self),
+                            status: StoredBatch.Status(rawValue: try r["status"].decode(String.self)) ?? .failed,
+                            createdAt: try r["created_at"].decode(Date.self), expiresAt: try r["expires_at"].decode(Date.self),
+                            webhookURL: try r["webhook_url"].decode(String?.self))
+        b.inProgressAt = try r["in_progress_at"].decode(Date?.self)
+        b.finalizingAt = try r["finalizing_at"].decode(Date?.self)
+        b.completedAt = try r["completed_at"].decode(Date?.self)
+        b.failedAt = try r["failed_at"].decode(Date?.self)
+        b.expiredAt = try r["expired_at"].decode(Date?.self)
+        b.cancellingAt = try r["cancelling_at"].decode(Date?.self)
+        b.cancelledAt = try r["cancelled_at"].decode(Date?.self)
+        b.outputFileID = try r["output_file_id"].decode(String?.self)
+        b.errorFileID = try r["error_file_id"].decode(String?.self)
+        b.errors = try r["errors"].decode(String?.self)
+        b.total = try r["total"].decode(Int.self)
+        b.completed = try r["done"].decode(Int.self)
+        b.failed = try r["failed_count"].decode(Int.self)
+        return b
+    }
+
+    func batch(id: String) async throws -> StoredBatch? {
+        try await query(PostgresQuery(unsafeSQL: Self.batchQuery + " WHERE b.id = $1", binds: Self.binds([id]))).first.map(Self.batch)
+    }
+
+    func batches(openOnly: Bool) async throws -> [StoredBatch] {
+        let sql = openOnly
+            ? Self.batchQuery + " WHERE b.status IN ('validating', 'in_progress', 'finalizing', 'cancelling') ORDER BY b.created_at, b.id"
+            : Self.batchQuery + " ORDER BY b.created_at DESC, b.id DESC"
+        return try await query(PostgresQuery(unsafeSQL: sql)).map(Self.batch)
+    }
+
+    private static func binds(_ values: [String]) -> PostgresBindings {
+        var binds = PostgresBindings(capacity: values.count)
+        for v in values { binds.append(v) }
+        return binds
+    }
+
+    func transitionBatch(id: String, _ t: BatchTransition) async throws -> Bool {
+        var binds = PostgresBindings(capacity: 6)
+        binds.append(t.to.rawValue)
+        var sets = "status = $1"
+        if let column = BatchColumns.timestamp(t.to) { binds.append(t.at); sets += ", \(column) = $\(binds.count)" }
+        if let v = t.outputFileID { binds.append(v); sets += ", output_file_id = $\(binds.count)" }
+        if let v = t.errorFileID { binds.append(v); sets += ", error_file_id = $\(binds.count)" }
+        if let v = t.errors { binds.append(v); sets += ", errors = $\(binds.count)" }
+        binds.append(id)
+        let from = t.from.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        return !(try await query(PostgresQuery(unsafeSQL: """
+            UPDATE batches SET \(sets) WHERE id = $\(binds.count) AND status IN (\(from)) RETURNING id
+            """, binds: binds))).isEmpty
+    }
+
+    private static func request(_ row: PostgresRow) throws -> StoredBatchRequest {
+        let (line, customID, body, status, result) = try row.decode((Int, String, String, String, String?).self)
+        return StoredBatchRequest(line: line, customID: customID, body: body, status: StoredBatchRequest.Status(rawValue: status) ?? .failed,
+                                  result: result)
+    }
+
+    func pendingBatchRequests(batchID: String, limit: Int) async throws -> [StoredBatchRequest] {
+        try await query("""
+            SELECT line, custom_id, body, status, result FROM batch_requests
+            WHERE batch_id = \(batchID) AND status = 'pending' ORDER BY line LIMIT \(limit)
+            """).map(Self.request)
+    }
+
+    func finishBatchRequest(batchID: String, line: Int, status: StoredBatchRequest.Status, result: String) async throws -> Bool {
+        !(try await query("""
+            UPDATE batch_requests SET status = \(status.rawValue), result = \(result)
+            WHERE batch_id = \(batchID) AND line = \(line) AND status = 'pending' RETURNING line
+            """)).isEmpty
+    }
+
+    func batchRequests(batchID: String) async throws -> [StoredBatchRequest] {
+        try await query("""
+            SELECT line, custom_id, body, status, result FROM batch_requests WHERE batch_id = \(batchID) ORDER BY line
+            """).map(Self.request)
+    }
+
     func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
         do {
             return try await leased { [logger] in try await $0.query(query, logger: logger).collect() }

@@ -8,7 +8,7 @@ enum PostgresMigrations {
         let statements: [String]
     }
 
-    static let all: [Migration] = [v1, v2, v3, v4, v5]
+    static let all: [Migration] = [v1, v2, v3, v4, v5, v6]
 
     static var identifiers: [String] { all.map(\.identifier) }
 
@@ -126,5 +126,58 @@ enum PostgresMigrations {
         )
         """,
         "CREATE INDEX conversation_items_by_conversation ON conversation_items (conversation_id, sequence)",
+    ])
+
+    /// The Files and Batch APIs: uploaded and produced files, batches, and each batch's requests with their outcomes.
+    static let v6 = Migration(identifier: "v6: files and batches", statements: [
+        """
+        CREATE TABLE files (
+            id         text PRIMARY KEY,
+            owner      text,
+            purpose    text NOT NULL,
+            filename   text NOT NULL,
+            bytes      bigint NOT NULL,
+            created_at timestamptz NOT NULL,
+            content    bytea NOT NULL
+        )
+        """,
+        "CREATE INDEX files_by_time ON files (created_at)",
+        """
+        CREATE TABLE batches (
+            id                text PRIMARY KEY,
+            owner             text,
+            endpoint          text NOT NULL,
+            input_file_id     text NOT NULL,
+            completion_window text NOT NULL,
+            metadata          text NOT NULL DEFAULT '{}',
+            status            text NOT NULL,
+            created_at        timestamptz NOT NULL,
+            expires_at        timestamptz NOT NULL,
+            in_progress_at    timestamptz,
+            finalizing_at     timestamptz,
+            completed_at      timestamptz,
+            failed_at         timestamptz,
+            expired_at        timestamptz,
+            cancelling_at     timestamptz,
+            cancelled_at      timestamptz,
+            output_file_id    text,
+            error_file_id     text,
+            errors            text,
+            webhook_url       text
+        )
+        """,
+        "CREATE INDEX batches_by_time ON batches (created_at)",
+        "CREATE INDEX batches_by_status ON batches (status)",
+        """
+        CREATE TABLE batch_requests (
+            batch_id  text NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+            line      bigint NOT NULL,
+            custom_id text NOT NULL,
+            body      text NOT NULL,
+            status    text NOT NULL DEFAULT 'pending',   -- pending, done, failed
+            result    text,                              -- the output line, once run
+            PRIMARY KEY (batch_id, line)
+        )
+        """,
     ])
 }

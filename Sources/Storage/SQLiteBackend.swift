@@ -315,6 +315,136 @@ final class SQLiteBackend: StorageBackend {
         }
     }
 
+    // MARK: Files and batches
+
+    func insertFile(_ f: StoredFile, content: Data) async throws {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO files (id, owner, purpose, filename, bytes, created_at, content) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [f.id, f.owner, f.purpose, f.filename, f.bytes, f.createdAt, content])
+        }
+    }
+
+    private static func file(_ row: Row) -> StoredFile {
+        StoredFile(id: row["id"], owner: row["owner"], purpose: row["purpose"], filename: row["filename"], bytes: row["bytes"],
+                   createdAt: row["created_at"])
+    }
+
+    private static let fileColumns = "id, owner, purpose, filename, bytes, created_at"
+
+    func file(id: String) async throws -> StoredFile? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.fileColumns) FROM files WHERE id = ?", arguments: [id]).map(Self.file)
+        }
+    }
+
+    func fileContent(id: String) async throws -> Data? {
+        try await read { db in try Data.fetchOne(db, sql: "SELECT content FROM files WHERE id = ?", arguments: [id]) }
+    }
+
+    func files(purpose: String?) async throws -> [StoredFile] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT \(Self.fileColumns) FROM files WHERE ? IS NULL OR purpose = ? ORDER BY created_at DESC, id DESC
+                """, arguments: [purpose, purpose]).map(Self.file)
+        }
+    }
+
+    func deleteFile(id: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM files WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
+    func insertBatch(_ b: StoredBatch, requests: [StoredBatchRequest]) async throws {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO batches (id, owner, endpoint, input_file_id, completion_window, metadata, status, created_at, expires_at,
+                                     failed_at, errors, webhook_url)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [b.id, b.owner, b.endpoint, b.inputFileID, b.completionWindow, b.metadata, b.status.rawValue,
+                                 b.createdAt, b.expiresAt, b.failedAt, b.errors, b.webhookURL])
+            let insert = try db.makeStatement(sql: "INSERT INTO batch_requests (batch_id, line, custom_id, body) VALUES (?, ?, ?, ?)")
+            for r in requests { try insert.execute(arguments: [b.id, r.line, r.customID, r.body]) }
+        }
+    }
+
+    private static let batchQuery = """
+        SELECT b.*, (SELECT COUNT(*) FROM batch_requests r WHERE r.batch_id = b.id) AS total,
+               (SELECT COUNT(*) FROM batch_requests r WHERE r.batch_id = b.id AND r.status = 'done') AS done,
+               (SELECT COUNT(*) FROM batch_requests r WHERE r.batch_id = b.id AND r.status = 'failed') AS failed_count
+        FROM batches b
+        """
+
+    private static func batch(_ row: Row) -> StoredBatch {
+        var b = StoredBatch(id: row["id"], owner: row["owner"], endpoint: row["endpoint"], inputFileID: row["input_file_id"],
+                            completionWindow: row["completion_window"], metadata: row["metadata"],
+                            status: StoredBatch.Status(rawValue: row["status"]) ?? .failed, createdAt: row["created_at"],
+                            expiresAt: row["expires_at"], webhookURL: row["webhook_url"])
+        b.inProgressAt = row["in_progress_at"]; b.finalizingAt = row["finalizing_at"]; b.completedAt = row["completed_at"]
+        b.failedAt = row["failed_at"]; b.expiredAt = row["expired_at"]; b.cancellingAt = row["cancelling_at"]
+        b.cancelledAt = row["cancelled_at"]; b.outputFileID = row["output_file_id"]; b.errorFileID = row["error_file_id"]
+        b.errors = row["errors"]; b.total = row["total"]; b.completed = row["done"]; b.failed = row["failed_count"]
+        return b
+    }
+
+    func batch(id: String) async throws -> StoredBatch? {
+        try await read { db in try Row.fetchOne(db, sql: Self.batchQuery + " WHERE b.id = ?", arguments: [id]).map(Self.batch) }
+    }
+
+    func batches(openOnly: Bool) async throws -> [StoredBatch] {
+        try await read { db in
+            let sql = openOnly
+                ? Self.batchQuery + " WHERE b.status IN ('validating', 'in_progress', 'finalizing', 'cancelling') ORDER BY b.created_at, b.id"
+                : Self.batchQuery + " ORDER BY b.created_at DESC, b.id DESC"
+            return try Row.fetchAll(db, sql: sql).map(Self.batch)
+        }
+    }
+
+    func transitionBatch(id: String, _ t: BatchTransition) async throws -> Bool {
+        try await write { db in
+            let from = t.from.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            var sets = "status = ?"
+            var arguments: StatementArguments = [t.to.rawValue]
+            if let column = BatchColumns.timestamp(t.to) { sets += ", \(column) = ?"; _ = arguments.append(contentsOf: [t.at]) }
+            if let v = t.outputFileID { sets += ", output_file_id = ?"; _ = arguments.append(contentsOf: [v]) }
+            if let v = t.errorFileID { sets += ", error_file_id = ?"; _ = arguments.append(contentsOf: [v]) }
+            if let v = t.errors { sets += ", errors = ?"; _ = arguments.append(contentsOf: [v]) }
+            _ = arguments.append(contentsOf: [id])
+            try db.execute(sql: "UPDATE batches SET \(sets) WHERE id = ? AND status IN (\(from))", arguments: arguments)
+            return db.changesCount > 0
+        }
+    }
+
+    private static func request(_ row: Row) -> StoredBatchRequest {
+        StoredBatchRequest(line: row["line"], customID: row["custom_id"], body: row["body"],
+                           status: StoredBatchRequest.Status(rawValue: row["status"]) ?? .failed, result: row["result"])
+    }
+
+    func pendingBatchRequests(batchID: String, limit: Int) async throws -> [StoredBatchRequest] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM batch_requests WHERE batch_id = ? AND status = 'pending' ORDER BY line LIMIT ?
+                """, arguments: [batchID, limit]).map(Self.request)
+        }
+    }
+
+    func finishBatchRequest(batchID: String, line: Int, status: StoredBatchRequest.Status, result: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: """
+                UPDATE batch_requests SET status = ?, result = ? WHERE batch_id = ? AND line = ? AND status = 'pending'
+                """, arguments: [status.rawValue, result, batchID, line])
+            return db.changesCount > 0
+        }
+    }
+
+    func batchRequests(batchID: String) async throws -> [StoredBatchRequest] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM batch_requests WHERE batch_id = ? ORDER BY line", arguments: [batchID]).map(Self.request)
+        }
+    }
+
     // MARK: Access with errors mapped to StorageError
 
     func read<T>(_ body: (Database) throws -> T) throws -> T {

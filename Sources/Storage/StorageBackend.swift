@@ -61,6 +61,26 @@ protocol StorageBackend: Sendable {
     /// Deletes the conversations whose `updated_at` is before `cutoff`, and their items; how many.
     func deleteConversations(updatedBefore cutoff: Date) async throws -> Int
 
+    /// Inserts a file with its content.
+    func insertFile(_ file: StoredFile, content: Data) async throws
+    func file(id: String) async throws -> StoredFile?
+    func fileContent(id: String) async throws -> Data?
+    /// Files (of one purpose, or all), newest first.
+    func files(purpose: String?) async throws -> [StoredFile]
+    func deleteFile(id: String) async throws -> Bool
+    /// Inserts a batch and its requests in one transaction.
+    func insertBatch(_ batch: StoredBatch, requests: [StoredBatchRequest]) async throws
+    /// The batch with its request counts.
+    func batch(id: String) async throws -> StoredBatch?
+    /// Batches with counts: all newest first, or only those with work left oldest first.
+    func batches(openOnly: Bool) async throws -> [StoredBatch]
+    /// Applies a status change if the batch is in one of `transition.from`; whether it did.
+    func transitionBatch(id: String, _ transition: BatchTransition) async throws -> Bool
+    func pendingBatchRequests(batchID: String, limit: Int) async throws -> [StoredBatchRequest]
+    /// Sets a pending request's outcome; false when it was not pending.
+    func finishBatchRequest(batchID: String, line: Int, status: StoredBatchRequest.Status, result: String) async throws -> Bool
+    func batchRequests(batchID: String) async throws -> [StoredBatchRequest]
+
     /// The migrations applied to this database, oldest first.
     func appliedMigrations() async throws -> [String]
     /// Lets go of connections; nothing works after it.

@@ -11,7 +11,7 @@ import Testing
             let tables = try await db.strings("""
                 SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1
                 """)
-            #expect(tables == ["api_keys", "conversation_items", "conversations", "response_cache", "responses", "schema_migrations", "usage"])
+            #expect(tables == ["api_keys", "batch_requests", "batches", "conversation_items", "conversations", "files", "response_cache", "responses", "schema_migrations", "usage"])
             let indexes = try await db.strings("SELECT indexname::text FROM pg_indexes WHERE tablename IN ('usage', 'api_keys')")
             for name in ["usage_by_key", "usage_by_model", "usage_by_time", "api_keys_active_name", "api_keys_name"] {
                 #expect(indexes.contains(name))
