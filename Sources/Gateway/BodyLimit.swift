@@ -9,6 +9,11 @@ enum BodyLimit {
     /// Every surface's limit for a request body (a chat of long documents fits; a file upload does not).
     static let maxBytes = 4 << 20
 
+    /// The limit of `request`: `maxBytes`, or a file upload's (`FilesSurface.maxBytes` and room for the form's fields).
+    static func limit(_ request: Request) -> Int {
+        request.method == .post && request.uri.path == FilesSurface.path ? FilesSurface.maxBytes + 64 * 1024 : maxBytes
+    }
+
     static func tooLarge(limit: Int?) -> APIError {
         let what = limit.map { "the limit of \(Self.describe($0))" } ?? "the server's limit"
         return APIError(.contentTooLarge, "the request body is larger than \(what)", type: "invalid_request_error",
@@ -28,7 +33,8 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
             guard let length = Int(declared), length >= 0 else {
                 throw APIError(.badRequest, "Content-Length '\(declared.prefix(32))' is not a length", code: "invalid_content_length")
             }
-            if length > BodyLimit.maxBytes { throw BodyLimit.tooLarge(limit: BodyLimit.maxBytes) }
+            let limit = BodyLimit.limit(request)
+            if length > limit { throw BodyLimit.tooLarge(limit: limit) }
         }
         return try await next(request, context)
     }

@@ -11,6 +11,8 @@ enum OpenAPIDocument {
         let path: String
         let tag: String
         let summary: String
+        /// The request body's content type.
+        var requestType = "application/json"
         var request: [String: Any]? = nil
         var response: [String: Any] = ["type": "object"]
         /// Content types of a 200 answer besides JSON (streams).
@@ -129,11 +131,20 @@ enum OpenAPIDocument {
                             required: ["id", "object", "created_at", "metadata"]),
         "ConversationItems": obj(["object": ["const": "list"], "data": arr(ref("ResponseItem")), "first_id": any, "last_id": any,
                                   "has_more": bool]),
+        "File": obj(["id": str, "object": ["const": "file"], "bytes": int, "created_at": int, "filename": str, "purpose": str,
+                      "status": str], required: ["id", "object", "bytes", "created_at", "filename", "purpose"]),
+        "Batch": obj(["id": str, "object": ["const": "batch"], "endpoint": str, "errors": any, "input_file_id": str,
+                      "completion_window": str,
+                      "status": ["enum": ["validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"]],
+                      "output_file_id": any, "error_file_id": any, "created_at": int, "in_progress_at": any, "expires_at": int,
+                      "finalizing_at": any, "completed_at": any, "failed_at": any, "expired_at": any, "cancelling_at": any,
+                      "cancelled_at": any, "request_counts": obj(["total": int, "completed": int, "failed": int]), "metadata": obj([:])],
+                     required: ["id", "object", "endpoint", "input_file_id", "completion_window", "status", "created_at"]),
         "ModelName": obj(["model": str, "name": str, "keep_alive": oneOf([str, num])]),
     ] }
 
     static var operations: [Operation] {
-        let native = "Native API", openai = "OpenAI", responses = "OpenAI Responses", conversations = "OpenAI Conversations", ollama = "Ollama", anthropic = "Anthropic Messages", admin = "Administration"
+        let native = "Native API", openai = "OpenAI", responses = "OpenAI Responses", conversations = "OpenAI Conversations", batches = "OpenAI Files and Batches", ollama = "Ollama", anthropic = "Anthropic Messages", admin = "Administration"
         let nd = ["application/x-ndjson"], sse = ["text/event-stream"]
         return [
             Operation(method: "get", path: "/", tag: native, summary: "A line saying what answers here", responseType: "text/plain"),
@@ -183,6 +194,24 @@ enum OpenAPIDocument {
                       response: ref("ResponseItem")),
             Operation(method: "delete", path: "/v1/conversations/{id}/items/{item}", tag: conversations, summary: "Delete an item",
                       response: ref("Conversation")),
+            Operation(method: "post", path: "/v1/files", tag: batches, summary: "Upload a batch input file (multipart: file, purpose=batch)",
+                      requestType: "multipart/form-data", request: obj(["file": ["type": "string", "format": "binary"], "purpose": ["const": "batch"]],
+                                                                        required: ["file", "purpose"]), response: ref("File")),
+            Operation(method: "get", path: "/v1/files", tag: batches, summary: "Files (purpose, limit, order, after)",
+                      response: obj(["object": ["const": "list"], "data": arr(ref("File")), "has_more": bool])),
+            Operation(method: "get", path: "/v1/files/{id}", tag: batches, summary: "A file", response: ref("File")),
+            Operation(method: "delete", path: "/v1/files/{id}", tag: batches, summary: "Delete a file",
+                      response: obj(["id": str, "object": ["const": "file"], "deleted": bool])),
+            Operation(method: "get", path: "/v1/files/{id}/content", tag: batches, summary: "A file's content",
+                      responseType: "application/octet-stream"),
+            Operation(method: "post", path: "/v1/batches", tag: batches, summary: "A batch of requests run in spare capacity",
+                      request: obj(["input_file_id": str, "endpoint": ["enum": ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"]],
+                                    "completion_window": str, "metadata": obj([:])], required: ["input_file_id", "endpoint", "completion_window"]),
+                      response: ref("Batch")),
+            Operation(method: "get", path: "/v1/batches", tag: batches, summary: "Batches, newest first (limit, after)",
+                      response: obj(["object": ["const": "list"], "data": arr(ref("Batch")), "has_more": bool])),
+            Operation(method: "get", path: "/v1/batches/{id}", tag: batches, summary: "A batch", response: ref("Batch")),
+            Operation(method: "post", path: "/v1/batches/{id}/cancel", tag: batches, summary: "Cancel a batch", response: ref("Batch")),
             Operation(method: "post", path: "/v1/messages", tag: anthropic, summary: "A message (Anthropic's Messages API)",
                       request: ref("MessagesRequest"), response: ref("Message"), streams: sse, error: "AnthropicError"),
             Operation(method: "post", path: "/v1/messages/count_tokens", tag: anthropic, summary: "The prompt tokens of a request (local models)",
@@ -283,7 +312,7 @@ enum OpenAPIDocument {
                 "200": ["description": "the answer", "content": content],
                 "default": ["description": "an error", "content": ["application/json": ["schema": ref(op.error)]]],
             ]
-            if let r = op.request { o["requestBody"] = ["required": true, "content": ["application/json": ["schema": r]]] }
+            if let r = op.request { o["requestBody"] = ["required": true, "content": [op.requestType: ["schema": r]]] }
             let params = op.path.split(separator: "/").filter { $0.hasPrefix("{") }.map { p -> [String: Any] in
                 ["name": String(p.dropFirst().dropLast()), "in": "path", "required": true, "schema": str]
             } + op.query.map { ["name": $0, "in": "query", "required": true, "schema": str] }

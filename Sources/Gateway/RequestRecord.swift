@@ -42,6 +42,8 @@ protocol GatewayRequestContext: RequestContext {
     var caller: GuardCaller { get set }
     var record: RequestRecord { get }
     var parsedBody: JSONValue? { get set }
+    /// The caller of a request the server makes itself on someone's behalf; nil for every request from a client.
+    var delegatedCaller: GuardCaller? { get }
 }
 
 extension Duration {

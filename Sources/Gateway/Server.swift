@@ -17,11 +17,24 @@ public struct GatewayContext: GatewayRequestContext {
     let record = RequestRecord()
     /// The request body as JSON, when the guard already parsed it (to read its model), so the surface need not again.
     var parsedBody: JSONValue?
+    /// Set only for a request the server makes itself on a caller's behalf (a batch's request, `BatchRunner`): the
+    /// guard takes this caller instead of reading a key from the request, and applies its limits and usage as for
+    /// any request. Nothing a client sends can set it.
+    private(set) var delegatedCaller: GuardCaller?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         clientIP = source.channel.remoteAddress?.ipAddress
     }
+
+    /// The context of a request made in-process for `caller`.
+    init(delegating caller: GuardCaller, logger: Logger) {
+        coreContext = .init(source: InProcessSource(logger: logger))
+        clientIP = nil
+        delegatedCaller = caller
+    }
+
+    private struct InProcessSource: RequestContextSource { let logger: Logger }
 }
 
 /// The HTTP server: every surface on one router, errors rendered as JSON, one log line per request.
@@ -47,15 +60,32 @@ public struct Server {
     public let responses: ResponseStore?
     /// Where conversations (the Conversations API, `conversation` on Responses, native sessions) are kept; nil: nowhere.
     public let conversations: ConversationStore?
+    /// Where files and batches (the Files and Batch APIs) are kept; nil: nowhere.
+    public let batches: BatchStore?
+    /// Interactive requests in flight, which batch work yields to.
+    let traffic = BatchTraffic()
+    /// Tells the batch runner (once there is one) that a batch was made or cancelled.
+    let batchWaker = BatchWaker()
 
     public init(backend: Backend, options: Options, access: AccessGuard? = nil, profiles: ProfileSource? = nil,
-                responses: ResponseStore? = nil, conversations: ConversationStore? = nil) {
+                responses: ResponseStore? = nil, conversations: ConversationStore? = nil, batches: BatchStore? = nil) {
         self.backend = backend
         self.options = options
         self.access = access
         self.profiles = profiles
         self.responses = responses
         self.conversations = conversations
+        self.batches = batches
+    }
+
+    /// The runner of this server's batches (nil without a database): its requests go through routes of their own,
+    /// built as the server's, sharing every state. Run it beside the application (`run()`), one per server.
+    public func batchRunner(concurrency: Int = 1) -> BatchRunner? {
+        guard let batches else { return nil }
+        let runner = BatchRunner(store: batches, responder: router().buildResponder(), traffic: traffic, keys: access?.keyStore,
+                                 requireAuth: access?.requireAuth ?? false, concurrency: concurrency)
+        batchWaker.set { [weak runner] in runner?.wake() }
+        return runner
     }
 
     public func router() -> Router<GatewayContext> {
@@ -69,12 +99,15 @@ public struct Server {
             if let usage = access.usage { UsageRoute(usage: usage).register(on: router) }
             if let store = access.keyStore { AdminRoutes(store: store, cache: access.keys).register(on: router) }
         }
+        router.add(middleware: InteractiveTrafficMiddleware(traffic: traffic))
         OpenAISurface(backend: backend).register(on: router)
         NativeSurface(backend: backend, conversations: conversations).register(on: router)
         OllamaSurface(backend: backend).register(on: router)
         AnthropicSurface(backend: backend).register(on: router)
         ResponsesSurface(backend: backend, store: responses, conversations: conversations).register(on: router)
         ConversationsSurface(store: conversations).register(on: router)
+        FilesSurface(store: batches).register(on: router)
+        BatchesSurface(store: batches, wake: { [batchWaker] in batchWaker.wake() }).register(on: router)
         OpenAPIDocument.register(on: router)
         AdminProfileRoutes(backend: backend, profiles: profiles).register(on: router)
         // Prometheus scrapes, open without a key like /api/v1/health (AccessGuard.openPaths).

@@ -71,6 +71,8 @@ struct Serve: AsyncParsableCommand {
     var noUsage = false
     @Option(name: .customLong("conversation-retention"), help: ArgumentHelp("Delete conversations and sessions left unchanged this long, e.g. 30d or 12h (checked hourly; default: kept until deleted).", valueName: "duration"))
     var conversationRetention: String?
+    @Option(name: .customLong("batch-concurrency"), help: "Requests of a batch (the Batch API) run at once, in spare capacity: only while no interactive request is in flight.")
+    var batchConcurrency: Int = 1
     @Option(name: .customLong("cache-ttl"), help: "Seconds a cached answer is kept.") var cacheTTL: Double = 3600
     @Option(name: .customLong("cache-memory"), help: "Memory for the in-process cache, e.g. 64M.") var cacheMemory: String = "64M"
 
@@ -99,6 +101,7 @@ struct Serve: AsyncParsableCommand {
         guard cacheTTL > 0 else { throw ValidationError("--cache-ttl must be positive") }
         if let m = maxConcurrent, m < 1 { throw ValidationError("--max-concurrent must be at least 1") }
         if let m = maxPromptLength, m < 1 { throw ValidationError("--max-prompt-length must be at least 1") }
+        guard (1...64).contains(batchConcurrency) else { throw ValidationError("--batch-concurrency must be between 1 and 64") }
         if let r = conversationRetention, (Units.seconds(r) ?? 0) <= 0 {
             throw ValidationError("--conversation-retention '\(r)' is not a positive duration such as 30d or 12h")
         }
@@ -163,7 +166,8 @@ struct Serve: AsyncParsableCommand {
         let server = Server(backend: backend, options: .init(host: self.host, port: port ?? 8080, jsonLogs: logFormat == "json",
                                                                       shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))),
                             access: access, profiles: .directory(config.url, profiles: config.profilesURL),
-                            responses: storage.map(ResponseStore.init), conversations: storage.map(ConversationStore.init))
+                            responses: storage.map(ResponseStore.init), conversations: storage.map(ConversationStore.init),
+                            batches: storage.map(BatchStore.init))
         let bindHost = self.host
         let storageLine = storage?.description ?? "off"
         let app = server.application { port in
@@ -191,6 +195,8 @@ struct Serve: AsyncParsableCommand {
             }
         }
         defer { retention.cancel() }
+        let batchWork = Task { [runner = server.batchRunner(concurrency: batchConcurrency)] in await runner?.run() }
+        defer { batchWork.cancel() }
         let grace = ShutdownGrace(host: host, grace: .milliseconds(Int64(shutdownGrace * 1000)))
         do {
             try await app.runService()

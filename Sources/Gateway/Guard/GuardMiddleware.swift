@@ -17,7 +17,7 @@ struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
     var metrics: PrometheusMetrics? = nil
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if !access.allowedIPs.isEmpty {
+        if !access.allowedIPs.isEmpty, context.delegatedCaller == nil {
             let ip = context.clientIP
             guard access.allowedIPs.allows(ip) else {
                 throw APIError(.forbidden, "requests from \(ip ?? "this address") are not allowed", type: "invalid_request_error",
@@ -34,16 +34,19 @@ struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
         // The model matters to a key's model list, usage records and the cap on requests in flight; without any of
         // them the body is left for the handler alone to read.
         let needsModel = access.requireAuth || access.usage != nil || access.maxConcurrentRequests != nil
-        let json = request.method == .post && needsModel ? try await Self.peekBody(&request) : nil
+        // A file upload is no model request (and may be larger than any JSON body).
+        let json = request.method == .post && needsModel && request.uri.path != FilesSurface.path ? try await Self.peekBody(&request) : nil
         // Ollama's clients name models with a tag (`smollm2:latest`): the key's model list sees the served name.
         let model = if case .string(let m)? = json?["model"] { OllamaSurface.servedName(m) } else { String?.none }
-        let caller = try await identify(request, model: model)
+        let caller: GuardCaller
+        if let delegated = context.delegatedCaller { caller = delegated } else { caller = try await identify(request, model: model) }
         switch caller {
         case .admin: context.record.update { $0.key = "(admin)" }
         case .key(let k): context.record.update { $0.key = k.name }
         case .anonymous: break
         }
-        let limits = try await admit(caller, model: model, clientIP: context.clientIP)
+        // A delegated request (a batch's) was made from an allowed address when its batch was created.
+        let limits = try await admit(caller, model: model, clientIP: context.clientIP, checkAddress: context.delegatedCaller == nil)
         // The layers below know the caller: the usage route shows a key its own usage, and `Backend.start` makes a
         // local-only key's requests local-only and ignores an API key's keep_alive.
         var admitted = context
@@ -158,9 +161,9 @@ struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
     }
 
     /// A key's addresses, model list, requests and tokens per minute and budget; the rate-limit headers to answer with.
-    private func admit(_ caller: GuardCaller, model: String?, clientIP: String?) async throws -> HTTPFields {
+    private func admit(_ caller: GuardCaller, model: String?, clientIP: String?, checkAddress: Bool = true) async throws -> HTTPFields {
         guard let key = caller.key else { return [:] }
-        if !key.limits.allowedIPs.isEmpty, !((try? IPAllowList(key.limits.allowedIPs))?.allows(clientIP) ?? false) {
+        if checkAddress, !key.limits.allowedIPs.isEmpty, !((try? IPAllowList(key.limits.allowedIPs))?.allows(clientIP) ?? false) {
             throw APIError(.forbidden, "this API key may not be used from \(clientIP ?? "this address")", type: "invalid_request_error",
                            code: "ip_not_allowed")
         }

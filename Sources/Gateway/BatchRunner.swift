@@ -1,0 +1,240 @@
+import Core
+import Foundation
+import Grammar
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Storage
+import Synchronization
+
+/// Runs the Batch API's batches in the background, oldest first, in spare capacity (`BatchTraffic`): a request runs
+/// only while no interactive request is in flight, and one arriving stops it (it runs again later). Each request goes
+/// through the server's own routes in-process, as the batch's key (its limits, budget and usage apply), and its
+/// outcome is written to the database as it ends, once: after a restart the batch resumes with the requests that had
+/// not ended, and none is answered twice. When none is left (or the batch is cancelled, or its window passes) the
+/// output and error files are written and the batch closes.
+public final class BatchRunner: Sendable {
+    let store: BatchStore
+    let responder: RouterResponder<GatewayContext>
+    let traffic: BatchTraffic
+    let keys: KeyStore?
+    let requireAuth: Bool
+    /// Requests of one batch run at once.
+    let concurrency: Int
+    private let wakeUp = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    private let woken = Mutex(false)
+    let logger = Logger(label: "switchyard.batch")
+
+    init(store: BatchStore, responder: RouterResponder<GatewayContext>, traffic: BatchTraffic, keys: KeyStore?, requireAuth: Bool,
+         concurrency: Int) {
+        self.store = store; self.responder = responder; self.traffic = traffic; self.keys = keys; self.requireAuth = requireAuth
+        self.concurrency = max(1, concurrency)
+    }
+
+    /// Something changed (a batch made or cancelled): look now rather than at the next poll.
+    func wake() {
+        let waiting = wakeUp.withLock { c -> CheckedContinuation<Void, Never>? in
+            defer { c = nil }
+            return c
+        }
+        if let waiting { waiting.resume() } else { woken.withLock { $0 = true } }
+    }
+
+    private func sleep(upTo seconds: Double) async {
+        if woken.withLock({ let w = $0; $0 = false; return w }) { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                await withCheckedContinuation { c in
+                    let resumeNow = wakeUp.withLock { slot -> Bool in
+                        if woken.withLock({ let w = $0; $0 = false; return w }) { return true }
+                        slot = c
+                        return false
+                    }
+                    if resumeNow { c.resume() }
+                }
+            }
+            group.addTask { try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) }
+            await group.next()
+            group.cancelAll()
+            wake()   // lets the continuation's task end if the timer won
+            _ = woken.withLock { $0 = false }
+        }
+    }
+
+    /// Runs until cancelled.
+    public func run() async {
+        while !Task.isCancelled {
+            do {
+                if try await step() { continue }
+            } catch is CancellationError {
+                return
+            } catch {
+                RequestLogMiddleware<GatewayContext>.writeToStderr("batch runner: \(error)\n")
+            }
+            await sleep(upTo: 2)
+        }
+    }
+
+    /// One step of the oldest open batch; whether there may be more to do at once.
+    func step(now: Date = Date()) async throws -> Bool {
+        guard let batch = try await store.openBatches().first else { return false }
+        switch batch.status {
+        case .validating:
+            try await store.transition(batch.id, BatchTransition(from: [.validating], to: .inProgress, at: now))
+        case .cancelling:
+            try await close(batch, as: .cancelled, from: [.cancelling], now: now)
+        case .finalizing:
+            try await close(batch, as: .completed, from: [.finalizing], now: now)
+        case .inProgress:
+            if now >= batch.expiresAt {
+                try await close(batch, as: .expired, from: [.inProgress], now: now)
+                return true
+            }
+            let pending = try await store.pending(batch.id, limit: concurrency)
+            if pending.isEmpty {
+                if try await store.transition(batch.id, BatchTransition(from: [.inProgress], to: .finalizing, at: now)) {
+                    try await close(batch, as: .completed, from: [.finalizing], now: now)
+                }
+                return true
+            }
+            try await traffic.waitForSpareCapacity()
+            let caller = try await caller(of: batch)
+            let outcomes = await withTaskGroup(of: Outcome.self) { group in
+                for request in pending {
+                    group.addTask { [self] in
+                        await traffic.run { [self] in await execute(request, of: batch, as: caller) } ?? .preempted
+                    }
+                }
+                var all: [Outcome] = []
+                for await o in group { all.append(o) }
+                return all
+            }
+            for outcome in outcomes {
+                switch outcome {
+                case .finished(let line, let status, let result):
+                    try await store.finish(batch.id, line: line, status: status, result: result)
+                case .preempted:
+                    continue
+                case .retryAfter(let seconds):
+                    await sleep(upTo: min(60, max(1, seconds)))
+                }
+            }
+        case .failed, .completed, .expired, .cancelled:
+            return false
+        }
+        return true
+    }
+
+    enum Outcome: Sendable {
+        case finished(line: Int, status: StoredBatchRequest.Status, result: String)
+        case preempted
+        case retryAfter(Double)
+    }
+
+    /// Who the batch's requests run as: its key (found again by name, so a rotated key carries on); the admin on a
+    /// server with keys when the admin made it; anyone on a server without keys.
+    /// nil: the key is gone (revoked, expired), and the requests are answered 401.
+    private func caller(of batch: StoredBatch) async throws -> GuardCaller? {
+        guard let owner = batch.owner else { return requireAuth ? .admin : .anonymous }
+        guard let keys, let key = try? await keys.find(owner), key.state() == .active else { return nil }
+        return .key(key)
+    }
+
+    /// Runs one request through the server's routes and shapes its output line.
+    func execute(_ request: StoredBatchRequest, of batch: StoredBatch, as caller: GuardCaller?) async -> Outcome {
+        let requestID = "batch_req_" + OpenAISurface.newID("").suffix(24)
+        guard let caller else {
+            let e = APIError(.unauthorized, "the API key that made this batch is no longer active", type: "invalid_request_error",
+                             code: "invalid_api_key")
+            return Self.line(request, requestID: requestID, status: 401, body: Self.body(of: e))
+        }
+        var head = HTTPRequest(method: .post, scheme: "http", authority: "batch", path: batch.endpoint)
+        head.headerFields[.contentType] = "application/json"
+        head.headerFields[RequestID.header] = requestID
+        let http = Request(head: head, body: RequestBody(buffer: ByteBuffer(string: request.body)))
+        let context = GatewayContext(delegating: caller, logger: logger)
+        var status: Int
+        let collected = Collector()
+        do {
+            let response = try await responder.respond(to: http, context: context)
+            status = response.status.code
+            var writer = collected.writer
+            try await response.body.write(writer)
+            _ = writer
+            if status == 429, let retry = response.headers[.retryAfter].flatMap(Double.init),
+               !collected.text.contains("insufficient_quota") {
+                return .retryAfter(retry)
+            }
+        } catch {
+            if Task.isCancelled { return .preempted }
+            let e = APIError.from(error)
+            if e.status == .tooManyRequests, e.code != "insufficient_quota" { return .retryAfter(Double(e.retryAfter ?? 1)) }
+            return Self.line(request, requestID: requestID, status: e.status.code, body: Self.body(of: e))
+        }
+        if Task.isCancelled { return .preempted }
+        let body = (try? OrderedJSON.parse(collected.text, maxDepth: 512)) ?? .string(collected.text)
+        return Self.line(request, requestID: requestID, status: status, body: body)
+    }
+
+    static func body(of e: APIError) -> OrderedJSON {
+        (try? OrderedJSON.parse(String(buffer: e.body), maxDepth: 16)) ?? .string(e.message)
+    }
+
+    static func line(_ request: StoredBatchRequest, requestID: String, status: Int, body: OrderedJSON) -> Outcome {
+        let line = OrderedJSON.object([
+            ("id", .string(requestID)), ("custom_id", .string(request.customID)),
+            ("response", .object([("status_code", .int(status)), ("request_id", .string(requestID)), ("body", body)])),
+            ("error", .null),
+        ])
+        return .finished(line: request.line, status: (200..<300).contains(status) ? .done : .failed, result: line.text)
+    }
+
+    /// Writes the output file (answered requests) and the error file (the rest that ran; for an expired batch also a
+    /// line per request that never ran), then closes the batch as `status`.
+    private func close(_ batch: StoredBatch, as status: StoredBatch.Status, from: [StoredBatch.Status], now: Date) async throws {
+        let requests = try await store.requests(batch.id)
+        var output = "", errors = ""
+        for r in requests {
+            switch r.status {
+            case .done: output += (r.result ?? "") + "\n"
+            case .failed: errors += (r.result ?? "") + "\n"
+            case .pending:
+                guard status == .expired else { continue }
+                let line = OrderedJSON.object([
+                    ("id", .string("batch_req_" + OpenAISurface.newID("").suffix(24))), ("custom_id", .string(r.customID)), ("response", .null),
+                    ("error", .object([("code", .string("batch_expired")),
+                                       ("message", .string("This request could not be executed before the completion window expired."))])),
+                ])
+                errors += line.text + "\n"
+            }
+        }
+        // Ids made from the batch's: a close that is run again (after a crash) writes the same files once.
+        let suffix = batch.id.dropFirst("batch_".count)
+        var outputID: String?, errorID: String?
+        if !output.isEmpty { outputID = try await save("file-out-\(suffix)", output, batch: batch, kind: "output", now: now) }
+        if !errors.isEmpty { errorID = try await save("file-err-\(suffix)", errors, batch: batch, kind: "error", now: now) }
+        try await store.transition(batch.id, BatchTransition(from: from, to: status, at: now, outputFileID: outputID, errorFileID: errorID))
+    }
+
+    private func save(_ id: String, _ text: String, batch: StoredBatch, kind: String, now: Date) async throws -> String {
+        try await store.deleteFile(id)
+        let data = Data(text.utf8)
+        try await store.saveFile(StoredFile(id: id, owner: batch.owner, purpose: "batch_output", filename: "\(batch.id)_\(kind).jsonl",
+                                            bytes: data.count, createdAt: now), content: data)
+        return id
+    }
+
+    /// Gathers a response body.
+    final class Collector: Sendable {
+        private let buffer = Mutex(ByteBuffer())
+        var text: String { buffer.withLock { String(buffer: $0) } }
+        var writer: Writer { Writer(collector: self) }
+        func append(_ b: ByteBuffer) { var b = b; buffer.withLock { _ = $0.writeBuffer(&b) } }
+        struct Writer: ResponseBodyWriter {
+            let collector: Collector
+            mutating func write(_ b: ByteBuffer) async throws { collector.append(b) }
+            consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+        }
+    }
+}
