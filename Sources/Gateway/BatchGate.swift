@@ -46,13 +46,20 @@ final class BatchTraffic: Sendable {
     private let nextID = Mutex(0)
     /// How many batch requests were preempted (stopped to let an interactive one run).
     let preemptions = Mutex(0)
+    private let onPreempt: @Sendable (Int) -> Void
 
-    init(quiet: Duration = .milliseconds(500)) { gate = Mutex(BatchGate(quiet: quiet)) }
+    init(quiet: Duration = .milliseconds(500), onPreempt: @escaping @Sendable (Int) -> Void = { _ in }) {
+        gate = Mutex(BatchGate(quiet: quiet))
+        self.onPreempt = onPreempt
+    }
 
     func interactiveBegan() {
         guard gate.withLock({ $0.interactiveBegan() }) == .preemptBatchWork else { return }
         let cancels = running.withLock { Array($0.values) }
-        if !cancels.isEmpty { preemptions.withLock { $0 += cancels.count } }
+        if !cancels.isEmpty {
+            preemptions.withLock { $0 += cancels.count }
+            onPreempt(cancels.count)
+        }
         for cancel in cancels { cancel() }
     }
 

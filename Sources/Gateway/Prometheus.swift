@@ -111,6 +111,7 @@ public final class PrometheusMetrics: Sendable {
         var speed: [String: Histogram] = [:]
         var tokens: [TokenKey: Int] = [:]
         var rateLimited = 0
+        var batchPreemptions = 0
         var upstreamErrors: [String: Int] = [:]
         var cacheHits = 0
         var cacheMisses = 0
@@ -138,6 +139,8 @@ public final class PrometheusMetrics: Sendable {
     }
 
     public func rateLimited() { state.withLock { $0.rateLimited += 1 } }
+    /// Batch requests stopped (to run again later) because an interactive request arrived.
+    func batchPreempted(_ n: Int) { state.withLock { $0.batchPreemptions += n } }
 
     /// A cacheable request answered from the response cache (hit) or not (miss).
     public func cache(hit: Bool) { state.withLock { if hit { $0.cacheHits += 1 } else { $0.cacheMisses += 1 } } }
@@ -173,6 +176,9 @@ public final class PrometheusMetrics: Sendable {
         }
         w.family("switchyard_rate_limited_total", type: "counter", help: "Requests refused by a per-key rate limit (429).")
         w.sample("switchyard_rate_limited_total", [], Double(s.rateLimited))
+        w.family("switchyard_batch_preemptions_total", type: "counter",
+                 help: "Batch requests stopped, to run again later, because an interactive request arrived.")
+        w.sample("switchyard_batch_preemptions_total", [], Double(s.batchPreemptions))
         w.family("switchyard_cache_requests_total", type: "counter", help: "Cacheable requests, by result (hit or miss).")
         w.sample("switchyard_cache_requests_total", [("result", "hit")], Double(s.cacheHits))
         w.sample("switchyard_cache_requests_total", [("result", "miss")], Double(s.cacheMisses))

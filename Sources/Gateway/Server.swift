@@ -63,7 +63,7 @@ public struct Server {
     /// Where files and batches (the Files and Batch APIs) are kept; nil: nowhere.
     public let batches: BatchStore?
     /// Interactive requests in flight, which batch work yields to.
-    let traffic = BatchTraffic()
+    let traffic: BatchTraffic
     /// Tells the batch runner (once there is one) that a batch was made or cancelled.
     let batchWaker = BatchWaker()
 
@@ -76,6 +76,7 @@ public struct Server {
         self.responses = responses
         self.conversations = conversations
         self.batches = batches
+        traffic = BatchTraffic(onPreempt: { [prometheus = backend.prometheus] in prometheus.batchPreempted($0) })
     }
 
     /// The runner of this server's batches (nil without a database): its requests go through routes of their own,

@@ -50,6 +50,7 @@ import Testing
         m.request(model: "smollm2", route: "/v1/chat/completions", status: 200)
         m.completion(model: "smollm2", seconds: 0.3, firstToken: 0.02, promptTokens: 10, completionTokens: 4)
         m.rateLimited()
+        m.batchPreempted(3)
         m.upstreamError(provider: "upstream-a")
         var g = PrometheusMetrics.Gauges()
         g.models = [.init(name: "smollm2", loaded: true, queueDepth: 2, memoryBytes: 1024)]
@@ -58,7 +59,7 @@ import Testing
         for family in ["switchyard_requests_total", "switchyard_request_duration_seconds", "switchyard_time_to_first_token_seconds",
                        "switchyard_tokens_total", "switchyard_rate_limited_total", "switchyard_upstream_errors_total",
                        "switchyard_model_loaded", "switchyard_queue_depth", "switchyard_model_memory_bytes", "switchyard_circuit_open",
-                       "switchyard_generation_tokens_per_second", "switchyard_cache_requests_total"] {
+                       "switchyard_generation_tokens_per_second", "switchyard_cache_requests_total", "switchyard_batch_preemptions_total"] {
             #expect(text.contains("# HELP \(family) "))
             #expect(text.contains("# TYPE \(family) "))
         }
@@ -72,6 +73,7 @@ import Testing
         #expect(lines.contains(#"switchyard_generation_tokens_per_second_bucket{model="smollm2",le="10"} 0"#))
         #expect(lines.contains(#"switchyard_generation_tokens_per_second_bucket{model="smollm2",le="20"} 1"#))
         #expect(lines.contains("switchyard_rate_limited_total 1"))
+        #expect(lines.contains("switchyard_batch_preemptions_total 3"))
         #expect(lines.contains(#"switchyard_upstream_errors_total{provider="upstream-a"} 1"#))
         #expect(lines.contains(#"switchyard_queue_depth{model="smollm2"} 2"#))
         #expect(lines.contains(#"switchyard_circuit_open{deployment="upstream-a/smollm2"} 1"#))

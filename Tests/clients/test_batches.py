@@ -181,17 +181,30 @@ def test_a_killed_server_resumes_the_batch_and_answers_no_request_twice(server):
     assert done.request_counts.completed == 16
 
 
-def test_interactive_requests_are_served_while_a_batch_runs(server):
+def preemptions(server) -> float:
+    text = httpx.get(server["url"] + "/metrics", timeout=10).text
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith("switchyard_batch_preemptions_total")))
+
+
+def test_interactive_requests_preempt_batch_work_which_still_completes(server):
     c = client(server)
     batch = c.batches.create(input_file_id=upload(c, [chat_line(f"i{i}", f"Tell a story about {i}.", 64) for i in range(12)]),
                              endpoint="/v1/chat/completions", completion_window="24h")
-    while c.batches.retrieve(batch.id).request_counts.completed < 1:
-        time.sleep(0.1)
-    for _ in range(3):
+    before = preemptions(server)
+    for attempt in range(3):
+        # Just after a request of the batch ended, the next one is running: an interactive request stops it.
+        seen = c.batches.retrieve(batch.id).request_counts.completed
+        while c.batches.retrieve(batch.id).request_counts.completed == seen:
+            time.sleep(0.05)
+        time.sleep(0.2)
         r = c.chat.completions.create(model=MODEL, temperature=0, max_tokens=16, messages=[{"role": "user", "content": "Hi"}])
         assert r.choices[0].message.content
+        if preemptions(server) > before:
+            break
+    assert preemptions(server) > before
     done = wait(c, batch.id, {"completed"})
-    assert done.request_counts.completed == 12 and len(lines(c, done.output_file_id)) == 12
+    out = lines(c, done.output_file_id)
+    assert done.request_counts.completed == 12 and sorted(o["custom_id"] for o in out) == sorted(f"i{i}" for i in range(12))
 
 
 def test_keys_see_only_their_own_files_and_batches(server):

@@ -83,3 +83,18 @@ def test_the_conversations_example_runs_as_written():
     assert [i.split(" | ")[0] for i in items] == ["item: system", "item: user", "item: assistant", "item: user",
                                                  "item: assistant"], out.stdout
     assert items[1] == "item: user | My name is Ada." and items[3] == "item: user | What is my name?"
+
+
+def test_the_batch_example_runs_as_written():
+    url = os.environ.get("SWITCHYARD_URL", "").strip().rstrip("/")
+    if not url:
+        pytest.fail("SWITCHYARD_URL is not set: run these tests through Tests/clients/run.sh")
+    code = _block_after("#### Batches", "python")
+    out = subprocess.run([sys.executable, "-c", code.replace("http://127.0.0.1:8080", url)], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "batch: completed 3 of 3", out.stdout
+    answers = [line for line in lines if line.startswith("answer: ")]
+    assert sorted(a.split(" | ")[0] for a in answers) == ["answer: q0", "answer: q1", "answer: q2"]
+    assert all(len(a.split(" | ", 1)[1].strip()) > 0 for a in answers), out.stdout
