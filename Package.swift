@@ -81,6 +81,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "switchyard", dependencies: [
             "GGUF", "Tokenizers", "Kernels", "Inference", "ChatTemplates", "Grammar", "Core", "ModelStore", "Registry", "Providers", "Gateway", "Routing", "Storage", "Redis",

@@ -22,14 +22,19 @@ public final class BatchRunner: Sendable {
     let requireAuth: Bool
     /// Requests of one batch run at once.
     let concurrency: Int
+    /// Signs the announcements of batches' ends; nil: none are sent.
+    let webhook: BatchWebhook?
+    /// When each undelivered announcement may be tried again (after a restart: at once).
+    private let nextWebhookTry = Mutex<[String: Date]>([:])
     private let wakeUp = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let woken = Mutex(false)
     let logger = Logger(label: "switchyard.batch")
 
     init(store: BatchStore, responder: RouterResponder<GatewayContext>, traffic: BatchTraffic, keys: KeyStore?, requireAuth: Bool,
-         concurrency: Int) {
+         concurrency: Int, webhook: BatchWebhook? = nil) {
         self.store = store; self.responder = responder; self.traffic = traffic; self.keys = keys; self.requireAuth = requireAuth
         self.concurrency = max(1, concurrency)
+        self.webhook = webhook
     }
 
     /// Something changed (a batch made or cancelled): look now rather than at the next poll.
@@ -66,6 +71,7 @@ public final class BatchRunner: Sendable {
     public func run() async {
         while !Task.isCancelled {
             do {
+                try await announce()
                 if try await step() { continue }
             } catch is CancellationError {
                 return
@@ -73,6 +79,21 @@ public final class BatchRunner: Sendable {
                 RequestLogMiddleware<GatewayContext>.writeToStderr("batch runner: \(error)\n")
             }
             await sleep(upTo: 2)
+        }
+    }
+
+    /// Sends the announcements due: each closed batch with a `webhook_url` not yet delivered, tried again after
+    /// 1, 2, 4, 8 and 16 s.
+    func announce(now: Date = Date()) async throws {
+        guard let webhook else { return }
+        for batch in try await store.undeliveredWebhooks(maxAttempts: BatchWebhook.maxAttempts) {
+            guard let url = batch.webhookURL, nextWebhookTry.withLock({ $0[batch.id].map { now >= $0 } ?? true }) else { continue }
+            let delivered = await webhook.deliver(batch, to: url, now: now)
+            try await store.recordWebhookAttempt(batch.id, delivered: delivered ? now : nil)
+            nextWebhookTry.withLock { $0[batch.id] = delivered ? nil : now.addingTimeInterval(Double(1 << batch.webhookAttempts)) }
+            if !delivered, batch.webhookAttempts + 1 >= BatchWebhook.maxAttempts {
+                RequestLogMiddleware<GatewayContext>.writeToStderr("batch \(batch.id): \(url) did not take its webhook after \(BatchWebhook.maxAttempts) attempts\n")
+            }
         }
     }
 

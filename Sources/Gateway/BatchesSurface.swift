@@ -16,6 +16,8 @@ struct BatchesSurface {
     let store: BatchStore?
     /// Told when a batch is created or cancelled, so the runner need not wait for its next look.
     var wake: @Sendable () -> Void = {}
+    /// Whether batches may ask for a `webhook_url` (the server has a signing secret).
+    var webhooks = false
 
     static let endpoints: Set<String> = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"]
     static let maxRequests = 50_000
@@ -75,6 +77,17 @@ struct BatchesSurface {
             throw APIError(.badRequest, "completion_window must be a duration from 1s to 7d, such as 24h", param: "completion_window")
         }
         let metadata = try ConversationsSurface.metadata(body["metadata"] ?? .null)
+        var webhookURL: String?
+        switch body["webhook_url"] {
+        case nil, .null?: break
+        case .string(let url)? where BatchWebhook.acceptable(url):
+            guard webhooks else {
+                throw APIError(.badRequest, "webhook_url needs the server's signing secret: start it with SWITCHYARD_WEBHOOK_SECRET set",
+                               param: "webhook_url")
+            }
+            webhookURL = url
+        default: throw APIError(.badRequest, "webhook_url must be an http or https URL", param: "webhook_url")
+        }
         guard let file = try await store.file(fileID), ResponsesSurface.visible(owner: file.owner, toKey: context.caller.key?.name),
               file.purpose == "batch", let content = try await store.content(ofFile: fileID) else {
             throw APIError(.badRequest, "no batch input file with id '\(fileID)' is stored here", param: "input_file_id", code: "file_not_found")
@@ -82,7 +95,7 @@ struct BatchesSurface {
         let now = Date()
         var batch = StoredBatch(id: OpenAISurface.newID("batch_"), owner: context.caller.key?.name, endpoint: endpoint, inputFileID: fileID,
                                 completionWindow: window, metadata: metadata.text, status: .validating, createdAt: now,
-                                expiresAt: now.addingTimeInterval(seconds))
+                                expiresAt: now.addingTimeInterval(seconds), webhookURL: webhookURL)
         switch Self.requests(in: content, endpoint: endpoint) {
         case .success(let requests):
             try await store.create(batch, requests: requests)
@@ -93,6 +106,7 @@ struct BatchesSurface {
             batch.failedAt = now
             batch.errors = OrderedJSON.array(problems.errors.map(\.json)).text
             try await store.create(batch, requests: [])
+            wake()   // its webhook, if any
         }
         return ResponsesSurface.jsonResponse(Self.object(try await store.batch(batch.id) ?? batch))
     }
@@ -171,6 +185,7 @@ struct BatchesSurface {
             ("expired_at", time(b.expiredAt)), ("cancelling_at", time(b.cancellingAt)), ("cancelled_at", time(b.cancelledAt)),
             ("request_counts", .object([("total", .int(b.total)), ("completed", .int(b.completed)), ("failed", .int(b.failed))])),
             ("metadata", (try? OrderedJSON.parse(b.metadata, maxDepth: 4)) ?? .object([])),
+            ("webhook_url", .optional(b.webhookURL)),
         ])
     }
 }

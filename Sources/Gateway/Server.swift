@@ -66,6 +66,8 @@ public struct Server {
     let traffic: BatchTraffic
     /// Tells the batch runner (once there is one) that a batch was made or cancelled.
     let batchWaker = BatchWaker()
+    /// Signs the announcements of batches' ends to their `webhook_url`; nil: batches may not ask for one.
+    public var batchWebhook: BatchWebhook?
 
     public init(backend: Backend, options: Options, access: AccessGuard? = nil, profiles: ProfileSource? = nil,
                 responses: ResponseStore? = nil, conversations: ConversationStore? = nil, batches: BatchStore? = nil) {
@@ -84,7 +86,7 @@ public struct Server {
     public func batchRunner(concurrency: Int = 1) -> BatchRunner? {
         guard let batches else { return nil }
         let runner = BatchRunner(store: batches, responder: router().buildResponder(), traffic: traffic, keys: access?.keyStore,
-                                 requireAuth: access?.requireAuth ?? false, concurrency: concurrency)
+                                 requireAuth: access?.requireAuth ?? false, concurrency: concurrency, webhook: batchWebhook)
         batchWaker.set { [weak runner] in runner?.wake() }
         return runner
     }
@@ -108,7 +110,7 @@ public struct Server {
         ResponsesSurface(backend: backend, store: responses, conversations: conversations).register(on: router)
         ConversationsSurface(store: conversations).register(on: router)
         FilesSurface(store: batches).register(on: router)
-        BatchesSurface(store: batches, wake: { [batchWaker] in batchWaker.wake() }).register(on: router)
+        BatchesSurface(store: batches, wake: { [batchWaker] in batchWaker.wake() }, webhooks: batchWebhook != nil).register(on: router)
         OpenAPIDocument.register(on: router)
         AdminProfileRoutes(backend: backend, profiles: profiles).register(on: router)
         // Prometheus scrapes, open without a key like /api/v1/health (AccessGuard.openPaths).

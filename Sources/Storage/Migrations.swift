@@ -148,7 +148,9 @@ enum Migrations {
                 output_file_id    TEXT,
                 error_file_id     TEXT,
                 errors            TEXT,
-                webhook_url       TEXT
+                webhook_url       TEXT,
+                webhook_attempts  INTEGER NOT NULL DEFAULT 0,
+                webhook_delivered_at DATETIME
             );
             CREATE INDEX batches_by_time ON batches(created_at);
             CREATE INDEX batches_by_status ON batches(status);

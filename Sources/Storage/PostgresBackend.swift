@@ -504,7 +504,7 @@ final class PostgresBackend: StorageBackend {
     private static let batchQuery = """
         SELECT b.id, b.owner, b.endpoint, b.input_file_id, b.completion_window, b.metadata, b.status, b.created_at, b.expires_at,
                b.in_progress_at, b.finalizing_at, b.completed_at, b.failed_at, b.expired_at, b.cancelling_at, b.cancelled_at,
-               b.output_file_id, b.error_file_id, b.errors, b.webhook_url,
+               b.output_file_id, b.error_file_id, b.errors, b.webhook_url, b.webhook_attempts, b.webhook_delivered_at,
                (SELECT COUNT(*) FROM batch_requests r WHERE r.batch_id = b.id) AS total,
                (SELECT COUNT(*) FROM batch_requests r WHERE r.batch_id = b.id AND r.status = 'done') AS done,
                (SELECT COUNT(*) FROM batch_requests r WHERE r.batch_id = b.id AND r.status = 'failed') AS failed_count
@@ -532,6 +532,8 @@ final class PostgresBackend: StorageBackend {
         b.total = try r["total"].decode(Int.self)
         b.completed = try r["done"].decode(Int.self)
         b.failed = try r["failed_count"].decode(Int.self)
+        b.webhookAttempts = try r["webhook_attempts"].decode(Int.self)
+        b.webhookDeliveredAt = try r["webhook_delivered_at"].decode(Date?.self)
         return b
     }
 
@@ -585,6 +587,21 @@ final class PostgresBackend: StorageBackend {
             UPDATE batch_requests SET status = \(status.rawValue), result = \(result)
             WHERE batch_id = \(batchID) AND line = \(line) AND status = 'pending' RETURNING line
             """)).isEmpty
+    }
+
+    func undeliveredWebhooks(maxAttempts: Int) async throws -> [StoredBatch] {
+        var binds = PostgresBindings(capacity: 1)
+        binds.append(maxAttempts)
+        return try await query(PostgresQuery(unsafeSQL: Self.batchQuery + """
+             WHERE b.status IN ('failed', 'completed', 'expired', 'cancelled') AND b.webhook_url IS NOT NULL
+               AND b.webhook_delivered_at IS NULL AND b.webhook_attempts < $1 ORDER BY b.created_at, b.id
+            """, binds: binds)).map(Self.batch)
+    }
+
+    func recordWebhookAttempt(id: String, delivered: Date?) async throws {
+        _ = try await query("""
+            UPDATE batches SET webhook_attempts = webhook_attempts + 1, webhook_delivered_at = \(delivered) WHERE id = \(id)
+            """)
     }
 
     func batchRequests(batchID: String) async throws -> [StoredBatchRequest] {

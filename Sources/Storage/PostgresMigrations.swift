@@ -163,7 +163,9 @@ enum PostgresMigrations {
             output_file_id    text,
             error_file_id     text,
             errors            text,
-            webhook_url       text
+            webhook_url       text,
+            webhook_attempts  integer NOT NULL DEFAULT 0,
+            webhook_delivered_at timestamptz
         )
         """,
         "CREATE INDEX batches_by_time ON batches (created_at)",

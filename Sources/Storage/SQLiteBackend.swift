@@ -386,6 +386,7 @@ final class SQLiteBackend: StorageBackend {
         b.failedAt = row["failed_at"]; b.expiredAt = row["expired_at"]; b.cancellingAt = row["cancelling_at"]
         b.cancelledAt = row["cancelled_at"]; b.outputFileID = row["output_file_id"]; b.errorFileID = row["error_file_id"]
         b.errors = row["errors"]; b.total = row["total"]; b.completed = row["done"]; b.failed = row["failed_count"]
+        b.webhookAttempts = row["webhook_attempts"]; b.webhookDeliveredAt = row["webhook_delivered_at"]
         return b
     }
 
@@ -436,6 +437,23 @@ final class SQLiteBackend: StorageBackend {
                 UPDATE batch_requests SET status = ?, result = ? WHERE batch_id = ? AND line = ? AND status = 'pending'
                 """, arguments: [status.rawValue, result, batchID, line])
             return db.changesCount > 0
+        }
+    }
+
+    func undeliveredWebhooks(maxAttempts: Int) async throws -> [StoredBatch] {
+        try await read { db in
+            try Row.fetchAll(db, sql: Self.batchQuery + """
+                 WHERE b.status IN ('failed', 'completed', 'expired', 'cancelled') AND b.webhook_url IS NOT NULL
+                   AND b.webhook_delivered_at IS NULL AND b.webhook_attempts < ? ORDER BY b.created_at, b.id
+                """, arguments: [maxAttempts]).map(Self.batch)
+        }
+    }
+
+    func recordWebhookAttempt(id: String, delivered: Date?) async throws {
+        try await write { db in
+            try db.execute(sql: """
+                UPDATE batches SET webhook_attempts = webhook_attempts + 1, webhook_delivered_at = ? WHERE id = ?
+                """, arguments: [delivered, id])
         }
     }
 

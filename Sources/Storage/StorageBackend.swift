@@ -80,6 +80,10 @@ protocol StorageBackend: Sendable {
     /// Sets a pending request's outcome; false when it was not pending.
     func finishBatchRequest(batchID: String, line: Int, status: StoredBatchRequest.Status, result: String) async throws -> Bool
     func batchRequests(batchID: String) async throws -> [StoredBatchRequest]
+    /// Closed batches (failed, completed, expired, cancelled) with a webhook not yet delivered, tried fewer than
+    /// `maxAttempts` times, oldest first.
+    func undeliveredWebhooks(maxAttempts: Int) async throws -> [StoredBatch]
+    func recordWebhookAttempt(id: String, delivered: Date?) async throws
 
     /// The migrations applied to this database, oldest first.
     func appliedMigrations() async throws -> [String]

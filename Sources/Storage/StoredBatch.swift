@@ -50,6 +50,9 @@ public struct StoredBatch: Sendable, Equatable {
     public var errors: String?
     /// Where the batch's end is announced (a Standard Webhooks POST); nil: nowhere.
     public var webhookURL: String?
+    /// Deliveries of that announcement tried, and when one was accepted (nil: not yet).
+    public var webhookAttempts = 0
+    public var webhookDeliveredAt: Date?
     /// Read with the batch: its requests, and how many ended well or badly.
     public var total = 0
     public var completed = 0
@@ -133,6 +136,14 @@ public struct BatchStore: Sendable {
     @discardableResult
     public func finish(_ id: String, line: Int, status: StoredBatchRequest.Status, result: String) async throws -> Bool {
         try await database.backend.finishBatchRequest(batchID: id, line: line, status: status, result: result)
+    }
+    /// Closed batches whose webhook has not been accepted after fewer than `maxAttempts` tries, oldest first.
+    public func undeliveredWebhooks(maxAttempts: Int) async throws -> [StoredBatch] {
+        try await database.backend.undeliveredWebhooks(maxAttempts: maxAttempts)
+    }
+    /// Counts a webhook delivery attempt; `delivered` when the receiver accepted it.
+    public func recordWebhookAttempt(_ id: String, delivered: Date?) async throws {
+        try await database.backend.recordWebhookAttempt(id: id, delivered: delivered)
     }
     /// Every request of a batch, in line order, with outcomes.
     public func requests(_ id: String) async throws -> [StoredBatchRequest] { try await database.backend.batchRequests(batchID: id) }

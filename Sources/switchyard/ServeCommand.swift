@@ -71,6 +71,8 @@ struct Serve: AsyncParsableCommand {
     var noUsage = false
     @Option(name: .customLong("conversation-retention"), help: ArgumentHelp("Delete conversations and sessions left unchanged this long, e.g. 30d or 12h (checked hourly; default: kept until deleted).", valueName: "duration"))
     var conversationRetention: String?
+    @Option(name: .customLong("webhook-secret-env"), help: ArgumentHelp("Environment variable holding the secret that signs batches' webhooks (Standard Webhooks: whsec_ and base64); unset: batches may not ask for a webhook_url.", valueName: "name"))
+    var webhookSecretEnv: String = "SWITCHYARD_WEBHOOK_SECRET"
     @Option(name: .customLong("batch-concurrency"), help: "Requests of a batch (the Batch API) run at once, in spare capacity: only while no interactive request is in flight.")
     var batchConcurrency: Int = 1
     @Option(name: .customLong("cache-ttl"), help: "Seconds a cached answer is kept.") var cacheTTL: Double = 3600
@@ -101,6 +103,9 @@ struct Serve: AsyncParsableCommand {
         guard cacheTTL > 0 else { throw ValidationError("--cache-ttl must be positive") }
         if let m = maxConcurrent, m < 1 { throw ValidationError("--max-concurrent must be at least 1") }
         if let m = maxPromptLength, m < 1 { throw ValidationError("--max-prompt-length must be at least 1") }
+        if let secret = ProcessInfo.processInfo.environment[webhookSecretEnv], !secret.isEmpty {
+            do { _ = try BatchWebhook(secret: secret) } catch { throw ValidationError("\(webhookSecretEnv): \(error)") }
+        }
         guard (1...64).contains(batchConcurrency) else { throw ValidationError("--batch-concurrency must be between 1 and 64") }
         if let r = conversationRetention, (Units.seconds(r) ?? 0) <= 0 {
             throw ValidationError("--conversation-retention '\(r)' is not a positive duration such as 30d or 12h")
@@ -163,11 +168,14 @@ struct Serve: AsyncParsableCommand {
             note("preloaded \(name)")
         }
         let names = (try? await backend.provider.models().map(\.name)) ?? []
-        let server = Server(backend: backend, options: .init(host: self.host, port: port ?? 8080, jsonLogs: logFormat == "json",
+        var server = Server(backend: backend, options: .init(host: self.host, port: port ?? 8080, jsonLogs: logFormat == "json",
                                                                       shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))),
                             access: access, profiles: .directory(config.url, profiles: config.profilesURL),
                             responses: storage.map(ResponseStore.init), conversations: storage.map(ConversationStore.init),
                             batches: storage.map(BatchStore.init))
+        if let secret = ProcessInfo.processInfo.environment[webhookSecretEnv], !secret.isEmpty {
+            server.batchWebhook = try? BatchWebhook(secret: secret)   // checked in validate()
+        }
         let bindHost = self.host
         let storageLine = storage?.description ?? "off"
         let app = server.application { port in

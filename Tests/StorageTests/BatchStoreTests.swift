@@ -84,4 +84,26 @@ import Testing
             #expect(try await store.batches().map(\.id) == ["batch_2", "batch_1"])
         }
     }
+
+    @Test(arguments: Backend.allCases) func webhooksAreOwedUntilDeliveredOrTriedOut(_ backend: Backend) async throws {
+        try await backend.withDatabase { db async throws in
+            let store = BatchStore(db.database)
+            try await store.create(batch("batch_open"), requests: requests(1))
+            try await store.create(batch("batch_done", at: 1), requests: requests(1))
+            var silent = batch("batch_silent", at: 2)
+            silent.webhookURL = nil
+            try await store.create(silent, requests: requests(1))
+            for id in ["batch_done", "batch_silent"] {
+                try await store.transition(id, BatchTransition(from: [.inProgress], to: .completed, at: t0 + 5))
+            }
+            #expect(try await store.undeliveredWebhooks(maxAttempts: 3).map(\.id) == ["batch_done"], "open batches and those without a URL owe none")
+            try await store.recordWebhookAttempt("batch_done", delivered: nil)
+            try await store.recordWebhookAttempt("batch_done", delivered: nil)
+            #expect(try await store.undeliveredWebhooks(maxAttempts: 3).map(\.webhookAttempts) == [2])
+            #expect(try await store.undeliveredWebhooks(maxAttempts: 2).isEmpty, "tried out")
+            try await store.recordWebhookAttempt("batch_done", delivered: t0 + 9)
+            #expect(try await store.undeliveredWebhooks(maxAttempts: 10).isEmpty)
+            #expect(try await store.batch("batch_done")?.webhookDeliveredAt == t0 + 9)
+        }
+    }
 }

@@ -16,20 +16,26 @@ import subprocess
 import tempfile
 import time
 
+import base64
+import http.server
+import threading
+
 import httpx
 import openai
 import pytest
 from openai import OpenAI
+from standardwebhooks.webhooks import Webhook
 from support import free_port, serve, stop, switchyard_binary
 
 MODEL = "smollm2"
+SECRET = "whsec_" + base64.b64encode(b"switchyard-test-webhook-secret-32b").decode()
 
 
 @pytest.fixture(scope="module")
 def server():
     binary = switchyard_binary()
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, SWITCHYARD_DATABASE=os.path.join(tmp, "db.sqlite"))
+        env = dict(os.environ, SWITCHYARD_DATABASE=os.path.join(tmp, "db.sqlite"), SWITCHYARD_WEBHOOK_SECRET=SECRET)
         env.pop("SWITCHYARD_REQUIRE_AUTH", None)
         keys = {}
         for name in ("alice", "bob"):
@@ -223,3 +229,54 @@ def test_keys_see_only_their_own_files_and_batches(server):
     assert alice.files.delete(file_id).deleted
     with pytest.raises(openai.NotFoundError):
         alice.files.retrieve(file_id)
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver that refuses its first `refuse` deliveries (500) and keeps the others."""
+    received: list[tuple[dict, bytes]] = []
+    refuse = 0
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"]))
+        if Receiver.refuse > 0:
+            Receiver.refuse -= 1
+            self.send_response(500)
+        else:
+            Receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_finished_batch_is_announced_signed_and_retried(server):
+    c = client(server)
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    Receiver.received, Receiver.refuse = [], 2
+    try:
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/hooks/batch"
+        r = httpx.post(server["url"] + "/v1/batches", timeout=30, headers={"Authorization": f"Bearer {server['keys']['alice']}"},
+                       json={"input_file_id": upload(c, [chat_line("w1", "Hi")]), "endpoint": "/v1/chat/completions",
+                             "completion_window": "24h", "webhook_url": url})
+        assert r.status_code == 200 and r.json()["webhook_url"] == url, r.text
+        batch_id = r.json()["id"]
+        deadline = time.time() + 120
+        while not Receiver.received and time.time() < deadline:
+            time.sleep(0.2)
+        [(headers, body)] = Receiver.received
+        # Verified as a receiver would, with the Standard Webhooks reference library; a changed byte fails.
+        event = Webhook(SECRET).verify(body, headers)
+        assert event["type"] == "batch.completed" and event["data"] == {"id": batch_id} and event["object"] == "event"
+        assert headers["webhook-id"] == event["id"]
+        with pytest.raises(Exception):
+            Webhook(SECRET).verify(body.replace(b"completed", b"cancelled"), headers)
+        time.sleep(2)
+        assert len(Receiver.received) == 1, "delivered once the receiver took it, after two refusals"
+        bad = httpx.post(server["url"] + "/v1/batches", timeout=30, headers={"Authorization": f"Bearer {server['keys']['alice']}"},
+                         json={"input_file_id": upload(c, [chat_line("w2", "Hi")]), "endpoint": "/v1/chat/completions",
+                               "completion_window": "24h", "webhook_url": "ftp://example.com/x"})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "webhook_url"
+    finally:
+        receiver.shutdown()
