@@ -67,27 +67,29 @@ final class BatchTraffic: Sendable {
 
     var interactiveInFlight: Int { gate.withLock { $0.interactive } }
 
-    /// Returns once batch work may start (polling at most every 100 ms while interactive requests run).
-    func waitForSpareCapacity() async throws {
+    /// Whether batch work may start, waiting up to `limit` for it (polling every 100 ms at most), so that the caller
+    /// can see to other things (a cancel, a window that passed) while interactive requests keep the engine busy.
+    func waitForSpareCapacity(upTo limit: Duration = .seconds(2)) async throws -> Bool {
+        let deadline = ContinuousClock.now + limit
         while true {
             let (allowed, wait) = gate.withLock { $0.mayRun(at: .now) }
-            if allowed { return }
+            if allowed { return true }
+            if ContinuousClock.now >= deadline { return false }
             try await Task.sleep(for: min(wait ?? .milliseconds(100), .milliseconds(100)))
         }
     }
 
-    /// Runs `work` as preemptible batch work: an interactive request beginning meanwhile cancels it. Returns nil
-    /// when it was preempted (or could not start because one is running).
-    func run<T: Sendable>(_ work: @escaping @Sendable () async -> T) async -> T? {
+    /// Runs `work` as preemptible batch work: an interactive request beginning meanwhile cancels its task, and the
+    /// work, seeing `Task.isCancelled`, reports that it was stopped (an answer it had already finished stands).
+    func run<T: Sendable>(_ work: @escaping @Sendable () async -> T) async -> T {
         let id = nextID.withLock { $0 += 1; return $0 }
         let task = Task { await work() }
-        let preempted = Mutex(false)
-        running.withLock { $0[id] = { preempted.withLock { $0 = true }; task.cancel() } }
-        // Registered after an interactive request that began just now: it is preempted at once.
-        if gate.withLock({ $0.interactive }) > 0 { preempted.withLock { $0 = true }; task.cancel() }
+        running.withLock { $0[id] = { task.cancel() } }
+        // Registered after an interactive request that began just now: it is stopped at once.
+        if gate.withLock({ $0.interactive }) > 0 { task.cancel() }
         let value = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
         running.withLock { _ = $0.removeValue(forKey: id) }
-        return preempted.withLock { $0 } ? nil : value
+        return value
     }
 }
 
@@ -105,23 +107,37 @@ struct InteractiveTrafficMiddleware<Context: GatewayRequestContext>: RouterMiddl
         guard request.method == .post, context.delegatedCaller == nil, Self.modelPaths.contains(request.uri.path) else {
             return try await next(request, context)
         }
-        traffic.interactiveBegan()
+        let ticket = Ticket(traffic)
         var response: Response
         do {
             response = try await next(request, context)
         } catch {
-            traffic.interactiveEnded()
+            ticket.end()
             throw error
         }
+        // The request ends with its body, or — should the body never be written (the client left before the head went
+        // out) — when the response is let go.
         let body = response.body
-        response.body = ResponseBody(contentLength: body.contentLength) { [traffic] writer in
-            do { try await body.write(writer) } catch {
-                traffic.interactiveEnded()
-                throw error
-            }
-            traffic.interactiveEnded()
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            defer { ticket.end() }
+            try await body.write(writer)
         }
         return response
+    }
+
+    /// One interactive request in flight, ended exactly once: by `end()`, or when the last reference goes.
+    final class Ticket: Sendable {
+        private let traffic: BatchTraffic
+        private let ended = Mutex(false)
+        init(_ traffic: BatchTraffic) {
+            self.traffic = traffic
+            traffic.interactiveBegan()
+        }
+        func end() {
+            guard ended.withLock({ let was = $0; $0 = true; return !was }) else { return }
+            traffic.interactiveEnded()
+        }
+        deinit { end() }
     }
 }
 

@@ -26,8 +26,11 @@ public final class BatchRunner: Sendable {
     let webhook: BatchWebhook?
     /// When each undelivered announcement may be tried again (after a restart: at once).
     private let nextWebhookTry = Mutex<[String: Date]>([:])
-    private let wakeUp = Mutex<CheckedContinuation<Void, Never>?>(nil)
-    private let woken = Mutex(false)
+    /// This runner among the replicas over one database, and how long a claim on a batch lasts unrenewed.
+    let runnerID = OpenAISurface.newID("runner_")
+    static let lease: TimeInterval = 120
+    /// A wake-up that came while the runner was busy, or the runner waiting for one.
+    private let waiter = Mutex<(pending: Bool, waiting: CheckedContinuation<Void, Never>?)>((false, nil))
     let logger = Logger(label: "switchyard.batch")
 
     init(store: BatchStore, responder: RouterResponder<GatewayContext>, traffic: BatchTraffic, keys: KeyStore?, requireAuth: Bool,
@@ -39,46 +42,57 @@ public final class BatchRunner: Sendable {
 
     /// Something changed (a batch made or cancelled): look now rather than at the next poll.
     func wake() {
-        let waiting = wakeUp.withLock { c -> CheckedContinuation<Void, Never>? in
-            defer { c = nil }
+        let waiting = waiter.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let c = state.waiting else { state.pending = true; return nil }
+            state.waiting = nil
             return c
         }
-        if let waiting { waiting.resume() } else { woken.withLock { $0 = true } }
+        waiting?.resume()
     }
 
+    /// Returns after `seconds`, or sooner when woken (a wake-up that came meanwhile counts). The wait is always
+    /// ended, by a wake-up or by its timer.
     private func sleep(upTo seconds: Double) async {
-        if woken.withLock({ let w = $0; $0 = false; return w }) { return }
+        let timer = Task { [weak self] in
+            do {
+                try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                self?.wake()
+            } catch {}
+        }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = waiter.withLock { state -> Bool in
+                if state.pending { state.pending = false; return true }
+                state.waiting = c
+                return false
+            }
+            if now { c.resume() }
+        }
+        timer.cancel()
+    }
+
+    /// Runs until cancelled: the batches, and beside them (so a slow receiver never holds batch work up) their
+    /// announcements.
+    public func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
-                await withCheckedContinuation { c in
-                    let resumeNow = wakeUp.withLock { slot -> Bool in
-                        if woken.withLock({ let w = $0; $0 = false; return w }) { return true }
-                        slot = c
-                        return false
+                while !Task.isCancelled {
+                    do { try await announce() } catch {
+                        RequestLogMiddleware<GatewayContext>.writeToStderr("batch webhooks: \(error)\n")
                     }
-                    if resumeNow { c.resume() }
+                    try? await Task.sleep(for: .seconds(1))
                 }
             }
-            group.addTask { try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) }
-            await group.next()
-            group.cancelAll()
-            wake()   // lets the continuation's task end if the timer won
-            _ = woken.withLock { $0 = false }
-        }
-    }
-
-    /// Runs until cancelled.
-    public func run() async {
-        while !Task.isCancelled {
-            do {
-                try await announce()
-                if try await step() { continue }
-            } catch is CancellationError {
-                return
-            } catch {
-                RequestLogMiddleware<GatewayContext>.writeToStderr("batch runner: \(error)\n")
+            while !Task.isCancelled {
+                do {
+                    if try await step() { continue }
+                } catch is CancellationError {
+                    break
+                } catch {
+                    RequestLogMiddleware<GatewayContext>.writeToStderr("batch runner: \(error)\n")
+                }
+                await sleep(upTo: 2)
             }
-            await sleep(upTo: 2)
+            group.cancelAll()
         }
     }
 
@@ -99,7 +113,13 @@ public final class BatchRunner: Sendable {
 
     /// One step of the oldest open batch; whether there may be more to do at once.
     func step(now: Date = Date()) async throws -> Bool {
-        guard let batch = try await store.openBatches().first else { return false }
+        // The oldest open batch no other replica is running (a claim renewed at every step, lapsing when its runner stops).
+        var claimed: StoredBatch?
+        for open in try await store.openBatches() where try await store.claim(open.id, runner: runnerID, until: now + Self.lease, now: now) {
+            claimed = open
+            break
+        }
+        guard let batch = claimed else { return false }
         switch batch.status {
         case .validating:
             try await store.transition(batch.id, BatchTransition(from: [.validating], to: .inProgress, at: now))
@@ -119,12 +139,13 @@ public final class BatchRunner: Sendable {
                 }
                 return true
             }
-            try await traffic.waitForSpareCapacity()
+            // Interactive requests first; meanwhile the next step sees cancels and windows that pass.
+            guard try await traffic.waitForSpareCapacity() else { return true }
             let caller = try await caller(of: batch)
             let outcomes = await withTaskGroup(of: Outcome.self) { group in
                 for request in pending {
                     group.addTask { [self] in
-                        await traffic.run { [self] in await execute(request, of: batch, as: caller) } ?? .preempted
+                        await traffic.run { [self] in await execute(request, of: batch, as: caller) }
                     }
                 }
                 var all: [Outcome] = []
@@ -158,8 +179,10 @@ public final class BatchRunner: Sendable {
     /// nil: the key is gone (revoked, expired), and the requests are answered 401.
     private func caller(of batch: StoredBatch) async throws -> GuardCaller? {
         guard let owner = batch.owner else { return requireAuth ? .admin : .anonymous }
-        guard let keys, let key = try? await keys.find(owner), key.state() == .active else { return nil }
-        return .key(key)
+        guard let keys else { return nil }
+        let key: APIKey
+        do { key = try await keys.find(owner) } catch StorageError.unknownKey { return nil }
+        return key.state() == .active ? .key(key) : nil
     }
 
     /// Runs one request through the server's routes and shapes its output line.

@@ -14,6 +14,9 @@ import Storage
 /// tries again with growing waits, up to `maxAttempts` times, also after a restart.
 public struct BatchWebhook: Sendable {
     let secret: Data
+    /// Whether receivers on this machine or the private network may be posted to (off: a key cannot make the server
+    /// reach addresses only it can reach).
+    public var allowPrivateHosts = false
     static let maxAttempts = 6
 
     public enum SecretError: Error, CustomStringConvertible {
@@ -48,8 +51,14 @@ public struct BatchWebhook: Sendable {
         return [("webhook-id", id), ("webhook-timestamp", String(timestamp)), ("webhook-signature", "v1," + Data(mac).base64EncodedString())]
     }
 
-    /// Posts the event; whether the receiver took it (2xx within 10 s).
+    /// Posts the event; whether the receiver took it (2xx within 10 s). A receiver whose host resolves to a loopback,
+    /// private or link-local address is not posted to unless `allowPrivateHosts`.
     func deliver(_ batch: StoredBatch, to url: String, now: Date = Date()) async -> Bool {
+        guard allowPrivateHosts || !Self.resolvesPrivately(url) else {
+            RequestLogMiddleware<GatewayContext>.writeToStderr(
+                "batch \(batch.id): not posting its webhook to \(url), a private address (serve --allow-private-webhooks allows it)\n")
+            return false
+        }
         let (id, body) = Self.event(for: batch)
         var request = HTTPClientRequest(url: url)
         request.method = .POST
@@ -64,6 +73,30 @@ public struct BatchWebhook: Sendable {
         } catch {
             return false
         }
+    }
+
+    static let privateRanges = (try? IPAllowList(commaSeparated: "0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,127.0.0.0/8,169.254.0.0/16,172.16.0.0/12,192.168.0.0/16,::1/128,::/128,fc00::/7,fe80::/10,::ffff:0:0/96")) ?? IPAllowList()
+
+    /// Whether the URL's host is, or resolves to, an address of this machine or a private network (or cannot be
+    /// resolved, which is refused alike).
+    static func resolvesPrivately(_ url: String) -> Bool {
+        guard let host = URL(string: url)?.host?.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), !host.isEmpty else { return true }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &list) == 0, let first = list else { return true }
+        defer { freeaddrinfo(list) }
+        var node: UnsafeMutablePointer<addrinfo>? = first
+        while let n = node {
+            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if let address = n.pointee.ai_addr,
+               getnameinfo(address, n.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
+                let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if privateRanges.allows(text) { return true }
+            }
+            node = n.pointee.ai_next
+        }
+        return false
     }
 
     /// Whether `text` may be a batch's `webhook_url`: http or https, with a host, at most 2,048 characters.

@@ -135,12 +135,13 @@ struct BatchesSurface {
         func fail(_ line: Int, _ code: String, _ message: String, _ param: String? = nil) {
             if errors.count < 100 { errors.append(LineError(code: code, message: message, line: line, param: param)) }
         }
-        guard let text = String(data: content, encoding: .utf8) else {
+        guard String(data: content, encoding: .utf8) != nil else {
             return .failure(Problems(errors: [LineError(code: "invalid_file", message: "the file is not UTF-8 text")]))
         }
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Lines end in LF or CRLF (split on the byte: a String takes CRLF for one character).
+        for (index, raw) in content.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
             let line = index + 1
-            let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            let trimmed = String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if trimmed.isEmpty { continue }
             guard requests.count + errors.count < maxRequests else {
                 fail(line, "too_many_requests", "a batch holds at most \(maxRequests) requests")

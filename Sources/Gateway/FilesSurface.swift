@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import Storage
+import Synchronization
 
 /// OpenAI's Files API, for the Batch API: `POST /v1/files` (multipart: `file`, `purpose: batch`; at most
 /// `maxBytes`), `GET /v1/files` (`purpose`, `limit`, `order`, `after`), `GET` / `DELETE /v1/files/{id}`,
@@ -15,6 +16,9 @@ struct FilesSurface {
     /// The largest upload (OpenAI takes batch input files up to 200 MB; files live in the database here).
     static let maxBytes = 100 << 20
     static let path = "/v1/files"
+    /// Uploads read at once (each holds its body in memory, up to `maxBytes`); more are a 429.
+    static let maxConcurrentUploads = 2
+    static let uploading = Mutex(0)
 
     func register(on router: Router<GatewayContext>) {
         router.post("/v1/files") { request, context in try await upload(request, context) }
@@ -47,9 +51,20 @@ struct FilesSurface {
         guard let boundary = MultipartForm.boundary(of: request.headers[.contentType]) else {
             throw APIError(.badRequest, "upload the file as multipart/form-data with the fields file and purpose")
         }
+        guard Self.uploading.withLock({ n -> Bool in
+            guard n < Self.maxConcurrentUploads else { return false }
+            n += 1
+            return true
+        }) else {
+            throw APIError(.tooManyRequests, "\(Self.maxConcurrentUploads) uploads are being read; retry shortly", type: "requests",
+                           code: "uploads_busy", retryAfter: 1)
+        }
+        defer { Self.uploading.withLock { $0 -= 1 } }
         var request = request
-        let body = try await request.collectBody(limit: Self.maxBytes + 64 * 1024)
-        let form = try MultipartForm(Array(body.readableBytesView), boundary: boundary)
+        var body = try await request.collectBody(limit: Self.maxBytes + 64 * 1024)
+        let bytes = body.readBytes(length: body.readableBytes) ?? []
+        body = ByteBuffer()
+        let form = try MultipartForm(bytes, boundary: boundary)
         guard let purpose = form.part("purpose")?.text.trimmingCharacters(in: .whitespacesAndNewlines) else {
             throw APIError(.badRequest, "purpose: field required", param: "purpose")
         }

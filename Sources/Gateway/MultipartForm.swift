@@ -7,7 +7,8 @@ struct MultipartForm {
     struct Part: Equatable {
         var name: String
         var filename: String?
-        var content: [UInt8]
+        /// A slice of the body (no copy).
+        var content: ArraySlice<UInt8>
         var text: String { String(decoding: content, as: UTF8.self) }
     }
 
@@ -50,7 +51,7 @@ struct MultipartForm {
             at = headersEnd + 4
             guard let end = Self.find(separator, in: body, from: at) else { throw Self.bad("a part does not end with the boundary") }
             let (name, filename) = try Self.disposition(headers)
-            parts.append(Part(name: name, filename: filename, content: Array(body[at..<end])))
+            parts.append(Part(name: name, filename: filename, content: body[at..<end]))
             at = end + separator.count
             guard parts.count <= 64 else { throw Self.bad("more than 64 parts") }
         }

@@ -150,7 +150,9 @@ enum Migrations {
                 errors            TEXT,
                 webhook_url       TEXT,
                 webhook_attempts  INTEGER NOT NULL DEFAULT 0,
-                webhook_delivered_at DATETIME
+                webhook_delivered_at DATETIME,
+                runner            TEXT,                  -- the process running it (replicas share the work)
+                lease_until       DATETIME
             );
             CREATE INDEX batches_by_time ON batches(created_at);
             CREATE INDEX batches_by_status ON batches(status);
@@ -163,6 +165,7 @@ enum Migrations {
                 result    TEXT,                              -- the output line, once run
                 PRIMARY KEY (batch_id, line)
             );
+            CREATE INDEX batch_requests_by_status ON batch_requests(batch_id, status);
             """)
     }
 }

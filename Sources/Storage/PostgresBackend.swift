@@ -598,6 +598,14 @@ final class PostgresBackend: StorageBackend {
             """, binds: binds)).map(Self.batch)
     }
 
+    func claimBatch(id: String, runner: String, until: Date, now: Date) async throws -> Bool {
+        !(try await query("""
+            UPDATE batches SET runner = \(runner), lease_until = \(until)
+            WHERE id = \(id) AND (runner IS NULL OR runner = \(runner) OR lease_until IS NULL OR lease_until < \(now))
+            RETURNING id
+            """)).isEmpty
+    }
+
     func recordWebhookAttempt(id: String, delivered: Date?) async throws {
         _ = try await query("""
             UPDATE batches SET webhook_attempts = webhook_attempts + 1, webhook_delivered_at = \(delivered) WHERE id = \(id)

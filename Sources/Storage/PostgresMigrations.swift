@@ -165,7 +165,9 @@ enum PostgresMigrations {
             errors            text,
             webhook_url       text,
             webhook_attempts  integer NOT NULL DEFAULT 0,
-            webhook_delivered_at timestamptz
+            webhook_delivered_at timestamptz,
+            runner            text,                  -- the process running it (replicas share the work)
+            lease_until       timestamptz
         )
         """,
         "CREATE INDEX batches_by_time ON batches (created_at)",
@@ -181,5 +183,6 @@ enum PostgresMigrations {
             PRIMARY KEY (batch_id, line)
         )
         """,
+        "CREATE INDEX batch_requests_by_status ON batch_requests (batch_id, status)",
     ])
 }

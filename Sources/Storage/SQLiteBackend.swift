@@ -449,6 +449,16 @@ final class SQLiteBackend: StorageBackend {
         }
     }
 
+    func claimBatch(id: String, runner: String, until: Date, now: Date) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: """
+                UPDATE batches SET runner = ?, lease_until = ?
+                WHERE id = ? AND (runner IS NULL OR runner = ? OR lease_until IS NULL OR lease_until < ?)
+                """, arguments: [runner, until, id, runner, now])
+            return db.changesCount > 0
+        }
+    }
+
     func recordWebhookAttempt(id: String, delivered: Date?) async throws {
         try await write { db in
             try db.execute(sql: """

@@ -84,6 +84,8 @@ protocol StorageBackend: Sendable {
     /// `maxAttempts` times, oldest first.
     func undeliveredWebhooks(maxAttempts: Int) async throws -> [StoredBatch]
     func recordWebhookAttempt(id: String, delivered: Date?) async throws
+    /// Sets the batch's runner and lease if no other runner's lease runs past `now`; whether it did.
+    func claimBatch(id: String, runner: String, until: Date, now: Date) async throws -> Bool
 
     /// The migrations applied to this database, oldest first.
     func appliedMigrations() async throws -> [String]

@@ -145,6 +145,11 @@ public struct BatchStore: Sendable {
     public func recordWebhookAttempt(_ id: String, delivered: Date?) async throws {
         try await database.backend.recordWebhookAttempt(id: id, delivered: delivered)
     }
+    /// Takes (or keeps) the batch for `runner` until `until`, unless another runner holds it past `now`: replicas
+    /// over one database run each batch once. Whether it is this runner's.
+    public func claim(_ id: String, runner: String, until: Date, now: Date = Date()) async throws -> Bool {
+        try await database.backend.claimBatch(id: id, runner: runner, until: until, now: now)
+    }
     /// Every request of a batch, in line order, with outcomes.
     public func requests(_ id: String) async throws -> [StoredBatchRequest] { try await database.backend.batchRequests(batchID: id) }
 }

@@ -73,6 +73,8 @@ struct Serve: AsyncParsableCommand {
     var conversationRetention: String?
     @Option(name: .customLong("webhook-secret-env"), help: ArgumentHelp("Environment variable holding the secret that signs batches' webhooks (Standard Webhooks: whsec_ and base64); unset: batches may not ask for a webhook_url.", valueName: "name"))
     var webhookSecretEnv: String = "SWITCHYARD_WEBHOOK_SECRET"
+    @Flag(name: .customLong("allow-private-webhooks"), help: "Let batches' webhooks go to this machine and private networks (off: only public addresses, so a key cannot make the server reach what only it can reach).")
+    var allowPrivateWebhooks = false
     @Option(name: .customLong("batch-concurrency"), help: "Requests of a batch (the Batch API) run at once, in spare capacity: only while no interactive request is in flight.")
     var batchConcurrency: Int = 1
     @Option(name: .customLong("cache-ttl"), help: "Seconds a cached answer is kept.") var cacheTTL: Double = 3600
@@ -175,6 +177,7 @@ struct Serve: AsyncParsableCommand {
                             batches: storage.map(BatchStore.init))
         if let secret = ProcessInfo.processInfo.environment[webhookSecretEnv], !secret.isEmpty {
             server.batchWebhook = try? BatchWebhook(secret: secret)   // checked in validate()
+            server.batchWebhook?.allowPrivateHosts = allowPrivateWebhooks
         }
         let bindHost = self.host
         let storageLine = storage?.description ?? "off"

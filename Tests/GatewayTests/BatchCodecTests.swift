@@ -24,7 +24,7 @@ import Testing
         #expect(gate.interactive == 0)
     }
 
-    @Test func preemptedWorkReturnsNothingAndFinishedWorkItsValue() async {
+    @Test func anInteractiveRequestCancelsBatchWorkInFlight() async {
         let traffic = BatchTraffic(quiet: .zero)
         #expect(await traffic.run { 7 } == 7)
         let started = AsyncStream<Void>.makeStream()
@@ -38,7 +38,7 @@ import Testing
         var iterator = started.stream.makeAsyncIterator()
         _ = await iterator.next()
         traffic.interactiveBegan()
-        #expect(await work.value == nil)
+        #expect(await work.value == -1, "the work saw its cancellation")
         #expect(traffic.preemptions.withLock { $0 } == 1)
         traffic.interactiveEnded()
     }
@@ -52,6 +52,25 @@ import Testing
         #expect(requests.map(\.line) == [1, 3])
         #expect(requests.map(\.customID) == ["a", "b"])
         #expect(requests[0].body == #"{"model":"m","messages":[]}"#)
+    }
+
+    @Test func linesMayEndInCRLF() throws {
+        let second = Self.good.replacingOccurrences(of: #""a""#, with: #""b""#)
+        let requests = try BatchesSurface.requests(in: Data((Self.good + "\r\n" + second + "\r\n").utf8), endpoint: "/v1/chat/completions").get()
+        #expect(requests.map(\.customID) == ["a", "b"])
+    }
+
+    @Test func webhooksGoOnlyToPublicAddressesUnlessAllowed() {
+        for url in ["http://127.0.0.1:9/hook", "http://localhost/hook", "http://10.1.2.3/", "https://192.168.1.5/x", "http://[::1]:80/",
+                    "http://169.254.169.254/latest/meta-data", "http://0.0.0.0/", "http://[fd00::1]/", "http://172.20.0.1/"] {
+            #expect(BatchWebhook.resolvesPrivately(url), "\(url)")
+        }
+        for url in ["http://8.8.8.8/hook", "https://[2001:4860:4860::8888]/hook", "http://1.1.1.1:8443/x"] {
+            #expect(!BatchWebhook.resolvesPrivately(url), "\(url)")
+        }
+        #expect(BatchWebhook.acceptable("https://example.com/hook"))
+        #expect(!BatchWebhook.acceptable("ftp://example.com/hook"))
+        #expect(!BatchWebhook.acceptable("https:///nohost"))
     }
 
     @Test func eachBadLineIsNamed() {

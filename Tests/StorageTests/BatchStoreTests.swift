@@ -106,4 +106,18 @@ import Testing
             #expect(try await store.batch("batch_done")?.webhookDeliveredAt == t0 + 9)
         }
     }
+
+    @Test(arguments: Backend.allCases) func aBatchIsRunByOneReplicaUntilItsLeaseLapses(_ backend: Backend) async throws {
+        try await backend.withDatabase { db async throws in
+            let store = BatchStore(db.database)
+            try await store.create(batch("batch_1"), requests: requests(1))
+            #expect(try await store.claim("batch_1", runner: "a", until: t0 + 120, now: t0))
+            let other = try await db.withReplica { try await BatchStore($0).claim("batch_1", runner: "b", until: t0 + 130, now: t0 + 10) }
+            #expect(!other, "a's lease runs")
+            #expect(try await store.claim("batch_1", runner: "a", until: t0 + 240, now: t0 + 100), "a renews")
+            #expect(try await !store.claim("batch_1", runner: "b", until: t0 + 300, now: t0 + 200))
+            #expect(try await store.claim("batch_1", runner: "b", until: t0 + 400, now: t0 + 241), "a stopped renewing: b takes over")
+            #expect(try await !store.claim("batch_1", runner: "a", until: t0 + 500, now: t0 + 300))
+        }
+    }
 }

@@ -45,7 +45,7 @@ def server():
             keys[name] = out.stdout.strip()
         port = free_port()
         state = {"binary": binary, "env": env, "port": port, "log": os.path.join(tmp, "serve.log"), "keys": keys,
-                 "url": f"http://127.0.0.1:{port}", "args": ("--require-auth", "--parallel", "2")}
+                 "url": f"http://127.0.0.1:{port}", "args": ("--require-auth", "--parallel", "2", "--allow-private-webhooks")}
         state["proc"] = serve(binary, env, port, state["log"], *state["args"])
         try:
             yield state
