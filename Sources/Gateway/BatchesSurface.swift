@@ -27,8 +27,8 @@ struct BatchesSurface {
         router.get("/v1/batches") { request, context in
             let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { $1 })
             let visible = try await stored().batches().filter { ResponsesSurface.visible(owner: $0.owner, toKey: context.caller.key?.name) }
-            return ResponsesSurface.jsonResponse(try FilesSurface.page(visible.map(Self.object), query: query.filter { $0.key != "order" },
-                                                                       newestFirst: true, defaultLimit: 20))
+            return ResponsesSurface.jsonResponse(try ListPage.page(visible.reversed().map(Self.object), query: query.filter { $0.key != "order" },
+                                                                   maxLimit: 100, defaultLimit: 20))
         }
         router.get("/v1/batches/{id}") { _, context in
             ResponsesSurface.jsonResponse(Self.object(try await find(try context.parameters.require("id"), for: context.caller)))

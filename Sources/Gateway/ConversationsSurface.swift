@@ -49,12 +49,12 @@ struct ConversationsSurface {
             let body = try await Self.body(request)
             let items = try Self.newItems(body["items"], required: true)
             guard try await stored().append(found.id, items: Self.rows(items)) else { throw Self.notFound(found.id) }
-            return ResponsesSurface.jsonResponse(Self.page(items, hasMore: false))
+            return ResponsesSurface.jsonResponse(ListPage.object(items, hasMore: false))
         }
         router.get("/v1/conversations/{id}/items") { request, context in
             let found = try await find(try context.parameters.require("id"), for: context.caller)
             let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { $1 })
-            return ResponsesSurface.jsonResponse(try Self.itemsPage(try await items(of: found.id), query: query))
+            return ResponsesSurface.jsonResponse(try ListPage.page(try await items(of: found.id), query: query, maxLimit: 100, defaultLimit: 20))
         }
         router.get("/v1/conversations/{id}/items/{item}") { _, context in
             let found = try await find(try context.parameters.require("id"), for: context.caller)
@@ -192,37 +192,6 @@ struct ConversationsSurface {
 
     static func rows(_ items: [OrderedJSON], at date: Date = Date()) -> [StoredConversationItem] {
         items.map { StoredConversationItem(id: $0["id"]?.stringValue ?? "", item: $0.text, createdAt: date) }
-    }
-
-    static func page(_ items: [OrderedJSON], hasMore: Bool) -> OrderedJSON {
-        .object([
-            ("object", .string("list")), ("data", .array(items)),
-            ("first_id", .optional(items.first?["id"]?.stringValue)), ("last_id", .optional(items.last?["id"]?.stringValue)),
-            ("has_more", .bool(hasMore)),
-        ])
-    }
-
-    /// One page of items: `limit` (1–100, default 20), `order` (`desc`, the default, or `asc`), `after` (an item id).
-    static func itemsPage(_ all: [OrderedJSON], query: [String: String]) throws -> OrderedJSON {
-        var items = all
-        var limit = 20
-        if let l = query["limit"] {
-            guard let n = Int(l), (1...100).contains(n) else { throw APIError(.badRequest, "limit must be between 1 and 100", param: "limit") }
-            limit = n
-        }
-        switch query["order"] {
-        case nil, "desc": items.reverse()
-        case "asc": break
-        default: throw APIError(.badRequest, "order must be asc or desc", param: "order")
-        }
-        if let after = query["after"] {
-            guard let i = items.firstIndex(where: { $0["id"]?.stringValue == after }) else {
-                throw APIError(.badRequest, "this conversation has no item with id '\(after)'", param: "after")
-            }
-            items.removeFirst(i + 1)
-        }
-        let page = Array(items.prefix(limit))
-        return Self.page(page, hasMore: items.count > page.count)
     }
 
     /// The items that record canonical messages: system and user messages (`input_text`), an assistant's text

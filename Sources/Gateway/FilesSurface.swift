@@ -27,7 +27,8 @@ struct FilesSurface {
             let all = try await stored().files(purpose: query["purpose"]).filter {
                 ResponsesSurface.visible(owner: $0.owner, toKey: context.caller.key?.name)
             }
-            return ResponsesSurface.jsonResponse(try Self.page(all.map(Self.object), query: query, newestFirst: true))
+            return ResponsesSurface.jsonResponse(try ListPage.page(all.reversed().map(Self.object), query: query, maxLimit: 10_000,
+                                                                   defaultLimit: 10_000))
         }
         router.get("/v1/files/{id}") { _, context in
             Self.response(Self.object(try await find(try context.parameters.require("id"), for: context.caller)))
@@ -111,28 +112,4 @@ struct FilesSurface {
     }
 
     static func response(_ value: OrderedJSON) -> Response { ResponsesSurface.jsonResponse(value) }
-
-    /// A page of a list: `limit` (1–10,000, default 10,000 for files and 20 for batches), `order`, `after` (an id).
-    static func page(_ all: [OrderedJSON], query: [String: String], newestFirst: Bool, defaultLimit: Int = 10_000) throws -> OrderedJSON {
-        var items = all
-        var limit = defaultLimit
-        if let l = query["limit"] {
-            guard let n = Int(l), (1...10_000).contains(n) else { throw APIError(.badRequest, "limit must be between 1 and 10000", param: "limit") }
-            limit = n
-        }
-        switch query["order"] {
-        case nil: break
-        case "desc": if !newestFirst { items.reverse() }
-        case "asc": if newestFirst { items.reverse() }
-        default: throw APIError(.badRequest, "order must be asc or desc", param: "order")
-        }
-        if let after = query["after"] {
-            guard let i = items.firstIndex(where: { $0["id"]?.stringValue == after }) else {
-                throw APIError(.badRequest, "no item with id '\(after)' in this list", param: "after")
-            }
-            items.removeFirst(i + 1)
-        }
-        let page = Array(items.prefix(limit))
-        return ConversationsSurface.page(page, hasMore: items.count > page.count)
-    }
 }

@@ -70,34 +70,12 @@ struct ResponsesSurface {
         }
     }
 
-    /// One page of a stored response's input items: `limit` (1–100, default 20), `order` (`desc`, the default, or
-    /// `asc`), `after` (an item id: the page starts after it).
+    /// One page of a stored response's input items (`ListPage`: limit 1–100, default 20, newest first by default).
     static func inputItemsPage(_ stored: StoredResponse, query: [String: String]) throws -> OrderedJSON {
-        guard case .array(var items) = try parse(stored.inputItems, what: "stored input") else {
+        guard case .array(let items) = try parse(stored.inputItems, what: "stored input") else {
             throw APIError(.internalServerError, "the stored input is not a list", type: "api_error")
         }
-        var limit = 20
-        if let l = query["limit"] {
-            guard let n = Int(l), (1...100).contains(n) else { throw APIError(.badRequest, "limit must be between 1 and 100", param: "limit") }
-            limit = n
-        }
-        switch query["order"] {
-        case nil, "desc": items.reverse()
-        case "asc": break
-        default: throw APIError(.badRequest, "order must be asc or desc", param: "order")
-        }
-        if let after = query["after"] {
-            guard let i = items.firstIndex(where: { $0["id"]?.stringValue == after }) else {
-                throw APIError(.badRequest, "no input item with id '\(after)' in this response", param: "after")
-            }
-            items.removeFirst(i + 1)
-        }
-        let page = Array(items.prefix(limit))
-        return .object([
-            ("object", .string("list")), ("data", .array(page)),
-            ("first_id", .optional(page.first?["id"]?.stringValue)), ("last_id", .optional(page.last?["id"]?.stringValue)),
-            ("has_more", .bool(items.count > page.count)),
-        ])
+        return try ListPage.page(items, query: query, maxLimit: 100, defaultLimit: 20)
     }
 
     // MARK: creating a response

@@ -61,3 +61,13 @@ def stop(*procs: subprocess.Popen) -> None:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def create_keys(binary: str, env: dict[str, str], *names: str) -> dict[str, str]:
+    """`switchyard keys create --name NAME` for each name, over `env`'s database; the keys' secrets by name."""
+    keys = {}
+    for name in names:
+        out = subprocess.run([binary, "keys", "create", "--name", name], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        keys[name] = out.stdout.strip()
+    return keys

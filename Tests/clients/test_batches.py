@@ -12,7 +12,6 @@ import io
 import json
 import os
 import signal
-import subprocess
 import tempfile
 import time
 
@@ -25,7 +24,7 @@ import openai
 import pytest
 from openai import OpenAI
 from standardwebhooks.webhooks import Webhook
-from support import free_port, serve, stop, switchyard_binary
+from support import create_keys, free_port, serve, stop, switchyard_binary
 
 MODEL = "smollm2"
 SECRET = "whsec_" + base64.b64encode(b"switchyard-test-webhook-secret-32b").decode()
@@ -37,12 +36,7 @@ def server():
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, SWITCHYARD_DATABASE=os.path.join(tmp, "db.sqlite"), SWITCHYARD_WEBHOOK_SECRET=SECRET)
         env.pop("SWITCHYARD_REQUIRE_AUTH", None)
-        keys = {}
-        for name in ("alice", "bob"):
-            out = subprocess.run([binary, "keys", "create", "--name", name], env=env, capture_output=True, text=True,
-                                 timeout=60)
-            assert out.returncode == 0, out.stderr
-            keys[name] = out.stdout.strip()
+        keys = create_keys(binary, env, "alice", "bob")
         port = free_port()
         state = {"binary": binary, "env": env, "port": port, "log": os.path.join(tmp, "serve.log"), "keys": keys,
                  "url": f"http://127.0.0.1:{port}", "args": ("--require-auth", "--parallel", "2", "--allow-private-webhooks")}

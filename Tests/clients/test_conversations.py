@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 
 import httpx
 import openai
 import pytest
 from openai import OpenAI
-from support import free_port, serve, stop, switchyard_binary
+from support import create_keys, free_port, serve, stop, switchyard_binary
 
 MODEL = "smollm2"
 CONTEXT = 512
@@ -31,12 +30,7 @@ def server():
         os.mkdir(os.path.join(tmp, "config"))
         env = dict(os.environ, SWITCHYARD_DATABASE=os.path.join(tmp, "db.sqlite"), SWITCHYARD_CONFIG=os.path.join(tmp, "config"))
         env.pop("SWITCHYARD_REQUIRE_AUTH", None)
-        keys = {}
-        for name in ("alice", "bob"):
-            out = subprocess.run([binary, "keys", "create", "--name", name], env=env, capture_output=True, text=True,
-                                 timeout=60)
-            assert out.returncode == 0, out.stderr
-            keys[name] = out.stdout.strip()
+        keys = create_keys(binary, env, "alice", "bob")
         port = free_port()
         args = ("--require-auth", "--ctx", str(CONTEXT), "--conversation-retention", "30d")
         state = {"binary": binary, "env": env, "port": port, "log": os.path.join(tmp, "serve.log"), "keys": keys,

@@ -69,32 +69,30 @@ def test_the_embeddings_example_runs_as_written():
     assert [d["index"] for d in answer["data"]] == [0, 1] and all(len(d["embedding"]) == 384 for d in answer["data"])
 
 
-def test_the_conversations_example_runs_as_written():
+def _run_python_block(heading: str) -> list[str]:
+    """Runs the README's python block after `heading` against the test server; its output lines."""
     url = os.environ.get("SWITCHYARD_URL", "").strip().rstrip("/")
     if not url:
         pytest.fail("SWITCHYARD_URL is not set: run these tests through Tests/clients/run.sh")
-    code = _block_after("#### Conversations kept on the server", "python")
+    code = _block_after(heading, "python")
     out = subprocess.run([sys.executable, "-c", code.replace("http://127.0.0.1:8080", url)], capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
+    return out.stdout.splitlines()
+
+
+def test_the_conversations_example_runs_as_written():
+    lines = _run_python_block("#### Conversations kept on the server")
     assert lines[0].startswith("answer: ") and len(lines[0]) > len("answer: ")
     items = [line for line in lines if line.startswith("item: ")]
     assert [i.split(" | ")[0] for i in items] == ["item: system", "item: user", "item: assistant", "item: user",
-                                                 "item: assistant"], out.stdout
+                                                 "item: assistant"], lines
     assert items[1] == "item: user | My name is Ada." and items[3] == "item: user | What is my name?"
 
 
 def test_the_batch_example_runs_as_written():
-    url = os.environ.get("SWITCHYARD_URL", "").strip().rstrip("/")
-    if not url:
-        pytest.fail("SWITCHYARD_URL is not set: run these tests through Tests/clients/run.sh")
-    code = _block_after("#### Batches", "python")
-    out = subprocess.run([sys.executable, "-c", code.replace("http://127.0.0.1:8080", url)], capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    assert lines[0] == "batch: completed 3 of 3", out.stdout
+    lines = _run_python_block("#### Batches")
+    assert lines[0] == "batch: completed 3 of 3", lines
     answers = [line for line in lines if line.startswith("answer: ")]
     assert sorted(a.split(" | ")[0] for a in answers) == ["answer: q0", "answer: q1", "answer: q2"]
-    assert all(len(a.split(" | ", 1)[1].strip()) > 0 for a in answers), out.stdout
+    assert all(len(a.split(" | ", 1)[1].strip()) > 0 for a in answers), lines

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 
 import httpx
@@ -18,7 +17,7 @@ import jsonschema
 import openai
 import pytest
 from openai import OpenAI
-from support import free_port, serve, stop, switchyard_binary
+from support import create_keys, free_port, serve, stop, switchyard_binary
 
 MODEL = "smollm2"
 WEATHER = {"type": "function", "name": "get_weather", "description": "The current weather in a city.",
@@ -194,12 +193,7 @@ def keyed():
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, SWITCHYARD_DATABASE=os.path.join(tmp, "db.sqlite"))
         env.pop("SWITCHYARD_REQUIRE_AUTH", None)
-        keys = {}
-        for name in ("alice", "bob"):
-            out = subprocess.run([binary, "keys", "create", "--name", name], env=env, capture_output=True, text=True,
-                                 timeout=60)
-            assert out.returncode == 0, out.stderr
-            keys[name] = out.stdout.strip()
+        keys = create_keys(binary, env, "alice", "bob")
         port = free_port()
         state = {"binary": binary, "env": env, "port": port, "log": os.path.join(tmp, "serve.log"), "keys": keys,
                  "url": f"http://127.0.0.1:{port}"}
