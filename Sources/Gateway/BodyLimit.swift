@@ -16,8 +16,10 @@ enum BodyLimit {
 
     static func tooLarge(limit: Int?) -> APIError {
         let what = limit.map { "the limit of \(Self.describe($0))" } ?? "the server's limit"
+        // The rest of the body is never read: the connection closes after the answer, so no byte of it is taken for a
+        // next request and the client is not left sending into a connection that waits for it.
         return APIError(.contentTooLarge, "the request body is larger than \(what)", type: "invalid_request_error",
-                        code: "request_too_large")
+                        code: "request_too_large", headers: [.connection: "close"])
     }
 
     static func describe(_ bytes: Int) -> String {

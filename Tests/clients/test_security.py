@@ -172,8 +172,12 @@ def _raw_exchange(port: int, head: bytes, body_pieces) -> tuple[bytes, int]:
             if not chunk:
                 break
             answer += chunk
+        # The rest of the answer: up to its Content-Length (the server need not close first), or to the close.
+        head, _, _ = answer.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                       if line.lower().startswith(b"content-length:")), None)
         try:
-            while True:
+            while length is None or len(answer) - len(head) - 4 < length:
                 chunk = s.recv(65536)
                 if not chunk:
                     break
