@@ -26,15 +26,17 @@ public final class BatchRunner: Sendable {
     let webhook: BatchWebhook?
     /// When each undelivered announcement may be tried again (after a restart: at once).
     private let nextWebhookTry = Mutex<[String: Date]>([:])
-    /// This runner among the replicas over one database, and how long a claim on a batch lasts unrenewed.
-    let runnerID = OpenAISurface.newID("runner_")
-    static let lease: TimeInterval = 120
+    /// This runner among the replicas over one database (its host and port: a server restarted in its place takes its
+    /// batches back at once), and how long a claim on a batch lasts unrenewed (renewed every 20 s while it runs).
+    let runnerID: String
+    static let lease: TimeInterval = 60
     /// A wake-up that came while the runner was busy, or the runner waiting for one.
     private let waiter = Mutex<(pending: Bool, waiting: CheckedContinuation<Void, Never>?)>((false, nil))
     let logger = Logger(label: "switchyard.batch")
 
     init(store: BatchStore, responder: RouterResponder<GatewayContext>, traffic: BatchTraffic, keys: KeyStore?, requireAuth: Bool,
-         concurrency: Int, webhook: BatchWebhook? = nil) {
+         concurrency: Int, webhook: BatchWebhook? = nil, runnerID: String = OpenAISurface.newID("runner_")) {
+        self.runnerID = runnerID
         self.store = store; self.responder = responder; self.traffic = traffic; self.keys = keys; self.requireAuth = requireAuth
         self.concurrency = max(1, concurrency)
         self.webhook = webhook
@@ -142,6 +144,13 @@ public final class BatchRunner: Sendable {
             // Interactive requests first; meanwhile the next step sees cancels and windows that pass.
             guard try await traffic.waitForSpareCapacity() else { return true }
             let caller = try await caller(of: batch)
+            let renewal = Task { [store, runnerID] in
+                while true {
+                    try await Task.sleep(for: .seconds(20))
+                    _ = try await store.claim(batch.id, runner: runnerID, until: Date() + Self.lease)
+                }
+            }
+            defer { renewal.cancel() }
             let outcomes = await withTaskGroup(of: Outcome.self) { group in
                 for request in pending {
                     group.addTask { [self] in

@@ -86,7 +86,9 @@ public struct Server {
     public func batchRunner(concurrency: Int = 1) -> BatchRunner? {
         guard let batches else { return nil }
         let runner = BatchRunner(store: batches, responder: router().buildResponder(), traffic: traffic, keys: access?.keyStore,
-                                 requireAuth: access?.requireAuth ?? false, concurrency: concurrency, webhook: batchWebhook)
+                                 requireAuth: access?.requireAuth ?? false, concurrency: concurrency, webhook: batchWebhook,
+                                 runnerID: options.port == 0 ? OpenAISurface.newID("runner_")
+                                     : "\(ProcessInfo.processInfo.hostName):\(options.port)")
         batchWaker.set { [weak runner] in runner?.wake() }
         return runner
     }

@@ -188,9 +188,11 @@ def preemptions(server) -> float:
 
 def test_interactive_requests_preempt_batch_work_which_still_completes(server):
     c = client(server)
+    used = usage_requests(server, "alice")
     batch = c.batches.create(input_file_id=upload(c, [chat_line(f"i{i}", f"Tell a story about {i}.", 64) for i in range(12)]),
                              endpoint="/v1/chat/completions", completion_window="24h")
     before = preemptions(server)
+    asked = 0
     for attempt in range(3):
         # Just after a request of the batch ended, the next one is running: an interactive request stops it.
         seen = c.batches.retrieve(batch.id).request_counts.completed
@@ -199,12 +201,18 @@ def test_interactive_requests_preempt_batch_work_which_still_completes(server):
         time.sleep(0.2)
         r = c.chat.completions.create(model=MODEL, temperature=0, max_tokens=16, messages=[{"role": "user", "content": "Hi"}])
         assert r.choices[0].message.content
+        asked += 1
         if preemptions(server) > before:
             break
     assert preemptions(server) > before
     done = wait(c, batch.id, {"completed"})
     out = lines(c, done.output_file_id)
     assert done.request_counts.completed == 12 and sorted(o["custom_id"] for o in out) == sorted(f"i{i}" for i in range(12))
+    # The stopped attempts are not charged: the key's usage counts each batch request once, and the interactive ones.
+    deadline = time.time() + 10
+    while usage_requests(server, "alice") < used + 12 + asked and time.time() < deadline:
+        time.sleep(0.2)
+    assert usage_requests(server, "alice") == used + 12 + asked
 
 
 def test_keys_see_only_their_own_files_and_batches(server):

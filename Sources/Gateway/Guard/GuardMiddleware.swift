@@ -65,8 +65,12 @@ struct GuardMiddleware<Context: GatewayRequestContext>: RouterMiddleware {
         }
         let meter = context.record
         let arrived = Date()
+        let delegated = context.delegatedCaller != nil
         let finish: @Sendable (Int) async -> Void = { [access] status in
             if holdsPlace { access.inFlight.leave() }
+            // A batch's request stopped for an interactive one runs again later: only the run that answers is counted
+            // and charged.
+            if delegated && Task.isCancelled { return }
             let record = Self.record(meter, key: caller.key, model: model, status: status, arrived: arrived)
             access.usage?.record(record)
             guard let key = caller.key else { return }
