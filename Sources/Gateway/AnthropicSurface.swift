@@ -217,37 +217,8 @@ struct AnthropicSurface {
             return Response(status: .ok, headers: headers,
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: message, options: [.sortedKeys]))))
         }
-        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
-        headers.append(contentsOf: started.routeHeaders)
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            var events = MessageEvents(id: id, model: model)
-            func send(_ list: [(String, [String: Any])]) async throws {
-                var buffer = ByteBuffer()
-                for (name, data) in list {
-                    buffer.writeString("event: \(name)\ndata: ")
-                    buffer.writeBytes(try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys]))
-                    buffer.writeString("\n\n")
-                }
-                if buffer.readableBytes > 0 { try await writer.write(buffer) }
-            }
-            do {
-                try await send(events.start())
-                while true {
-                    let event: ChatEvent?
-                    do { event = try await started.next() } catch {
-                        let e = APIError.from(error)
-                        try await send([("error", ["type": "error", "error": ["type": APIError.anthropicType(e.status), "message": e.message]])])
-                        break
-                    }
-                    guard let event else { try await send(events.end()); break }
-                    try await send(events.next(event))
-                }
-                try await writer.finish(nil)
-            } catch {
-                started.cancel()
-                throw error
-            }
-        })
+        return backend.streams.respond(started, renderer: MessageStreamRenderer(events: MessageEvents(id: id, model: model)),
+                                       framing: .sse, caller: context.caller)
     }
 
     /// `input_tokens` of a request as the model would see it: the prompt rendered and tokenized (local models).
@@ -258,6 +229,25 @@ struct AnthropicSurface {
         let count = try await backend.countPromptTokens(core)
         let data = try JSONSerialization.data(withJSONObject: ["input_tokens": count])
         return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Anthropic's stream events as a stream's frames.
+struct MessageStreamRenderer: StreamRenderer {
+    var events: MessageEvents
+
+    private static func frames(_ list: [(String, [String: Any])]) throws -> [StreamFrame] {
+        try list.map { name, data in
+            StreamFrame(event: name, data: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys])))
+        }
+    }
+
+    func start() throws -> [StreamFrame] { try Self.frames(events.start()) }
+    mutating func next(_ event: ChatEvent) throws -> [StreamFrame] { try Self.frames(events.next(event)) }
+    mutating func end() throws -> [StreamFrame] { try Self.frames(events.end()) }
+    func failed(_ error: APIError) -> [StreamFrame] {
+        let data: [String: Any] = ["type": "error", "error": ["type": APIError.anthropicType(error.status), "message": error.message]]
+        return (try? Self.frames([("error", data)])) ?? []
     }
 }
 

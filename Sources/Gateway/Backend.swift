@@ -25,6 +25,8 @@ public final class Backend: Sendable {
     public let prometheus = PrometheusMetrics()
     public let startedAt = Date()
     public let options: Options
+    /// Every streamed completion, resumable by id.
+    let streams: StreamHub
     /// Where providers' API keys are read from (again on a profile switch).
     let environment: [String: String]
     /// Profile switches, one at a time.
@@ -37,10 +39,14 @@ public final class Backend: Sendable {
         /// The longest prompt accepted, in characters of message text (or of a raw prompt); nil: no cap beyond the
         /// model's context (`MAX_PROMPT_LENGTH`).
         public var maxPromptCharacters: Int?
+        /// How long a stream's generation goes on after its last reader left (for one that reconnects); zero: a
+        /// dropped connection cancels it at once (`StreamHub`).
+        public var streamGrace: Duration
 
-        public init(cache: ResponseCache? = nil, maxPromptCharacters: Int? = nil) {
+        public init(cache: ResponseCache? = nil, maxPromptCharacters: Int? = nil, streamGrace: Duration = .seconds(15)) {
             self.cache = cache
             self.maxPromptCharacters = maxPromptCharacters
+            self.streamGrace = streamGrace
         }
     }
 
@@ -52,6 +58,7 @@ public final class Backend: Sendable {
         self.provider = provider ?? router ?? local
         self.options = options
         self.environment = environment
+        streams = StreamHub(grace: options.streamGrace)
     }
 
     /// Starts a completion and waits for its first event, so that failures (unknown model, prompt too long, queue

@@ -151,41 +151,50 @@ struct NativeSurface {
             if let session { report = await session.store(answer: collected) }
             return try json(answer(collected, session: report), headers: started.routeHeaders)
         }
-        var headers: HTTPFields = [.contentType: "application/x-ndjson"]
-        headers.append(contentsOf: started.routeHeaders)
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let encoder = JSONEncoder()
-            var totals = CollectedCompletion()
-            func line(_ v: some Encodable) async throws {
-                var b = ByteBuffer(bytes: try encoder.encode(v))
-                b.writeString("\n")
-                try await writer.write(b)
+        let renderer = Lines(model: model, session: session) { answer($0, session: $1) }
+        return backend.streams.respond(started, renderer: renderer, framing: .ndjson, caller: context.caller)
+    }
+
+    /// The native stream's NDJSON lines: a `Piece` per text or reasoning piece, then the answer with its totals and
+    /// tool calls (after the session, if any, is stored); an error ends it with `{"error": {…}}`.
+    struct Lines: StreamRenderer {
+        let model: String
+        let session: SessionTurn?
+        let answer: @Sendable (CollectedCompletion, SessionReport?) -> Answer
+        private var totals = CollectedCompletion()
+
+        init(model: String, session: SessionTurn?, answer: @escaping @Sendable (CollectedCompletion, SessionReport?) -> Answer) {
+            self.model = model; self.session = session; self.answer = answer
+        }
+
+        private static func line(_ v: some Encodable) throws -> StreamFrame {
+            StreamFrame(data: ByteBuffer(bytes: try JSONEncoder().encode(v)))
+        }
+
+        func start() -> [StreamFrame] { [] }
+
+        mutating func next(_ e: ChatEvent) throws -> [StreamFrame] {
+            switch e {
+            case .text(let t, _):
+                totals.text += t
+                return [try Self.line(Piece(response: t, model: model))]
+            case .usage(let u): totals.usage = u
+            case .finished(let f): totals.finish = f
+            case .toolCall(let piece): totals.toolCalls.add(piece)
+            case .reasoning(let t): return [try Self.line(Piece(response: "", model: model, reasoning: t))]
+            case .reasoningSignature: break   // nothing here carries reasoning back
             }
-            do {
-                while let e = try await started.next() {
-                    switch e {
-                    case .text(let t, _):
-                        totals.text += t
-                        try await line(Piece(response: t, model: model))
-                    case .usage(let u): totals.usage = u
-                    case .finished(let f): totals.finish = f
-                    case .toolCall(let piece): totals.toolCalls.add(piece)
-                    case .reasoning(let t): try await line(Piece(response: "", model: model, reasoning: t))
-                    case .reasoningSignature: continue   // nothing here carries reasoning back
-                    }
-                }
-                // The last line: the totals and the tool calls whole; the text was sent piece by piece.
-                var report: SessionReport?
-                if let session { report = await session.store(answer: totals) }
-                totals.text = ""
-                let last = answer(totals, session: report)
-                try await line(last)
-                try await writer.finish(nil)
-            } catch {
-                started.cancel()
-                throw error
-            }
-        })
+            return []
+        }
+
+        /// The last line: the totals and the tool calls whole; the text was sent piece by piece.
+        mutating func end() async throws -> [StreamFrame] {
+            let report = await session?.store(answer: totals)
+            totals.text = ""
+            return [try Self.line(answer(totals, report))]
+        }
+
+        func failed(_ error: APIError) -> [StreamFrame] { [StreamFrame(data: error.body)] }
     }
 
     /// A session turn under way: where its conversation is, what this turn adds to it.

@@ -60,7 +60,7 @@ struct OpenAISurface {
         let (id, created) = started.identity { (Self.newID("chatcmpl-"), Int(Date().timeIntervalSince1970)) }
         if core.stream {
             let includeUsage = sampling.stream_options?.include_usage ?? false
-            return sse(started) { event, encoder in
+            return sse(started, in: backend.streams, caller: context.caller) { event, encoder in
                 switch event {
                 case .text(let text, let lp):
                     let chunk = OpenAI.ChatChunk(id: id, created: created, model: chat.model, choices: [
@@ -124,7 +124,7 @@ struct OpenAISurface {
         let (id, created) = started.identity { (Self.newID("cmpl-"), Int(Date().timeIntervalSince1970)) }
         if core.stream {
             let includeUsage = sampling.stream_options?.include_usage ?? false
-            return sse(started) { event, encoder in
+            return sse(started, in: backend.streams, caller: context.caller) { event, encoder in
                 switch event {
                 case .text(let text, _):
                     return [try encoder.encode(OpenAI.Completion(id: id, created: created, model: c.model, choices: [
@@ -188,40 +188,32 @@ func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers ex
                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
 }
 
-/// Server-sent events: `data: {json}\n\n` per chunk, then `data: [DONE]\n\n`. If the client goes away the
-/// generation is cancelled at once; an error after the headers were sent becomes a final `data: {"error": …}` event.
-func sse(_ started: StartedCompletion,
+/// Server-sent events: `data: {json}` per chunk, then `data: [DONE]`; an error after the headers were sent becomes a
+/// final `data: {"error": …}` event. The stream is resumable (`StreamHub`).
+func sse(_ started: StartedCompletion, in hub: StreamHub, caller: GuardCaller,
          chunks: @escaping @Sendable (ChatEvent, JSONEncoder) throws -> [Data],
-         first: @escaping @Sendable (JSONEncoder) throws -> [Data]) -> Response {
-    var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
-    headers.append(contentsOf: started.routeHeaders)
-    return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        func send(_ payload: Data) async throws {
-            var buffer = ByteBuffer(string: "data: ")
-            buffer.writeBytes(payload)
-            buffer.writeString("\n\n")
-            try await writer.write(buffer)
-        }
-        do {
-            for d in try first(encoder) { try await send(d) }
-            while true {
-                let event: ChatEvent?
-                do {
-                    event = try await started.next()
-                } catch {
-                    try await send(APIError.from(error).body.readableBytesView.withUnsafeBytes { Data($0) })
-                    break
-                }
-                guard let event else { break }
-                for d in try chunks(event, encoder) { try await send(d) }
-            }
-            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-            try await writer.finish(nil)
-        } catch {
-            started.cancel()
-            throw error
-        }
-    })
+         first: @escaping @Sendable (JSONEncoder) throws -> [Data] = { _ in [] }) -> Response {
+    hub.respond(started, renderer: OpenAIChunks(chunks: chunks, first: first), framing: .sse, caller: caller)
+}
+
+/// OpenAI's chunks as a stream's frames.
+struct OpenAIChunks: StreamRenderer {
+    let chunks: @Sendable (ChatEvent, JSONEncoder) throws -> [Data]
+    let first: @Sendable (JSONEncoder) throws -> [Data]
+    private let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        return e
+    }()
+
+    init(chunks: @escaping @Sendable (ChatEvent, JSONEncoder) throws -> [Data], first: @escaping @Sendable (JSONEncoder) throws -> [Data]) {
+        self.chunks = chunks
+        self.first = first
+    }
+
+    private static func frames(_ list: [Data]) -> [StreamFrame] { list.map { StreamFrame(data: ByteBuffer(bytes: $0)) } }
+    func start() throws -> [StreamFrame] { Self.frames(try first(encoder)) }
+    func next(_ event: ChatEvent) throws -> [StreamFrame] { Self.frames(try chunks(event, encoder)) }
+    func end() -> [StreamFrame] { [StreamFrame("[DONE]")] }
+    func failed(_ error: APIError) -> [StreamFrame] { [StreamFrame(data: error.body), StreamFrame("[DONE]")] }
 }

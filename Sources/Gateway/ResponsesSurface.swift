@@ -169,48 +169,13 @@ struct ResponsesSurface {
             if trimmed > 0 { headers[Self.trimmedHeader] = String(trimmed) }
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: response.text)))
         }
-        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
-        headers.append(contentsOf: started.routeHeaders)
-        if trimmed > 0 { headers[Self.trimmedHeader] = String(trimmed) }
-        return Response(status: .ok, headers: headers, body: ResponseBody { [events] writer in
-            var events = events
-            func send(_ list: [OrderedJSON]) async throws {
-                var buffer = ByteBuffer()
-                for e in list {
-                    buffer.writeString("event: \(e["type"]?.stringValue ?? "message")\ndata: ")
-                    buffer.writeString(e.text)
-                    buffer.writeString("\n\n")
-                }
-                if buffer.readableBytes > 0 { try await writer.write(buffer) }
-            }
-            do {
-                try await send(events.start())
-                while true {
-                    let event: ChatEvent?
-                    do { event = try await started.next() } catch {
-                        try await send(events.failed(APIError.from(error)))
-                        break
-                    }
-                    guard let event else {
-                        var (final, response) = events.end()
-                        await remember(response)
-                        if await !keep(response) {
-                            final = final.map { e in
-                                guard let r = e["response"] else { return e }
-                                return e.setting("response", r.setting("store", .bool(false)))
-                            }
-                        }
-                        try await send(final)
-                        break
-                    }
-                    try await send(events.next(event))
-                }
-                try await writer.finish(nil)
-            } catch {
-                started.cancel()
-                throw error
-            }
-        })
+        var extra: HTTPFields = [:]
+        if trimmed > 0 { extra[Self.trimmedHeader] = String(trimmed) }
+        let renderer = ResponseStreamRenderer(events: events) { response in
+            await remember(response)
+            return await keep(response)
+        }
+        return backend.streams.respond(started, renderer: renderer, framing: .sse, caller: context.caller, headers: extra)
     }
 
     /// The items a stored response leaves to the next one: what it saw, then what it answered.
@@ -225,6 +190,31 @@ struct ResponsesSurface {
 
     static func jsonResponse(_ value: OrderedJSON) -> Response {
         Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: value.text)))
+    }
+}
+
+/// The Responses API's events as a stream's frames; once the response is complete, `finish` keeps it (true: stored).
+struct ResponseStreamRenderer: StreamRenderer {
+    var events: ResponseEvents
+    let finish: @Sendable (OrderedJSON) async -> Bool
+
+    private static func frames(_ list: [OrderedJSON]) -> [StreamFrame] {
+        list.map { StreamFrame(event: $0["type"]?.stringValue ?? "message", $0.text) }
+    }
+
+    mutating func start() -> [StreamFrame] { Self.frames(events.start()) }
+    mutating func next(_ event: ChatEvent) -> [StreamFrame] { Self.frames(events.next(event)) }
+    mutating func failed(_ error: APIError) -> [StreamFrame] { Self.frames(events.failed(error)) }
+
+    mutating func end() async -> [StreamFrame] {
+        var (final, response) = events.end()
+        if await !finish(response) {
+            final = final.map { e in
+                guard let r = e["response"] else { return e }
+                return e.setting("response", r.setting("store", .bool(false)))
+            }
+        }
+        return Self.frames(final)
     }
 }
 

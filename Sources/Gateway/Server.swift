@@ -2,6 +2,7 @@ import Core
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Providers
 import Storage
@@ -34,6 +35,13 @@ public struct GatewayContext: GatewayRequestContext {
         delegatedCaller = caller
     }
 
+    /// The context of a request made in-process for a client the server already holds a connection with (a
+    /// WebSocket's generation): an ordinary request, identified by the headers it carries, from `clientIP`.
+    init(inProcessFrom clientIP: String?, logger: Logger) {
+        coreContext = .init(source: InProcessSource(logger: logger))
+        self.clientIP = clientIP
+    }
+
     private struct InProcessSource: RequestContextSource { let logger: Logger }
 }
 
@@ -45,8 +53,12 @@ public struct Server {
         public var jsonLogs: Bool
         /// On SIGTERM/SIGINT: stop accepting, let requests in flight finish for this long, then cancel them.
         public var shutdownGrace: Duration
-        public init(host: String = "127.0.0.1", port: Int = 8080, jsonLogs: Bool = false, shutdownGrace: Duration = .seconds(10)) {
+        /// A WebSocket (`/api/v1/ws`) with nothing in flight and nothing received for this long is closed.
+        public var webSocketIdleTimeout: Duration
+        public init(host: String = "127.0.0.1", port: Int = 8080, jsonLogs: Bool = false, shutdownGrace: Duration = .seconds(10),
+                    webSocketIdleTimeout: Duration = .seconds(300)) {
             self.host = host; self.port = port; self.jsonLogs = jsonLogs; self.shutdownGrace = shutdownGrace
+            self.webSocketIdleTimeout = webSocketIdleTimeout
         }
     }
 
@@ -113,13 +125,31 @@ public struct Server {
         ConversationsSurface(store: conversations).register(on: router)
         FilesSurface(store: batches).register(on: router)
         BatchesSurface(store: batches, wake: { [batchWaker] in batchWaker.wake() }, webhooks: batchWebhook != nil).register(on: router)
+        StreamRoutes(hub: backend.streams).register(on: router)
         OpenAPIDocument.register(on: router)
         AdminProfileRoutes(backend: backend, profiles: profiles).register(on: router)
         // Prometheus scrapes, open without a key like /api/v1/health (AccessGuard.openPaths).
         router.get("/metrics") { [backend] _, _ in try await Server.prometheusMetrics(backend) }
+        // Reached only when a request to the WebSocket's path was not upgraded (it is not a WebSocket handshake).
+        router.get("/api/v1/ws") { _, _ -> Response in
+            throw APIError(HTTPResponse.Status(code: 426, reasonPhrase: "Upgrade Required"),
+                           "/api/v1/ws is a WebSocket: connect with a WebSocket client", code: "websocket_required")
+        }
         router.get("/") { _, _ in
             "Switchyard — OpenAI-compatible API at /v1, native API at /api/v1 (health: /api/v1/health)\n"
         }
+        return router
+    }
+
+    /// The routes a WebSocket upgrade passes: the same log and guard as any request, then `/api/v1/ws`, whose
+    /// generations run through `responder` (the server's own routes).
+    func webSocketRouter(responder: some HTTPResponder<GatewayContext>) -> Router<SocketContext> {
+        let router = Router(context: SocketContext.self)
+        router.add(middleware: RequestLogMiddleware(json: options.jsonLogs))
+        router.add(middleware: ErrorMiddleware())
+        if let access { router.add(middleware: GuardMiddleware(access: access, metrics: backend.prometheus)) }
+        WebSocketSurface(responder: { try await responder.respond(to: $0, context: $1) }, idleTimeout: options.webSocketIdleTimeout)
+            .register(on: router)
         return router
     }
 
@@ -127,8 +157,11 @@ public struct Server {
     public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         var logger = Logger(label: "switchyard")
         logger.logLevel = .warning
+        let sockets = webSocketRouter(responder: router().buildResponder())
         return Application(
             router: router(),
+            server: .http1WebSocketUpgrade(webSocketRouter: sockets, configuration: .init(
+                ws: .init(maxFrameSize: WebSocketSurface.maxMessageBytes, autoPing: .enabled(timePeriod: .seconds(30))))),
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "switchyard"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)

@@ -71,6 +71,8 @@ struct Serve: AsyncParsableCommand {
     var noUsage = false
     @Option(name: .customLong("conversation-retention"), help: ArgumentHelp("Delete conversations and sessions left unchanged this long, e.g. 30d or 12h (checked hourly; default: kept until deleted).", valueName: "duration"))
     var conversationRetention: String?
+    @Option(name: .customLong("stream-grace"), help: ArgumentHelp("How long a stream's generation goes on after its client's connection dropped, for the client to resume it (GET /api/v1/streams/ID with Last-Event-ID), e.g. 15s; 0: a dropped connection stops the generation at once.", valueName: "duration"))
+    var streamGrace: String = "15s"
     @Option(name: .customLong("webhook-secret-env"), help: ArgumentHelp("Environment variable holding the secret that signs batches' webhooks (Standard Webhooks: whsec_ and base64); unset: batches may not ask for a webhook_url.", valueName: "name"))
     var webhookSecretEnv: String = "SWITCHYARD_WEBHOOK_SECRET"
     @Flag(name: .customLong("allow-private-webhooks"), help: "Let batches' webhooks go to this machine and private networks (off: only public addresses, so a key cannot make the server reach what only it can reach).")
@@ -111,6 +113,9 @@ struct Serve: AsyncParsableCommand {
         guard (1...64).contains(batchConcurrency) else { throw ValidationError("--batch-concurrency must be between 1 and 64") }
         if let r = conversationRetention, (Units.seconds(r) ?? 0) <= 0 {
             throw ValidationError("--conversation-retention '\(r)' is not a positive duration such as 30d or 12h")
+        }
+        guard let grace = Units.seconds(streamGrace), grace >= 0, grace <= 3600 else {
+            throw ValidationError("--stream-grace '\(streamGrace)' is not a duration from 0 to 1h, such as 15s or 0")
         }
         if let allowIP { do { _ = try IPAllowList(commaSeparated: allowIP) } catch { throw ValidationError("--allow-ip: \(error)") } }
     }
@@ -164,7 +169,8 @@ struct Serve: AsyncParsableCommand {
         }
         if let p = registry.profile { note("profile: \(p) (\(registry.profileFile ?? ""))") }
         let backend = Backend(host: host, registry: registry, environment: try providerEnvironment(needing: Set(registry.providers.values.compactMap(\.apiKeyEnv))),
-                              options: .init(cache: try responseCache(storage, redis: redis), maxPromptCharacters: maxPromptLength), warn: { note($0) })
+                              options: .init(cache: try responseCache(storage, redis: redis), maxPromptCharacters: maxPromptLength,
+                                             streamGrace: .milliseconds(Int((Units.seconds(streamGrace) ?? 15) * 1000))), warn: { note($0) })
         for name in preloads {
             _ = try await host.worker(for: name)
             note("preloaded \(name)")
