@@ -153,6 +153,8 @@ public final class PrometheusMetrics: Sendable {
         public var models: [Model] = []
         /// Deployment key → whether its circuit is open.
         public var circuits: [(String, Bool)] = []
+        /// Streams whose generation runs, and how many of those no client is reading (in their grace period).
+        public var streams = (running: 0, unattended: 0)
         public init() {}
     }
 
@@ -193,6 +195,10 @@ public final class PrometheusMetrics: Sendable {
         for m in models where m.loaded { w.sample("switchyard_model_memory_bytes", [("model", m.name)], Double(m.memoryBytes)) }
         w.family("switchyard_circuit_open", type: "gauge", help: "1 if the deployment's circuit breaker is open, else 0.")
         for (d, open) in gauges.circuits.sorted(by: { $0.0 < $1.0 }) { w.sample("switchyard_circuit_open", [("deployment", d)], open ? 1 : 0) }
+        w.family("switchyard_streams", type: "gauge",
+                 help: "Streamed completions generating now: all of them (running), and those no client reads, in their grace period (unattended).")
+        w.sample("switchyard_streams", [("state", "running")], Double(gauges.streams.running))
+        w.sample("switchyard_streams", [("state", "unattended")], Double(gauges.streams.unattended))
         return w.text
     }
 }

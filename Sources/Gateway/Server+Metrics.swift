@@ -15,6 +15,7 @@ extension Server {
         for e in await backend.models.list() where !seen.contains(e.name) {
             gauges.models.append(.init(name: e.name, loaded: false, queueDepth: 0, memoryBytes: 0))
         }
+        gauges.streams = backend.streams.counts()
         if let router = backend.router {
             let keys = Set(router.routes.values.flatMap { $0.deployments.map(\.key) })
             for key in keys {

@@ -147,7 +147,7 @@ public struct Server {
         let router = Router(context: SocketContext.self)
         router.add(middleware: RequestLogMiddleware(json: options.jsonLogs))
         router.add(middleware: ErrorMiddleware())
-        if let access { router.add(middleware: GuardMiddleware(access: access, metrics: backend.prometheus)) }
+        if let access { router.add(middleware: SocketAdmission(guarding: GuardMiddleware(access: access, metrics: backend.prometheus))) }
         WebSocketSurface(responder: { try await responder.respond(to: $0, context: $1) }, idleTimeout: options.webSocketIdleTimeout)
             .register(on: router)
         return router

@@ -119,11 +119,11 @@ final class ResumableStream: Sendable {
     }
 
     /// Stops the generation (its readers get the surface's error for a cancelled stream, then the end). False when it
-    /// had already ended.
+    /// had already ended or been cancelled.
     @discardableResult
     func cancel() -> Bool {
         let producer: Task<Void, Never>? = state.withLock { s in
-            guard s.log.ending == nil else { return nil }
+            guard s.log.ending == nil, !s.cancelRequested else { return nil }
             s.cancelRequested = true
             return s.producer
         }
@@ -136,6 +136,7 @@ final class ResumableStream: Sendable {
     // MARK: Readers
 
     var ending: Log.Ending? { state.withLock { $0.log.ending } }
+    var status: (ending: Log.Ending?, readers: Int) { state.withLock { ($0.log.ending, $0.log.readers) } }
     var firstSeq: Int { state.withLock { $0.log.firstSeq } }
 
     func due(at now: ContinuousClock.Instant) -> Log.Due { state.withLock { $0.log.due(at: now) } }
@@ -245,7 +246,17 @@ final class StreamHub: Sendable {
 
     static let idHeader = HTTPField.Name("x-switchyard-stream-id")!
 
-    var count: Int { streams.withLock { $0.count } }
+    /// Streams generating now, and those of them no one reads.
+    func counts() -> (running: Int, unattended: Int) {
+        var running = 0, unattended = 0
+        for s in streams.withLock({ Array($0.values) }) {
+            let (ending, readers) = s.status
+            guard ending == nil else { continue }
+            running += 1
+            if readers == 0 { unattended += 1 }
+        }
+        return (running, unattended)
+    }
 
     /// A streamed response for `started`, its frames made by `renderer`; the generation starts at once.
     func respond(_ started: StartedCompletion, renderer: some StreamRenderer, framing: StreamFraming, caller: GuardCaller,

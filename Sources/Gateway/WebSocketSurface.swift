@@ -19,10 +19,28 @@ public struct SocketContext: GatewayRequestContext, WebSocketRequestContext {
     var parsedBody: JSONValue?
     var delegatedCaller: GuardCaller? { nil }
     public let webSocket = WebSocketHandlerReference<SocketContext>()
+    /// Why the guard refused the upgrade: the socket is opened only to say so and close.
+    var refusal: APIError?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         clientIP = source.channel.remoteAddress?.ipAddress
+    }
+}
+
+/// Admits a WebSocket upgrade as the guard admits any request; a refusal is kept for the socket to report (a refused
+/// upgrade could only be answered 400 with no body, which says nothing to a browser or a client library).
+struct SocketAdmission: RouterMiddleware {
+    let guarding: GuardMiddleware<SocketContext>
+
+    func handle(_ request: Request, context: SocketContext, next: (Request, SocketContext) async throws -> Response) async throws -> Response {
+        do {
+            return try await guarding.handle(request, context: context, next: next)
+        } catch {
+            var refused = context
+            refused.refusal = APIError.from(error)
+            return try await next(request, refused)
+        }
     }
 }
 
@@ -36,7 +54,8 @@ public struct SocketContext: GatewayRequestContext, WebSocketRequestContext {
 ///   `{"type": "done", "id", "seq", "data": {…}}` (the native stream's lines), or `{"type": "error", "id", "error": {…}}`
 ///   (a refused request carries its HTTP `status`; a cancelled one the code `stream_cancelled`); `{"type": "pong"}`.
 ///
-/// The socket is admitted at the upgrade with the same keys as any request; each generation is then an ordinary
+/// The socket is admitted at the upgrade with the same keys as any request (refused: an `error` message with the HTTP
+/// `status` it would have had, then the close code 1008); each generation is then an ordinary
 /// request of that key (limits, budgets, usage), run in-process through the server's routes. A slow reader holds its
 /// generations back (the stream's window) rather than growing memory; a socket with nothing in flight and nothing
 /// received for `idleTimeout` is closed; Hummingbird pings every 30 s. A generation whose socket closes is a stream
@@ -50,6 +69,11 @@ struct WebSocketSurface: Sendable {
 
     func register(on router: Router<SocketContext>) {
         router.ws("/api/v1/ws") { _, _ in .upgrade([:]) } onUpgrade: { inbound, outbound, context in
+            if let refusal = context.requestContext.refusal {
+                try? await outbound.write(.text(Session.error(nil, refusal).text))
+                try? await outbound.close(.policyViolation, reason: "\(refusal.status.code) \(refusal.code ?? refusal.type)")
+                return
+            }
             let session = Session(surface: self, outbound: outbound, upgrade: context.request, clientIP: context.requestContext.clientIP,
                                   logger: context.logger)
             await session.run(inbound)
@@ -131,8 +155,11 @@ struct WebSocketSurface: Sendable {
                 body.append(("stream", .bool(true)))
                 start(id, method: .post, path: "/api/v1/\(type ?? "")", body: OrderedJSON.object(body).text)
             case "resume":
-                guard case .string(let streamID)? = message["stream_id"] else {
-                    await send(Self.error(id, APIError(.badRequest, "stream_id is required", param: "stream_id")))
+                let idBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_".utf8)
+                guard case .string(let streamID)? = message["stream_id"], (1...64).contains(streamID.utf8.count),
+                      streamID.utf8.allSatisfy(idBytes.contains) else {
+                    await send(Self.error(id, APIError(.badRequest, "stream_id: the id of a stream (x-switchyard-stream-id) is required",
+                                                       param: "stream_id")))
                     return
                 }
                 var after = 0
@@ -143,8 +170,7 @@ struct WebSocketSurface: Sendable {
                     }
                     after = Int(n)
                 }
-                let path = "/api/v1/streams/" + (streamID.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
-                start(id, method: .get, path: path + "?after=\(after)", body: nil, seq: after)
+                start(id, method: .get, path: "/api/v1/streams/\(streamID)?after=\(after)", body: nil, seq: after)
             case "cancel":
                 let streamID = state.withLock { $0.running[id]?.streamID }
                 guard let streamID else {

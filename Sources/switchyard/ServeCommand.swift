@@ -73,6 +73,8 @@ struct Serve: AsyncParsableCommand {
     var conversationRetention: String?
     @Option(name: .customLong("stream-grace"), help: ArgumentHelp("How long a stream's generation goes on after its client's connection dropped, for the client to resume it (GET /api/v1/streams/ID with Last-Event-ID), e.g. 15s; 0: a dropped connection stops the generation at once.", valueName: "duration"))
     var streamGrace: String = "15s"
+    @Option(name: .customLong("websocket-idle-timeout"), help: ArgumentHelp("Close a WebSocket (/api/v1/ws) with nothing in flight and nothing received this long, e.g. 5m.", valueName: "duration"))
+    var webSocketIdleTimeout: String = "5m"
     @Option(name: .customLong("webhook-secret-env"), help: ArgumentHelp("Environment variable holding the secret that signs batches' webhooks (Standard Webhooks: whsec_ and base64); unset: batches may not ask for a webhook_url.", valueName: "name"))
     var webhookSecretEnv: String = "SWITCHYARD_WEBHOOK_SECRET"
     @Flag(name: .customLong("allow-private-webhooks"), help: "Let batches' webhooks go to this machine and private networks (off: only public addresses, so a key cannot make the server reach what only it can reach).")
@@ -116,6 +118,9 @@ struct Serve: AsyncParsableCommand {
         }
         guard let grace = Units.seconds(streamGrace), grace >= 0, grace <= 3600 else {
             throw ValidationError("--stream-grace '\(streamGrace)' is not a duration from 0 to 1h, such as 15s or 0")
+        }
+        guard let idle = Units.seconds(webSocketIdleTimeout), idle > 0 else {
+            throw ValidationError("--websocket-idle-timeout '\(webSocketIdleTimeout)' is not a positive duration such as 5m or 30s")
         }
         if let allowIP { do { _ = try IPAllowList(commaSeparated: allowIP) } catch { throw ValidationError("--allow-ip: \(error)") } }
     }
@@ -177,7 +182,8 @@ struct Serve: AsyncParsableCommand {
         }
         let names = (try? await backend.provider.models().map(\.name)) ?? []
         var server = Server(backend: backend, options: .init(host: self.host, port: port ?? 8080, jsonLogs: logFormat == "json",
-                                                                      shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000))),
+                                                                      shutdownGrace: .milliseconds(Int64(shutdownGrace * 1000)),
+                                                                      webSocketIdleTimeout: .milliseconds(Int64((Units.seconds(webSocketIdleTimeout) ?? 300) * 1000))),
                             access: access, profiles: .directory(config.url, profiles: config.profilesURL),
                             responses: storage.map(ResponseStore.init), conversations: storage.map(ConversationStore.init),
                             batches: storage.map(BatchStore.init))

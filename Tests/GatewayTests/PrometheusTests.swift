@@ -55,11 +55,13 @@ import Testing
         var g = PrometheusMetrics.Gauges()
         g.models = [.init(name: "smollm2", loaded: true, queueDepth: 2, memoryBytes: 1024)]
         g.circuits = [("upstream-a/smollm2", true)]
+        g.streams = (running: 3, unattended: 1)
         let text = m.render(g)
         for family in ["switchyard_requests_total", "switchyard_request_duration_seconds", "switchyard_time_to_first_token_seconds",
                        "switchyard_tokens_total", "switchyard_rate_limited_total", "switchyard_upstream_errors_total",
                        "switchyard_model_loaded", "switchyard_queue_depth", "switchyard_model_memory_bytes", "switchyard_circuit_open",
-                       "switchyard_generation_tokens_per_second", "switchyard_cache_requests_total", "switchyard_batch_preemptions_total"] {
+                       "switchyard_generation_tokens_per_second", "switchyard_cache_requests_total", "switchyard_batch_preemptions_total",
+                       "switchyard_streams"] {
             #expect(text.contains("# HELP \(family) "))
             #expect(text.contains("# TYPE \(family) "))
         }
@@ -77,6 +79,8 @@ import Testing
         #expect(lines.contains(#"switchyard_upstream_errors_total{provider="upstream-a"} 1"#))
         #expect(lines.contains(#"switchyard_queue_depth{model="smollm2"} 2"#))
         #expect(lines.contains(#"switchyard_circuit_open{deployment="upstream-a/smollm2"} 1"#))
+        #expect(lines.contains(#"switchyard_streams{state="running"} 3"#))
+        #expect(lines.contains(#"switchyard_streams{state="unattended"} 1"#))
     }
 
     @Test func routesAreBounded() {
