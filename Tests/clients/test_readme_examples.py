@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 
+import httpx
+
 import pytest
 
 README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
@@ -28,8 +30,8 @@ def test_each_sdk_example_runs_as_written():
         pytest.fail("SWITCHYARD_URL is not set: run these tests through Tests/clients/run.sh")
     code = _block_after("#### Each SDK pointed at Switchyard", "python")
     assert code.count("http://127.0.0.1:8080") == 3
-    out = subprocess.run([sys.executable, "-c", code.replace("http://127.0.0.1:8080", url)], capture_output=True,
-                         text=True, timeout=600)
+    code = code.replace("http://127.0.0.1:8080", url).replace("ws://127.0.0.1:8080", url.replace("http://", "ws://", 1))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     # Each call prints its label and then the answer (which may run over several lines).
     labels = ["chat:", "responses:", "responses, streamed:", "anthropic:", "anthropic, streamed:", "ollama:"]
@@ -75,8 +77,8 @@ def _run_python_block(heading: str) -> list[str]:
     if not url:
         pytest.fail("SWITCHYARD_URL is not set: run these tests through Tests/clients/run.sh")
     code = _block_after(heading, "python")
-    out = subprocess.run([sys.executable, "-c", code.replace("http://127.0.0.1:8080", url)], capture_output=True,
-                         text=True, timeout=600)
+    code = code.replace("http://127.0.0.1:8080", url).replace("ws://127.0.0.1:8080", url.replace("http://", "ws://", 1))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     return out.stdout.splitlines()
 
@@ -96,3 +98,20 @@ def test_the_batch_example_runs_as_written():
     answers = [line for line in lines if line.startswith("answer: ")]
     assert sorted(a.split(" | ")[0] for a in answers) == ["answer: q0", "answer: q1", "answer: q2"]
     assert all(len(a.split(" | ", 1)[1].strip()) > 0 for a in answers), lines
+
+
+def test_the_resumable_stream_example_runs_as_written():
+    lines = _run_python_block("#### Streams that survive a dropped connection")
+    assert len(lines) == 1 and lines[0].startswith("resumed after 5 events: "), lines
+    # The text read across the drop is the whole greedy answer.
+    url = os.environ["SWITCHYARD_URL"].rstrip("/")
+    whole = httpx.post(url + "/v1/chat/completions", timeout=120, json={
+        "model": "smollm2", "max_tokens": 32, "temperature": 0,
+        "messages": [{"role": "user", "content": "Tell me about rivers."}]}).json()["choices"][0]["message"]["content"]
+    assert lines[0] == "resumed after 5 events: " + whole
+
+
+def test_the_websocket_example_runs_as_written():
+    lines = _run_python_block("#### WebSocket")
+    assert sorted(line.split(" | ")[0] for line in lines) == ["a", "b"], lines
+    assert all(len(line.split(" | ", 1)[1].strip()) > 0 for line in lines), lines
