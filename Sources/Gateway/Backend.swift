@@ -261,6 +261,11 @@ final class StartedCompletion: @unchecked Sendable {
         }
     }
 
+    /// Asks the source to stop (the engine ends the sequence at its next token and still reports its usage; an upstream
+    /// request is closed); the events already made are read on as usual. The one member safe to call from another
+    /// task while this completion is being read.
+    func stopGenerating() { cancelStream() }
+
     /// The client went away or the response could not be written: stop generating.
     func cancel() {
         cancelStream()

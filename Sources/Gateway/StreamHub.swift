@@ -56,54 +56,63 @@ final class ResumableStream: Sendable {
         var cancelledWaiters: Set<Int> = []
         var nextWaiter = 0
         var producer: Task<Void, Never>?
+        /// Asks the completion's source to stop (thread-safe, unlike the rest of `StartedCompletion`).
+        var stopSource: @Sendable () -> Void = {}
         var cancelRequested = false
     }
 
     private let state: Mutex<State>
     private let onUnattended: @Sendable (ResumableStream) -> Void
 
-    init(id: String, owner: String?, framing: StreamFraming, limits: Log.Limits, onUnattended: @escaping @Sendable (ResumableStream) -> Void) {
+    init(id: String, owner: String?, framing: StreamFraming, limits: Log.Limits, reserve: Duration,
+         onUnattended: @escaping @Sendable (ResumableStream) -> Void) {
         self.id = id
         self.owner = owner
         self.framing = framing
         self.onUnattended = onUnattended
-        state = Mutex(State(log: Log(limits: limits, now: .now)))
+        state = Mutex(State(log: Log(limits: limits, now: .now, reserved: max(limits.grace, reserve))))
     }
 
     // MARK: The producer
 
-    /// Runs the generation: `started`'s events through `renderer` into the log, until the completion ends, fails or
-    /// the stream is cancelled (then the renderer's error frames say so).
+    /// Runs the generation: `started`'s events through `renderer` into the log, until the completion ends or fails.
+    /// A cancelled stream asks its source to stop and reads on to the source's end without sending more (so that the
+    /// engine's last events, the usage among them, still reach the request's record); its readers then get the
+    /// renderer's error for a cancelled stream.
     func run(_ started: StartedCompletion, renderer: some StreamRenderer) {
+        state.withLock { $0.stopSource = { started.stopGenerating() } }
         let task = Task { [self] in
             var renderer = renderer
-            var ending = Log.Ending.completed
+            var stopped = false
             do {
                 append(try renderer.start())
                 while true {
                     let event: ChatEvent?
                     do { event = try await started.next() } catch {
-                        if cancelled { break }
-                        append(renderer.failed(APIError.from(error)))
+                        stopped = cancelled
+                        if !stopped { append(renderer.failed(APIError.from(error))) }
                         break
                     }
-                    if cancelled { break }
+                    stopped = stopped || cancelled
                     guard let event else {
-                        append(try await renderer.end())
+                        if !stopped { append(try await renderer.end()) }
                         break
                     }
+                    if stopped { continue }
                     append(try renderer.next(event))
                     await waitUntil { $0.log.producerMayContinue || $0.cancelRequested }
                 }
             } catch {
-                append(renderer.failed(APIError.from(error)))
+                // A frame that could not be made (the renderer threw): the generation stops here.
+                stopped = cancelled
+                started.cancel()
+                if !stopped { append(renderer.failed(APIError.from(error))) }
             }
-            if cancelled {
+            if stopped {
                 started.cancel()
                 append(renderer.failed(Self.cancelledError))
-                ending = .cancelled
             }
-            update { $0.log.end(ending) }
+            update { $0.log.end(stopped ? .cancelled : .completed) }
         }
         state.withLock { $0.producer = task }
     }
@@ -118,18 +127,23 @@ final class ResumableStream: Sendable {
         update { s in for f in frames { s.log.append(f) } }
     }
 
-    /// Stops the generation (its readers get the surface's error for a cancelled stream, then the end). False when it
-    /// had already ended or been cancelled.
+    /// Stops the generation: its source is asked to stop (the engine ends the sequence at its next token, an upstream
+    /// request is closed), and after `forceAfter` without an end the producer's task is cancelled. Its readers get the
+    /// surface's error for a cancelled stream, then the end. False when it had already ended or been cancelled.
     @discardableResult
-    func cancel() -> Bool {
-        let producer: Task<Void, Never>? = state.withLock { s in
+    func cancel(forceAfter: Duration = .seconds(5)) -> Bool {
+        let found: (stop: @Sendable () -> Void, producer: Task<Void, Never>?)? = state.withLock { s in
             guard s.log.ending == nil, !s.cancelRequested else { return nil }
             s.cancelRequested = true
-            return s.producer
+            return (s.stopSource, s.producer)
         }
-        guard let producer else { return false }
-        producer.cancel()
+        guard let found else { return false }
+        found.stop()
         notifyAll()
+        Task { [weak self] in
+            try? await Task.sleep(for: forceAfter)
+            if self?.ending == nil { found.producer?.cancel() }
+        }
         return true
     }
 
@@ -138,6 +152,7 @@ final class ResumableStream: Sendable {
     var ending: Log.Ending? { state.withLock { $0.log.ending } }
     var status: (ending: Log.Ending?, readers: Int) { state.withLock { ($0.log.ending, $0.log.readers) } }
     var firstSeq: Int { state.withLock { $0.log.firstSeq } }
+    var lastSeq: Int { state.withLock { $0.log.lastSeq } }
 
     func due(at now: ContinuousClock.Instant) -> Log.Due { state.withLock { $0.log.due(at: now) } }
 
@@ -154,6 +169,7 @@ final class ResumableStream: Sendable {
         ResponseBody { [self] writer in
             update { $0.log.attach() }
             var last = after
+            var attached = true
             do {
                 reading: while true {
                     let read: Log.Read = update { $0.log.read(after: last) }
@@ -165,20 +181,28 @@ final class ResumableStream: Sendable {
                         let seen = last
                         await waitUntil { $0.log.lastSeq > seen || $0.log.ending != nil }
                         try Task.checkCancellation()
-                    case .ended, .gone:
+                    case .ended:
                         break reading
+                    case .gone:
+                        // Another reader ran so far ahead that what this one needs next was dropped: its answer would
+                        // have a hole, so it ends as a broken connection rather than a whole-looking one.
+                        throw StreamGap()
                     }
                 }
+                attached = false
                 detach()
                 try await writer.finish(nil)
             } catch {
-                detach()
+                if attached { detach() }
                 // Waited for outside this task, which may be cancelled with its connection.
-                if original, await Task(operation: { await self.ended() }).value == .completed { return }
+                let ending = original ? await Task(operation: { await self.ended() }).value : nil
+                if ending == .completed, !(error is StreamGap) { return }
                 throw error
             }
         }
     }
+
+    struct StreamGap: Error {}
 
     private func detach() {
         let due: Log.Due = update { s in
@@ -237,11 +261,14 @@ final class ResumableStream: Sendable {
 /// Streams live in the memory of the server that runs them: behind a load balancer, resumption needs the same replica.
 final class StreamHub: Sendable {
     let limits: ResumableStream.Log.Limits
+    /// How long a new stream waits for the request that made it to start reading (if the grace period is shorter).
+    let reserve: Duration
     private let streams = Mutex<[String: ResumableStream]>([:])
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
 
-    init(grace: Duration = .seconds(15), window: Int = 1 << 20, retained: Int = 8 << 20) {
+    init(grace: Duration = .seconds(15), window: Int = 1 << 20, retained: Int = 8 << 20, reserve: Duration = .seconds(30)) {
         limits = .init(window: window, retained: retained, grace: grace)
+        self.reserve = reserve
     }
 
     static let idHeader = HTTPField.Name("x-switchyard-stream-id")!
@@ -261,7 +288,7 @@ final class StreamHub: Sendable {
     /// A streamed response for `started`, its frames made by `renderer`; the generation starts at once.
     func respond(_ started: StartedCompletion, renderer: some StreamRenderer, framing: StreamFraming, caller: GuardCaller,
                  headers extra: HTTPFields = [:]) -> Response {
-        let stream = ResumableStream(id: OpenAISurface.newID("strm_"), owner: caller.key?.id, framing: framing, limits: limits,
+        let stream = ResumableStream(id: OpenAISurface.newID("strm_"), owner: caller.key?.id, framing: framing, limits: limits, reserve: reserve,
                                      onUnattended: { [weak self] s in self?.settle(s, at: .now) })
         var headers: HTTPFields = [.contentType: framing.contentType, .cacheControl: "no-cache"]
         headers[Self.idHeader] = stream.id

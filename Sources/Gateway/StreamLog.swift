@@ -59,11 +59,15 @@ struct StreamLog<Instant: InstantProtocol>: Sendable where Instant: Sendable {
     private(set) var readers = 0
     /// Since when no reader has been attached (nil while one is).
     private var unattendedSince: Instant?
+    /// Until when the stream waits for its first reader (the request that started it) before counting as unattended.
+    private var reservedUntil: Instant?
 
-    /// A stream made at `now`; until its first reader attaches it counts as unattended.
-    init(limits: Limits, now: Instant) {
+    /// A stream made at `now`, kept for its first reader until `now + reserved` (longer than the grace period, so that a
+    /// stream is never stopped before the request that made it starts reading).
+    init(limits: Limits, now: Instant, reserved: Instant.Duration) {
         self.limits = limits
         unattendedSince = now
+        reservedUntil = now.advanced(by: reserved)
     }
 
     /// Whether the producer may make more now (it waits otherwise, until a reader takes some).
@@ -83,7 +87,7 @@ struct StreamLog<Instant: InstantProtocol>: Sendable where Instant: Sendable {
 
     /// Everything after `seq` that there is (and marks it handed out).
     mutating func read(after seq: Int) -> Read {
-        if seq + 1 < firstSeq { return .gone(firstKept: firstSeq) }
+        if seq < firstSeq - 1 { return .gone(firstKept: firstSeq) }
         if seq < lastSeq {
             let from = max(seq + 1, firstSeq)
             let list = (from...lastSeq).map { Numbered(seq: $0, frame: frames[$0 - firstSeq]) }
@@ -101,6 +105,7 @@ struct StreamLog<Instant: InstantProtocol>: Sendable where Instant: Sendable {
     mutating func attach() {
         readers += 1
         unattendedSince = nil
+        reservedUntil = nil
     }
 
     mutating func detach(at now: Instant) {
@@ -108,10 +113,12 @@ struct StreamLog<Instant: InstantProtocol>: Sendable where Instant: Sendable {
         if readers == 0 { unattendedSince = now }
     }
 
-    /// What is due at `now`: with no reader for the grace period, a running generation is cancelled and an ended
-    /// stream forgotten.
+    /// What is due at `now`: with no reader for the grace period (or, before the first came, past the reservation), a
+    /// running generation is cancelled and an ended stream forgotten.
     func due(at now: Instant) -> Due {
-        guard readers == 0, let since = unattendedSince, now >= since.advanced(by: limits.grace) else { return .none }
+        guard readers == 0, let since = unattendedSince else { return .none }
+        // Before its first reader came, the reservation counts; after, the grace period since the last left.
+        guard now >= reservedUntil ?? since.advanced(by: limits.grace) else { return .none }
         return ending == nil ? .cancelProducer : .forget
     }
 

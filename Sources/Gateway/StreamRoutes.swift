@@ -14,7 +14,11 @@ struct StreamRoutes {
         router.get("/api/v1/streams/:id") { [hub] request, context in
             let stream = try Self.stream(hub, request, context)
             let after = try Self.after(request)
-            if after + 1 < stream.firstSeq {
+            if after > stream.lastSeq {
+                throw APIError(.badRequest, "stream \(stream.id) has sent \(stream.lastSeq) events so far, not \(after)", param: "after",
+                               code: "stream_position_invalid")
+            }
+            if after < stream.firstSeq - 1 {
                 throw APIError(.gone, "the events after \(after) of stream \(stream.id) are no longer kept (the first kept is \(stream.firstSeq))",
                                code: "stream_events_gone")
             }
@@ -24,13 +28,10 @@ struct StreamRoutes {
         }
         router.delete("/api/v1/streams/:id") { [hub] request, context in
             let stream = try Self.stream(hub, request, context)
-            let status: String
-            if stream.cancel() {
-                status = "cancelled"
-            } else {
-                status = stream.ending == .completed ? "completed" : "cancelled"
-            }
-            return try json(Status(id: stream.id, status: status))
+            stream.cancel()
+            // The engine stops at its next token: answered once the stream has ended, with how.
+            let ending = await stream.ended()
+            return try json(Status(id: stream.id, status: ending == .completed ? "completed" : "cancelled"))
         }
     }
 

@@ -87,8 +87,14 @@ struct WebSocketSurface: Sendable {
         let upgrade: Request
         let clientIP: String?
         let logger: Logger
+        private struct Running {
+            var task: Task<Void, Never>?
+            var streamID: String?
+            /// Cancelled before its stream began (queued, or reading the prompt): cancelled as soon as it begins.
+            var cancelPending = false
+        }
         private struct State {
-            var running: [String: (task: Task<Void, Never>, streamID: String?)] = [:]
+            var running: [String: Running] = [:]
             var lastHeard = ContinuousClock.now
         }
         private let state = Mutex(State())
@@ -125,7 +131,7 @@ struct WebSocketSurface: Sendable {
             // The socket is gone: its generations' streams go on for the grace period, resumable by id.
             let tasks = state.withLock { s in
                 defer { s.running.removeAll() }
-                return s.running.values.map(\.task)
+                return s.running.values.compactMap(\.task)
             }
             for t in tasks { t.cancel() }
         }
@@ -153,7 +159,7 @@ struct WebSocketSurface: Sendable {
                 }
                 body.removeAll { $0.0 == "stream" }
                 body.append(("stream", .bool(true)))
-                start(id, method: .post, path: "/api/v1/\(type ?? "")", body: OrderedJSON.object(body).text)
+                await start(id, method: .post, path: "/api/v1/\(type ?? "")", body: OrderedJSON.object(body).text)
             case "resume":
                 let idBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_".utf8)
                 guard case .string(let streamID)? = message["stream_id"], (1...64).contains(streamID.utf8.count),
@@ -170,21 +176,32 @@ struct WebSocketSurface: Sendable {
                     }
                     after = Int(n)
                 }
-                start(id, method: .get, path: "/api/v1/streams/\(streamID)?after=\(after)", body: nil, seq: after)
+                await start(id, method: .get, path: "/api/v1/streams/\(streamID)?after=\(after)", body: nil, seq: after)
             case "cancel":
-                let streamID = state.withLock { $0.running[id]?.streamID }
-                guard let streamID else {
-                    await send(Self.error(id, APIError(.notFound, "nothing runs under id '\(id)' on this socket", code: "stream_not_found")))
-                    return
+                enum Found { case none, pending, stream(String) }
+                let found: Found = state.withLock { s in
+                    guard let r = s.running[id] else { return .none }
+                    if let streamID = r.streamID { return .stream(streamID) }
+                    s.running[id]?.cancelPending = true
+                    return .pending
                 }
-                // As from any connection: the stream ends with its cancellation, which its reader sends on.
-                var head = HTTPRequest(method: .delete, scheme: "http", authority: "socket", path: "/api/v1/streams/" + streamID)
-                head.headerFields = authHeaders()
-                _ = try? await surface.responder(Request(head: head, body: RequestBody(buffer: ByteBuffer())),
-                                                 GatewayContext(inProcessFrom: clientIP, logger: logger))
+                switch found {
+                case .none:
+                    await send(Self.error(id, APIError(.notFound, "nothing runs under id '\(id)' on this socket", code: "stream_not_found")))
+                case .pending: break
+                case .stream(let streamID): await cancelStream(streamID)
+                }
             default:
                 await send(Self.error(id, APIError(.badRequest, "type must be chat, generate, resume, cancel or ping", param: "type")))
             }
+        }
+
+        /// Cancels a stream as from any connection: it ends with its cancellation, which its reader sends on.
+        private func cancelStream(_ streamID: String) async {
+            var head = HTTPRequest(method: .delete, scheme: "http", authority: "socket", path: "/api/v1/streams/" + streamID)
+            head.headerFields = authHeaders()
+            _ = try? await surface.responder(Request(head: head, body: RequestBody(buffer: ByteBuffer())),
+                                             GatewayContext(inProcessFrom: clientIP, logger: logger))
         }
 
         /// The headers that identify the socket's caller, for each request it makes.
@@ -197,20 +214,20 @@ struct WebSocketSurface: Sendable {
         }
 
         /// Runs one request through the server's routes, sending its NDJSON lines on as messages under `id`.
-        private func start(_ id: String, method: HTTPRequest.Method, path: String, body: String?, seq: Int = 0) {
-            let accepted: Bool = state.withLock { s in
-                guard s.running[id] == nil, s.running.count < WebSocketSurface.maxInFlight else { return false }
-                s.running[id] = (Task {}, nil)
-                return true
-            }
-            guard accepted else {
-                Task { [self] in
-                    let busy = state.withLock { $0.running[id] != nil }
-                    await send(Self.error(id, busy
-                        ? APIError(.conflict, "id '\(id)' is already running on this socket", param: "id", code: "id_in_use")
-                        : APIError(.tooManyRequests, "at most \(WebSocketSurface.maxInFlight) generations run at once on one socket",
-                                   type: "requests", code: "too_many_streams")))
+        private func start(_ id: String, method: HTTPRequest.Method, path: String, body: String?, seq: Int = 0) async {
+            let refusal: APIError? = state.withLock { s in
+                if s.running[id] != nil {
+                    return APIError(.conflict, "id '\(id)' is already running on this socket", param: "id", code: "id_in_use")
                 }
+                guard s.running.count < WebSocketSurface.maxInFlight else {
+                    return APIError(.tooManyRequests, "at most \(WebSocketSurface.maxInFlight) generations run at once on one socket",
+                                    type: "requests", code: "too_many_streams")
+                }
+                s.running[id] = Running()
+                return nil
+            }
+            if let refusal {
+                await send(Self.error(id, refusal))   // awaited: a client that sends without reading is held here
                 return
             }
             var head = HTTPRequest(method: method, scheme: "http", authority: "socket", path: path)
@@ -236,8 +253,12 @@ struct WebSocketSurface: Sendable {
                         await send(Self.refusal(id, status: response.status.code, body: collected.text))
                         return
                     }
-                    state.withLock { $0.running[id]?.streamID = streamID }
+                    let cancelPending = state.withLock { s in
+                        s.running[id]?.streamID = streamID
+                        return s.running[id]?.cancelPending ?? false
+                    }
                     await send(.object([("type", .string("started")), ("id", .string(id)), ("stream_id", .string(streamID))]))
+                    if cancelPending { await cancelStream(streamID) }
                     try await response.body.write(LineWriter(id: id, seq: seq, session: self))
                 } catch {
                     if Task.isCancelled { return }
@@ -245,7 +266,7 @@ struct WebSocketSurface: Sendable {
                     await send(Self.refusal(id, status: e.status.code, body: String(buffer: e.body)))
                 }
             }
-            state.withLock { s in if s.running[id] != nil { s.running[id]?.task = task } }
+            state.withLock { s in s.running[id]?.task = task }
         }
 
         /// Sends `message`; a socket already closed drops it.

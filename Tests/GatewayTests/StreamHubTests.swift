@@ -19,7 +19,7 @@ final class StreamHubTests: XCTestCase {
     }
 
     func testFramesAreNumberedFromOneAndReadAfterANumber() {
-        var log = Log(limits: .init(window: 1 << 20, retained: 1 << 20, grace: .seconds(5)), now: TestInstant(0))
+        var log = Log(limits: .init(window: 1 << 20, retained: 1 << 20, grace: .seconds(5)), now: TestInstant(0), reserved: .seconds(8))
         XCTAssertEqual(log.read(after: 0), .wait)
         for t in ["a", "b", "c"] { log.append(frame(t)) }
         XCTAssertEqual(seqs(log.read(after: 0)), [1, 2, 3])
@@ -33,7 +33,7 @@ final class StreamHubTests: XCTestCase {
     }
 
     func testTheProducerWaitsWhileMoreThanTheWindowIsUnread() {
-        var log = Log(limits: .init(window: 10, retained: 1 << 20, grace: .seconds(5)), now: TestInstant(0))
+        var log = Log(limits: .init(window: 10, retained: 1 << 20, grace: .seconds(5)), now: TestInstant(0), reserved: .seconds(8))
         log.append(frame("12345"))
         log.append(frame("67890"))
         XCTAssertTrue(log.producerMayContinue, "10 bytes unread is within a window of 10")
@@ -44,19 +44,20 @@ final class StreamHubTests: XCTestCase {
     }
 
     func testOnlyFramesHandedOutAreDroppedBeyondTheRetainedSize() {
-        var log = Log(limits: .init(window: 100, retained: 4, grace: .seconds(5)), now: TestInstant(0))
+        var log = Log(limits: .init(window: 100, retained: 4, grace: .seconds(5)), now: TestInstant(0), reserved: .seconds(8))
         for t in ["aa", "bb", "cc"] { log.append(frame(t)) }
         XCTAssertEqual(log.firstSeq, 1, "nothing read yet: all kept, over the retained size")
         XCTAssertEqual(seqs(log.read(after: 0)), [1, 2, 3])
         XCTAssertEqual(log.firstSeq, 2, "read: the oldest goes until 4 bytes remain")
         XCTAssertEqual(log.read(after: 0), .gone(firstKept: 2))
+        XCTAssertEqual(log.read(after: Int.max), .wait, "a number past the end waits (the route refuses it first)")
         XCTAssertEqual(seqs(log.read(after: 1)), [2, 3])
     }
 
     func testWithNoReaderForTheGracePeriodARunningStreamIsCancelledAndAnEndedOneForgotten() {
-        var log = Log(limits: .init(window: 100, retained: 100, grace: .seconds(5)), now: TestInstant(0))
-        XCTAssertEqual(log.due(at: TestInstant(4)), .none)
-        XCTAssertEqual(log.due(at: TestInstant(5)), .cancelProducer, "a stream nobody ever read")
+        var log = Log(limits: .init(window: 100, retained: 100, grace: .seconds(5)), now: TestInstant(0), reserved: .seconds(8))
+        XCTAssertEqual(log.due(at: TestInstant(7)), .none, "kept for the request that made it, past the grace period")
+        XCTAssertEqual(log.due(at: TestInstant(8)), .cancelProducer, "a stream nobody ever read")
         log.attach()
         XCTAssertEqual(log.due(at: TestInstant(100)), .none, "a reader is attached")
         log.attach()
@@ -73,21 +74,27 @@ final class StreamHubTests: XCTestCase {
 
     // MARK: The hub, with real generations
 
-    /// A generation that never ends by itself: one 1 KB text event per pull, counting pulls and whether it was cancelled.
+    /// A generation that never ends by itself: one 1 KB text event per pull, counting pulls; asked to stop, it reports
+    /// its usage (as the engine does) and ends.
     final class EndlessSource: Sendable {
         let pulls = Mutex(0)
         let cancelled = Mutex(false)
+        let record = RequestRecord()
 
         func started() -> StartedCompletion {
             let text = String(repeating: "x", count: 1024)
+            let reported = Mutex(false)
             let events = AsyncThrowingStream<ChatEvent, Error>(unfolding: { [self] in
-                pulls.withLock { $0 += 1 }
+                let n = pulls.withLock { $0 += 1; return $0 }
                 try? await Task.sleep(for: .milliseconds(1))
-                return Task.isCancelled ? nil : ChatEvent.text(text, nil)
+                if Task.isCancelled { return nil }
+                guard cancelled.withLock({ $0 }) else { return ChatEvent.text(text, nil) }
+                let first = reported.withLock { r in defer { r = true }; return !r }
+                return first ? ChatEvent.usage(Usage(promptTokens: 3, completionTokens: n - 1)) : nil
             })
             let stream = ChatStream(events: events, cancel: { [self] in cancelled.withLock { $0 = true } })
             return StartedCompletion(stream: stream, model: "m", metrics: ServerMetrics(), prometheus: PrometheusMetrics(),
-                                     defaultProvider: "local", record: RequestRecord())
+                                     defaultProvider: "local", record: record)
         }
     }
 
@@ -123,7 +130,7 @@ final class StreamHubTests: XCTestCase {
     }
 
     func testAGenerationNobodyReadsStopsAtTheWindowAndIsCancelledAfterTheGracePeriod() async throws {
-        let hub = StreamHub(grace: .milliseconds(600), window: 8 * 1024, retained: 1 << 20)
+        let hub = StreamHub(grace: .milliseconds(600), window: 8 * 1024, retained: 1 << 20, reserve: .milliseconds(600))
         let source = EndlessSource()
         let response = hub.respond(source.started(), renderer: TextRenderer(), framing: .sse, caller: .anonymous)
         let id = try XCTUnwrap(response.headers[StreamHub.idHeader])
@@ -137,6 +144,8 @@ final class StreamHubTests: XCTestCase {
         let stream = try XCTUnwrap(hub.find(id, for: .anonymous), "a cancelled stream is kept for its readers until the next sweep")
         let ending = await stream.ended()
         XCTAssertEqual(ending, .cancelled)
+        XCTAssertEqual(source.record.fields.completionTokens, source.pulls.withLock { $0 } - 2,
+                       "the usage the source reported once stopped reaches the request's record")
         try await waitFor("the stream to be forgotten") { hub.find(id, for: .anonymous) == nil }
     }
 

@@ -177,6 +177,8 @@ def test_the_native_stream_resumes_after_a_count_of_lines(server):
     assert "".join(p["response"] for p in lines + rest_lines[:-1]) == whole["response"]
     bad = resume(server, stream_id, after=-1)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "after"
+    past = resume(server, stream_id, after=2**63 - 1)   # more events than were sent, at the edge of a 64-bit integer
+    assert past.status_code == 400 and past.json()["error"]["code"] == "stream_position_invalid"
 
 
 def test_a_stream_is_cancelled_by_id_from_another_connection_and_hidden_from_other_keys(server):
@@ -289,9 +291,13 @@ def test_websocket_multiplexes_generations_cancels_by_id_and_answers_bad_message
                 assert msgs[-1]["type"] == "done" and msgs[-1]["data"]["completion_tokens"] == expected[i]["completion_tokens"]
                 assert "".join(m["data"]["response"] for m in chunks) == expected[i]["response"]
             await ws.send(json.dumps({"type": "cancel", "id": "long"}))
-            long = (await until_done(ws, {"long"}))["long"]
-            assert long[-1]["type"] == "error" and long[-1]["error"]["code"] == "stream_cancelled"
-            assert len([m for m in long if m["type"] == "chunk"]) < 500
+            # One cancelled at once, most likely before its stream began: it ends cancelled all the same.
+            await ws.send(json.dumps({"type": "chat", "id": "early", "request": {**a, "max_tokens": 500, "ignore_eos": True}}))
+            await ws.send(json.dumps({"type": "cancel", "id": "early"}))
+            ended = await until_done(ws, {"long", "early"})
+            for i in ("long", "early"):
+                assert ended[i][-1]["type"] == "error" and ended[i][-1]["error"]["code"] == "stream_cancelled", ended[i][-1]
+                assert len([m for m in ended[i] if m["type"] == "chunk"]) < 500
             # Bad messages are answered and the socket stays.
             await ws.send("not json")
             assert json.loads(await ws.recv())["type"] == "error"
