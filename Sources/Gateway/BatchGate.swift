@@ -104,7 +104,7 @@ struct InteractiveTrafficMiddleware<Context: GatewayRequestContext>: RouterMiddl
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.method == .post, context.delegatedCaller == nil, Self.modelPaths.contains(request.uri.path) else {
+        guard request.method == .post, !context.batchWork, Self.modelPaths.contains(request.uri.path) else {
             return try await next(request, context)
         }
         let ticket = Ticket(traffic)

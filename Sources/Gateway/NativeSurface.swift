@@ -254,8 +254,11 @@ struct NativeSurface {
             history = try ResponsesRequest.messages(instructions: nil, items: items)
         }
         let added = core.messages
+        let storedSystem = history.filter { $0.role == .system }
         if added.contains(where: { $0.role == .system }) { history.removeAll { $0.role == .system } }
         core.messages = history + added
+        // A system message the session already holds (a client sending the same one every turn) is not stored again.
+        let toStore = added.filter { m in !(m.role == .system && storedSystem.contains(m)) }
         var dropped = 0, turns = 0
         if !history.isEmpty, let window = await backend.contextWindow(for: core) {
             let fitted = try await window.fit(core.messages)
@@ -265,7 +268,7 @@ struct NativeSurface {
         }
         let report = SessionReport(id: name, conversation_id: id, history_messages: history.count - dropped,
                                    trimmed_messages: dropped, trimmed_turns: turns, stored: false)
-        return SessionTurn(conversations: store, report: report, exists: found != nil, owner: owner, added: added)
+        return SessionTurn(conversations: store, report: report, exists: found != nil, owner: owner, added: toStore)
     }
 
     struct ModelEntry: Encodable {

@@ -44,6 +44,9 @@ protocol GatewayRequestContext: RequestContext {
     var parsedBody: JSONValue? { get set }
     /// The caller of a request the server makes itself on someone's behalf; nil for every request from a client.
     var delegatedCaller: GuardCaller? { get }
+    /// A batch's request (made by the server on the caller's behalf, in spare capacity): not interactive traffic, and
+    /// when stopped for an interactive request it runs again later, so it is neither counted nor charged then.
+    var batchWork: Bool { get }
 }
 
 extension Duration {

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import Providers
+import Registry
 import Storage
 
 /// The request context of every route: Hummingbird's basics, the client's address (for IP allow-lists), who is
@@ -22,17 +23,20 @@ public struct GatewayContext: GatewayRequestContext {
     /// guard takes this caller instead of reading a key from the request, and applies its limits and usage as for
     /// any request. Nothing a client sends can set it.
     private(set) var delegatedCaller: GuardCaller?
+    private(set) var batchWork = false
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         clientIP = source.channel.remoteAddress?.ipAddress
     }
 
-    /// The context of a request made in-process for `caller`.
-    init(delegating caller: GuardCaller, logger: Logger) {
+    /// The context of a request made in-process for `caller`: a batch's (`batch`), or an integration's answering a
+    /// person (a Telegram chat), which is interactive traffic like any client's.
+    init(delegating caller: GuardCaller, logger: Logger, batch: Bool = true) {
         coreContext = .init(source: InProcessSource(logger: logger))
         clientIP = nil
         delegatedCaller = caller
+        batchWork = batch
     }
 
     /// The context of a request made in-process for a client the server already holds a connection with (a
@@ -80,6 +84,21 @@ public struct Server {
     let batchWaker = BatchWaker()
     /// Signs the announcements of batches' ends to their `webhook_url`; nil: batches may not ask for one.
     public var batchWebhook: BatchWebhook?
+    /// The Telegram bots, by name (`telegram:` in the registry).
+    var telegram: [String: TelegramBot] = [:]
+
+    /// Serves the registry's Telegram bots; `secrets` gives each bot's token and secret token by their variables' names.
+    public mutating func addTelegramBots(_ declarations: [TelegramBotDeclaration], secrets: [String: String]) throws {
+        for d in declarations.sorted(by: { $0.name < $1.name }) {
+            guard let token = secrets[d.tokenEnv], !token.isEmpty else {
+                throw APIError(.internalServerError, "telegram bot '\(d.name)': \(d.tokenEnv) is set neither in the environment nor in the secrets file")
+            }
+            guard let secret = secrets[d.secretTokenEnv], TelegramBot.validSecret(secret) else {
+                throw APIError(.internalServerError, "telegram bot '\(d.name)': \(d.secretTokenEnv) must be set (environment or secrets file) to 1–256 letters, digits, _ or - (e.g. openssl rand -hex 32)")
+            }
+            telegram[d.name] = TelegramBot(declaration: d, token: token, secretToken: secret, conversations: conversations)
+        }
+    }
 
     public init(backend: Backend, options: Options, access: AccessGuard? = nil, profiles: ProfileSource? = nil,
                 responses: ResponseStore? = nil, conversations: ConversationStore? = nil, batches: BatchStore? = nil) {
@@ -125,6 +144,7 @@ public struct Server {
         ConversationsSurface(store: conversations).register(on: router)
         FilesSurface(store: batches).register(on: router)
         BatchesSurface(store: batches, wake: { [batchWaker] in batchWaker.wake() }, webhooks: batchWebhook != nil).register(on: router)
+        TelegramRoutes(bots: telegram).register(on: router)
         StreamRoutes(hub: backend.streams).register(on: router)
         OpenAPIDocument.register(on: router)
         AdminProfileRoutes(backend: backend, profiles: profiles).register(on: router)
@@ -157,7 +177,9 @@ public struct Server {
     public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         var logger = Logger(label: "switchyard")
         logger.logLevel = .warning
-        let sockets = webSocketRouter(responder: router().buildResponder())
+        let inProcess = router().buildResponder()
+        let sockets = webSocketRouter(responder: inProcess)
+        for bot in telegram.values { bot.attach { try await inProcess.respond(to: $0, context: $1) } }
         return Application(
             router: router(),
             server: .http1WebSocketUpgrade(webSocketRouter: sockets, configuration: .init(

@@ -18,6 +18,7 @@ public struct SocketContext: GatewayRequestContext, WebSocketRequestContext {
     let record = RequestRecord()
     var parsedBody: JSONValue?
     var delegatedCaller: GuardCaller? { nil }
+    var batchWork: Bool { false }
     public let webSocket = WebSocketHandlerReference<SocketContext>()
     /// Why the guard refused the upgrade: the socket is opened only to say so and close.
     var refusal: APIError?

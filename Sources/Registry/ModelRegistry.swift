@@ -101,6 +101,8 @@ public struct ModelRegistry: Sendable {
     public var autoRules: [String: AutoRule] = [:]
     /// What each model declares it offers (`context`, `tools`, `memory`), by model name.
     public var capabilities: [String: ModelCapabilities] = [:]
+    /// Telegram bots, by name.
+    public var telegram: [String: TelegramBotDeclaration] = [:]
     /// Model and route names in the order they were declared (file by file), for defaults such as "the first
     /// local model".
     public var order: [String] = []
@@ -125,6 +127,7 @@ public struct ModelRegistry: Sendable {
         public var roles: [RoleDeclaration] = []
         public var autoRules: [AutoRule] = []
         public var capabilities: [String: ModelCapabilities] = [:]
+        public var telegram: [TelegramBotDeclaration] = []
         /// Names under `models:`, in order.
         public var order: [String] = []
         public var issues: [ConfigIssue] = []
@@ -166,6 +169,7 @@ public struct ModelRegistry: Sendable {
         for a in layer.aliases { aliases[a.name] = a }
         for r in layer.roles { roles[r.name] = r }
         for r in layer.autoRules { autoRules[r.task] = r }
+        for b in layer.telegram { telegram[b.name] = b }
         for name in layer.order where declared.contains(name) && !order.contains(name) { order.append(name) }
     }
 
@@ -236,12 +240,14 @@ public struct ModelRegistry: Sendable {
                 layer.roles += parseRoles(entry.value, line: entry.line, file: file, issue: issue)
             case "routing":
                 layer.autoRules += parseRouting(entry.value, line: entry.line, file: file, issue: issue)
+            case "telegram":
+                layer.telegram += parseTelegram(entry.value, line: entry.line, file: file, issue: issue)
             case "description":
                 if case .scalar = entry.value {} else if case .null = entry.value {} else {
                     issue("description", entry.line, "expected a line of text, found \(entry.value.kind)")
                 }
             default:
-                issue(entry.key, entry.line, "unknown key (expected: providers, models, aliases, roles, routing, description)")
+                issue(entry.key, entry.line, "unknown key (expected: providers, models, aliases, roles, routing, telegram, description)")
             }
         }
         return layer

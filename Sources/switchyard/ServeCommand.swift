@@ -173,7 +173,9 @@ struct Serve: AsyncParsableCommand {
             note("model registry: \(registry.files.joined(separator: ", ")) (\(registry.models.count) local models, \(registry.routes.count) routes, \(registry.providers.count) providers)")
         }
         if let p = registry.profile { note("profile: \(p) (\(registry.profileFile ?? ""))") }
-        let backend = Backend(host: host, registry: registry, environment: try providerEnvironment(needing: Set(registry.providers.values.compactMap(\.apiKeyEnv))),
+        let secrets = try providerEnvironment(needing: Set(registry.providers.values.compactMap(\.apiKeyEnv)
+                                                            + registry.telegram.values.flatMap { [$0.tokenEnv, $0.secretTokenEnv] }))
+        let backend = Backend(host: host, registry: registry, environment: secrets,
                               options: .init(cache: try responseCache(storage, redis: redis), maxPromptCharacters: maxPromptLength,
                                              streamGrace: .milliseconds(Int((Units.seconds(streamGrace) ?? 15) * 1000))), warn: { note($0) })
         for name in preloads {
@@ -187,6 +189,10 @@ struct Serve: AsyncParsableCommand {
                             access: access, profiles: .directory(config.url, profiles: config.profilesURL),
                             responses: storage.map(ResponseStore.init), conversations: storage.map(ConversationStore.init),
                             batches: storage.map(BatchStore.init))
+        do { try server.addTelegramBots(Array(registry.telegram.values), secrets: secrets) } catch let e as APIError { throw CLIError(e.message) }
+        if !registry.telegram.isEmpty {
+            note("telegram bots: " + registry.telegram.keys.sorted().map { "\($0) at /api/v1/webhooks/telegram/\($0)" }.joined(separator: ", "))
+        }
         if let secret = ProcessInfo.processInfo.environment[webhookSecretEnv], !secret.isEmpty {
             server.batchWebhook = try? BatchWebhook(secret: secret)   // checked in validate()
             server.batchWebhook?.allowPrivateHosts = allowPrivateWebhooks

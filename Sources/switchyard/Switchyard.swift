@@ -14,7 +14,7 @@ struct Switchyard: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [Serve.self, Chat.self, Run.self, Pull.self, List.self, Show.self, Remove.self, Copy.self, PS.self, Load.self,
                       Unload.self, Config.self, Profiles.self, Keys.self, Secrets.self, UsageReport.self, Tokenize.self,
-                      Perplexity.self, Bench.self, Template.self, GrammarCommand.self]
+                      Perplexity.self, Bench.self, Template.self, GrammarCommand.self, Telegram.self]
     )
 
     /// Every name a subcommand answers to.
