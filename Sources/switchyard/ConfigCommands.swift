@@ -137,6 +137,9 @@ struct Config: ParsableCommand {
                 print("  role \(name): \(r.prefer.joined(separator: ", "))" + (needs.isEmpty ? "" : " (requires \(needs))"))
             }
             for (task, rule) in registry.autoRules.sorted(by: { $0.key < $1.key }) { print("  auto \(task) → \(rule.target)") }
+            for (name, bot) in registry.telegram.sorted(by: { $0.key < $1.key }) {
+                print("  telegram bot \(name): \(bot.model) at /api/v1/webhooks/telegram/\(name) (token from $\(bot.tokenEnv))")
+            }
             var broken = false
             for profile in ModelRegistry.profileNames(in: config.profilesURL) {
                 do {
