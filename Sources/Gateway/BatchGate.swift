@@ -44,8 +44,6 @@ final class BatchTraffic: Sendable {
     private let gate: Mutex<BatchGate<ContinuousClock.Instant>>
     private let running = Mutex<[Int: @Sendable () -> Void]>([:])
     private let nextID = Mutex(0)
-    /// How many batch requests were preempted (stopped to let an interactive one run).
-    let preemptions = Mutex(0)
     private let onPreempt: @Sendable (Int) -> Void
 
     init(quiet: Duration = .milliseconds(500), onPreempt: @escaping @Sendable (Int) -> Void = { _ in }) {
@@ -56,10 +54,7 @@ final class BatchTraffic: Sendable {
     func interactiveBegan() {
         guard gate.withLock({ $0.interactiveBegan() }) == .preemptBatchWork else { return }
         let cancels = running.withLock { Array($0.values) }
-        if !cancels.isEmpty {
-            preemptions.withLock { $0 += cancels.count }
-            onPreempt(cancels.count)
-        }
+        if !cancels.isEmpty { onPreempt(cancels.count) }
         for cancel in cancels { cancel() }
     }
 

@@ -101,7 +101,12 @@ struct ConversationsSurface {
     }
 
     private func items(of id: String) async throws -> [OrderedJSON] {
-        try await stored().items(id).map { try ResponsesSurface.parse($0.item, what: "stored conversation item") }
+        try await Self.parsedItems(of: id, in: stored())
+    }
+
+    /// A conversation's items, read back as JSON (a conversation, a Responses `conversation`, a native session).
+    static func parsedItems(of id: String, in store: ConversationStore) async throws -> [OrderedJSON] {
+        try await store.items(id).map { try ResponsesSurface.parse($0.item, what: "stored conversation item") }
     }
 
     // MARK: shapes

@@ -201,7 +201,6 @@ struct NativeSurface {
     struct SessionTurn: Sendable {
         let conversations: ConversationStore
         let report: SessionReport
-        let exists: Bool
         let owner: String?
         let added: [ChatMessage]
 
@@ -213,11 +212,8 @@ struct NativeSurface {
             let now = Date()
             let rows = ConversationsSurface.rows(ConversationsSurface.items(of: added + [reply]), at: now)
             do {
-                var known = exists
-                if !known { known = try await conversations.find(report.conversation_id) != nil }
-                if known {
-                    report.stored = try await conversations.append(report.conversation_id, items: rows, at: now)
-                } else {
+                if try await !conversations.append(report.conversation_id, items: rows, at: now) {
+                    // The session's first turn.
                     do {
                         try await conversations.create(StoredConversation(id: report.conversation_id, owner: owner, createdAt: now, updatedAt: now,
                                                                   metadata: OrderedJSON.object([("session", .string(report.id))]).text),
@@ -226,8 +222,8 @@ struct NativeSurface {
                         // Another request made it first.
                         guard try await conversations.append(report.conversation_id, items: rows, at: now) else { throw error }
                     }
-                    report.stored = true
                 }
+                report.stored = true
             } catch {
                 RequestLogMiddleware<GatewayContext>.writeToStderr("session \(report.id) could not be stored: \(error)\n")
                 report.stored = false
@@ -250,7 +246,7 @@ struct NativeSurface {
         let found = try await store.find(id)
         var history: [ChatMessage] = []
         if found != nil {
-            let items = try await store.items(id).map { try ResponsesSurface.parse($0.item, what: "stored session item") }
+            let items = try await ConversationsSurface.parsedItems(of: id, in: store)
             history = try ResponsesRequest.messages(instructions: nil, items: items)
         }
         let added = core.messages
@@ -268,7 +264,7 @@ struct NativeSurface {
         }
         let report = SessionReport(id: name, conversation_id: id, history_messages: history.count - dropped,
                                    trimmed_messages: dropped, trimmed_turns: turns, stored: false)
-        return SessionTurn(conversations: store, report: report, exists: found != nil, owner: owner, added: toStore)
+        return SessionTurn(conversations: store, report: report, owner: owner, added: toStore)
     }
 
     struct ModelEntry: Encodable {

@@ -111,7 +111,7 @@ struct ResponsesSurface {
                 throw APIError(.notFound, "conversation with id '\(conversationID)' not found", param: "conversation",
                                code: "conversation_not_found")
             }
-            history = try await conversations.items(found.id).map { try Self.parse($0.item, what: "stored conversation item") }
+            history = try await ConversationsSurface.parsedItems(of: found.id, in: conversations)
         }
         let owner = context.caller.key?.name
         var core = parsed.core

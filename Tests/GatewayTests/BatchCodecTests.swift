@@ -1,6 +1,7 @@
 import Foundation
 @testable import Gateway
 import Grammar
+import Synchronization
 import Testing
 
 /// The Batch API's parts that need no server: when batch work may run (the gate over an injected clock), how an
@@ -25,7 +26,8 @@ import Testing
     }
 
     @Test func anInteractiveRequestCancelsBatchWorkInFlight() async {
-        let traffic = BatchTraffic(quiet: .zero)
+        let preempted = Mutex(0)
+        let traffic = BatchTraffic(quiet: .zero, onPreempt: { n in preempted.withLock { $0 += n } })
         #expect(await traffic.run { 7 } == 7)
         let started = AsyncStream<Void>.makeStream()
         let work = Task {
@@ -39,7 +41,7 @@ import Testing
         _ = await iterator.next()
         traffic.interactiveBegan()
         #expect(await work.value == -1, "the work saw its cancellation")
-        #expect(traffic.preemptions.withLock { $0 } == 1)
+        #expect(preempted.withLock { $0 } == 1, "counted once (switchyard_batch_preemptions_total)")
         traffic.interactiveEnded()
     }
 

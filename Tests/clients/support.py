@@ -3,11 +3,14 @@ server to answer, and stopping processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -71,3 +74,27 @@ def create_keys(binary: str, env: dict[str, str], *names: str) -> dict[str, str]
         assert out.returncode == 0, out.stderr
         keys[name] = out.stdout.strip()
     return keys
+
+
+@contextlib.contextmanager
+def keyed_server(*args: str, keys: tuple[str, ...] = ("alice", "bob"), env: dict[str, str] | None = None,
+                 empty_config: bool = False) -> Iterator[dict]:
+    """A server of a test module's own: `serve --require-auth ARGS…` over a throw-away database holding `keys` (made
+    first), with `env` added to the environment and, with `empty_config`, a configuration folder without a registry.
+    Yields its state: binary, env, port, url, log, keys (secrets by name), args and proc (restartable with `serve`)."""
+    binary = switchyard_binary()
+    with tempfile.TemporaryDirectory() as tmp:
+        environment = dict(os.environ, SWITCHYARD_DATABASE=os.path.join(tmp, "db.sqlite"), **(env or {}))
+        environment.pop("SWITCHYARD_REQUIRE_AUTH", None)
+        if empty_config:
+            os.mkdir(os.path.join(tmp, "config"))
+            environment["SWITCHYARD_CONFIG"] = os.path.join(tmp, "config")
+        made = create_keys(binary, environment, *keys)
+        port = free_port()
+        state = {"binary": binary, "env": environment, "port": port, "log": os.path.join(tmp, "serve.log"), "keys": made,
+                 "url": f"http://127.0.0.1:{port}", "args": ("--require-auth", *args)}
+        state["proc"] = serve(binary, environment, port, state["log"], *state["args"])
+        try:
+            yield state
+        finally:
+            stop(state["proc"])

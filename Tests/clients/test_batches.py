@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
-import tempfile
 import time
 
 import base64
@@ -24,7 +22,7 @@ import openai
 import pytest
 from openai import OpenAI
 from standardwebhooks.webhooks import Webhook
-from support import create_keys, free_port, serve, stop, switchyard_binary
+from support import keyed_server, serve
 
 MODEL = "smollm2"
 SECRET = "whsec_" + base64.b64encode(b"switchyard-test-webhook-secret-32b").decode()
@@ -32,19 +30,8 @@ SECRET = "whsec_" + base64.b64encode(b"switchyard-test-webhook-secret-32b").deco
 
 @pytest.fixture(scope="module")
 def server():
-    binary = switchyard_binary()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, SWITCHYARD_DATABASE=os.path.join(tmp, "db.sqlite"), SWITCHYARD_WEBHOOK_SECRET=SECRET)
-        env.pop("SWITCHYARD_REQUIRE_AUTH", None)
-        keys = create_keys(binary, env, "alice", "bob")
-        port = free_port()
-        state = {"binary": binary, "env": env, "port": port, "log": os.path.join(tmp, "serve.log"), "keys": keys,
-                 "url": f"http://127.0.0.1:{port}", "args": ("--require-auth", "--parallel", "2", "--allow-private-webhooks")}
-        state["proc"] = serve(binary, env, port, state["log"], *state["args"])
-        try:
-            yield state
-        finally:
-            stop(state["proc"])
+    with keyed_server("--parallel", "2", "--allow-private-webhooks", env={"SWITCHYARD_WEBHOOK_SECRET": SECRET}) as state:
+        yield state
 
 
 def client(server, name: str = "alice") -> OpenAI:

@@ -9,14 +9,12 @@ small context (512 tokens) so that a conversation outgrows it, over a database t
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
 import httpx
 import openai
 import pytest
 from openai import OpenAI
-from support import create_keys, free_port, serve, stop, switchyard_binary
+from support import keyed_server, serve, stop
 
 MODEL = "smollm2"
 CONTEXT = 512
@@ -24,22 +22,9 @@ CONTEXT = 512
 
 @pytest.fixture(scope="module")
 def server():
-    binary = switchyard_binary()
-    with tempfile.TemporaryDirectory() as tmp:
-        # No registry (the repository's declares smollm2's context, which would override --ctx).
-        os.mkdir(os.path.join(tmp, "config"))
-        env = dict(os.environ, SWITCHYARD_DATABASE=os.path.join(tmp, "db.sqlite"), SWITCHYARD_CONFIG=os.path.join(tmp, "config"))
-        env.pop("SWITCHYARD_REQUIRE_AUTH", None)
-        keys = create_keys(binary, env, "alice", "bob")
-        port = free_port()
-        args = ("--require-auth", "--ctx", str(CONTEXT), "--conversation-retention", "30d")
-        state = {"binary": binary, "env": env, "port": port, "log": os.path.join(tmp, "serve.log"), "keys": keys,
-                 "url": f"http://127.0.0.1:{port}", "args": args}
-        state["proc"] = serve(binary, env, port, state["log"], *args)
-        try:
-            yield state
-        finally:
-            stop(state["proc"])
+    # No registry (the repository's declares smollm2's context, which would override --ctx).
+    with keyed_server("--ctx", str(CONTEXT), "--conversation-retention", "30d", empty_config=True) as state:
+        yield state
 
 
 def client(server, name: str = "alice") -> OpenAI:

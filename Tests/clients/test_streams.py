@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import tempfile
 import time
 
 import httpx
@@ -24,7 +22,7 @@ import pytest
 import websockets
 import websockets.exceptions
 from openai import OpenAI
-from support import create_keys, free_port, serve, stop, switchyard_binary
+from support import keyed_server
 
 MODEL = "smollm2"
 GRACE = 3          # --stream-grace, seconds
@@ -34,19 +32,9 @@ PROMPT = [{"role": "user", "content": "Write a short story about a lighthouse ke
 
 @pytest.fixture(scope="module")
 def server():
-    binary = switchyard_binary()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, SWITCHYARD_DATABASE=os.path.join(tmp, "db.sqlite"))
-        env.pop("SWITCHYARD_REQUIRE_AUTH", None)
-        keys = create_keys(binary, env, "alice", "bob")
-        port = free_port()
-        log = os.path.join(tmp, "serve.log")
-        proc = serve(binary, env, port, log, "--require-auth", "--stream-grace", f"{GRACE}s",
-                     "--websocket-idle-timeout", f"{IDLE}s")
-        try:
-            yield {"url": f"http://127.0.0.1:{port}", "ws": f"ws://127.0.0.1:{port}/api/v1/ws", "keys": keys}
-        finally:
-            stop(proc)
+    with keyed_server("--stream-grace", f"{GRACE}s", "--websocket-idle-timeout", f"{IDLE}s") as state:
+        state["ws"] = f"ws://127.0.0.1:{state['port']}/api/v1/ws"
+        yield state
 
 
 def auth(server, name: str = "alice") -> dict[str, str]:
