@@ -30,7 +30,8 @@ enum TelegramText {
             var out = (openFence.map { $0 + "\n" } ?? "") + piece
             let fence = fenceOpenAtEnd(of: out)
             if fence != nil { out += "\n```" }
-            openFence = fence
+            // Reopened with its language only when that fits the room kept for it.
+            openFence = fence.map { $0.utf16.count > 24 ? "```" : $0 }
             let trimmed = out.trimmingCharacters(in: .whitespacesAndNewlines)
             if !trimmed.isEmpty && trimmed != "```" { pieces.append(trimmed) }
         }
@@ -52,6 +53,16 @@ enum TelegramText {
         let head = text[..<end]
         for separator in ["\n\n", "\n", " "] {
             if let r = head.range(of: separator, options: .backwards), r.lowerBound >= half { return r.lowerBound }
+        }
+        if end == text.startIndex {
+            // One character longer than the room (a letter under thousands of combining marks): cut among its scalars.
+            var units = 0
+            var scalar = text.unicodeScalars.startIndex
+            while scalar < text.unicodeScalars.endIndex, units + text.unicodeScalars[scalar].utf16.count <= room {
+                units += text.unicodeScalars[scalar].utf16.count
+                scalar = text.unicodeScalars.index(after: scalar)
+            }
+            return scalar
         }
         return end
     }

@@ -36,6 +36,10 @@ import Testing
         let pieces = TelegramText.pieces(emoji)
         #expect(pieces.allSatisfy { $0.utf16.count <= TelegramText.limit })
         #expect(pieces.joined() == emoji)
+        let zalgo = "Z" + String(repeating: "\u{0301}", count: 9000) + " done"   // one character of 9,001 scalars
+        let cutZalgo = TelegramText.pieces(zalgo)
+        #expect(cutZalgo.count == 3 && cutZalgo.allSatisfy { $0.utf16.count <= TelegramText.limit })
+        #expect(cutZalgo.joined().unicodeScalars.elementsEqual(zalgo.unicodeScalars), "every scalar, in order")
         let code = "```python\n" + Array(repeating: "print('x' * 40)", count: 400).joined(separator: "\n") + "\n```"
         let cut = TelegramText.pieces(code)
         #expect(cut.count == 2)
