@@ -132,22 +132,56 @@ final class TelegramBot: Sendable {
             logger.notice("telegram \(declaration.name): a message from chat \(chatID), not in allowed_chats, ignored")
             return
         }
-        let text = message["text"]?.stringValue
+        let text = message["text"]?.stringValue.flatMap { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : $0 }
+        // Without text: a photo or sticker is told the bot reads text, in a private chat only (a group's service
+        // messages — someone joined, a pin — are not answered).
+        guard text != nil || message["chat"]?["type"]?.stringValue == "private" else { return }
         state.withLock { s in
             guard s.recentUpdates.insert(updateID).inserted else { return }   // Telegram delivered it again
             s.updateOrder.append(updateID)
             if s.updateOrder.count > 1024 { s.recentUpdates.remove(s.updateOrder.removeFirst()) }
             if s.chats.count > 10_000 { Self.forgetIdle(&s) }
             var chat = s.chats[chatID] ?? Chat(tokens: Double(declaration.requestsPerMinute), refilled: .now)
+            // The chat's rate is taken as messages arrive (not as they are handled), so a burst never queues more
+            // than a minute's worth: past it, the chat is told once to wait and the rest is dropped.
+            let work: Work
+            switch Self.admit(&chat, perMinute: declaration.requestsPerMinute) {
+            case .allowed: work = text.map(Work.message) ?? .notText
+            case .tell(let wait): work = .tooMany(wait: wait)
+            case .drop:
+                s.chats[chatID] = chat
+                return
+            }
             let previous = chat.tail
             chat.pending += 1
             chat.tail = Task { [self] in
                 await previous?.value
-                await handle(chat: chatID, messageID: messageID, text: text)
+                await handle(work, chat: chatID, messageID: messageID)
                 state.withLock { $0.chats[chatID]?.pending -= 1 }
             }
             s.chats[chatID] = chat
         }
+    }
+
+    private enum Work: Sendable { case message(String), notText, tooMany(wait: Int) }
+    private enum Admission { case allowed, tell(wait: Int), drop }
+
+    /// Takes one message from the chat's bucket (`requests_per_minute`, refilled continuously).
+    private static func admit(_ chat: inout Chat, perMinute: Int) -> Admission {
+        let rate = Double(perMinute) / 60
+        let now = ContinuousClock.now
+        let elapsed = now - chat.refilled
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        chat.tokens = min(Double(perMinute), chat.tokens + seconds * rate)
+        chat.refilled = now
+        if chat.tokens >= 1 {
+            chat.tokens -= 1
+            chat.toldToWait = false
+            return .allowed
+        }
+        guard !chat.toldToWait else { return .drop }
+        chat.toldToWait = true
+        return .tell(wait: Int(((1 - chat.tokens) / rate).rounded(.up)))
     }
 
     /// Drops the state of chats with nothing queued whose rate bucket has refilled (a minute since the last message)
@@ -157,49 +191,21 @@ final class TelegramBot: Sendable {
         s.chats = s.chats.filter { _, c in c.pending > 0 || c.model != nil || now - c.refilled < .seconds(60) }
     }
 
-    /// Takes one request from the chat's bucket (`requests_per_minute`, refilled continuously); false when empty.
-    private func admit(_ chatID: Int64) -> (allowed: Bool, tell: Bool, wait: Int) {
-        state.withLock { s in
-            guard var chat = s.chats[chatID] else { return (true, false, 0) }
-            let rate = Double(declaration.requestsPerMinute) / 60
-            let now = ContinuousClock.now
-            let elapsed = now - chat.refilled
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            chat.tokens = min(Double(declaration.requestsPerMinute), chat.tokens + seconds * rate)
-            chat.refilled = now
-            defer { s.chats[chatID] = chat }
-            if chat.tokens >= 1 {
-                chat.tokens -= 1
-                chat.toldToWait = false
-                return (true, false, 0)
-            }
-            let tell = !chat.toldToWait
-            chat.toldToWait = true
-            return (false, tell, Int(((1 - chat.tokens) / rate).rounded(.up)))
-        }
-    }
-
     /// The session of a chat: its conversation in the server's database.
     private func session(_ chatID: Int64) -> String { "telegram:\(declaration.name):\(chatID)" }
     private func conversationID(_ chatID: Int64) -> String { ConversationsSurface.sessionID(owner: nil, session: session(chatID)) }
 
-    private func handle(chat chatID: Int64, messageID: Int, text: String?) async {
+    private func handle(_ work: Work, chat chatID: Int64, messageID: Int) async {
         do {
-            guard let text, !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            switch work {
+            case .notText:
                 try await reply(chatID, to: messageID, "I read text messages only.")
-                return
-            }
-            let admitted = admit(chatID)
-            guard admitted.allowed else {
-                if admitted.tell {
-                    try await reply(chatID, to: messageID,
-                                    "Too many messages: at most \(declaration.requestsPerMinute) a minute here. Try again in \(admitted.wait) s.")
-                }
-                return
-            }
-            if text.hasPrefix("/") {
+            case .tooMany(let wait):
+                try await reply(chatID, to: messageID,
+                                "Too many messages: at most \(declaration.requestsPerMinute) a minute here. Try again in \(wait) s.")
+            case .message(let text) where text.hasPrefix("/"):
                 try await command(text, chat: chatID, messageID: messageID)
-            } else {
+            case .message(let text):
                 try await answer(text, chat: chatID, messageID: messageID)
             }
         } catch {
@@ -302,7 +308,8 @@ final class TelegramBot: Sendable {
             try await self.reply(chatID, to: messageID, "Sorry, I could not answer: \(why)")
             return
         }
-        try await self.reply(chatID, to: messageID, reply.isEmpty ? "(no answer)" : reply)
+        let said = reply.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await self.reply(chatID, to: messageID, said.isEmpty ? "(no answer)" : reply)
     }
 
     /// Sends `text` in pieces, the first as a reply to the user's message; Markdown as Telegram HTML, and the piece as
@@ -317,7 +324,8 @@ final class TelegramBot: Sendable {
             }
             do {
                 try await api.call("sendMessage", .object(body))
-            } catch TelegramBotAPI.Failure.refused(400, let description) where description.contains("parse entities") {
+            } catch TelegramBotAPI.Failure.refused(400, _) {
+                // Markup Telegram would not take (or a piece that is only markup, such as an empty code block).
                 body[1] = ("text", .string(piece))
                 body.remove(at: 2)
                 try await api.call("sendMessage", .object(body))

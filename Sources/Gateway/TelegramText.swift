@@ -10,7 +10,7 @@ enum TelegramText {
     /// The answer's pieces, each at most `limit` UTF-16 units of source (its markup only shortens it), cut at a blank
     /// line, else a line's end, else a space, else anywhere; a code block cut in two is closed and opened again.
     static func pieces(_ text: String, limit: Int = TelegramText.limit) -> [String] {
-        let text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = text.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { return [] }
         // Room for a fence closed at the end of a piece and opened at the start of the next.
         let room = max(16, limit - 32)
@@ -52,7 +52,9 @@ enum TelegramText {
         }
         let head = text[..<end]
         for separator in ["\n\n", "\n", " "] {
-            if let r = head.range(of: separator, options: .backwards), r.lowerBound >= half { return r.lowerBound }
+            if let r = head.range(of: separator, options: .backwards), r.lowerBound >= half, r.lowerBound > text.startIndex {
+                return r.lowerBound
+            }
         }
         if end == text.startIndex {
             // One character longer than the room (a letter under thousands of combining marks): cut among its scalars.

@@ -39,7 +39,10 @@ extension ModelRegistry {
         var out: [TelegramBotDeclaration] = []
         for e in entries {
             let base = "telegram.\(e.key)", botLine = e.line ?? e.value.line
-            guard isPlainName(e.key) else { issue(base, botLine, "a bot name takes letters, digits, '.', '_' and '-' only"); continue }
+            // It becomes part of each chat's session name (ASCII, at most 128 characters).
+            guard e.key.range(of: #"^[A-Za-z0-9._-]{1,64}$"#, options: .regularExpression) != nil else {
+                issue(base, botLine, "a bot name takes 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-'"); continue
+            }
             guard case .map(let fields) = e.value else {
                 issue(base, botLine, "expected {token_env, secret_token_env, model, …}, found \(e.value.kind)"); continue
             }

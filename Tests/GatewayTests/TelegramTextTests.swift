@@ -29,6 +29,7 @@ import Testing
         #expect(pieces.joined(separator: "\n\n") == text, "nothing lost")
         #expect(TelegramText.pieces("  \n ").isEmpty)
         #expect(TelegramText.pieces("short") == ["short"])
+        #expect(TelegramText.pieces("```swift\r\nlet a = 1\r\n```") == ["```swift\nlet a = 1\n```"], "CRLF read as LF")
     }
 
     @Test func aCutNeverSplitsACharacterAndReopensACodeBlock() {

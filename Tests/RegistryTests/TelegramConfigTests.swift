@@ -35,6 +35,7 @@ import Testing
                 api_base: ftp://example.com
                 colour: blue
               "b c": { token_env: T, secret_token_env: S, model: m }
+              hilfe-bär: { token_env: T, secret_token_env: S, model: m }
             """])
         func has(_ path: String, _ text: String) -> Bool { found.contains { $0.path == path && $0.message.contains(text) } }
         #expect(has("telegram.a.token_env", "environment variable"))
@@ -44,5 +45,6 @@ import Testing
         #expect(has("telegram.a.api_base", "http(s) URL"))
         #expect(has("telegram.a.colour", "unknown bot setting"))
         #expect(has("telegram.b c", "bot name"))
+        #expect(has("telegram.hilfe-bär", "bot name"), "ASCII only: it becomes part of each chat's session name")
     }
 }

@@ -202,3 +202,21 @@ def test_set_webhook_registers_the_url_and_the_secret(bot):
     unknown = subprocess.run([bot["binary"], "telegram", "set-webhook", "nobody", "--url", url], env=bot["env"],
                              capture_output=True, text=True, timeout=60)
     assert unknown.returncode != 0 and "no bot 'nobody'" in unknown.stderr and "helper" in unknown.stderr
+
+
+def test_a_message_without_text_is_answered_in_private_and_ignored_in_a_group(bot):
+    sticker = message(bot, 1005, "")
+    del sticker["message"]["text"]
+    sticker["message"]["sticker"] = {"file_id": "x", "width": 512, "height": 512}
+    assert post(bot, sticker).status_code == 200
+    joined = message(bot, -500, "")
+    del joined["message"]["text"]
+    joined["message"]["chat"] = {"id": -500, "type": "group", "title": "Team"}
+    joined["message"]["new_chat_members"] = [{"id": 9, "is_bot": False, "first_name": "Bo"}]
+    assert post(bot, joined, name="strict").status_code == 200
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(m["text"] == "I read text messages only." for m in bot["api"].sent(1005)):
+        time.sleep(0.1)
+    assert any(m["text"] == "I read text messages only." for m in bot["api"].sent(1005))
+    time.sleep(0.5)
+    assert bot["api"].calls_to("sendMessage", -500) == [], "a group's service message is not answered"
