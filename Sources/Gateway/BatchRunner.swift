@@ -212,9 +212,7 @@ public final class BatchRunner: Sendable {
         do {
             let response = try await responder.respond(to: http, context: context)
             status = response.status.code
-            var writer = collected.writer
-            try await response.body.write(writer)
-            _ = writer
+            try await collected.read(response)
             if status == 429, let retry = response.headers[.retryAfter].flatMap(Double.init),
                !collected.text.contains("insufficient_quota") {
                 return .retryAfter(retry)
@@ -284,6 +282,18 @@ public final class BatchRunner: Sendable {
         var text: String { buffer.withLock { String(buffer: $0) } }
         var writer: Writer { Writer(collector: self) }
         func append(_ b: ByteBuffer) { var b = b; buffer.withLock { _ = $0.writeBuffer(&b) } }
+        /// Writes `response`'s body into this collector.
+        func read(_ response: Response) async throws {
+            var writer = self.writer
+            try await response.body.write(writer)
+            _ = writer
+        }
+        /// A whole response body as text (an in-process request's answer).
+        static func text(of response: Response) async throws -> String {
+            let collector = Collector()
+            try await collector.read(response)
+            return collector.text
+        }
         struct Writer: ResponseBodyWriter {
             let collector: Collector
             mutating func write(_ b: ByteBuffer) async throws { collector.append(b) }

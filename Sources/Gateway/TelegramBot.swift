@@ -342,11 +342,7 @@ final class TelegramBot: Sendable {
         let request = Request(head: head, body: RequestBody(buffer: ByteBuffer(string: body ?? "")))
         do {
             let response = try await respond(request, GatewayContext(delegating: .admin, logger: logger, batch: false))
-            let collected = BatchRunner.Collector()
-            var writer = collected.writer
-            try await response.body.write(writer)
-            _ = writer
-            return (response.status.code, collected.text)
+            return (response.status.code, try await BatchRunner.Collector.text(of: response))
         } catch {
             let e = APIError.from(error)
             return (e.status.code, String(buffer: e.body))

@@ -247,11 +247,8 @@ struct WebSocketSurface: Sendable {
                                                                param: "stream_id", code: "stream_not_native")))
                             return
                         }
-                        let collected = BatchRunner.Collector()
-                        var writer = collected.writer
-                        try await response.body.write(writer)
-                        _ = writer
-                        await send(Self.refusal(id, status: response.status.code, body: collected.text))
+                        let body = try await BatchRunner.Collector.text(of: response)
+                        await send(Self.refusal(id, status: response.status.code, body: body))
                         return
                     }
                     let cancelPending = state.withLock { s in
